@@ -207,6 +207,36 @@ impl Hsm {
         }
     }
 
+    /// Run `f` with the handle of key `id`. A handle can go stale (a token logs
+    /// out and back in, a module restarts): then the cache is dropped, the key
+    /// is looked up again and `f` runs once more.
+    fn with_key<T>(
+        &self,
+        id: &KeyId,
+        private: bool,
+        op: &'static str,
+        mut f: impl FnMut(&Session, ObjectHandle) -> Result<T, cryptoki::error::Error>,
+    ) -> Result<T> {
+        let mut retried = false;
+        loop {
+            let handle = self.find_key(id, private)?;
+            match self.with_session(op, |_, s| f(s, handle)) {
+                Err(Error::Pkcs11 {
+                    source:
+                        cryptoki::error::Error::Pkcs11(
+                            RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid,
+                            _,
+                        ),
+                    ..
+                }) if !retried => {
+                    retried = true;
+                    self.handles.write().unwrap_or_else(|p| p.into_inner()).clear();
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Log the application out of the token (every session loses its login, as after
     /// a token reset). The next operation logs in again: tests use this to exercise recovery.
     pub fn logout(&self) -> Result<()> {
@@ -294,7 +324,18 @@ impl Hsm {
             Attribute::Class(class),
             Attribute::Id(id.as_bytes().to_vec()),
         ];
-        let found = self.with_session("C_FindObjects", |_, s| s.find_objects(&template))?;
+        let found = self.with_session("C_FindObjects", |_, s| {
+            let found = s.find_objects(&template)?;
+            // Private objects are invisible to a session that lost its login: report
+            // that, so the pool logs in again, instead of "no such key".
+            if found.is_empty() && private && !logged_in(s)? {
+                return Err(cryptoki::error::Error::Pkcs11(
+                    RvError::UserNotLoggedIn,
+                    cryptoki::context::Function::FindObjects,
+                ));
+            }
+            Ok(found)
+        })?;
         match found.as_slice() {
             [h] => {
                 self.handles
@@ -322,7 +363,6 @@ impl Hsm {
 
     /// The public key of a key pair, as SubjectPublicKeyInfo.
     pub fn public_key(&self, spec: KeySpec, id: &KeyId) -> Result<SubjectPublicKeyInfoOwned> {
-        let handle = self.find_key(id, false)?;
         let wanted: Vec<AttributeType> = if spec.is_rsa() {
             vec![
                 AttributeType::KeyType,
@@ -332,8 +372,8 @@ impl Hsm {
         } else {
             vec![AttributeType::KeyType, AttributeType::EcPoint]
         };
-        let attrs = self.with_session("C_GetAttributeValue", |_, s| {
-            s.get_attributes(handle, &wanted)
+        let attrs = self.with_key(id, false, "C_GetAttributeValue", |s, h| {
+            s.get_attributes(h, &wanted)
         })?;
         let (mut modulus, mut exponent, mut point, mut key_type) = (None, None, None, None);
         for a in attrs {
@@ -372,7 +412,6 @@ impl Hsm {
 
     /// Read the security attributes of a private key.
     pub fn attributes(&self, id: &KeyId) -> Result<KeyAttributes> {
-        let handle = self.find_key(id, true)?;
         let wanted = [
             AttributeType::Token,
             AttributeType::Private,
@@ -382,8 +421,8 @@ impl Hsm {
             AttributeType::NeverExtractable,
             AttributeType::Local,
         ];
-        let attrs = self.with_session("C_GetAttributeValue", |_, s| {
-            s.get_attributes(handle, &wanted)
+        let attrs = self.with_key(id, true, "C_GetAttributeValue", |s, h| {
+            s.get_attributes(h, &wanted)
         })?;
         let mut a = KeyAttributes {
             token: false,
@@ -429,19 +468,19 @@ impl Hsm {
         if !spec.allows(hash) {
             return Err(Error::Unsupported(format!("{spec} with {hash}")));
         }
-        let handle = self.find_key(id, true)?;
         if spec.is_rsa() {
             let mech = match hash {
                 HashAlg::Sha256 => Mechanism::Sha256RsaPkcs,
                 HashAlg::Sha384 => Mechanism::Sha384RsaPkcs,
                 HashAlg::Sha512 => Mechanism::Sha512RsaPkcs,
             };
-            self.with_session("C_Sign", |_, s| s.sign(&mech, handle, data))
+            self.with_key(id, true, "C_Sign", |s, h| s.sign(&mech, h, data))
         } else {
             // Hash here and use plain CKM_ECDSA: every module has it, not all have ECDSA_SHA*.
             let digest = hash.digest(data);
-            let raw =
-                self.with_session("C_Sign", |_, s| s.sign(&Mechanism::Ecdsa, handle, &digest))?;
+            let raw = self.with_key(id, true, "C_Sign", |s, h| {
+                s.sign(&Mechanism::Ecdsa, h, &digest)
+            })?;
             ecdsa_raw_to_der(&raw)
         }
     }
@@ -449,9 +488,8 @@ impl Hsm {
     /// Decrypt with an RSA private key using PKCS#1 v1.5 (CKM_RSA_PKCS), e.g. a
     /// SCEP content-encryption key. Callers must not reveal why it failed.
     pub fn rsa_decrypt(&self, id: &KeyId, ciphertext: &[u8]) -> Result<Vec<u8>> {
-        let handle = self.find_key(id, true)?;
-        self.with_session("C_Decrypt", |_, s| {
-            s.decrypt(&Mechanism::RsaPkcs, handle, ciphertext)
+        self.with_key(id, true, "C_Decrypt", |s, h| {
+            s.decrypt(&Mechanism::RsaPkcs, h, ciphertext)
         })
     }
 
@@ -482,6 +520,14 @@ impl Hsm {
             Ok(out)
         })
     }
+}
+
+fn logged_in(s: &Session) -> Result<bool, cryptoki::error::Error> {
+    use cryptoki::session::SessionState;
+    Ok(matches!(
+        s.get_session_info()?.session_state(),
+        SessionState::RwUser | SessionState::RoUser | SessionState::RwSecurityOfficer
+    ))
 }
 
 fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Slot> {
