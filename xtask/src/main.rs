@@ -1,1 +1,220 @@
-fn main() {}
+//! `cargo xtask`: the project's task runner (the alias lives in `.cargo/config.toml`).
+//!
+//! - `cargo xtask demo [--fresh] [--admin-port PORT]`: set up a SoftHSM2 token, three officers, a
+//!   signer and two CAs under `var/demo/`, then keep the signer running until Ctrl-C.
+//! - `cargo xtask test [-- ARGS]`: install the test tools, then fmt, clippy, build and test the
+//!   workspace, stopping at the first failure with its exit code.
+
+mod demo;
+mod suite;
+mod tools;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  demo [--fresh] [--admin-port PORT]
+        Run a demo appliance under var/demo/: a SoftHSM2 token, officers alice, bob and
+        carol (quorum 2), castellan-signer on https://127.0.0.1:PORT (default 8443), and
+        the CAs demo-root and demo-issuing. A second run reuses var/demo/; --fresh wipes
+        it first. Runs until Ctrl-C.
+  test [-- ARGS]
+        Install missing test tools (softhsm2, opensc, openssl, scep, pkcs11 engine), then
+        run cargo fmt --check, clippy -D warnings, build and `cargo test --workspace ARGS`.
+        Example: cargo xtask test -- -p hsm -- --nocapture
+";
+
+/// Why a task stopped, and the exit code to leave with.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            code: 1,
+        }
+    }
+
+    /// A failure that carries a child's exit code (1 when it had none or it does not fit).
+    pub fn with_code(message: impl Into<String>, code: Option<i32>) -> Self {
+        let code = code
+            .and_then(|c| u8::try_from(c).ok())
+            .filter(|c| *c != 0)
+            .unwrap_or(1);
+        Failure {
+            message: message.into(),
+            code,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::new(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Failure>;
+
+/// Attach the file or command an I/O error is about.
+pub trait Context<T> {
+    fn context(self, what: impl fmt::Display) -> Result<T>;
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn context(self, what: impl fmt::Display) -> Result<T> {
+        self.map_err(|e| Failure::new(format!("{what}: {e}")))
+    }
+}
+
+/// The workspace root: the parent of this crate's directory.
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// The cargo that runs us (cargo sets `CARGO` for `cargo run`), else the one on PATH.
+pub fn cargo() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("xtask: {failure}");
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let Some((command, rest)) = args.split_first() else {
+        print!("{USAGE}");
+        return Ok(());
+    };
+    match command.as_str() {
+        "demo" => demo::run(&parse_demo_args(rest)?),
+        "test" => suite::run(&parse_test_args(rest)?),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(Failure::new(format!(
+            "unknown command `{other}`\n\n{USAGE}"
+        ))),
+    }
+}
+
+fn parse_demo_args(args: &[String]) -> Result<demo::Options> {
+    let mut options = demo::Options::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        match flag {
+            "--fresh" if inline.is_none() => options.fresh = true,
+            "--admin-port" => {
+                let value = inline
+                    .or_else(|| args.next().cloned())
+                    .ok_or_else(|| Failure::new("--admin-port needs a port number"))?;
+                let port = value
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| Failure::new(format!("--admin-port: bad port `{value}`")))?;
+                options.admin_port = Some(port);
+            }
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => {
+                return Err(Failure::new(format!(
+                    "demo: unknown argument `{arg}`\n\n{USAGE}"
+                )));
+            }
+        }
+    }
+    Ok(options)
+}
+
+fn parse_test_args(args: &[String]) -> Result<suite::Options> {
+    match args.split_first() {
+        None => Ok(suite::Options::default()),
+        Some((first, rest)) if first == "--" => Ok(suite::Options {
+            cargo_test_args: rest.to_vec(),
+        }),
+        Some((first, _)) if first == "-h" || first == "--help" => {
+            print!("{USAGE}");
+            std::process::exit(0);
+        }
+        Some((first, _)) => Err(Failure::new(format!(
+            "test: unknown argument `{first}` (arguments for cargo test go after `--`)\n\n{USAGE}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn demo_args_are_parsed() {
+        let o = parse_demo_args(&strings(&["--fresh", "--admin-port", "9443"])).unwrap();
+        assert!(o.fresh);
+        assert_eq!(o.admin_port, Some(9443));
+        let o = parse_demo_args(&strings(&["--admin-port=9000"])).unwrap();
+        assert!(!o.fresh);
+        assert_eq!(o.admin_port, Some(9000));
+    }
+
+    #[test]
+    fn demo_rejects_bad_port_and_unknown_flag() {
+        assert!(parse_demo_args(&strings(&["--admin-port", "0"])).is_err());
+        assert!(parse_demo_args(&strings(&["--admin-port", "x"])).is_err());
+        assert!(parse_demo_args(&strings(&["--admin-port"])).is_err());
+        assert!(parse_demo_args(&strings(&["--fresh=yes"])).is_err());
+        assert!(parse_demo_args(&strings(&["--nope"])).is_err());
+    }
+
+    #[test]
+    fn test_args_after_double_dash_go_to_cargo_test() {
+        let o = parse_test_args(&strings(&["--", "-p", "hsm", "--", "--nocapture"])).unwrap();
+        assert_eq!(
+            o.cargo_test_args,
+            strings(&["-p", "hsm", "--", "--nocapture"])
+        );
+        assert!(parse_test_args(&strings(&["-p"])).is_err());
+    }
+
+    #[test]
+    fn failure_codes_are_clamped() {
+        assert_eq!(Failure::with_code("x", Some(101)).code, 101);
+        assert_eq!(Failure::with_code("x", None).code, 1);
+        assert_eq!(Failure::with_code("x", Some(0)).code, 1);
+        assert_eq!(Failure::with_code("x", Some(300)).code, 1);
+    }
+}

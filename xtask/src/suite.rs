@@ -1,0 +1,60 @@
+//! `cargo xtask test`: what CI runs (`.ci/run`), and what a developer runs before pushing.
+
+use std::process::Command;
+
+use crate::Result;
+use crate::tools::{self, Requirements};
+
+/// The tools the integration tests drive: SoftHSM2 tokens, pkcs11-tool, openssl (with the
+/// PKCS#11 engine for `pkcs11:` key URIs) and micromdm's SCEP client.
+const TEST_TOOLS: Requirements = Requirements {
+    programs: &["softhsm2-util", "pkcs11-tool", "openssl", "scepclient"],
+    libraries: &["libengine-pkcs11-openssl"],
+    packages: &[
+        "softhsm2",
+        "opensc",
+        "openssl",
+        "scep",
+        "libengine-pkcs11-openssl",
+    ],
+};
+
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Appended to `cargo test --workspace`.
+    pub cargo_test_args: Vec<String>,
+}
+
+/// Steps, in order, stopping at the first failure with its exit code:
+///
+/// 1. install missing test tools (Debian packages, as root);
+/// 2. `cargo fmt --all -- --check`;
+/// 3. `cargo clippy --workspace --all-targets -- -D warnings`;
+/// 4. `cargo build --workspace --bins` (the integration tests run the real binaries);
+/// 5. `cargo test --workspace [ARGS]`.
+pub fn run(options: &Options) -> Result<()> {
+    println!("==> checking test tools (softhsm2-util, pkcs11-tool, openssl, scepclient)");
+    tools::ensure(&TEST_TOOLS)?;
+
+    let root = crate::workspace_root();
+    let cargo = |args: &[&str]| {
+        let mut cmd = Command::new(crate::cargo());
+        cmd.args(args).current_dir(&root);
+        cmd
+    };
+    tools::run_step(&mut cargo(&["fmt", "--all", "--", "--check"]))?;
+    tools::run_step(&mut cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    tools::run_step(&mut cargo(&["build", "--workspace", "--bins"]))?;
+    let mut test = cargo(&["test", "--workspace"]);
+    test.args(&options.cargo_test_args);
+    tools::run_step(&mut test)?;
+    println!("==> all checks passed");
+    Ok(())
+}
