@@ -230,7 +230,10 @@ impl Hsm {
                     ..
                 }) if !retried => {
                     retried = true;
-                    self.handles.write().unwrap_or_else(|p| p.into_inner()).clear();
+                    self.handles
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
                 }
                 other => return other,
             }

@@ -39,7 +39,11 @@ fn against_softhsm2() {
         .env("SOFTHSM2_CONF", &conf)
         .output()
         .expect("softhsm2-util must be installed (cargo xtask test installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pin = dir.path().join("pin");
     std::fs::write(&pin, "1234\n").unwrap();
     std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -53,7 +57,10 @@ fn against_softhsm2() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "inner tests failed");
-    assert!(stdout.contains("test result: ok. 6 passed"), "expected 6 inner tests to run");
+    assert!(
+        stdout.contains("test result: ok. 6 passed"),
+        "expected 6 inner tests to run"
+    );
 }
 
 /// One token per child process, shared by its test threads.
@@ -95,12 +102,19 @@ fn verify(spec: KeySpec, hash: HashAlg, spki_der: &[u8], msg: &[u8], sig: &[u8])
 #[ignore = "run by against_softhsm2"]
 fn inner_every_key_type_is_generated_sound_and_signs() {
     let hsm = hsm();
-    for (n, spec) in [KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::EcP256, KeySpec::EcP384]
-        .into_iter()
-        .enumerate()
+    for (n, spec) in [
+        KeySpec::Rsa2048,
+        KeySpec::Rsa3072,
+        KeySpec::EcP256,
+        KeySpec::EcP384,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let id = KeyId::new(vec![1, n as u8]).unwrap();
-        let spki = hsm.generate(spec, &id, &format!("test-{spec}"), KeyUse::Sign).unwrap();
+        let spki = hsm
+            .generate(spec, &id, &format!("test-{spec}"), KeyUse::Sign)
+            .unwrap();
         let attrs = hsm.check_key(&id).unwrap();
         assert!(attrs.sensitive && attrs.never_extractable && attrs.local && !attrs.extractable);
         let spki_der = spki.to_der().unwrap();
@@ -125,7 +139,9 @@ fn inner_every_key_type_is_generated_sound_and_signs() {
 fn inner_rsa4096_has_its_size() {
     let hsm = hsm();
     let id = KeyId::new(vec![4, 9]).unwrap();
-    let spki = hsm.generate(KeySpec::Rsa4096, &id, "big", KeyUse::Sign).unwrap();
+    let spki = hsm
+        .generate(KeySpec::Rsa4096, &id, "big", KeyUse::Sign)
+        .unwrap();
     assert_eq!(hsm::rsa_modulus_bits(&spki).unwrap(), 4096);
     // Asking for it as a different size is an error, not a silent mix-up.
     assert!(hsm.public_key(KeySpec::Rsa2048, &id).is_err());
@@ -138,7 +154,9 @@ fn inner_x509_builder_signs_with_a_token_key() {
     use x509_cert::builder::{Builder, CertificateBuilder, profile::cabf};
     let hsm = hsm();
     let id = KeyId::new(vec![2, 1]).unwrap();
-    let spki = hsm.generate(KeySpec::EcP256, &id, "x509", KeyUse::Sign).unwrap();
+    let spki = hsm
+        .generate(KeySpec::EcP256, &id, "x509", KeyUse::Sign)
+        .unwrap();
     let signer = HsmSigner::new(hsm.clone(), id, KeySpec::EcP256, HashAlg::Sha256).unwrap();
     let name = x509_cert::name::Name::from_str("CN=Token Test,O=Castellan,C=US").unwrap();
     let builder = CertificateBuilder::new(
@@ -164,15 +182,22 @@ fn inner_x509_builder_signs_with_a_token_key() {
 fn inner_decrypt_key_and_sign_only_key_differ() {
     let hsm = hsm();
     let ra = KeyId::new(vec![3, 1]).unwrap();
-    hsm.generate(KeySpec::Rsa2048, &ra, "ra", KeyUse::SignDecrypt).unwrap();
+    hsm.generate(KeySpec::Rsa2048, &ra, "ra", KeyUse::SignDecrypt)
+        .unwrap();
     assert!(
-        hsm.generate(KeySpec::EcP256, &KeyId::new(vec![3, 2]).unwrap(), "x", KeyUse::SignDecrypt)
-            .is_err(),
+        hsm.generate(
+            KeySpec::EcP256,
+            &KeyId::new(vec![3, 2]).unwrap(),
+            "x",
+            KeyUse::SignDecrypt
+        )
+        .is_err(),
         "EC keys cannot be decryption keys"
     );
     // A sign-only key refuses to decrypt.
     let ca = KeyId::new(vec![3, 3]).unwrap();
-    hsm.generate(KeySpec::Rsa2048, &ca, "ca", KeyUse::Sign).unwrap();
+    hsm.generate(KeySpec::Rsa2048, &ca, "ca", KeyUse::Sign)
+        .unwrap();
     assert!(hsm.rsa_decrypt(&ca, &[0u8; 256]).is_err());
 }
 
@@ -181,7 +206,8 @@ fn inner_decrypt_key_and_sign_only_key_differ() {
 fn inner_recovers_after_the_login_is_lost() {
     let hsm = hsm();
     let id = KeyId::new(vec![5, 1]).unwrap();
-    hsm.generate(KeySpec::EcP256, &id, "recover", KeyUse::Sign).unwrap();
+    hsm.generate(KeySpec::EcP256, &id, "recover", KeyUse::Sign)
+        .unwrap();
     for _ in 0..3 {
         hsm.logout().unwrap();
         // Without recovery this fails with CKR_USER_NOT_LOGGED_IN (or a missing key,
@@ -196,7 +222,9 @@ fn inner_recovers_after_the_login_is_lost() {
 fn inner_concurrent_workers_each_sign() {
     let hsm = hsm();
     let id = KeyId::new(vec![6, 1]).unwrap();
-    let spki = hsm.generate(KeySpec::Rsa2048, &id, "conc", KeyUse::Sign).unwrap();
+    let spki = hsm
+        .generate(KeySpec::Rsa2048, &id, "conc", KeyUse::Sign)
+        .unwrap();
     let spki_der = spki.to_der().unwrap();
     let threads: Vec<_> = (0..8)
         .map(|t| {
@@ -206,8 +234,16 @@ fn inner_concurrent_workers_each_sign() {
             std::thread::spawn(move || {
                 for i in 0..25 {
                     let msg = format!("{t}-{i}");
-                    let sig = hsm.sign(KeySpec::Rsa2048, HashAlg::Sha256, &id, msg.as_bytes()).unwrap();
-                    verify(KeySpec::Rsa2048, HashAlg::Sha256, &spki_der, msg.as_bytes(), &sig);
+                    let sig = hsm
+                        .sign(KeySpec::Rsa2048, HashAlg::Sha256, &id, msg.as_bytes())
+                        .unwrap();
+                    verify(
+                        KeySpec::Rsa2048,
+                        HashAlg::Sha256,
+                        &spki_der,
+                        msg.as_bytes(),
+                        &sig,
+                    );
                 }
             })
         })

@@ -1,0 +1,129 @@
+//! The admin port's protocol (version 1): one JSON request enum posted to `/v1`,
+//! one JSON response enum. Removed variants are never reused.
+
+use serde::{Deserialize, Serialize};
+
+use crate::quorum::{Approval, Proposal, ProposalBody};
+
+/// Path of the versioned endpoint.
+pub const PATH: &str = "/v1";
+/// Largest request body accepted.
+pub const MAX_REQUEST: usize = 4 << 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Who am I, and what is the quorum?
+    Whoami,
+    CaList,
+    CaShow {
+        name: String,
+    },
+    /// The CA certificate, DER.
+    CaCert {
+        name: String,
+    },
+    /// The chain from the CA to its root, as a PKCS#7 .p7b, DER.
+    CaChain {
+        name: String,
+    },
+    /// The CSR of a bring-your-own CA, DER.
+    CaCsr {
+        name: String,
+    },
+    /// Create a proposal; `approval` is the proposer's signature over its digest.
+    Propose {
+        body: ProposalBody,
+        approval: Approval,
+    },
+    ProposalList,
+    ProposalShow {
+        id: String,
+    },
+    Approve {
+        id: String,
+        approval: Approval,
+    },
+    Reject {
+        id: String,
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "kebab-case")]
+pub enum Response {
+    Whoami {
+        officer: String,
+        quorum: u32,
+        officers: Vec<String>,
+    },
+    Cas {
+        cas: Vec<CaView>,
+    },
+    Ca {
+        ca: CaView,
+    },
+    Bytes {
+        #[serde(with = "crate::b64")]
+        data: Vec<u8>,
+    },
+    Proposal {
+        proposal: Proposal,
+    },
+    Proposals {
+        proposals: Vec<Proposal>,
+    },
+    Error {
+        error: String,
+    },
+}
+
+/// A CA as shown to officers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaView {
+    pub name: String,
+    pub kind: String,
+    pub parent: Option<String>,
+    pub status: String,
+    pub subject: String,
+    pub key: String,
+    pub hash: String,
+    pub ekus: Vec<String>,
+    pub path_len: Option<u8>,
+    pub serial: Option<String>,
+    pub not_before: Option<String>,
+    pub not_after: Option<String>,
+    pub issuer: Option<String>,
+    pub sha256_fingerprint: Option<String>,
+    pub key_id: String,
+    pub key_attributes: Option<KeyAttributesView>,
+}
+
+/// A CA key's attributes as the token reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyAttributesView {
+    pub token: bool,
+    pub private: bool,
+    pub sensitive: bool,
+    pub always_sensitive: bool,
+    pub extractable: bool,
+    pub never_extractable: bool,
+    pub local: bool,
+    pub sound: bool,
+}
+
+impl From<hsm::KeyAttributes> for KeyAttributesView {
+    fn from(a: hsm::KeyAttributes) -> Self {
+        KeyAttributesView {
+            token: a.token,
+            private: a.private,
+            sensitive: a.sensitive,
+            always_sensitive: a.always_sensitive,
+            extractable: a.extractable,
+            never_extractable: a.never_extractable,
+            local: a.local,
+            sound: a.is_sound(),
+        }
+    }
+}

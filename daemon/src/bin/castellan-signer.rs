@@ -1,0 +1,224 @@
+//! `castellan-signer`: config and wiring only; the logic is in the `daemon` library.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use daemon::config::{self, HsmSection};
+use daemon::signer::{InitOptions, Signer};
+use daemon::{Error, notify, server};
+
+/// sysexits.h EX_CONFIG: the configuration is unusable.
+const EX_CONFIG: i32 = 78;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "castellan-signer",
+    version,
+    about = "Castellan signer: CA keys in PKCS#11, store, quorum, admin port"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct Where {
+    /// State directory (holds signer.toml, store.redb, admin-ca.pem)
+    #[arg(long, conflicts_with = "config")]
+    state_dir: Option<PathBuf>,
+    /// Config file (its directory is the state directory unless it sets state-dir)
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new appliance state: officers, quorum, admin TLS identity (keys in the token)
+    Init {
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// Approvals needed for every CA operation
+        #[arg(long)]
+        quorum: u32,
+        /// NAME=CERT.pem, once per officer
+        #[arg(long = "officer", required = true)]
+        officers: Vec<String>,
+        /// PKCS#11 module
+        #[arg(long, default_value = hsm::SOFTHSM2_MODULE)]
+        module: PathBuf,
+        #[arg(long, default_value = "castellan")]
+        token_label: String,
+        /// File holding the token user PIN (mode 600)
+        #[arg(long, required_unless_present = "pin_credential")]
+        pin_file: Option<PathBuf>,
+        /// systemd credential holding the PIN (LoadCredential=NAME:...)
+        #[arg(long)]
+        pin_credential: Option<String>,
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        admin_listen: SocketAddr,
+        /// Names for the admin TLS certificate (default: localhost, 127.0.0.1, ::1)
+        #[arg(long = "admin-host")]
+        admin_hosts: Vec<String>,
+    },
+    /// Serve the admin port
+    Run(Where),
+    /// Validate the config, the PIN, the token and every key; then exit
+    CheckConfig(Where),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let code = match Cli::parse().command {
+        Command::Init {
+            state_dir,
+            quorum,
+            officers,
+            module,
+            token_label,
+            pin_file,
+            pin_credential,
+            admin_listen,
+            admin_hosts,
+        } => init(
+            state_dir,
+            quorum,
+            officers,
+            HsmSection {
+                module,
+                token_label,
+                pin_file,
+                pin_credential,
+            },
+            admin_listen,
+            admin_hosts,
+        ),
+        Command::Run(w) => run(w),
+        Command::CheckConfig(w) => check(w),
+    };
+    std::process::exit(code);
+}
+
+fn exit_code(e: &Error) -> i32 {
+    match e {
+        Error::Config(_) | Error::Hsm(_) | Error::Store(_) => EX_CONFIG,
+        _ => 1,
+    }
+}
+
+fn fail(e: Error) -> i32 {
+    eprintln!("castellan-signer: {e}");
+    exit_code(&e)
+}
+
+fn init(
+    state_dir: PathBuf,
+    quorum: u32,
+    officers: Vec<String>,
+    hsm: HsmSection,
+    admin_listen: SocketAddr,
+    mut hosts: Vec<String>,
+) -> i32 {
+    let mut list = Vec::new();
+    for o in officers {
+        let Some((name, path)) = o.split_once('=') else {
+            return fail(Error::Invalid(format!(
+                "--officer {o:?}: use NAME=CERT.pem"
+            )));
+        };
+        match std::fs::read(path) {
+            Ok(pem) => list.push((name.to_owned(), pem)),
+            Err(e) => return fail(Error::Invalid(format!("cannot read {path}: {e}"))),
+        }
+    }
+    if hosts.is_empty() {
+        hosts = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+        let ip = admin_listen.ip();
+        if !ip.is_unspecified() && !hosts.contains(&ip.to_string()) {
+            hosts.push(ip.to_string());
+        }
+    }
+    let opts = InitOptions {
+        state_dir: &state_dir,
+        hsm,
+        quorum,
+        officers: list,
+        admin_listen,
+        admin_names: hosts,
+    };
+    match Signer::init(opts) {
+        Ok(()) => {
+            println!(
+                "initialised {}: give officers {}",
+                state_dir.display(),
+                state_dir.join(config::ADMIN_CA_FILE).display()
+            );
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn open(w: &Where) -> Result<(config::Loaded, Signer), Error> {
+    let loaded = config::load(w.state_dir.as_deref(), w.config.as_deref())?;
+    let signer = Signer::open(&loaded)?;
+    Ok((loaded, signer))
+}
+
+fn check(w: Where) -> i32 {
+    match open(&w).and_then(|(_, s)| s.check_keys()) {
+        Ok(report) => {
+            for line in report {
+                println!("{line}");
+            }
+            println!("configuration ok");
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn run(w: Where) -> i32 {
+    let started = std::time::Instant::now();
+    let (loaded, signer) = match open(&w) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let signer = Arc::new(signer);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(Error::Config(e.to_string())),
+    };
+    rt.block_on(async move {
+        let addr = loaded.config.admin_listen;
+        let listener = match server::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => return fail(e),
+        };
+        let cas = signer.store().cas().map(|c| c.len()).unwrap_or(0);
+        notify::notify("READY=1");
+        tracing::info!(
+            "castellan-signer ready: admin port https://{addr}, {cas} CAs, started in {} ms",
+            started.elapsed().as_millis()
+        );
+        let serve = server::serve(listener, signer);
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => return fail(Error::Config(e.to_string())),
+        };
+        tokio::select! {
+            r = serve => match r { Ok(()) => 0, Err(e) => fail(e) },
+            _ = term.recv() => { notify::notify("STOPPING=1"); tracing::info!("stopping"); 0 }
+            _ = tokio::signal::ctrl_c() => { notify::notify("STOPPING=1"); tracing::info!("stopping"); 0 }
+        }
+    })
+}

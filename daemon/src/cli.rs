@@ -1,0 +1,667 @@
+//! The `castellan` admin CLI: argument parsing and the commands. Every CA-changing
+//! command builds a proposal, signs its digest with the officer's key and sends it;
+//! `proposal approve` recomputes the digest from the proposal itself before signing.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use der::Encode;
+use serde_json::json;
+
+use crate::admin::{CaView, Request, Response};
+use crate::client::AdminClient;
+use crate::model::{CaName, CaSpec, Eku, Lifetime, Subject};
+use crate::quorum::{self, Operation, Proposal, ProposalBody};
+use crate::{Error, Result, x509};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "castellan",
+    version,
+    about = "Castellan admin CLI: CAs, proposals and approvals over the signer's mTLS admin port"
+)]
+pub struct Cli {
+    /// Admin port URL, e.g. https://127.0.0.1:8443
+    #[arg(long, env = "CASTELLAN_ADMIN", global = true)]
+    pub admin: Option<String>,
+    /// The officer's certificate (PEM)
+    #[arg(long, env = "CASTELLAN_CERT", global = true)]
+    pub cert: Option<PathBuf>,
+    /// The officer's private key (PEM)
+    #[arg(long, env = "CASTELLAN_KEY", global = true)]
+    pub key: Option<PathBuf>,
+    /// The admin CA certificate (admin-ca.pem from the signer's state directory)
+    #[arg(long, env = "CASTELLAN_ADMIN_CA", global = true)]
+    pub admin_ca: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Certificate authorities
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Quorum proposals
+    #[command(subcommand)]
+    Proposal(ProposalCommand),
+    /// Show which officer this certificate is, and the quorum
+    Whoami,
+}
+
+#[derive(Debug, Args)]
+pub struct Json {
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NewCa {
+    /// CA name (a-z, 0-9, '-', '_', '.')
+    pub name: String,
+    /// Subject, e.g. "CN=Issuing CA,O=Example,C=US" (CN required; O, OU, C, ST, L optional)
+    #[arg(long)]
+    pub subject: String,
+    /// rsa-2048, rsa-3072, rsa-4096, ec-p256 or ec-p384
+    #[arg(long)]
+    pub key: String,
+    /// sha256, sha384 or sha512
+    #[arg(long, default_value = "sha256")]
+    pub hash: String,
+    /// Allowed EKUs: client-auth, server-auth, email-protection, code-signing, ... or OIDs
+    #[arg(long)]
+    pub eku: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// List CAs
+    List(Json),
+    /// Show a CA, with its key's attributes as the token reports them
+    Show {
+        name: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose a self-signed root CA
+    CreateRoot {
+        #[command(flatten)]
+        ca: NewCa,
+        /// Lifetime, e.g. 20y
+        #[arg(long)]
+        validity: String,
+        /// basicConstraints pathLen (default: unlimited)
+        #[arg(long)]
+        path_len: Option<u8>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose an issuing CA signed by PARENT
+    CreateIssuing {
+        #[command(flatten)]
+        ca: NewCa,
+        #[arg(long)]
+        parent: String,
+        /// Lifetime, e.g. 10y (must end before the parent's)
+        #[arg(long)]
+        validity: String,
+        /// basicConstraints pathLen (default 0: issues end-entity certificates only)
+        #[arg(long, default_value_t = 0)]
+        path_len: u8,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose a bring-your-own CA: key in the token, certificate from an external CA
+    CreateByoca {
+        #[command(flatten)]
+        ca: NewCa,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Write a bring-your-own CA's CSR (PEM, or DER with --der)
+    Csr {
+        name: String,
+        #[arg(long)]
+        der: bool,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Propose installing the externally signed certificate and its chain on a bring-your-own CA
+    Import {
+        name: String,
+        /// The signed certificate (.cer/.crt/.pem, DER or PEM)
+        #[arg(long)]
+        cert: PathBuf,
+        /// The external chain: PEM bundle, certificate files or .p7b (repeatable)
+        #[arg(long, required = true)]
+        chain: Vec<PathBuf>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose disabling a CA (it signs nothing until enabled)
+    Disable {
+        name: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose enabling a disabled CA
+    Enable {
+        name: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Write a CA certificate (PEM, or DER with --der)
+    Cert {
+        name: String,
+        #[arg(long)]
+        der: bool,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Write the chain from a CA to its root as PKCS#7 (.p7b, DER)
+    Chain {
+        name: String,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProposalCommand {
+    /// List proposals
+    List(Json),
+    /// Show a proposal
+    Show {
+        id: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Approve a proposal: sign its digest with your key
+    Approve {
+        id: String,
+        /// Only approve if the digest is this (as reviewed out of band)
+        #[arg(long)]
+        digest: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Reject a pending proposal (it will never run)
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+/// Connection details read from the global options.
+struct Session {
+    client: AdminClient,
+    key_pem: Vec<u8>,
+}
+
+fn read(path: &PathBuf, what: &str) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::Invalid(format!("cannot read {what} {}: {e}", path.display())))?;
+    if bytes.len() > x509::MAX_INPUT {
+        return Err(Error::Invalid(format!(
+            "{what} {} is too large",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+impl Cli {
+    fn session(&self) -> Result<Session> {
+        let need = |o: &Option<PathBuf>, flag: &str, env: &str| {
+            o.clone()
+                .ok_or_else(|| Error::Invalid(format!("give {flag} or set {env}")))
+        };
+        let admin = self
+            .admin
+            .clone()
+            .ok_or_else(|| Error::Invalid("give --admin URL or set CASTELLAN_ADMIN".into()))?;
+        let ca = read(
+            &need(&self.admin_ca, "--admin-ca FILE", "CASTELLAN_ADMIN_CA")?,
+            "admin CA",
+        )?;
+        let cert = read(
+            &need(&self.cert, "--cert FILE", "CASTELLAN_CERT")?,
+            "officer certificate",
+        )?;
+        let key_pem = read(
+            &need(&self.key, "--key FILE", "CASTELLAN_KEY")?,
+            "officer key",
+        )?;
+        Ok(Session {
+            client: AdminClient::new(&admin, &ca, &cert, &key_pem)?,
+            key_pem,
+        })
+    }
+}
+
+/// Run the CLI; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    match dispatch(&cli).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                Error::Invalid(_) => 2,
+                Error::Forbidden(_) => 3,
+                Error::NotFound(_) => 4,
+                Error::Conflict(_) => 5,
+                _ => 1,
+            }
+        }
+    }
+}
+
+fn spec(ca: &NewCa, validity: Option<&str>, path_len: Option<u8>) -> Result<CaSpec> {
+    let spec = CaSpec {
+        name: CaName::new(&ca.name)?,
+        subject: Subject::new(&ca.subject)?,
+        key: crate::model::key_spec(&ca.key)?.to_string(),
+        hash: crate::model::hash_alg(&ca.hash)?.to_string(),
+        validity: validity.map(Lifetime::new).transpose()?,
+        ekus: Eku::list(&ca.eku)?,
+        path_len,
+    };
+    spec.check()?;
+    Ok(spec)
+}
+
+async fn dispatch(cli: &Cli) -> Result<()> {
+    let s = cli.session()?;
+    match &cli.command {
+        Command::Whoami => {
+            if let Response::Whoami {
+                officer,
+                quorum,
+                officers,
+            } = s.client.call(&Request::Whoami).await?
+            {
+                println!(
+                    "officer {officer}; quorum {quorum} of {} ({})",
+                    officers.len(),
+                    officers.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Ca(c) => ca(&s, c).await,
+        Command::Proposal(p) => proposal(&s, p).await,
+    }
+}
+
+async fn propose(s: &Session, operation: Operation, json: bool) -> Result<()> {
+    let Response::Whoami { officer, .. } = s.client.call(&Request::Whoami).await? else {
+        return Err(Error::Transport("unexpected answer".into()));
+    };
+    let body = ProposalBody::new(operation, &officer, quorum::DEFAULT_TTL_SECS)?;
+    let digest = body.digest()?;
+    let approval = quorum::sign_approval(&s.key_pem, &digest, &officer)?;
+    let p = expect_proposal(s.client.call(&Request::Propose { body, approval }).await?)?;
+    print_proposal(&p, json);
+    Ok(())
+}
+
+fn expect_proposal(r: Response) -> Result<Proposal> {
+    match r {
+        Response::Proposal { proposal } => Ok(proposal),
+        _ => Err(Error::Transport("unexpected answer".into())),
+    }
+}
+
+async fn bytes(s: &Session, req: Request) -> Result<Vec<u8>> {
+    match s.client.call(&req).await? {
+        Response::Bytes { data } => Ok(data),
+        _ => Err(Error::Transport("unexpected answer".into())),
+    }
+}
+
+fn output(data: &[u8], to: Option<&PathBuf>) -> Result<()> {
+    match to {
+        Some(p) => std::fs::write(p, data)
+            .map_err(|e| Error::Invalid(format!("cannot write {}: {e}", p.display()))),
+        None => std::io::stdout()
+            .write_all(data)
+            .map_err(|e| Error::Transport(e.to_string())),
+    }
+}
+
+async fn ca(s: &Session, c: &CaCommand) -> Result<()> {
+    match c {
+        CaCommand::List(j) => {
+            let Response::Cas { cas } = s.client.call(&Request::CaList).await? else {
+                return Err(Error::Transport("unexpected answer".into()));
+            };
+            if j.json {
+                println!("{}", serde_json::to_string_pretty(&cas).unwrap_or_default());
+            } else {
+                println!(
+                    "{:<20} {:<8} {:<17} {:<9} {:<10} SUBJECT",
+                    "NAME", "KIND", "STATUS", "KEY", "NOT AFTER"
+                );
+                for ca in cas {
+                    println!(
+                        "{:<20} {:<8} {:<17} {:<9} {:<10} {}",
+                        ca.name,
+                        ca.kind,
+                        ca.status,
+                        ca.key,
+                        ca.not_after
+                            .as_deref()
+                            .map_or("-", |d| d.get(..10).unwrap_or(d)),
+                        ca.subject
+                    );
+                }
+            }
+            Ok(())
+        }
+        CaCommand::Show { name, json } => {
+            let Response::Ca { ca } = s
+                .client
+                .call(&Request::CaShow { name: name.clone() })
+                .await?
+            else {
+                return Err(Error::Transport("unexpected answer".into()));
+            };
+            if json.json {
+                println!("{}", serde_json::to_string_pretty(&ca).unwrap_or_default());
+            } else {
+                print_ca(&ca);
+            }
+            Ok(())
+        }
+        CaCommand::CreateRoot {
+            ca,
+            validity,
+            path_len,
+            json,
+        } => {
+            let spec = spec(ca, Some(validity), *path_len)?;
+            propose(s, Operation::CreateRoot { spec }, json.json).await
+        }
+        CaCommand::CreateIssuing {
+            ca,
+            parent,
+            validity,
+            path_len,
+            json,
+        } => {
+            let spec = spec(ca, Some(validity), Some(*path_len))?;
+            let parent = CaName::new(parent)?;
+            propose(s, Operation::CreateIssuing { parent, spec }, json.json).await
+        }
+        CaCommand::CreateByoca { ca, json } => {
+            let spec = spec(ca, None, None)?;
+            propose(s, Operation::CreateByoca { spec }, json.json).await
+        }
+        CaCommand::Csr {
+            name,
+            der,
+            output: o,
+        } => {
+            let data = bytes(s, Request::CaCsr { name: name.clone() }).await?;
+            let data = if *der {
+                data
+            } else {
+                x509::to_pem("CERTIFICATE REQUEST", &data).into_bytes()
+            };
+            output(&data, o.as_ref())
+        }
+        CaCommand::Import {
+            name,
+            cert,
+            chain,
+            json,
+        } => {
+            let certs =
+                x509::parse_certificates(&read(cert, "certificate")?, &cert.display().to_string())?;
+            let [leaf] = certs.as_slice() else {
+                return Err(Error::Invalid(format!(
+                    "{} must hold exactly one certificate (put the issuers in --chain)",
+                    cert.display()
+                )));
+            };
+            let mut pool = Vec::new();
+            for f in chain {
+                for c in
+                    x509::parse_certificates(&read(f, "chain file")?, &f.display().to_string())?
+                {
+                    let d = c.to_der()?;
+                    if !pool.contains(&d) {
+                        pool.push(d);
+                    }
+                }
+            }
+            let op = Operation::ImportCa {
+                name: CaName::new(name)?,
+                cert: leaf.to_der()?,
+                chain: pool,
+            };
+            propose(s, op, json.json).await
+        }
+        CaCommand::Disable { name, json } => {
+            propose(
+                s,
+                Operation::DisableCa {
+                    name: CaName::new(name)?,
+                },
+                json.json,
+            )
+            .await
+        }
+        CaCommand::Enable { name, json } => {
+            propose(
+                s,
+                Operation::EnableCa {
+                    name: CaName::new(name)?,
+                },
+                json.json,
+            )
+            .await
+        }
+        CaCommand::Cert {
+            name,
+            der,
+            output: o,
+        } => {
+            let data = bytes(s, Request::CaCert { name: name.clone() }).await?;
+            let data = if *der {
+                data
+            } else {
+                x509::to_pem("CERTIFICATE", &data).into_bytes()
+            };
+            output(&data, o.as_ref())
+        }
+        CaCommand::Chain { name, output: o } => {
+            let data = bytes(s, Request::CaChain { name: name.clone() }).await?;
+            output(&data, o.as_ref())
+        }
+    }
+}
+
+async fn proposal(s: &Session, c: &ProposalCommand) -> Result<()> {
+    match c {
+        ProposalCommand::List(j) => {
+            let Response::Proposals { proposals } = s.client.call(&Request::ProposalList).await?
+            else {
+                return Err(Error::Transport("unexpected answer".into()));
+            };
+            if j.json {
+                let v: Vec<_> = proposals.iter().map(proposal_json).collect();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                println!("{:<32} {:<9} {:<9} SUMMARY", "ID", "STATUS", "APPROVALS");
+                for p in proposals {
+                    println!(
+                        "{:<32} {:<9} {:<9} {}",
+                        p.body.id,
+                        p.status,
+                        format!("{}/{}", p.approvals.len(), p.quorum),
+                        p.body.operation.summary()
+                    );
+                }
+            }
+            Ok(())
+        }
+        ProposalCommand::Show { id, json } => {
+            let p = expect_proposal(
+                s.client
+                    .call(&Request::ProposalShow { id: id.clone() })
+                    .await?,
+            )?;
+            if json.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&proposal_json(&p)).unwrap_or_default()
+                );
+            } else {
+                print_proposal(&p, false);
+                println!(
+                    "operation:\n{}",
+                    serde_json::to_string_pretty(&p.body.operation).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        ProposalCommand::Approve { id, digest, json } => {
+            let Response::Whoami { officer, .. } = s.client.call(&Request::Whoami).await? else {
+                return Err(Error::Transport("unexpected answer".into()));
+            };
+            let p = expect_proposal(
+                s.client
+                    .call(&Request::ProposalShow { id: id.clone() })
+                    .await?,
+            )?;
+            // Sign what the proposal says, not what the signer claims its digest is.
+            let ours = p.body.digest()?;
+            if hex::encode(ours) != p.digest {
+                return Err(Error::Forbidden(format!(
+                    "the signer reports digest {} but the proposal's content hashes to {}: not approving",
+                    p.digest,
+                    hex::encode(ours)
+                )));
+            }
+            if let Some(expected) = digest {
+                if !expected.eq_ignore_ascii_case(&p.digest) {
+                    return Err(Error::Forbidden(format!(
+                        "proposal {id} has digest {}, not the {expected} you reviewed: not approving",
+                        p.digest
+                    )));
+                }
+            }
+            let approval = quorum::sign_approval(&s.key_pem, &ours, &officer)?;
+            let p = expect_proposal(
+                s.client
+                    .call(&Request::Approve {
+                        id: id.clone(),
+                        approval,
+                    })
+                    .await?,
+            )?;
+            print_proposal(&p, json.json);
+            Ok(())
+        }
+        ProposalCommand::Reject { id, reason, json } => {
+            let p = expect_proposal(
+                s.client
+                    .call(&Request::Reject {
+                        id: id.clone(),
+                        reason: reason.clone(),
+                    })
+                    .await?,
+            )?;
+            print_proposal(&p, json.json);
+            Ok(())
+        }
+    }
+}
+
+/// The stable JSON shape of a proposal for scripts.
+pub fn proposal_json(p: &Proposal) -> serde_json::Value {
+    json!({
+        "id": p.body.id,
+        "digest": p.digest,
+        "status": p.status.to_string(),
+        "approvals": p.approvals.len(),
+        "quorum": p.quorum,
+        "approved_by": p.approvals.iter().map(|a| a.officer.clone()).collect::<Vec<_>>(),
+        "summary": p.body.operation.summary(),
+        "proposer": p.body.proposer,
+        "created_at": p.body.created_at,
+        "expires_at": p.body.expires_at,
+        "outcome": p.outcome,
+        "operation": p.body.operation,
+    })
+}
+
+fn print_proposal(p: &Proposal, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&proposal_json(p)).unwrap_or_default()
+        );
+        return;
+    }
+    println!("proposal  {}", p.body.id);
+    println!("summary   {}", p.body.operation.summary());
+    println!("digest    {}", p.digest);
+    println!(
+        "approvals {}/{} ({})",
+        p.approvals.len(),
+        p.quorum,
+        p.approvals
+            .iter()
+            .map(|a| a.officer.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("status    {}", p.status);
+    if let Some(o) = &p.outcome {
+        println!("outcome   {o}");
+    }
+}
+
+fn print_ca(ca: &CaView) {
+    let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+    println!("name        {}", ca.name);
+    println!("kind        {}", ca.kind);
+    if let Some(p) = &ca.parent {
+        println!("parent      {p}");
+    }
+    println!("status      {}", ca.status);
+    println!("subject     {}", ca.subject);
+    println!("issuer      {}", opt(&ca.issuer));
+    println!("key         {}", ca.key);
+    println!("hash        {}", ca.hash);
+    println!("ekus        {}", ca.ekus.join(", "));
+    println!(
+        "path-len    {}",
+        ca.path_len.map_or("unlimited".into(), |p| p.to_string())
+    );
+    println!("serial      {}", opt(&ca.serial));
+    println!("not-before  {}", opt(&ca.not_before));
+    println!("not-after   {}", opt(&ca.not_after));
+    println!("sha256      {}", opt(&ca.sha256_fingerprint));
+    println!("key-id      {}", ca.key_id);
+    if let Some(a) = &ca.key_attributes {
+        println!(
+            "key-attrs   token={} private={} sensitive={} always-sensitive={} extractable={} never-extractable={} local={} => {}",
+            a.token,
+            a.private,
+            a.sensitive,
+            a.always_sensitive,
+            a.extractable,
+            a.never_extractable,
+            a.local,
+            if a.sound { "ok" } else { "FAILS CHECK" }
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! The signer's TOML config (`signer.toml` in the state directory, or `--config FILE`).
+//!
+//! ```toml
+//! admin-listen = "127.0.0.1:8443"
+//! proposal-ttl-hours = 24
+//! [hsm]
+//! module = "/usr/lib/softhsm/libsofthsm2.so"
+//! token-label = "castellan"
+//! pin-file = "/etc/castellan/hsm-pin"      # or: pin-credential = "hsm-pin"
+//! ```
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// File name of the config inside a state directory.
+pub const CONFIG_FILE: &str = "signer.toml";
+/// File name of the store inside a state directory.
+pub const STORE_FILE: &str = "store.redb";
+/// File name of the admin CA certificate the CLI trusts.
+pub const ADMIN_CA_FILE: &str = "admin-ca.pem";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Where the store lives; defaults to the directory holding the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    /// Address of the mTLS admin port.
+    pub admin_listen: SocketAddr,
+    /// How long a proposal stays open (hours, 1 to 168).
+    #[serde(default = "default_ttl")]
+    pub proposal_ttl_hours: u32,
+    pub hsm: HsmSection,
+}
+
+fn default_ttl() -> u32 {
+    24
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HsmSection {
+    /// PKCS#11 module; SoftHSM2 by default.
+    #[serde(default = "default_module")]
+    pub module: PathBuf,
+    pub token_label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_credential: Option<String>,
+}
+
+fn default_module() -> PathBuf {
+    hsm::SOFTHSM2_MODULE.into()
+}
+
+impl HsmSection {
+    pub fn to_hsm_config(&self) -> Result<hsm::HsmConfig> {
+        let pin = match (&self.pin_file, &self.pin_credential) {
+            (Some(f), None) => hsm::PinSource::File(f.clone()),
+            (None, Some(c)) => hsm::PinSource::Credential(c.clone()),
+            _ => {
+                return Err(Error::Config(
+                    "[hsm] needs exactly one of pin-file or pin-credential".into(),
+                ));
+            }
+        };
+        Ok(hsm::HsmConfig {
+            module: self.module.clone(),
+            token_label: self.token_label.clone(),
+            pin,
+        })
+    }
+}
+
+/// A loaded config and the state directory it applies to.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub state_dir: PathBuf,
+}
+
+impl Loaded {
+    pub fn store_path(&self) -> PathBuf {
+        self.state_dir.join(STORE_FILE)
+    }
+    pub fn ttl_secs(&self) -> i64 {
+        i64::from(self.config.proposal_ttl_hours) * 3600
+    }
+}
+
+/// Load the config from `--config FILE` or `--state-dir DIR`, and check everything
+/// that can be checked without the HSM: syntax, unknown keys, file permissions,
+/// the module path, the PIN source.
+pub fn load(state_dir: Option<&Path>, config: Option<&Path>) -> Result<Loaded> {
+    let (path, default_dir) = match (config, state_dir) {
+        (Some(c), _) => (c.to_path_buf(), c.parent().map(Path::to_path_buf)),
+        (None, Some(d)) => (d.join(CONFIG_FILE), Some(d.to_path_buf())),
+        (None, None) => {
+            return Err(Error::Config(
+                "give --state-dir DIR or --config FILE".into(),
+            ));
+        }
+    };
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(Error::Config(format!(
+            "{} has mode {mode:o}: a config file must not be writable by group or others (chmod 644 or 600)",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+    let config: Config =
+        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    let state_dir = config
+        .state_dir
+        .clone()
+        .or(default_dir)
+        .ok_or_else(|| Error::Config("no state directory".into()))?;
+    if !(1..=168).contains(&config.proposal_ttl_hours) {
+        return Err(Error::Config("proposal-ttl-hours must be 1 to 168".into()));
+    }
+    if !config.hsm.module.is_file() {
+        return Err(Error::Config(format!(
+            "PKCS#11 module {} does not exist (install softhsm2, or set [hsm] module)",
+            config.hsm.module.display()
+        )));
+    }
+    let hsm_config = config.hsm.to_hsm_config()?;
+    hsm_config
+        .pin
+        .read()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    Ok(Loaded { config, state_dir })
+}
+
+/// Write a config file (mode 0600).
+pub fn write(path: &Path, config: &Config) -> Result<()> {
+    let text = toml::to_string_pretty(config).map_err(|e| Error::Config(e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::Config(e.to_string()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn write_cfg(dir: &Path, text: &str, mode: u32) {
+        let p = dir.join(CONFIG_FILE);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        write_cfg(
+            d.path(),
+            "admin-listen = \"127.0.0.1:1\"\nbogus = 1\n[hsm]\ntoken-label = \"x\"\npin-file = \"/p\"\n",
+            0o600,
+        );
+        let e = load(Some(d.path()), None).unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn world_writable_config_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        write_cfg(d.path(), "", 0o666);
+        let e = load(Some(d.path()), None).unwrap_err().to_string();
+        assert!(e.contains("must not be writable"), "{e}");
+    }
+
+    #[test]
+    fn both_pin_sources_are_refused() {
+        let s = HsmSection {
+            module: "/x".into(),
+            token_label: "t".into(),
+            pin_file: Some("/p".into()),
+            pin_credential: Some("c".into()),
+        };
+        assert!(s.to_hsm_config().is_err());
+    }
+}

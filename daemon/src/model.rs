@@ -1,0 +1,351 @@
+//! Validated domain values. Each has a private field and a constructor that
+//! refuses bad input with a message a user can act on.
+
+use std::fmt;
+use std::str::FromStr;
+
+use const_oid::ObjectIdentifier;
+use const_oid::db::rfc4519;
+use hsm::{HashAlg, KeySpec};
+use serde::{Deserialize, Serialize};
+use x509_cert::name::Name;
+
+use crate::{Error, Result};
+
+/// A CA name: 1–64 of `a-z 0-9 - _ .`, starting with a letter or digit. Used in URLs and file names.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CaName(String);
+
+impl CaName {
+    pub fn new(s: &str) -> Result<Self> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+        if ok {
+            Ok(CaName(s.to_owned()))
+        } else {
+            Err(Error::Invalid(format!(
+                "invalid CA name {s:?}: use 1-64 characters a-z, 0-9, '-', '_', '.', starting with a letter or digit"
+            )))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for CaName {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        CaName::new(&s)
+    }
+}
+impl From<CaName> for String {
+    fn from(n: CaName) -> String {
+        n.0
+    }
+}
+impl fmt::Display for CaName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A CA subject: CN required; O, OU, C (exactly two letters), ST, L optional.
+/// Written as RFC 4514 text, e.g. `CN=Issuing CA,O=Example,C=US`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Subject {
+    text: String,
+}
+
+impl Subject {
+    pub fn new(text: &str) -> Result<Self> {
+        let bad = |why: String| Error::Invalid(format!("invalid subject {text:?}: {why}"));
+        if text.len() > 1024 {
+            return Err(bad("longer than 1024 characters".into()));
+        }
+        let name = Name::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let mut cn = 0;
+        for atv in name.iter() {
+            let oid = atv.oid;
+            let value = atv.value.value();
+            if oid == rfc4519::CN {
+                cn += 1;
+            } else if oid == rfc4519::C {
+                if value.len() != 2 || !value.iter().all(|b| b.is_ascii_uppercase()) {
+                    return Err(bad(
+                        "country (C) must be exactly two upper-case letters (ISO 3166), e.g. C=US"
+                            .into(),
+                    ));
+                }
+            } else if ![rfc4519::O, rfc4519::OU, rfc4519::ST, rfc4519::L].contains(&oid) {
+                return Err(bad(format!(
+                    "attribute {oid} is not allowed: use CN, O, OU, C, ST, L"
+                )));
+            }
+            if value.is_empty() || value.len() > 64 {
+                return Err(bad(format!("attribute {oid} must be 1 to 64 characters")));
+            }
+        }
+        if cn != 1 {
+            return Err(bad("exactly one common name (CN=...) is required".into()));
+        }
+        Ok(Subject {
+            text: text.to_owned(),
+        })
+    }
+    pub fn name(&self) -> Result<Name> {
+        Name::from_str(&self.text).map_err(|e| Error::Invalid(e.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+impl TryFrom<String> for Subject {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Subject::new(&s)
+    }
+}
+impl From<Subject> for String {
+    fn from(s: Subject) -> String {
+        s.text
+    }
+}
+
+/// An extended key usage a CA may allow: a named one or a custom OID.
+/// "Any Purpose" (2.5.29.37.0) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Eku(ObjectIdentifier);
+
+const NAMED_EKUS: &[(&str, &str)] = &[
+    ("server-auth", "1.3.6.1.5.5.7.3.1"),
+    ("client-auth", "1.3.6.1.5.5.7.3.2"),
+    ("code-signing", "1.3.6.1.5.5.7.3.3"),
+    ("email-protection", "1.3.6.1.5.5.7.3.4"),
+    ("ipsec-end-system", "1.3.6.1.5.5.7.3.5"),
+    ("time-stamping", "1.3.6.1.5.5.7.3.8"),
+    ("ocsp-signing", "1.3.6.1.5.5.7.3.9"),
+    ("ipsec-ike", "1.3.6.1.5.5.7.3.17"),
+    ("smartcard-logon", "1.3.6.1.4.1.311.20.2.2"),
+    ("document-signing", "1.3.6.1.4.1.311.10.3.12"),
+];
+const ANY_PURPOSE: &str = "2.5.29.37.0";
+
+impl Eku {
+    pub fn new(s: &str) -> Result<Self> {
+        let s = s.trim();
+        let dotted = NAMED_EKUS
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(s))
+            .map_or(s, |(_, o)| *o);
+        if dotted == ANY_PURPOSE
+            || s.eq_ignore_ascii_case("any-purpose")
+            || s.eq_ignore_ascii_case("any")
+        {
+            return Err(Error::Invalid(
+                "the Any Purpose EKU (2.5.29.37.0) is refused: list the usages the CA may issue"
+                    .into(),
+            ));
+        }
+        let oid = ObjectIdentifier::new(dotted).map_err(|_| {
+            Error::Invalid(format!(
+                "unknown EKU {s:?}: use one of {} or a dotted OID such as 1.3.6.1.4.1.99999.1",
+                NAMED_EKUS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        // A usable OID has at least 3 arcs; `ObjectIdentifier::new` already refused malformed ones.
+        if oid.arcs().count() < 3 {
+            return Err(Error::Invalid(format!("EKU OID {s:?} is too short")));
+        }
+        Ok(Eku(oid))
+    }
+
+    /// Parse a comma-separated list; duplicates are dropped, order is kept sorted.
+    pub fn list(s: &str) -> Result<Vec<Eku>> {
+        let mut v: Vec<Eku> = s
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(Eku::new)
+            .collect::<Result<_>>()?;
+        v.sort();
+        v.dedup();
+        Ok(v)
+    }
+
+    pub fn oid(&self) -> ObjectIdentifier {
+        self.0
+    }
+}
+impl TryFrom<String> for Eku {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Eku::new(&s)
+    }
+}
+impl From<Eku> for String {
+    fn from(e: Eku) -> String {
+        e.to_string()
+    }
+}
+impl fmt::Display for Eku {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dotted = self.0.to_string();
+        match NAMED_EKUS.iter().find(|(_, o)| *o == dotted) {
+            Some((n, _)) => f.write_str(n),
+            None => f.write_str(&dotted),
+        }
+    }
+}
+
+/// A validity period: `20y`, `18m` (months of 30 days), `90d` or `12h`.
+/// Stored as seconds; at most 50 years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Lifetime(u64);
+
+impl Lifetime {
+    pub fn new(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::Invalid(format!(
+                "invalid validity {s:?}: use a number and a unit, e.g. 20y, 18m, 90d, 12h"
+            ))
+        };
+        let s = s.trim();
+        let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let unit_secs = match unit {
+            "y" => 365 * 86400 + 21600, // 365.25 days
+            "m" => 30 * 86400,
+            "d" => 86400,
+            "h" => 3600,
+            _ => return Err(bad()),
+        };
+        let secs = n.checked_mul(unit_secs).ok_or_else(bad)?;
+        if n == 0 || secs > 50 * (365 * 86400 + 21600) {
+            return Err(Error::Invalid(format!(
+                "validity {s:?} must be more than zero and at most 50 years"
+            )));
+        }
+        Ok(Lifetime(secs))
+    }
+    pub fn secs(self) -> u64 {
+        self.0
+    }
+}
+impl TryFrom<String> for Lifetime {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Lifetime::new(&s)
+    }
+}
+impl From<Lifetime> for String {
+    fn from(l: Lifetime) -> String {
+        format!("{}h", l.0 / 3600)
+    }
+}
+
+/// Parse a key spec, mapping the hsm crate's message into our error.
+pub fn key_spec(s: &str) -> Result<KeySpec> {
+    s.parse().map_err(Error::Invalid)
+}
+
+/// Parse a hash, mapping the hsm crate's message into our error.
+pub fn hash_alg(s: &str) -> Result<HashAlg> {
+    s.parse().map_err(Error::Invalid)
+}
+
+/// Everything fixed when a CA is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaSpec {
+    pub name: CaName,
+    pub subject: Subject,
+    /// `rsa-2048` … `ec-p384`.
+    pub key: String,
+    /// `sha256`, `sha384`, `sha512`.
+    pub hash: String,
+    /// Absent for a bring-your-own CA (the external CA decides).
+    pub validity: Option<Lifetime>,
+    pub ekus: Vec<Eku>,
+    /// basicConstraints pathLenConstraint; None = unlimited.
+    pub path_len: Option<u8>,
+}
+
+impl CaSpec {
+    /// Check the parts that need no store: key, hash, and their pairing.
+    pub fn check(&self) -> Result<(KeySpec, HashAlg)> {
+        let key = key_spec(&self.key)?;
+        let hash = hash_alg(&self.hash)?;
+        if !key.allows(hash) {
+            return Err(Error::Invalid(format!(
+                "{key} cannot be used with {hash}: ECDSA keys sign with sha256 or sha384"
+            )));
+        }
+        if self.ekus.is_empty() {
+            return Err(Error::Invalid(
+                "a CA needs at least one allowed EKU (--eku client-auth,...)".into(),
+            ));
+        }
+        Ok((key, hash))
+    }
+}
+
+/// Where a CA stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaStatus {
+    Active,
+    Disabled,
+    /// Bring-your-own CA waiting for the external CA's certificate.
+    SigningRequired,
+}
+
+impl fmt::Display for CaStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CaStatus::Active => "active",
+            CaStatus::Disabled => "disabled",
+            CaStatus::SigningRequired => "signing-required",
+        })
+    }
+}
+
+/// How a CA came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaKind {
+    Root,
+    Issuing,
+    /// Bring your own CA: key here, certificate from an external CA.
+    External,
+}
+
+/// A CA as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaRecord {
+    pub spec: CaSpec,
+    pub kind: CaKind,
+    /// The issuing CA for `Issuing`.
+    pub parent: Option<CaName>,
+    pub status: CaStatus,
+    /// CKA_ID of the CA key in the token, hex.
+    pub key_id: String,
+    #[serde(with = "crate::b64::opt", default)]
+    pub cert: Option<Vec<u8>>,
+    /// External CAs: the chain above the certificate, issuer first, ending at the root.
+    #[serde(with = "crate::b64::vec", default)]
+    pub external_chain: Vec<Vec<u8>>,
+    #[serde(with = "crate::b64::opt", default)]
+    pub csr: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub proposal: String,
+}

@@ -1,0 +1,144 @@
+//! The admin port: TLS 1.3 with mandatory officer certificates, HTTP/1.1,
+//! JSON requests posted to `/v1`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admin::{self, Request, Response};
+use crate::signer::Signer;
+use crate::{Error, Result};
+
+/// Bind the admin port. Separate from [`serve`] so that READY is sent only after the bind.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))
+}
+
+/// Serve until the task is dropped.
+pub async fn serve(listener: TcpListener, signer: Arc<Signer>) -> Result<()> {
+    let admin = signer.store().admin_identity()?;
+    let officers = signer
+        .store()
+        .governance()?
+        .officers
+        .into_iter()
+        .map(|o| o.cert)
+        .collect();
+    let config = crate::tls::server_config(
+        signer.hsm().clone(),
+        &admin.tls_key_id,
+        vec![admin.tls_cert.clone(), admin.ca_cert.clone()],
+        officers,
+    )?;
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let signer = signer.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                acceptor.accept(tcp),
+            )
+            .await
+            {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
+                    tracing::warn!(%peer, error = %e, "admin TLS handshake refused");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.as_ref().to_vec());
+            let officer = match cert.map(|c| signer.officer_for(&c)) {
+                Some(Ok(Some(o))) => o,
+                _ => {
+                    tracing::warn!(%peer, "admin connection without a registered officer certificate");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |req| {
+                let signer = signer.clone();
+                let officer = officer.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(req, signer, officer).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "admin connection ended");
+            }
+        });
+    }
+}
+
+async fn answer(
+    req: hyper::Request<Incoming>,
+    signer: Arc<Signer>,
+    officer: String,
+) -> hyper::Response<Full<Bytes>> {
+    let result = handle(req, signer, &officer).await;
+    let (status, body) = match result {
+        Ok(r) => (200, r),
+        Err(e) => {
+            tracing::info!(%officer, error = %e, "admin request refused");
+            (
+                e.http_status(),
+                Response::Error {
+                    error: e.to_string(),
+                },
+            )
+        }
+    };
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(json)));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+async fn handle(
+    req: hyper::Request<Incoming>,
+    signer: Arc<Signer>,
+    officer: &str,
+) -> Result<Response> {
+    if req.method() != Method::POST || req.uri().path() != admin::PATH {
+        return Err(Error::NotFound(format!(
+            "POST {} is the only endpoint",
+            admin::PATH
+        )));
+    }
+    let body = Limited::new(req.into_body(), admin::MAX_REQUEST)
+        .collect()
+        .await
+        .map_err(|e| Error::Invalid(format!("request body: {e}")))?
+        .to_bytes();
+    let request: Request = serde_json::from_slice(&body)
+        .map_err(|e| Error::Invalid(format!("malformed request: {e}")))?;
+    let officer = officer.to_owned();
+    tokio::task::spawn_blocking(move || signer.handle(&officer, request))
+        .await
+        .map_err(|e| Error::Store(format!("worker failed: {e}")))?
+}

@@ -1,0 +1,266 @@
+//! The signer's store: one redb file. Every change is one write transaction
+//! committed with immediate durability, and carries its audit entry, so the
+//! store and its audit trail cannot disagree.
+//!
+//! Tables: `meta` (officers, quorum, admin identity), `cas`, `proposals`, and
+//! `audit`, an append-only hash chain: each entry's hash is SHA-256 over the
+//! previous hash and the entry's JSON.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use sha2::Digest;
+
+use crate::model::CaRecord;
+use crate::quorum::Proposal;
+use crate::{Error, Result};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const CAS: TableDefinition<&str, &[u8]> = TableDefinition::new("cas");
+const PROPOSALS: TableDefinition<&str, &[u8]> = TableDefinition::new("proposals");
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// A registered security officer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Officer {
+    pub name: String,
+    #[serde(with = "crate::b64")]
+    pub cert: Vec<u8>,
+}
+
+/// Governance settings fixed at `init`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Governance {
+    pub quorum: u32,
+    pub officers: Vec<Officer>,
+}
+
+/// The admin port's TLS identity: a CA and a server certificate, both keys in the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminIdentity {
+    pub ca_key_id: String,
+    #[serde(with = "crate::b64")]
+    pub ca_cert: Vec<u8>,
+    pub tls_key_id: String,
+    #[serde(with = "crate::b64")]
+    pub tls_cert: Vec<u8>,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+    /// Hex SHA-256 of the previous entry ("" for the first).
+    pub prev: String,
+}
+
+/// The store.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+}
+
+/// A write transaction with typed accessors.
+pub struct Tx {
+    tx: redb::WriteTransaction,
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tx")
+    }
+}
+
+fn get<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<T>> {
+    match table.get(key)? {
+        Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn all<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for row in table.iter()? {
+        let (_, v) = row?;
+        out.push(serde_json::from_slice(v.value())?);
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// Create a new store file; refuses to overwrite one.
+    pub fn create(path: &Path) -> Result<Store> {
+        if path.exists() {
+            return Err(Error::Conflict(format!(
+                "{} already exists: this state directory is initialised",
+                path.display()
+            )));
+        }
+        let db = Database::create(path)?;
+        let tx = db.begin_write()?;
+        tx.open_table(META)?;
+        tx.open_table(CAS)?;
+        tx.open_table(PROPOSALS)?;
+        tx.open_table(AUDIT)?;
+        tx.commit()?;
+        Ok(Store { db })
+    }
+
+    /// Open an existing store.
+    pub fn open(path: &Path) -> Result<Store> {
+        if !path.is_file() {
+            return Err(Error::Config(format!(
+                "no store at {} (run castellan-signer init first)",
+                path.display()
+            )));
+        }
+        Ok(Store {
+            db: Database::open(path)?,
+        })
+    }
+
+    /// Run `f` in one write transaction; commit (durably) only if it succeeds.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Tx) -> Result<T>) -> Result<T> {
+        let mut tx = Tx {
+            tx: self.db.begin_write()?,
+        };
+        let out = f(&mut tx)?;
+        tx.tx.commit()?;
+        Ok(out)
+    }
+
+    pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let tx = self.db.begin_read()?;
+        get(&tx.open_table(META)?, key)
+    }
+
+    pub fn governance(&self) -> Result<Governance> {
+        self.meta("governance")?
+            .ok_or_else(|| Error::Config("the store has no officers (not initialised?)".into()))
+    }
+
+    pub fn admin_identity(&self) -> Result<AdminIdentity> {
+        self.meta("admin")?
+            .ok_or_else(|| Error::Config("the store has no admin TLS identity".into()))
+    }
+
+    pub fn ca(&self, name: &str) -> Result<Option<CaRecord>> {
+        let tx = self.db.begin_read()?;
+        get(&tx.open_table(CAS)?, name)
+    }
+
+    pub fn cas(&self) -> Result<Vec<CaRecord>> {
+        let tx = self.db.begin_read()?;
+        all(&tx.open_table(CAS)?)
+    }
+
+    pub fn proposal(&self, id: &str) -> Result<Option<Proposal>> {
+        let tx = self.db.begin_read()?;
+        get(&tx.open_table(PROPOSALS)?, id)
+    }
+
+    pub fn proposals(&self) -> Result<Vec<Proposal>> {
+        let tx = self.db.begin_read()?;
+        let mut v: Vec<Proposal> = all(&tx.open_table(PROPOSALS)?)?;
+        v.sort_by_key(|p| p.body.created_at);
+        Ok(v)
+    }
+
+    /// Every audit entry in order.
+    pub fn audit(&self) -> Result<Vec<AuditEntry>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (_, v) = row?;
+            out.push(serde_json::from_slice(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Check the audit hash chain; returns the number of entries.
+    pub fn verify_audit(&self) -> Result<usize> {
+        let entries = self.audit()?;
+        let mut prev = String::new();
+        for (i, e) in entries.iter().enumerate() {
+            if e.seq != i as u64 || e.prev != prev {
+                return Err(Error::Store(format!("audit chain broken at entry {i}")));
+            }
+            prev = entry_hash(e)?;
+        }
+        Ok(entries.len())
+    }
+}
+
+fn entry_hash(e: &AuditEntry) -> Result<String> {
+    let mut h = sha2::Sha256::new();
+    h.update(e.prev.as_bytes());
+    h.update(serde_json::to_vec(e)?);
+    Ok(hex::encode(h.finalize()))
+}
+
+impl Tx {
+    pub fn put_meta<T: Serialize>(&mut self, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value)?;
+        self.tx.open_table(META)?.insert(key, bytes.as_slice())?;
+        Ok(())
+    }
+
+    pub fn ca(&self, name: &str) -> Result<Option<CaRecord>> {
+        get(&self.tx.open_table(CAS)?, name)
+    }
+
+    pub fn put_ca(&mut self, ca: &CaRecord) -> Result<()> {
+        let bytes = serde_json::to_vec(ca)?;
+        self.tx
+            .open_table(CAS)?
+            .insert(ca.spec.name.as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    pub fn proposal(&self, id: &str) -> Result<Option<Proposal>> {
+        get(&self.tx.open_table(PROPOSALS)?, id)
+    }
+
+    pub fn put_proposal(&mut self, p: &Proposal) -> Result<()> {
+        let bytes = serde_json::to_vec(p)?;
+        self.tx
+            .open_table(PROPOSALS)?
+            .insert(p.body.id.as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Append an audit entry chained to the last one.
+    pub fn audit(&mut self, actor: &str, action: &str, detail: String) -> Result<()> {
+        let mut t = self.tx.open_table(AUDIT)?;
+        let (seq, prev) = match t.last()? {
+            Some((k, v)) => {
+                let last: AuditEntry = serde_json::from_slice(v.value())?;
+                (k.value() + 1, entry_hash(&last)?)
+            }
+            None => (0, String::new()),
+        };
+        let _ = t.len()?;
+        let e = AuditEntry {
+            seq,
+            at: crate::now(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            detail,
+            prev,
+        };
+        let bytes = serde_json::to_vec(&e)?;
+        t.insert(seq, bytes.as_slice())?;
+        Ok(())
+    }
+}

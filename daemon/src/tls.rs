@@ -1,0 +1,204 @@
+//! TLS for the admin port: TLS 1.3 only, the server key in the token, and
+//! client certificates that must be exactly a registered officer's.
+
+use std::sync::Arc;
+
+use hsm::{HashAlg, Hsm, KeyId, KeySpec};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::sign::{CertifiedKey, SigningKey};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureAlgorithm, SignatureScheme};
+
+use crate::{Error, Result};
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The admin TLS key (ECDSA P-256) in the token, as a rustls signing key.
+#[derive(Debug)]
+struct TokenKey {
+    hsm: Arc<Hsm>,
+    id: KeyId,
+}
+
+impl SigningKey for TokenKey {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn rustls::sign::Signer>> {
+        offered
+            .contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
+            .then(|| {
+                Box::new(TokenSigner {
+                    hsm: self.hsm.clone(),
+                    id: self.id.clone(),
+                }) as _
+            })
+    }
+    fn algorithm(&self) -> SignatureAlgorithm {
+        SignatureAlgorithm::ECDSA
+    }
+}
+
+#[derive(Debug)]
+struct TokenSigner {
+    hsm: Arc<Hsm>,
+    id: KeyId,
+}
+
+impl rustls::sign::Signer for TokenSigner {
+    fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, rustls::Error> {
+        self.hsm
+            .sign(KeySpec::EcP256, HashAlg::Sha256, &self.id, message)
+            .map_err(|e| rustls::Error::General(format!("HSM signing failed: {e}")))
+    }
+    fn scheme(&self) -> SignatureScheme {
+        SignatureScheme::ECDSA_NISTP256_SHA256
+    }
+}
+
+/// Accepts a client certificate only if it is, byte for byte, a registered officer's.
+#[derive(Debug)]
+struct OfficerVerifier {
+    officers: Vec<Vec<u8>>,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for OfficerVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> std::result::Result<ClientCertVerified, rustls::Error> {
+        use der::Decode;
+        if !self
+            .officers
+            .iter()
+            .any(|o| o.as_slice() == end_entity.as_ref())
+        {
+            tracing::warn!(
+                "admin port: refused a client certificate that is not a registered officer's"
+            );
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ));
+        }
+        let cert = x509_cert::Certificate::from_der(end_entity).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        let (nb, na) = crate::x509::cert_window(&cert);
+        let now = now.as_secs() as i64;
+        if now < nb - 300 {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidYet,
+            ));
+        }
+        if now > na {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired,
+            ));
+        }
+        Ok(ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls13RequiredForQuic,
+        ))
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+#[derive(Debug)]
+struct OneKey(Arc<CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for OneKey {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// The admin port's server config.
+pub fn server_config(
+    hsm: Arc<Hsm>,
+    tls_key: &str,
+    chain: Vec<Vec<u8>>,
+    officers: Vec<Vec<u8>>,
+) -> Result<rustls::ServerConfig> {
+    let provider = provider();
+    let id: KeyId = tls_key.parse().map_err(Error::Config)?;
+    let verifier = OfficerVerifier {
+        officers,
+        algs: provider.signature_verification_algorithms,
+    };
+    let key = CertifiedKey::new(
+        chain.into_iter().map(CertificateDer::from).collect(),
+        Arc::new(TokenKey { hsm, id }),
+    );
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::Config(e.to_string()))?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_cert_resolver(Arc::new(OneKey(Arc::new(key))));
+    Ok(config)
+}
+
+/// The CLI's client config: trust the admin CA, present the officer's certificate.
+pub fn client_config(
+    admin_ca_pem: &[u8],
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let cas: Vec<_> = CertificateDer::pem_slice_iter(admin_ca_pem)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::Invalid(format!("cannot read the admin CA file: {e}")))?;
+    if cas.is_empty() {
+        return Err(Error::Invalid(
+            "the admin CA file holds no certificate".into(),
+        ));
+    }
+    for c in cas {
+        roots
+            .add(c)
+            .map_err(|e| Error::Invalid(format!("bad admin CA certificate: {e}")))?;
+    }
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::Invalid(format!("cannot read the officer certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::Invalid(
+            "the officer certificate file holds no certificate".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| Error::Invalid(format!("cannot read the officer key: {e}")))?;
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::Invalid(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| {
+            Error::Invalid(format!(
+                "the officer certificate and key do not fit together: {e}"
+            ))
+        })
+}

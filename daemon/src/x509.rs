@@ -1,0 +1,566 @@
+//! Certificates, CSRs and PKCS#7 bundles (RFC 5280, RFC 2986, RFC 5652), and
+//! signature and chain verification with `ring` (x509-cert does not verify).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use const_oid::ObjectIdentifier;
+use const_oid::db::{rfc5280, rfc5912, rfc6268};
+use der::asn1::{OctetString, SetOfVec};
+use der::{Decode, Encode};
+use hsm::{HsmSignature, HsmSigner};
+use sha2::Digest;
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::Certificate;
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::builder::{Builder, CertificateBuilder, RequestBuilder};
+use x509_cert::certificate::TbsCertificate;
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectKeyIdentifier,
+};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+
+use crate::{Error, Result};
+
+/// Largest certificate or chain file accepted from a user.
+pub const MAX_INPUT: usize = 1 << 20;
+/// Most certificates in one chain input.
+pub const MAX_CHAIN: usize = 16;
+
+/// A random positive serial number of 127 bits from the OS CSPRNG (RFC 5280 §4.1.2.2: ≤ 20 octets).
+pub fn random_serial() -> Result<SerialNumber> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| Error::Encoding(format!("no randomness: {e}")))?;
+    b[0] &= 0x7f;
+    b[0] |= 0x40; // keep 16 octets so the serial is at least 64 bits whatever the draw
+    SerialNumber::new(&b).map_err(Error::from)
+}
+
+/// Subject key identifier: SHA-256 of the subjectPublicKey bits, truncated to 160 bits (RFC 7093 §2 method 1).
+pub fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
+    sha2::Sha256::digest(spki.subject_public_key.raw_bytes())[..20].to_vec()
+}
+
+fn ext<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> Result<Extension> {
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
+}
+
+/// The subject key identifier a certificate carries, if any.
+pub fn cert_ski(cert: &Certificate) -> Option<Vec<u8>> {
+    find_ext::<SubjectKeyIdentifier>(cert, rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)
+        .map(|s| s.0.as_bytes().to_vec())
+}
+
+/// Decode an extension of a certificate by OID.
+pub fn find_ext<T: for<'a> Decode<'a>>(cert: &Certificate, oid: ObjectIdentifier) -> Option<T> {
+    cert.tbs_certificate()
+        .extensions()?
+        .iter()
+        .find(|e| e.extn_id == oid)
+        .and_then(|e| T::from_der(e.extn_value.as_bytes()).ok())
+}
+
+/// A builder profile that adds exactly the extensions Castellan decides, plus SKI and AKI.
+#[derive(Debug)]
+pub struct Profile {
+    pub subject: Name,
+    /// None for a self-signed certificate.
+    pub issuer: Option<Name>,
+    /// The issuer's key identifier (its certificate's SKI); None for self-signed.
+    pub issuer_key_id: Option<Vec<u8>>,
+    pub extensions: Vec<Extension>,
+}
+
+impl BuilderProfile for Profile {
+    fn get_issuer(&self, subject: &Name) -> Name {
+        self.issuer.clone().unwrap_or_else(|| subject.clone())
+    }
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+    fn build_extensions(
+        &self,
+        spk: spki::SubjectPublicKeyInfoRef<'_>,
+        _issuer_spk: spki::SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        let ski = sha2::Sha256::digest(spk.subject_public_key.raw_bytes())[..20].to_vec();
+        let aki = self.issuer_key_id.clone().unwrap_or_else(|| ski.clone());
+        let mut v = self.extensions.clone();
+        v.push(Extension {
+            extn_id: rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
+            critical: false,
+            extn_value: OctetString::new(SubjectKeyIdentifier(OctetString::new(ski)?).to_der()?)?,
+        });
+        v.push(Extension {
+            extn_id: rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
+            critical: false,
+            extn_value: OctetString::new(
+                AuthorityKeyIdentifier {
+                    key_identifier: Some(OctetString::new(aki)?),
+                    authority_cert_issuer: None,
+                    authority_cert_serial_number: None,
+                }
+                .to_der()?,
+            )?,
+        });
+        Ok(v)
+    }
+}
+
+/// The extensions of a CA certificate (RFC 5280 §4.2.1.9, §4.2.1.3): basicConstraints
+/// critical with the path length, keyUsage critical keyCertSign + cRLSign + digitalSignature,
+/// and the allowed EKUs (non-critical, as Microsoft-style EKU chaining expects).
+pub fn ca_extensions(path_len: Option<u8>, ekus: &[ObjectIdentifier]) -> Result<Vec<Extension>> {
+    let mut v = vec![
+        ext(
+            rfc5280::ID_CE_BASIC_CONSTRAINTS,
+            true,
+            &BasicConstraints {
+                ca: true,
+                path_len_constraint: path_len,
+            },
+        )?,
+        ext(
+            rfc5280::ID_CE_KEY_USAGE,
+            true,
+            &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature),
+        )?,
+    ];
+    if !ekus.is_empty() {
+        v.push(ext(
+            rfc5280::ID_CE_EXT_KEY_USAGE,
+            false,
+            &ExtendedKeyUsage(ekus.to_vec()),
+        )?);
+    }
+    Ok(v)
+}
+
+/// The extensions of a TLS server certificate for the admin port.
+pub fn tls_server_extensions(names: &[String]) -> Result<Vec<Extension>> {
+    use x509_cert::ext::pkix::name::GeneralName;
+    let mut sans = Vec::new();
+    for n in names {
+        match n.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(ip)) => sans.push(GeneralName::IpAddress(OctetString::new(
+                ip.octets().to_vec(),
+            )?)),
+            Ok(std::net::IpAddr::V6(ip)) => sans.push(GeneralName::IpAddress(OctetString::new(
+                ip.octets().to_vec(),
+            )?)),
+            Err(_) => sans.push(GeneralName::DnsName(
+                der::asn1::Ia5String::new(n).map_err(Error::from)?,
+            )),
+        }
+    }
+    Ok(vec![
+        ext(
+            rfc5280::ID_CE_BASIC_CONSTRAINTS,
+            true,
+            &BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            },
+        )?,
+        ext(
+            rfc5280::ID_CE_KEY_USAGE,
+            true,
+            &KeyUsage(KeyUsages::DigitalSignature.into()),
+        )?,
+        ext(
+            rfc5280::ID_CE_EXT_KEY_USAGE,
+            false,
+            &ExtendedKeyUsage(vec![rfc5280::ID_KP_SERVER_AUTH]),
+        )?,
+        ext(
+            rfc5280::ID_CE_SUBJECT_ALT_NAME,
+            false,
+            &x509_cert::ext::pkix::SubjectAltName(sans),
+        )?,
+    ])
+}
+
+/// A validity from `not_before` (now, less a minute of clock skew) lasting `secs`.
+pub fn validity(from: SystemTime, secs: u64) -> Result<Validity> {
+    let nb = from
+        .checked_sub(Duration::from_secs(60))
+        .unwrap_or(UNIX_EPOCH);
+    let na = from + Duration::from_secs(secs);
+    Ok(Validity::new(Time::try_from(nb)?, Time::try_from(na)?))
+}
+
+/// Sign a certificate with a token key.
+pub fn issue(
+    profile: Profile,
+    serial: SerialNumber,
+    validity: Validity,
+    spki: SubjectPublicKeyInfoOwned,
+    signer: &HsmSigner,
+) -> Result<Certificate> {
+    let builder = CertificateBuilder::new(profile, serial, validity, spki)
+        .map_err(|e| Error::Encoding(e.to_string()))?;
+    builder
+        .build::<_, HsmSignature>(signer)
+        .map_err(|e| Error::Encoding(format!("signing the certificate: {e}")))
+}
+
+/// A PKCS#10 request for a bring-your-own CA, signed by its token key, asking for
+/// basicConstraints CA:TRUE and the CA key usages.
+pub fn ca_csr(subject: Name, signer: &HsmSigner) -> Result<Vec<u8>> {
+    let mut b = RequestBuilder::new(subject).map_err(|e| Error::Encoding(e.to_string()))?;
+    b.add_extension(&BasicConstraints {
+        ca: true,
+        path_len_constraint: None,
+    })
+    .map_err(Error::from)?;
+    b.add_extension(&KeyUsage(
+        KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature,
+    ))
+    .map_err(Error::from)?;
+    let csr = b
+        .build::<_, HsmSignature>(signer)
+        .map_err(|e| Error::Encoding(format!("signing the CSR: {e}")))?;
+    Ok(csr.to_der()?)
+}
+
+/// Verify `sig` over `msg` by the key in `spki`, with the X.509 signature algorithm `alg`.
+/// SHA-1, MD5 and RSA-PSS are refused with a message saying so.
+pub fn verify_signature(
+    spki: &SubjectPublicKeyInfoOwned,
+    alg: &AlgorithmIdentifierOwned,
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<()> {
+    use ring::signature as rs;
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    let is_ec = spki.algorithm.oid == rfc5912::ID_EC_PUBLIC_KEY;
+    let is_rsa = spki.algorithm.oid == rfc5912::RSA_ENCRYPTION;
+    let p256 = curve == Some(rfc5912::SECP_256_R_1);
+    let p384 = curve == Some(rfc5912::SECP_384_R_1);
+    let a = alg.oid;
+    let ring_alg: &dyn rs::VerificationAlgorithm = if is_rsa
+        && a == rfc5912::SHA_256_WITH_RSA_ENCRYPTION
+    {
+        &rs::RSA_PKCS1_2048_8192_SHA256
+    } else if is_rsa && a == rfc5912::SHA_384_WITH_RSA_ENCRYPTION {
+        &rs::RSA_PKCS1_2048_8192_SHA384
+    } else if is_rsa && a == rfc5912::SHA_512_WITH_RSA_ENCRYPTION {
+        &rs::RSA_PKCS1_2048_8192_SHA512
+    } else if is_ec && p256 && a == rfc5912::ECDSA_WITH_SHA_256 {
+        &rs::ECDSA_P256_SHA256_ASN1
+    } else if is_ec && p256 && a == rfc5912::ECDSA_WITH_SHA_384 {
+        &rs::ECDSA_P256_SHA384_ASN1
+    } else if is_ec && p384 && a == rfc5912::ECDSA_WITH_SHA_256 {
+        &rs::ECDSA_P384_SHA256_ASN1
+    } else if is_ec && p384 && a == rfc5912::ECDSA_WITH_SHA_384 {
+        &rs::ECDSA_P384_SHA384_ASN1
+    } else if a == rfc5912::SHA_1_WITH_RSA_ENCRYPTION
+        || a == const_oid::ObjectIdentifier::new_unwrap("1.2.840.10045.4.1")
+        || a == rfc5912::MD_5_WITH_RSA_ENCRYPTION
+    {
+        return Err(Error::Invalid(format!(
+            "signature algorithm {a} uses SHA-1 or MD5, which Castellan refuses"
+        )));
+    } else {
+        return Err(Error::Invalid(format!(
+            "unsupported signature algorithm {a} for this key (RSA PKCS#1 v1.5 with SHA-2, or ECDSA P-256/P-384)"
+        )));
+    };
+    rs::UnparsedPublicKey::new(ring_alg, spki.subject_public_key.raw_bytes())
+        .verify(msg, sig)
+        .map_err(|_| Error::Invalid("signature does not verify".into()))
+}
+
+/// Verify that `issuer` signed `cert`.
+pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate) -> Result<()> {
+    let tbs = cert.tbs_certificate().to_der()?;
+    verify_signature(
+        issuer.tbs_certificate().subject_public_key_info(),
+        cert.signature_algorithm(),
+        &tbs,
+        cert.signature().raw_bytes(),
+    )
+}
+
+fn unix(t: &Time) -> i64 {
+    t.to_unix_duration().as_secs() as i64
+}
+
+/// Not-before and not-after of a certificate as Unix seconds.
+pub fn cert_window(cert: &Certificate) -> (i64, i64) {
+    let v = cert.tbs_certificate().validity();
+    (unix(&v.not_before), unix(&v.not_after))
+}
+
+/// Read one or more certificates from user bytes: PEM (one or many CERTIFICATE or
+/// PKCS7 blocks), a DER certificate, or a DER/PEM PKCS#7 (.p7b). Refuses empty and garbage input.
+pub fn parse_certificates(bytes: &[u8], what: &str) -> Result<Vec<Certificate>> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(Error::Invalid(format!("{what} is empty")));
+    }
+    if bytes.len() > MAX_INPUT {
+        return Err(Error::Invalid(format!(
+            "{what} is larger than {MAX_INPUT} bytes"
+        )));
+    }
+    let garbage = |why: String| {
+        Error::Invalid(format!(
+            "{what} is not a certificate (DER or PEM) or a PKCS#7 bundle: {why}"
+        ))
+    };
+    let mut certs = Vec::new();
+    if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        let text = std::str::from_utf8(bytes).map_err(|_| garbage("PEM is not text".into()))?;
+        for block in pem_blocks(text) {
+            let (label, der) = block.map_err(garbage)?;
+            match label.as_str() {
+                "CERTIFICATE" | "X509 CERTIFICATE" => {
+                    certs.push(Certificate::from_der(&der).map_err(|e| garbage(e.to_string()))?)
+                }
+                "PKCS7" | "CMS" => certs.extend(p7b_certificates(&der).map_err(garbage)?),
+                other => return Err(garbage(format!("unexpected PEM block {other:?}"))),
+            }
+        }
+    } else if let Ok(c) = Certificate::from_der(bytes) {
+        certs.push(c);
+    } else {
+        certs.extend(p7b_certificates(bytes).map_err(|_| garbage("not DER either".into()))?);
+    }
+    if certs.is_empty() {
+        return Err(garbage("no certificate found".into()));
+    }
+    if certs.len() > MAX_CHAIN {
+        return Err(Error::Invalid(format!(
+            "{what} holds more than {MAX_CHAIN} certificates"
+        )));
+    }
+    Ok(certs)
+}
+
+/// Split PEM text into (label, DER) blocks.
+fn pem_blocks(text: &str) -> Vec<Result<(String, Vec<u8>), String>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start + 11..];
+        let Some(label_end) = after.find("-----") else {
+            out.push(Err("unterminated PEM header".into()));
+            break;
+        };
+        let label = after[..label_end].to_owned();
+        let end_marker = format!("-----END {label}-----");
+        let body_start = label_end + 5;
+        let Some(end) = after[body_start..].find(&end_marker) else {
+            out.push(Err(format!("no {end_marker}")));
+            break;
+        };
+        let b64: String = after[body_start..body_start + end]
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        out.push(
+            crate::b64::decode(&b64)
+                .map(|d| (label, d))
+                .map_err(|e| format!("bad base64 in PEM: {e}")),
+        );
+        rest = &after[body_start + end + end_marker.len()..];
+    }
+    out
+}
+
+/// Certificates inside a PKCS#7/CMS SignedData (a "degenerate" .p7b).
+pub fn p7b_certificates(der: &[u8]) -> std::result::Result<Vec<Certificate>, String> {
+    use cms::cert::CertificateChoices;
+    use cms::content_info::ContentInfo;
+    use cms::signed_data::SignedData;
+    let ci = ContentInfo::from_der(der).map_err(|e| e.to_string())?;
+    if ci.content_type != rfc6268::ID_SIGNED_DATA {
+        return Err("PKCS#7 content is not SignedData".into());
+    }
+    let sd: SignedData = ci
+        .content
+        .decode_as()
+        .map_err(|e: der::Error| e.to_string())?;
+    Ok(sd
+        .certificates
+        .map(|set| {
+            set.0
+                .into_vec()
+                .into_iter()
+                .filter_map(|c| match c {
+                    CertificateChoices::Certificate(c) => Some(c),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// A degenerate SignedData carrying only certificates (RFC 8894 §3.4, the .p7b format).
+pub fn p7b(certs: &[Certificate]) -> Result<Vec<u8>> {
+    use cms::cert::CertificateChoices;
+    use cms::content_info::{CmsVersion, ContentInfo};
+    use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerInfos};
+    let mut set = SetOfVec::new();
+    for c in certs {
+        set.insert(CertificateChoices::Certificate(c.clone()))?;
+    }
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::new(),
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: rfc6268::ID_DATA,
+            econtent: None,
+        },
+        certificates: Some(CertificateSet(set)),
+        crls: None,
+        signer_infos: SignerInfos(SetOfVec::new()),
+    };
+    let ci = ContentInfo {
+        content_type: rfc6268::ID_SIGNED_DATA,
+        content: der::Any::encode_from(&sd)?,
+    };
+    Ok(ci.to_der()?)
+}
+
+/// PEM-encode a certificate.
+pub fn to_pem(label: &str, der: &[u8]) -> String {
+    let b64 = crate::b64::encode(der);
+    let mut s = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        s.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        s.push('\n');
+    }
+    s.push_str(&format!("-----END {label}-----\n"));
+    s
+}
+
+fn is_self_issued(c: &Certificate) -> bool {
+    c.tbs_certificate().issuer() == c.tbs_certificate().subject()
+}
+
+/// basicConstraints of a certificate: (is CA, pathLen).
+pub fn basic_constraints(c: &Certificate) -> (bool, Option<u8>) {
+    find_ext::<BasicConstraints>(c, rfc5280::ID_CE_BASIC_CONSTRAINTS)
+        .map_or((false, None), |b| (b.ca, b.path_len_constraint))
+}
+
+fn may_sign_certs(c: &Certificate) -> bool {
+    match find_ext::<KeyUsage>(c, rfc5280::ID_CE_KEY_USAGE) {
+        Some(ku) => ku.0.contains(KeyUsages::KeyCertSign),
+        None => true,
+    }
+}
+
+/// Check an externally signed CA certificate for a bring-your-own CA and build its chain.
+///
+/// Steps: (1) the certificate's public key is `our_key`; (2) it is a CA (basicConstraints
+/// cA, keyCertSign if keyUsage is present); (3) its validity is sane and current;
+/// (4) a path is built through `pool` by subject/issuer name, every signature verified,
+/// every issuer a CA in its validity, path lengths respected, ending at a self-signed
+/// root whose own signature verifies. Returns the chain above the certificate, issuer first.
+pub fn check_external_ca(
+    cert: &Certificate,
+    pool: &[Certificate],
+    our_key: &SubjectPublicKeyInfoOwned,
+    now: i64,
+) -> Result<Vec<Certificate>> {
+    if cert.tbs_certificate().subject_public_key_info() != our_key {
+        return Err(Error::Invalid(
+            "the certificate is for another key: its public key is not this CA's key (was the CSR from this CA signed?)".into(),
+        ));
+    }
+    let (ca, _) = basic_constraints(cert);
+    if !ca || !may_sign_certs(cert) {
+        return Err(Error::Invalid(
+            "the certificate is not a CA certificate (basicConstraints CA:TRUE and keyUsage keyCertSign are required)".into(),
+        ));
+    }
+    check_window(cert, now, "the certificate")?;
+    let mut chain = Vec::new();
+    let mut current = cert.clone();
+    let mut below = 0u32; // CA certificates below the current one (excluding the leaf-most)
+    loop {
+        if is_self_issued(&current) && verify_issued_by(&current, &current).is_ok() {
+            if chain.is_empty() {
+                return Err(Error::Invalid(
+                    "the certificate is self-signed: an external CA must sign this CA's CSR".into(),
+                ));
+            }
+            return Ok(chain);
+        }
+        if chain.len() >= MAX_CHAIN {
+            return Err(Error::Invalid("the chain is too long".into()));
+        }
+        let issuer_name = current.tbs_certificate().issuer().to_string();
+        let candidates: Vec<&Certificate> = pool
+            .iter()
+            .filter(|c| c.tbs_certificate().subject() == current.tbs_certificate().issuer())
+            .collect();
+        if candidates.is_empty() {
+            return Err(Error::Invalid(format!(
+                "the chain does not reach a self-signed root: no certificate for issuer \"{issuer_name}\" was given"
+            )));
+        }
+        let Some(issuer) = candidates
+            .into_iter()
+            .find(|c| verify_issued_by(&current, c).is_ok())
+        else {
+            let why = pool
+                .iter()
+                .find(|c| c.tbs_certificate().subject() == current.tbs_certificate().issuer())
+                .map(|c| verify_issued_by(&current, c))
+                .and_then(|r| r.err())
+                .map_or_else(String::new, |e| format!(" ({e})"));
+            return Err(Error::Invalid(format!(
+                "the chain does not verify: the signature on \"{}\" by \"{issuer_name}\" is not valid{why}",
+                current.tbs_certificate().subject()
+            )));
+        };
+        let (is_ca, path_len) = basic_constraints(issuer);
+        if !is_ca || !may_sign_certs(issuer) {
+            return Err(Error::Invalid(format!(
+                "the chain does not verify: \"{issuer_name}\" is not a CA certificate"
+            )));
+        }
+        if let Some(max) = path_len {
+            if below > u32::from(max) {
+                return Err(Error::Invalid(format!(
+                    "the chain does not verify: \"{issuer_name}\" allows only {max} CA certificates below it"
+                )));
+            }
+        }
+        check_window(issuer, now, &format!("\"{issuer_name}\""))?;
+        below += 1;
+        chain.push(issuer.clone());
+        current = issuer.clone();
+    }
+}
+
+fn check_window(c: &Certificate, now: i64, what: &str) -> Result<()> {
+    let (nb, na) = cert_window(c);
+    if na <= nb {
+        return Err(Error::Invalid(format!(
+            "{what} has an empty validity period"
+        )));
+    }
+    if nb > now + 300 {
+        return Err(Error::Invalid(format!("{what} is not valid yet")));
+    }
+    if na <= now {
+        return Err(Error::Invalid(format!("{what} has expired")));
+    }
+    Ok(())
+}
