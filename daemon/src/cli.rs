@@ -23,16 +23,16 @@ use crate::{Error, Result, x509};
 )]
 pub struct Cli {
     /// Admin port URL, e.g. https://127.0.0.1:8443
-    #[arg(long, env = "CASTELLAN_ADMIN", global = true)]
+    #[arg(long, env = "CASTELLAN_ADMIN")]
     pub admin: Option<String>,
     /// The officer's certificate (PEM)
-    #[arg(long, env = "CASTELLAN_CERT", global = true)]
+    #[arg(long, env = "CASTELLAN_CERT")]
     pub cert: Option<PathBuf>,
     /// The officer's private key (PEM)
-    #[arg(long, env = "CASTELLAN_KEY", global = true)]
+    #[arg(long, env = "CASTELLAN_KEY")]
     pub key: Option<PathBuf>,
     /// The admin CA certificate (admin-ca.pem from the signer's state directory)
-    #[arg(long, env = "CASTELLAN_ADMIN_CA", global = true)]
+    #[arg(long, env = "CASTELLAN_ADMIN_CA")]
     pub admin_ca: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
