@@ -349,3 +349,93 @@ pub struct CaRecord {
     pub created_at: i64,
     pub proposal: String,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_need_one_cn_and_a_two_letter_country() {
+        assert!(Subject::new("CN=Issuing CA,O=Example,OU=IT,C=US,ST=CA,L=SF").is_ok());
+        for bad in [
+            "O=Example",
+            "CN=a,CN=b",
+            "CN=a,C=USA",
+            "CN=a,C=u",
+            "CN=a,C=12",
+            "CN=a,DC=example",
+            "CN=",
+            "garbage",
+        ] {
+            assert!(Subject::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ekus_named_and_custom_but_never_any_purpose() {
+        let l = Eku::list("client-auth,server-auth,1.3.6.1.4.1.99999.1,client-auth").unwrap();
+        assert_eq!(l.len(), 3);
+        assert_eq!(Eku::new("client-auth").unwrap().to_string(), "client-auth");
+        for bad in [
+            "any-purpose",
+            "2.5.29.37.0",
+            "1.2.x",
+            "1..2",
+            "frobnicate",
+            "1",
+        ] {
+            assert!(Eku::new(bad).is_err(), "{bad}");
+        }
+        assert!(
+            Eku::new("2.5.29.37.0")
+                .unwrap_err()
+                .to_string()
+                .contains("Any Purpose")
+        );
+    }
+
+    #[test]
+    fn lifetimes() {
+        assert_eq!(Lifetime::new("1d").unwrap().secs(), 86400);
+        assert!(Lifetime::new("20y").is_ok());
+        for bad in [
+            "",
+            "0y",
+            "10",
+            "y",
+            "51y",
+            "10w",
+            "-1d",
+            "99999999999999999999y",
+        ] {
+            assert!(Lifetime::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ca_names() {
+        assert!(CaName::new("corp-issuing.2026").is_ok());
+        for bad in ["", "-x", "Upper", "a/b", "a b", &"x".repeat(65)] {
+            assert!(CaName::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ec_keys_refuse_sha512_and_weak_keys_are_refused() {
+        let spec = |key: &str, hash: &str| CaSpec {
+            name: CaName::new("x").unwrap(),
+            subject: Subject::new("CN=x").unwrap(),
+            key: key.into(),
+            hash: hash.into(),
+            validity: None,
+            ekus: Eku::list("client-auth").unwrap(),
+            path_len: None,
+        };
+        assert!(spec("ec-p256", "sha256").check().is_ok());
+        assert!(spec("ec-p256", "sha512").check().is_err());
+        assert!(spec("rsa-1024", "sha256").check().is_err());
+        assert!(spec("rsa-2048", "sha1").check().is_err());
+        assert!(spec("rsa-2048", "md5").check().is_err());
+    }
+}

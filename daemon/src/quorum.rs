@@ -254,3 +254,93 @@ pub fn verify_approval(approval: &Approval, officer_cert: &[u8], digest: &[u8; 3
         ))
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::model::CaName;
+
+    fn body() -> ProposalBody {
+        ProposalBody::new(
+            Operation::DisableCa {
+                name: CaName::new("issuing").unwrap(),
+            },
+            "alice",
+            DEFAULT_TTL_SECS,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn digest_covers_every_field() {
+        let b = body();
+        let d = b.digest().unwrap();
+        assert_eq!(d, b.clone().digest().unwrap());
+        let mut c = b.clone();
+        c.expires_at += 1;
+        assert_ne!(c.digest().unwrap(), d);
+        let mut c = b.clone();
+        c.operation = Operation::EnableCa {
+            name: CaName::new("issuing").unwrap(),
+        };
+        assert_ne!(c.digest().unwrap(), d);
+        let mut c = b;
+        c.proposer = "bob".into();
+        assert_ne!(c.digest().unwrap(), d);
+    }
+
+    #[test]
+    fn new_bodies_are_checked() {
+        let now = crate::now();
+        let b = body();
+        assert!(check_new_body(&b, "alice", now).is_ok());
+        assert!(matches!(
+            check_new_body(&b, "bob", now),
+            Err(Error::Forbidden(_))
+        ));
+        let mut c = b.clone();
+        c.expires_at = c.created_at + MAX_TTL_SECS + 1;
+        assert!(check_new_body(&c, "alice", now).is_err());
+        assert!(
+            check_new_body(&b, "alice", now + 3600).is_err(),
+            "clock far off"
+        );
+    }
+
+    #[test]
+    fn expiry_is_a_status() {
+        let p = Proposal {
+            digest: String::new(),
+            quorum: 2,
+            approvals: vec![],
+            status: Status::Pending,
+            outcome: None,
+            body: body(),
+        };
+        assert_eq!(p.status_at(p.body.expires_at - 1), Status::Pending);
+        assert_eq!(p.status_at(p.body.expires_at), Status::Expired);
+    }
+
+    #[test]
+    fn approvals_verify_only_over_their_digest() {
+        // An officer key and certificate made once with openssl, for this test only.
+        let key = include_bytes!("../testdata/officer.key");
+        let cert_pem = include_bytes!("../testdata/officer.pem");
+        let cert = crate::x509::parse_certificates(cert_pem, "t")
+            .unwrap()
+            .remove(0);
+        let cert_der = der::Encode::to_der(&cert).unwrap();
+        let d = body().digest().unwrap();
+        let a = sign_approval(key, &d, "alice").unwrap();
+        assert!(verify_approval(&a, &cert_der, &d).is_ok());
+        let other = body().digest().unwrap();
+        assert!(matches!(
+            verify_approval(&a, &cert_der, &other),
+            Err(Error::Forbidden(_))
+        ));
+        let mut tampered = a.clone();
+        tampered.signature[10] ^= 1;
+        assert!(verify_approval(&tampered, &cert_der, &d).is_err());
+    }
+}

@@ -564,3 +564,137 @@ fn check_window(c: &Certificate, now: i64, what: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const ROOT: &[u8] = include_bytes!("../testdata/root.pem");
+    const INT_PEM: &[u8] = include_bytes!("../testdata/intermediate.pem");
+    const INT_DER: &[u8] = include_bytes!("../testdata/intermediate.der");
+    const P7B: &[u8] = include_bytes!("../testdata/chain.p7b");
+    const LEAF: &[u8] = include_bytes!("../testdata/leaf_not_ca.pem");
+    const FAKE_ROOT: &[u8] = include_bytes!("../testdata/root_same_name_other_key.pem");
+    const NOW: i64 = 1_900_000_000;
+
+    fn one(b: &[u8]) -> Certificate {
+        parse_certificates(b, "t").unwrap().remove(0)
+    }
+
+    #[test]
+    fn reads_pem_der_bundles_and_p7b() {
+        assert_eq!(parse_certificates(INT_PEM, "t").unwrap().len(), 1);
+        assert_eq!(parse_certificates(INT_DER, "t").unwrap()[0], one(INT_PEM));
+        let bundle = [INT_PEM, ROOT].concat();
+        assert_eq!(parse_certificates(&bundle, "t").unwrap().len(), 2);
+        assert_eq!(parse_certificates(P7B, "t").unwrap().len(), 2);
+        let p7b_pem = to_pem("PKCS7", P7B);
+        assert_eq!(
+            parse_certificates(p7b_pem.as_bytes(), "t").unwrap().len(),
+            2
+        );
+    }
+
+    #[test]
+    fn empty_and_garbage_input_are_refused_clearly() {
+        let e = parse_certificates(b"", "chain.pem")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("chain.pem is empty"), "{e}");
+        let e = parse_certificates(b"  \n", "x").unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
+        let e = parse_certificates(b"\x30\x03garbage", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a certificate"), "{e}");
+        let e = parse_certificates(
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unexpected PEM block"), "{e}");
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_is_an_error_not_a_panic() {
+        for input in [INT_DER, P7B, INT_PEM] {
+            for n in 0..input.len() {
+                let _ = parse_certificates(&input[..n], "t");
+            }
+            for i in 0..input.len() {
+                let mut m = input.to_vec();
+                m[i] ^= 0x41;
+                if let Ok(certs) = parse_certificates(&m, "t") {
+                    let spki = certs[0].tbs_certificate().subject_public_key_info().clone();
+                    let _ = check_external_ca(&certs[0], &certs, &spki, NOW);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn p7b_round_trips() {
+        let certs = vec![one(INT_PEM), one(ROOT)];
+        let back = parse_certificates(&p7b(&certs).unwrap(), "t").unwrap();
+        assert_eq!(back.len(), 2);
+        assert!(back.contains(&certs[0]) && back.contains(&certs[1]));
+    }
+
+    #[test]
+    fn external_chain_builds_to_the_root() {
+        let int = one(INT_PEM);
+        let ours = int.tbs_certificate().subject_public_key_info().clone();
+        let chain = check_external_ca(&int, &[one(ROOT)], &ours, NOW).unwrap();
+        assert_eq!(chain, vec![one(ROOT)]);
+    }
+
+    #[test]
+    fn external_chain_refusals_say_why() {
+        let int = one(INT_PEM);
+        let ours = int.tbs_certificate().subject_public_key_info().clone();
+        let other = one(ROOT)
+            .tbs_certificate()
+            .subject_public_key_info()
+            .clone();
+        let e = check_external_ca(&int, &[one(ROOT)], &other, NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("another key"), "{e}");
+        let e = check_external_ca(&int, &[], &ours, NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not reach a self-signed root"), "{e}");
+        let e = check_external_ca(&int, &[one(FAKE_ROOT)], &ours, NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not verify"), "{e}");
+        let leaf = one(LEAF);
+        let leaf_key = leaf.tbs_certificate().subject_public_key_info().clone();
+        let e = check_external_ca(&leaf, &[int.clone(), one(ROOT)], &leaf_key, NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a CA certificate"), "{e}");
+        let e = check_external_ca(&int, &[one(ROOT)], &ours, 5_000_000_000)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expired"), "{e}");
+        let root = one(ROOT);
+        let root_key = root.tbs_certificate().subject_public_key_info().clone();
+        let e = check_external_ca(&root, &[], &root_key, NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("self-signed"), "{e}");
+    }
+
+    #[test]
+    fn serials_are_positive_and_at_least_64_bits() {
+        for _ in 0..100 {
+            let s = random_serial().unwrap();
+            let b = s.as_bytes();
+            assert!(b.len() >= 8 && b.len() <= 20, "{b:?}");
+            assert!(b[0] & 0x80 == 0 && b[0] != 0);
+        }
+    }
+}

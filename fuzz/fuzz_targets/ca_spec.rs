@@ -1,0 +1,10 @@
+//! Subjects, EKU lists and validities as typed by users: must never panic.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = daemon::model::Subject::new(s);
+        let _ = daemon::model::Eku::list(s);
+        let _ = daemon::model::Lifetime::new(s);
+        let _ = daemon::model::CaName::new(s);
+    }
+});
