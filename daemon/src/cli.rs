@@ -549,13 +549,13 @@ async fn proposal(s: &Session, c: &ProposalCommand) -> Result<()> {
                     hex::encode(ours)
                 )));
             }
-            if let Some(expected) = digest {
-                if !expected.eq_ignore_ascii_case(&p.digest) {
-                    return Err(Error::Forbidden(format!(
-                        "proposal {id} has digest {}, not the {expected} you reviewed: not approving",
-                        p.digest
-                    )));
-                }
+            if let Some(expected) = digest
+                && !expected.eq_ignore_ascii_case(&p.digest)
+            {
+                return Err(Error::Forbidden(format!(
+                    "proposal {id} has digest {}, not the {expected} you reviewed: not approving",
+                    p.digest
+                )));
             }
             let approval = quorum::sign_approval(&s.key_pem, &ours, &officer)?;
             let p = expect_proposal(

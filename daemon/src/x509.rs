@@ -491,7 +491,9 @@ pub fn check_external_ca(
     check_window(cert, now, "the certificate")?;
     let mut chain = Vec::new();
     let mut current = cert.clone();
-    let mut below = 0u32; // CA certificates below the current one (excluding the leaf-most)
+    // CA certificates below the issuer being checked: this CA's own certificate counts,
+    // because it will sit between that issuer and the end-entity certificates it issues.
+    let mut below = 1u32;
     loop {
         if is_self_issued(&current) && verify_issued_by(&current, &current).is_ok() {
             if chain.is_empty() {
@@ -535,12 +537,12 @@ pub fn check_external_ca(
                 "the chain does not verify: \"{issuer_name}\" is not a CA certificate"
             )));
         }
-        if let Some(max) = path_len {
-            if below > u32::from(max) {
-                return Err(Error::Invalid(format!(
-                    "the chain does not verify: \"{issuer_name}\" allows only {max} CA certificates below it"
-                )));
-            }
+        if let Some(max) = path_len
+            && below > u32::from(max)
+        {
+            return Err(Error::Invalid(format!(
+                "the chain does not verify: \"{issuer_name}\" allows only {max} CA certificates below it (pathLen), and this CA would be one too many"
+            )));
         }
         check_window(issuer, now, &format!("\"{issuer_name}\""))?;
         below += 1;
@@ -686,6 +688,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("self-signed"), "{e}");
+    }
+
+    #[test]
+    fn a_ca_under_a_pathlen_0_issuer_is_refused() {
+        let ours = one(include_bytes!("../testdata/ca_under_pathlen0.pem"));
+        let key = ours.tbs_certificate().subject_public_key_info().clone();
+        let pool = [one(include_bytes!("../testdata/pathlen0.pem")), one(ROOT)];
+        let e = check_external_ca(&ours, &pool, &key, NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pathLen"), "{e}");
     }
 
     #[test]

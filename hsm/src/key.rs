@@ -294,7 +294,7 @@ pub fn ec_spki(spec: KeySpec, ec_point: &[u8]) -> Result<SubjectPublicKeyInfoOwn
 
 /// Turn CKM_ECDSA's raw `r || s` into the DER `ECDSA-Sig-Value` that X.509 and CMS carry.
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return Err(Error::Encoding("ECDSA signature has odd length".into()));
     }
     let (r, s) = raw.split_at(raw.len() / 2);
