@@ -1,1 +1,841 @@
+//! The integration-test harness: a whole appliance in a temporary directory.
+//!
+//! [`Appliance::new`] does what an operator does, with the real tools:
+//!
+//! 1. a SoftHSM2 config and token of its own (`softhsm2-util --init-token`), PIN file mode 0600;
+//! 2. officer keys and self-signed client certificates made with `openssl req -x509`;
+//! 3. `castellan-signer init` on a free port of 127.0.0.1;
+//! 4. `castellan-signer run`, waiting for its `castellan-signer ready` line (stderr goes to a
+//!    log file that is printed when something goes wrong).
+//!
+//! Each appliance has its own token directory, state directory and port, so tests run in
+//! parallel. Dropping it stops the signer (SIGTERM, then SIGKILL).
+//!
+//! The binaries are the ones `cargo build -p daemon --bins` leaves in `target/debug/`.
 #![forbid(unsafe_code)]
+// Test support: a failed step is a failed test, with the step's output in the panic message.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use serde_json;
+
+/// The SoftHSM2 PKCS#11 module.
+pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// The user PIN of every test token.
+pub const PIN: &str = "1234";
+/// What `castellan-signer run` prints on stderr once it serves.
+pub const READY_MARKER: &str = "castellan-signer ready";
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// `castellan-signer` exit code for an unusable configuration (sysexits EX_CONFIG).
+pub const EX_CONFIG: i32 = 78;
+
+/// `target/debug` of this workspace (or `$CARGO_TARGET_DIR/debug`).
+pub fn bin_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root.join(t) })
+        .unwrap_or_else(|| root.join("target"));
+    target.join("debug")
+}
+
+/// A built binary; panics with the command to run when it is missing.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run cargo build -p daemon --bins first (cargo xtask test does it)",
+        p.display()
+    );
+    p
+}
+
+/// A finished command: exit code and text output.
+#[derive(Debug, Clone)]
+pub struct Out {
+    pub what: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub raw_stdout: Vec<u8>,
+}
+
+impl Out {
+    fn from(what: String, o: Output) -> Out {
+        Out {
+            what,
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            raw_stdout: o.stdout,
+        }
+    }
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+    /// Panic unless the command exited 0; returns stdout.
+    pub fn expect_ok(&self) -> &str {
+        assert!(self.ok(), "{} failed:\n{self}", self.what);
+        &self.stdout
+    }
+    /// Panic unless the command exited with `code`; returns stderr.
+    pub fn expect_code(&self, code: i32) -> &str {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "{}: expected exit code {code}:\n{self}",
+            self.what
+        );
+        &self.stderr
+    }
+    /// Panic unless the command exited with `code` and stderr contains every one of `needles`
+    /// (case-insensitive).
+    pub fn expect_refused(&self, code: i32, needles: &[&str]) {
+        let err = self.expect_code(code).to_lowercase();
+        for n in needles {
+            assert!(
+                err.contains(&n.to_lowercase()),
+                "{}: stderr does not mention {n:?}:\n{self}",
+                self.what
+            );
+        }
+    }
+    /// stdout as JSON.
+    pub fn json(&self) -> Value {
+        self.expect_ok();
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("{}: stdout is not JSON ({e}):\n{self}", self.what))
+    }
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit code {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Run a command to completion.
+pub fn run(cmd: &mut Command) -> Out {
+    let what = format!("{cmd:?}");
+    let o = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    Out::from(what, o)
+}
+
+/// `openssl ARGS` in `dir`.
+pub fn openssl(dir: &Path, args: &[&str]) -> Out {
+    run(Command::new("openssl").args(args).current_dir(dir))
+}
+
+/// `openssl ARGS` in `dir`, which must succeed; returns stdout.
+pub fn openssl_ok(dir: &Path, args: &[&str]) -> String {
+    openssl(dir, args).expect_ok().to_owned()
+}
+
+/// Write a file with a mode.
+pub fn write_file(path: &Path, contents: impl AsRef<[u8]>, mode: u32) {
+    fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Run a future to completion on a small runtime of its own.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// An officer's files.
+#[derive(Debug, Clone)]
+pub struct Officer {
+    pub name: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Officer {
+    /// A P-256 key (PKCS#8, mode 0600) and a self-signed client certificate, made with openssl
+    /// the way an officer makes them.
+    pub fn make(dir: &Path, name: &str) -> Officer {
+        let o = Officer {
+            name: name.to_owned(),
+            cert: dir.join(format!("{name}.pem")),
+            key: dir.join(format!("{name}.key")),
+        };
+        openssl_ok(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                o.key.to_str().unwrap(),
+                "-out",
+                o.cert.to_str().unwrap(),
+                "-subj",
+                &format!("/CN={name}"),
+                "-days",
+                "825",
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+                "-addext",
+                "keyUsage=critical,digitalSignature",
+                "-addext",
+                "extendedKeyUsage=clientAuth",
+            ],
+        );
+        fs::set_permissions(&o.key, fs::Permissions::from_mode(0o600)).unwrap();
+        o
+    }
+    pub fn cert_pem(&self) -> Vec<u8> {
+        fs::read(&self.cert).unwrap()
+    }
+    pub fn key_pem(&self) -> Vec<u8> {
+        fs::read(&self.key).unwrap()
+    }
+}
+
+/// A signer, its token, its officers, all in one temporary directory.
+#[derive(Debug)]
+pub struct Appliance {
+    dir: tempfile::TempDir,
+    pub softhsm_conf: PathBuf,
+    pub token_label: String,
+    pub pin_file: PathBuf,
+    pub state: PathBuf,
+    pub port: u16,
+    pub quorum: u32,
+    pub officers: Vec<Officer>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Appliance {
+    /// A running appliance: `quorum` of `officers`.
+    pub fn new(quorum: u32, officers: &[&str]) -> Appliance {
+        let mut a = Appliance::init(quorum, officers);
+        a.start();
+        a
+    }
+
+    /// Token, PIN, officers and `castellan-signer init`, but no running signer.
+    pub fn init(quorum: u32, officers: &[&str]) -> Appliance {
+        let dir = tempfile::Builder::new()
+            .prefix("castellan-it-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().to_path_buf();
+        let tokens = root.join("tokens");
+        let officer_dir = root.join("officers");
+        fs::create_dir_all(&tokens).unwrap();
+        fs::create_dir_all(&officer_dir).unwrap();
+        let softhsm_conf = root.join("softhsm2.conf");
+        write_file(
+            &softhsm_conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+            0o644,
+        );
+        // Token labels are at most 32 characters; the directory name makes this one unique.
+        let unique = root
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace("castellan-it-", "");
+        let token_label = format!("it-{unique}");
+        run(Command::new("softhsm2-util")
+            .args(["--init-token", "--free", "--label", &token_label])
+            .args(["--so-pin", "5678", "--pin", PIN])
+            .env("SOFTHSM2_CONF", &softhsm_conf))
+        .expect_ok();
+        let pin_file = root.join("pin");
+        write_file(&pin_file, format!("{PIN}\n"), 0o600);
+        let officers: Vec<Officer> = officers
+            .iter()
+            .map(|n| Officer::make(&officer_dir, n))
+            .collect();
+        let port = free_port();
+        let state = root.join("state");
+        let mut init = Command::new(bin("castellan-signer"));
+        init.arg("init")
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--quorum", &quorum.to_string()]);
+        for o in &officers {
+            init.arg("--officer")
+                .arg(format!("{}={}", o.name, o.cert.display()));
+        }
+        init.args(["--token-label", &token_label])
+            .arg("--pin-file")
+            .arg(&pin_file)
+            .args(["--admin-listen", &format!("127.0.0.1:{port}")])
+            .env("SOFTHSM2_CONF", &softhsm_conf);
+        run(&mut init).expect_ok();
+        Appliance {
+            log: root.join("signer.log"),
+            dir,
+            softhsm_conf,
+            token_label,
+            pin_file,
+            state,
+            port,
+            quorum,
+            officers,
+            child: None,
+        }
+    }
+
+    /// The temporary directory (for the test's own files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path in the temporary directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    pub fn admin_ca(&self) -> PathBuf {
+        self.state.join("admin-ca.pem")
+    }
+
+    pub fn officer(&self, name: &str) -> &Officer {
+        self.officers
+            .iter()
+            .find(|o| o.name == name)
+            .unwrap_or_else(|| panic!("no officer {name}"))
+    }
+
+    /// The signer log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A `castellan-signer SUBCOMMAND --state-dir STATE` command with this token's config.
+    pub fn signer_cmd(&self, subcommand: &str) -> Command {
+        let mut c = Command::new(bin("castellan-signer"));
+        c.arg(subcommand)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .env("SOFTHSM2_CONF", &self.softhsm_conf)
+            .env("RUST_LOG", "info");
+        c
+    }
+
+    /// Start `castellan-signer run` and wait for its ready line; panics with the log otherwise.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "the signer is already running");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let offset = log.metadata().unwrap().len() as usize;
+        let mut child = self
+            .signer_cmd("run")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start castellan-signer run");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let text = self.log();
+            if text.get(offset..).is_some_and(|t| t.contains(READY_MARKER)) {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "castellan-signer run exited ({status}) before it was ready\n--- signer log ---\n{text}"
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "castellan-signer run did not print `{READY_MARKER}` within {} s\n--- signer log ---\n{text}",
+                    READY_TIMEOUT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Some(child);
+    }
+
+    /// Stop the signer: SIGTERM (a clean stop), SIGKILL after 10 s. Idempotent.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+            }
+        }
+        let _ = child.wait();
+    }
+
+    /// Kill the signer with SIGKILL (a crash, or a power cut as far as the store can tell).
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start();
+    }
+
+    /// Run `castellan-signer run` expecting it to refuse to start; kills it and panics if it
+    /// becomes ready or keeps running for 30 s.
+    pub fn run_expect_exit(&self) -> Out {
+        assert!(self.child.is_none(), "stop the signer first");
+        let log = self.path("refused-run.log");
+        let mut child = self
+            .signer_cmd("run")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(READY_MARKER) || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("castellan-signer run did not refuse to start:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Out {
+            what: "castellan-signer run".into(),
+            code: status.code(),
+            stdout: String::new(),
+            stderr: fs::read_to_string(&log).unwrap_or_default(),
+            raw_stdout: Vec::new(),
+        }
+    }
+
+    /// `castellan-signer check-config`.
+    pub fn check_config(&self) -> Out {
+        run(&mut self.signer_cmd("check-config"))
+    }
+
+    /// The CLI as `officer` (connection options before the subcommand).
+    pub fn cli(&self, officer: &str, args: &[&str]) -> Out {
+        let o = self.officer(officer);
+        self.cli_as(&o.cert, &o.key, args)
+    }
+
+    /// The CLI with any certificate and key (e.g. an unregistered one).
+    pub fn cli_as(&self, cert: &Path, key: &Path, args: &[&str]) -> Out {
+        let mut out = run(Command::new(bin("castellan"))
+            .arg("--admin")
+            .arg(self.url())
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg("--admin-ca")
+            .arg(self.admin_ca())
+            .args(args)
+            .current_dir(self.dir()));
+        out.what = format!("castellan {} (as {})", args.join(" "), cert.display());
+        out
+    }
+
+    /// `cli(...)` that must succeed; returns stdout.
+    pub fn cli_ok(&self, officer: &str, args: &[&str]) -> String {
+        self.cli(officer, args).expect_ok().to_owned()
+    }
+
+    /// `cli(...)` whose stdout is JSON.
+    pub fn cli_json(&self, officer: &str, args: &[&str]) -> Value {
+        self.cli(officer, args).json()
+    }
+
+    /// Propose (args without --json) as `proposer`; the answer must be a pending proposal
+    /// with one approval (unless the quorum is 1). Returns the proposal JSON.
+    pub fn propose(&self, proposer: &str, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let p = self.cli_json(proposer, &a);
+        assert_eq!(p["approvals"], 1, "{p:#}");
+        assert_eq!(p["approved_by"], serde_json::json!([proposer]), "{p:#}");
+        assert_eq!(p["quorum"], self.quorum, "{p:#}");
+        let want = if self.quorum <= 1 {
+            "executed"
+        } else {
+            "pending"
+        };
+        assert_eq!(p["status"], want, "{p:#}");
+        p
+    }
+
+    /// Approve as `officer`; returns the proposal JSON.
+    pub fn approve(&self, officer: &str, id: &str) -> Value {
+        self.cli_json(officer, &["proposal", "approve", id, "--json"])
+    }
+
+    /// Propose as alice, approve by the others in order until it runs; the proposal must
+    /// end `executed`. Returns it.
+    pub fn propose_and_run(&self, args: &[&str]) -> Value {
+        let mut p = self.propose("alice", args);
+        let id = p["id"].as_str().unwrap().to_owned();
+        for o in self.officers.iter().filter(|o| o.name != "alice") {
+            if p["status"] != "pending" {
+                break;
+            }
+            p = self.approve(&o.name, &id);
+        }
+        assert_eq!(p["status"], "executed", "{p:#}");
+        p
+    }
+
+    pub fn ca_show(&self, name: &str) -> Value {
+        self.cli_json("alice", &["ca", "show", name, "--json"])
+    }
+
+    pub fn ca_list(&self) -> Value {
+        self.cli_json("alice", &["ca", "list", "--json"])
+    }
+
+    pub fn proposals(&self) -> Value {
+        self.cli_json("alice", &["proposal", "list", "--json"])
+    }
+
+    pub fn proposal(&self, id: &str) -> Value {
+        self.cli_json("alice", &["proposal", "show", id, "--json"])
+    }
+
+    /// A CA's certificate (PEM) written to `file` in the temp dir; returns the path.
+    pub fn save_cert(&self, ca: &str, file: &str) -> PathBuf {
+        let p = self.path(file);
+        self.cli_ok("alice", &["ca", "cert", ca, "-o", p.to_str().unwrap()]);
+        p
+    }
+
+    /// A CA's chain: `ca chain` (.p7b, DER) converted by openssl to a PEM bundle; returns the
+    /// PEM path and the number of certificates in it.
+    pub fn save_chain(&self, ca: &str, file: &str) -> (PathBuf, usize) {
+        let p7b = self.path(&format!("{file}.p7b"));
+        let pem = self.path(file);
+        self.cli_ok("alice", &["ca", "chain", ca, "-o", p7b.to_str().unwrap()]);
+        let text = openssl_ok(
+            self.dir(),
+            &[
+                "pkcs7",
+                "-inform",
+                "DER",
+                "-print_certs",
+                "-in",
+                p7b.to_str().unwrap(),
+            ],
+        );
+        fs::write(&pem, &text).unwrap();
+        (pem, text.matches("-----BEGIN CERTIFICATE-----").count())
+    }
+
+    /// `pkcs11-tool` on this appliance's token, logged in.
+    pub fn pkcs11_tool(&self, args: &[&str]) -> Out {
+        run(Command::new("pkcs11-tool")
+            .args(["--module", MODULE, "--token-label", &self.token_label])
+            .args(["--login", "--pin", PIN])
+            .args(args)
+            .env("SOFTHSM2_CONF", &self.softhsm_conf))
+    }
+
+    /// A library client for the admin port, as `officer`.
+    pub fn client(&self, officer: &str) -> daemon::client::AdminClient {
+        let o = self.officer(officer);
+        daemon::client::AdminClient::new(
+            &self.url(),
+            &fs::read(self.admin_ca()).unwrap(),
+            &o.cert_pem(),
+            &o.key_pem(),
+        )
+        .unwrap()
+    }
+
+    /// One library call as `officer`.
+    pub fn call(
+        &self,
+        officer: &str,
+        request: &daemon::admin::Request,
+    ) -> daemon::Result<daemon::admin::Response> {
+        let client = self.client(officer);
+        block_on(client.call(request))
+    }
+
+    /// Post raw JSON to `/v1` as `officer` over the real mTLS port, for requests the typed
+    /// library cannot even build. Returns the HTTP status and the body.
+    pub fn raw_call(&self, officer: &str, json: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let o = self.officer(officer);
+        let config = daemon::tls::client_config(
+            &fs::read(self.admin_ca()).unwrap(),
+            &o.cert_pem(),
+            &o.key_pem(),
+        )
+        .unwrap();
+        let port = self.port;
+        let request = format!(
+            "POST /v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+            json.len()
+        );
+        let response = block_on(async move {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+                .connect(name, tcp)
+                .await
+                .unwrap();
+            tls.write_all(request.as_bytes()).await.unwrap();
+            tls.flush().await.unwrap();
+            let mut buf = Vec::new();
+            // The server may close without close_notify; what was read is enough.
+            let _ = tls.read_to_end(&mut buf).await;
+            String::from_utf8_lossy(&buf).into_owned()
+        });
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP status in {response:?}"));
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- signer log ({}) ---\n{}",
+                self.log.display(),
+                self.log()
+            );
+        }
+    }
+}
+
+/// Certificate text as `openssl x509 -noout -text` prints it.
+pub fn x509_text(dir: &Path, cert: &Path) -> String {
+    openssl_ok(
+        dir,
+        &["x509", "-noout", "-text", "-in", cert.to_str().unwrap()],
+    )
+}
+
+/// `openssl verify -x509_strict -CAfile ROOT -untrusted CHAIN CERT`; returns the output
+/// (stdout and stderr) and whether openssl said OK.
+pub fn verify(dir: &Path, root: &Path, untrusted: Option<&Path>, cert: &Path) -> (bool, String) {
+    let mut args = vec!["verify", "-x509_strict", "-CAfile", root.to_str().unwrap()];
+    if let Some(u) = untrusted {
+        args.extend(["-untrusted", u.to_str().unwrap()]);
+    }
+    args.push(cert.to_str().unwrap());
+    let o = openssl(dir, &args);
+    let text = format!("{}{}", o.stdout, o.stderr);
+    let ok = o.ok() && o.stdout.trim_end().ends_with(": OK");
+    (ok, text)
+}
+
+/// A certificate's serial number in bits (from `openssl x509 -serial`).
+pub fn serial_bits(dir: &Path, cert: &Path) -> usize {
+    let out = openssl_ok(
+        dir,
+        &["x509", "-noout", "-serial", "-in", cert.to_str().unwrap()],
+    );
+    let hex = out
+        .trim()
+        .trim_start_matches("serial=")
+        .trim_start_matches('0');
+    let Some(first) = hex.chars().next() else {
+        return 0;
+    };
+    (hex.len() - 1) * 4 + (32 - first.to_digit(16).unwrap().leading_zeros()) as usize
+}
+
+/// An external CA made with openssl: key and certificate files in `dir`.
+#[derive(Debug, Clone)]
+pub struct ExtCa {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A self-signed external root (CA:TRUE, keyCertSign).
+pub fn ext_root(dir: &Path, file: &str, subject: &str) -> ExtCa {
+    let ca = ExtCa {
+        cert: dir.join(format!("{file}.pem")),
+        key: dir.join(format!("{file}.key")),
+    };
+    openssl_ok(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            ca.key.to_str().unwrap(),
+            "-out",
+            ca.cert.to_str().unwrap(),
+            "-subj",
+            subject,
+            "-days",
+            "3650",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    ca
+}
+
+/// Sign `csr` with `issuer` using the extension lines `ext` (an openssl extfile); writes
+/// `out`.
+pub fn ext_sign(dir: &Path, csr: &Path, issuer: &ExtCa, ext: &str, out: &Path, extra: &[&str]) {
+    let extfile = dir.join(format!(
+        "{}.ext",
+        out.file_name().unwrap().to_string_lossy()
+    ));
+    fs::write(&extfile, ext).unwrap();
+    let mut args = vec![
+        "x509",
+        "-req",
+        "-in",
+        csr.to_str().unwrap(),
+        "-CA",
+        issuer.cert.to_str().unwrap(),
+        "-CAkey",
+        issuer.key.to_str().unwrap(),
+        "-CAcreateserial",
+        "-days",
+        "1825",
+        "-sha256",
+        "-extfile",
+        extfile.to_str().unwrap(),
+        "-out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    openssl_ok(dir, &args);
+}
+
+/// The extensions of an external intermediate or of a signed Castellan CA.
+pub const EXT_CA: &str = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n";
+/// The extensions for a Castellan BYOCA certificate, as the brief for corp CAs says.
+pub const EXT_CASTELLAN: &str = "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n";
+/// An end-entity certificate's extensions.
+pub const EXT_NOT_CA: &str = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n";
+
+/// An external intermediate under `root`: new key, CSR, signed with CA extensions.
+pub fn ext_intermediate(dir: &Path, file: &str, subject: &str, root: &ExtCa) -> ExtCa {
+    let ca = ExtCa {
+        cert: dir.join(format!("{file}.pem")),
+        key: dir.join(format!("{file}.key")),
+    };
+    let csr = dir.join(format!("{file}.csr"));
+    openssl_ok(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            ca.key.to_str().unwrap(),
+            "-out",
+            csr.to_str().unwrap(),
+            "-subj",
+            subject,
+        ],
+    );
+    ext_sign(dir, &csr, root, EXT_CA, &ca.cert, &[]);
+    ca
+}
+
+/// Concatenate files into one (a PEM bundle).
+pub fn bundle(out: &Path, parts: &[&Path]) {
+    let mut f = fs::File::create(out).unwrap();
+    for p in parts {
+        f.write_all(&fs::read(p).unwrap()).unwrap();
+    }
+}
+
+/// The status of a CA from `ca show --json`.
+pub fn status(a: &Appliance, ca: &str) -> String {
+    a.ca_show(ca)["status"].as_str().unwrap().to_owned()
+}
+
+/// Names in `ca list --json`.
+pub fn ca_names(a: &Appliance) -> Vec<String> {
+    a.ca_list()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
