@@ -459,10 +459,11 @@ impl Signer {
                 body.id
             )));
         }
-        self.validate(&body.operation)?;
+        // The proposer's signature first: an unsigned request learns nothing about the state.
         let digest = body.digest()?;
         approval.officer = officer.to_owned();
         quorum::verify_approval(&approval, &self.officer_cert(officer)?, &digest)?;
+        self.validate(&body.operation)?;
         let proposal = Proposal {
             digest: hex::encode(digest),
             quorum: self.store.governance()?.quorum,
