@@ -1,0 +1,166 @@
+//! CertRep (RFC 8894 §3.3.2): the RA's signed reply. SUCCESS carries the issued
+//! certificate (and chain) in a degenerate SignedData, enveloped to the requester's
+//! key with the algorithm the requester used; FAILURE carries failInfo and
+//! failInfoText; PENDING carries neither.
+
+use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::ContentInfo;
+use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier};
+use der::asn1::{OctetString, PrintableStringRef, SetOfVec, Utf8StringRef};
+use der::{Any, Encode};
+use signature::{Keypair, Signer};
+use spki::{
+    AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey,
+    SignatureBitStringEncoding,
+};
+use x509_cert::Certificate;
+use x509_cert::attr::Attribute;
+
+use crate::envelope::{self, ContentAlg};
+use crate::error::{FailInfo, Result, ScepError};
+use crate::message::{DigestAlg, MessageType};
+use crate::oids;
+
+/// What the reply says.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The issued certificate first, then any chain certificates to include.
+    Success {
+        certs: Vec<Certificate>,
+        alg: ContentAlg,
+    },
+    Failure {
+        info: FailInfo,
+        text: String,
+    },
+    Pending,
+}
+
+/// What a reply must echo from its request.
+#[derive(Debug, Clone)]
+pub struct ReplyTo {
+    pub transaction_id: String,
+    pub sender_nonce: Vec<u8>,
+    /// The requester's signer certificate: the reply is encrypted to its key.
+    pub requester: Certificate,
+}
+
+fn attr(oid: const_oid::ObjectIdentifier, value: Any) -> Result<Attribute> {
+    let mut values = SetOfVec::new();
+    values.insert(value).map_err(enc)?;
+    Ok(Attribute { oid, values })
+}
+
+fn printable(s: &str) -> Result<Any> {
+    Any::encode_from(&PrintableStringRef::new(s).map_err(enc)?).map_err(enc)
+}
+
+fn enc<E>(_: E) -> ScepError {
+    ScepError::bad_request("encoding the reply failed")
+}
+
+/// A degenerate SignedData (certificates only) as DER: what a SUCCESS envelope holds
+/// and what GetCACert returns (RFC 8894 §3.4).
+pub fn degenerate(certs: &[Certificate]) -> Result<Vec<u8>> {
+    let content = EncapsulatedContentInfo {
+        econtent_type: oids::ID_DATA,
+        econtent: None,
+    };
+    let mut b = SignedDataBuilder::new(&content);
+    for c in certs {
+        b.add_certificate(CertificateChoices::Certificate(c.clone()))
+            .map_err(enc)?;
+    }
+    b.build().map_err(enc)?.to_der().map_err(enc)
+}
+
+/// Build and sign a CertRep with the RA key `signer` (its certificate `ra`).
+pub fn cert_rep<S, Sig>(
+    reply_to: &ReplyTo,
+    outcome: &Outcome,
+    ra: &Certificate,
+    signer: &S,
+) -> Result<Vec<u8>>
+where
+    S: Keypair + DynSignatureAlgorithmIdentifier + Signer<Sig>,
+    S::VerifyingKey: EncodePublicKey,
+    Sig: SignatureBitStringEncoding,
+{
+    let econtent = match outcome {
+        Outcome::Success { certs, alg } => {
+            let inner = degenerate(certs)?;
+            let env = envelope::seal(&inner, &reply_to.requester, *alg)?;
+            let ci = ContentInfo {
+                content_type: oids::ID_ENVELOPED_DATA,
+                content: Any::encode_from(&env).map_err(enc)?,
+            };
+            Some(
+                Any::encode_from(&OctetString::new(ci.to_der().map_err(enc)?).map_err(enc)?)
+                    .map_err(enc)?,
+            )
+        }
+        _ => None,
+    };
+    let content = EncapsulatedContentInfo {
+        econtent_type: oids::ID_DATA,
+        econtent,
+    };
+    let digest = DigestAlg::Sha256;
+    let digest_alg = AlgorithmIdentifierOwned {
+        oid: digest.oid(),
+        parameters: None,
+    };
+    let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+        issuer: ra.tbs_certificate().issuer().clone(),
+        serial_number: ra.tbs_certificate().serial_number().clone(),
+    });
+    let mut si = SignerInfoBuilder::new(sid, digest_alg.clone(), &content, None).map_err(enc)?;
+    let (status, fail) = match outcome {
+        Outcome::Success { .. } => ("0", None),
+        Outcome::Failure { info, text } => ("2", Some((info, text))),
+        Outcome::Pending => ("3", None),
+    };
+    let mut sender_nonce = vec![0u8; 16];
+    envelope::random(&mut sender_nonce)?;
+    si.add_signed_attribute(attr(
+        oids::MESSAGE_TYPE,
+        printable(MessageType::CertRep.as_str())?,
+    )?)
+    .map_err(enc)?;
+    si.add_signed_attribute(attr(oids::PKI_STATUS, printable(status)?)?)
+        .map_err(enc)?;
+    si.add_signed_attribute(attr(
+        oids::TRANSACTION_ID,
+        printable(&reply_to.transaction_id)?,
+    )?)
+    .map_err(enc)?;
+    si.add_signed_attribute(attr(
+        oids::RECIPIENT_NONCE,
+        Any::encode_from(&OctetString::new(reply_to.sender_nonce.clone()).map_err(enc)?)
+            .map_err(enc)?,
+    )?)
+    .map_err(enc)?;
+    si.add_signed_attribute(attr(
+        oids::SENDER_NONCE,
+        Any::encode_from(&OctetString::new(sender_nonce).map_err(enc)?).map_err(enc)?,
+    )?)
+    .map_err(enc)?;
+    if let Some((info, text)) = fail {
+        si.add_signed_attribute(attr(oids::FAIL_INFO, printable(info.as_str())?)?)
+            .map_err(enc)?;
+        let text: String = text.chars().take(256).collect();
+        si.add_signed_attribute(attr(
+            oids::FAIL_INFO_TEXT,
+            Any::encode_from(&Utf8StringRef::new(&text).map_err(enc)?).map_err(enc)?,
+        )?)
+        .map_err(enc)?;
+    }
+    let mut b = SignedDataBuilder::new(&content);
+    b.add_digest_algorithm(digest_alg).map_err(enc)?;
+    b.add_certificate(CertificateChoices::Certificate(ra.clone()))
+        .map_err(enc)?;
+    b.add_signer_info::<S, Sig>(si, signer)
+        .map_err(|_| ScepError::bad_request("signing the reply failed"))?;
+    b.build().map_err(enc)?.to_der().map_err(enc)
+}

@@ -1,0 +1,346 @@
+//! PKIMessage (RFC 8894 §3.2): a CMS SignedData, signed by the requester, whose
+//! content is a pkcsPKIEnvelope and whose signed attributes carry the SCEP fields.
+
+use cms::cert::CertificateChoices;
+use cms::content_info::ContentInfo;
+use cms::enveloped_data::EnvelopedData;
+use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
+use const_oid::ObjectIdentifier;
+use der::asn1::OctetString;
+use der::{Any, Decode, Encode, Tag, Tagged};
+use x509_cert::Certificate;
+
+use crate::error::{Result, ScepError};
+use crate::oids;
+
+/// Largest PKIMessage accepted.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+/// Most certificates carried in a request.
+pub const MAX_CERTS: usize = 8;
+
+/// RFC 8894 §3.2.1.2 messageType.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageType {
+    CertRep,
+    RenewalReq,
+    PkcsReq,
+    CertPoll,
+    GetCert,
+    GetCrl,
+}
+
+impl MessageType {
+    /// Parse the decimal PrintableString. Unknown or unsupported values are refused here,
+    /// before anything else looks at the request.
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "3" => MessageType::CertRep,
+            "17" => MessageType::RenewalReq,
+            "19" => MessageType::PkcsReq,
+            "20" => MessageType::CertPoll,
+            "21" => MessageType::GetCert,
+            "22" => MessageType::GetCrl,
+            other => {
+                return Err(ScepError::bad_request(format!(
+                    "unsupported messageType {other:?}"
+                )));
+            }
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::CertRep => "3",
+            MessageType::RenewalReq => "17",
+            MessageType::PkcsReq => "19",
+            MessageType::CertPoll => "20",
+            MessageType::GetCert => "21",
+            MessageType::GetCrl => "22",
+        }
+    }
+}
+
+/// The digest a requester used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestAlg {
+    /// Legacy: accepted only on profiles that allow legacy algorithms.
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl DigestAlg {
+    pub fn from_oid(oid: &ObjectIdentifier) -> Result<Self> {
+        Ok(match *oid {
+            oids::SHA1 => DigestAlg::Sha1,
+            oids::SHA256 => DigestAlg::Sha256,
+            oids::SHA384 => DigestAlg::Sha384,
+            oids::SHA512 => DigestAlg::Sha512,
+            oids::MD5 => return Err(ScepError::bad_alg("MD5 is refused")),
+            other => {
+                return Err(ScepError::bad_alg(format!(
+                    "digest {other} is not supported"
+                )));
+            }
+        })
+    }
+    pub fn oid(self) -> ObjectIdentifier {
+        match self {
+            DigestAlg::Sha1 => oids::SHA1,
+            DigestAlg::Sha256 => oids::SHA256,
+            DigestAlg::Sha384 => oids::SHA384,
+            DigestAlg::Sha512 => oids::SHA512,
+        }
+    }
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        use sha2::Digest;
+        match self {
+            DigestAlg::Sha1 => sha1::Sha1::digest(data).to_vec(),
+            DigestAlg::Sha256 => sha2::Sha256::digest(data).to_vec(),
+            DigestAlg::Sha384 => sha2::Sha384::digest(data).to_vec(),
+            DigestAlg::Sha512 => sha2::Sha512::digest(data).to_vec(),
+        }
+    }
+}
+
+/// A parsed, signature-checked PKIMessage whose envelope is still closed.
+#[derive(Debug, Clone)]
+pub struct PkiMessage {
+    pub message_type: MessageType,
+    pub transaction_id: String,
+    pub sender_nonce: Vec<u8>,
+    /// The certificate that signed the message (self-signed for PKCSReq,
+    /// the current certificate for RenewalReq).
+    pub signer_cert: Certificate,
+    pub digest: DigestAlg,
+    /// The pkcsPKIEnvelope.
+    pub envelope: EnvelopedData,
+}
+
+/// The string value of a PrintableString/UTF8String/IA5String attribute value.
+fn string_value(v: &Any) -> Result<String> {
+    match v.tag() {
+        Tag::PrintableString | Tag::Utf8String | Tag::Ia5String => {
+            String::from_utf8(v.value().to_vec())
+                .map_err(|_| ScepError::bad_request("attribute is not text"))
+        }
+        _ => Err(ScepError::bad_request("attribute has the wrong type")),
+    }
+}
+
+/// The single value of a signed attribute.
+fn single<'a>(si: &'a SignerInfo, oid: ObjectIdentifier, name: &str) -> Result<Option<&'a Any>> {
+    let Some(attrs) = &si.signed_attrs else {
+        return Ok(None);
+    };
+    let mut found = attrs.iter().filter(|a| a.oid == oid);
+    let Some(attr) = found.next() else {
+        return Ok(None);
+    };
+    if found.next().is_some() || attr.values.len() != 1 {
+        return Err(ScepError::bad_request(format!(
+            "{name} must appear once with one value"
+        )));
+    }
+    Ok(attr.values.get(0))
+}
+
+fn required<'a>(si: &'a SignerInfo, oid: ObjectIdentifier, name: &str) -> Result<&'a Any> {
+    single(si, oid, name)?.ok_or_else(|| ScepError::bad_request(format!("{name} is missing")))
+}
+
+/// Verify `sig` over `msg` with the key in `cert`: RSA PKCS#1 v1.5 (signatureAlgorithm
+/// rsaEncryption with the SignerInfo's digest, or sha*WithRSAEncryption) or ECDSA P-256/P-384.
+pub fn verify(
+    cert: &Certificate,
+    sig_alg: &ObjectIdentifier,
+    digest: DigestAlg,
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<()> {
+    use ring::signature as rs;
+    let spki = cert.tbs_certificate().subject_public_key_info();
+    let is_rsa = spki.algorithm.oid == oids::RSA_ENCRYPTION;
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    let alg: &dyn rs::VerificationAlgorithm = match (*sig_alg, digest, is_rsa, curve) {
+        (oids::RSA_ENCRYPTION | oids::SHA1_WITH_RSA, DigestAlg::Sha1, true, _) => {
+            &rs::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY
+        }
+        (oids::RSA_ENCRYPTION | oids::SHA256_WITH_RSA, DigestAlg::Sha256, true, _) => {
+            &rs::RSA_PKCS1_2048_8192_SHA256
+        }
+        (oids::RSA_ENCRYPTION | oids::SHA384_WITH_RSA, DigestAlg::Sha384, true, _) => {
+            &rs::RSA_PKCS1_2048_8192_SHA384
+        }
+        (oids::RSA_ENCRYPTION | oids::SHA512_WITH_RSA, DigestAlg::Sha512, true, _) => {
+            &rs::RSA_PKCS1_2048_8192_SHA512
+        }
+        (oids::ECDSA_SHA256, DigestAlg::Sha256, false, Some(oids::SECP256R1)) => {
+            &rs::ECDSA_P256_SHA256_ASN1
+        }
+        (oids::ECDSA_SHA384, DigestAlg::Sha384, false, Some(oids::SECP384R1)) => {
+            &rs::ECDSA_P384_SHA384_ASN1
+        }
+        (oids::MD5_WITH_RSA, ..) => return Err(ScepError::bad_alg("MD5 signatures are refused")),
+        (other, ..) => {
+            return Err(ScepError::bad_alg(format!(
+                "signature algorithm {other} with {digest:?} is not supported for this key"
+            )));
+        }
+    };
+    rs::UnparsedPublicKey::new(alg, spki.subject_public_key.raw_bytes())
+        .verify(msg, sig)
+        .map_err(|_| ScepError::bad_check("the message signature does not verify"))
+}
+
+/// Parse a PKIMessage and check its integrity.
+///
+/// Steps: (1) cap the size and decode ContentInfo → SignedData; (2) exactly one
+/// SignerInfo, non-empty digestAlgorithms that include its digest; (3) read
+/// messageType first and refuse unknown types; (4) read transactionID and
+/// senderNonce; (5) find the signer certificate; (6) check messageDigest against the
+/// content and the signature over the signed attributes; (7) decode the envelope.
+/// `allow_sha1` is whether the profile allows legacy algorithms.
+pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
+    if der.is_empty() || der.len() > MAX_MESSAGE {
+        return Err(ScepError::bad_request(format!(
+            "a PKIMessage must be 1 to {MAX_MESSAGE} bytes"
+        )));
+    }
+    let ci =
+        ContentInfo::from_der(der).map_err(|_| ScepError::bad_request("not a CMS ContentInfo"))?;
+    if ci.content_type != oids::ID_SIGNED_DATA {
+        return Err(ScepError::bad_request("the PKIMessage is not SignedData"));
+    }
+    let sd: SignedData = ci
+        .content
+        .decode_as()
+        .map_err(|_| ScepError::bad_request("malformed SignedData"))?;
+    let [si] = sd.signer_infos.0.as_slice() else {
+        return Err(ScepError::bad_request(
+            "a PKIMessage has exactly one SignerInfo",
+        ));
+    };
+    let message_type = MessageType::parse(&string_value(required(
+        si,
+        oids::MESSAGE_TYPE,
+        "messageType",
+    )?)?)?;
+    if message_type == MessageType::CertRep {
+        return Err(ScepError::bad_request(
+            "CertRep is a response, not a request",
+        ));
+    }
+    if sd.digest_algorithms.is_empty() {
+        return Err(ScepError::bad_request("digestAlgorithms is empty"));
+    }
+    let digest = DigestAlg::from_oid(&si.digest_alg.oid)?;
+    if !sd
+        .digest_algorithms
+        .iter()
+        .any(|a| a.oid == si.digest_alg.oid)
+    {
+        return Err(ScepError::bad_request(
+            "the signer's digest is not listed in digestAlgorithms",
+        ));
+    }
+    if digest == DigestAlg::Sha1 && !allow_sha1 {
+        return Err(ScepError::bad_alg(
+            "SHA-1 is refused on this profile: use SHA-256 (GetCACaps lists SHA-256)",
+        ));
+    }
+    let transaction_id = string_value(required(si, oids::TRANSACTION_ID, "transactionID")?)?;
+    if transaction_id.is_empty() || transaction_id.len() > 128 {
+        return Err(ScepError::bad_request(
+            "transactionID must be 1 to 128 characters",
+        ));
+    }
+    let sender_nonce = required(si, oids::SENDER_NONCE, "senderNonce")?
+        .decode_as::<OctetString>()
+        .map_err(|_| ScepError::bad_request("senderNonce is not an OCTET STRING"))?
+        .into_bytes();
+    if sender_nonce.len() != 16 {
+        return Err(ScepError::bad_request("senderNonce must be 16 bytes"));
+    }
+    let certs: Vec<&Certificate> = sd
+        .certificates
+        .as_ref()
+        .map(|c| {
+            c.0.iter()
+                .filter_map(|c| match c {
+                    CertificateChoices::Certificate(c) => Some(c),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if certs.len() > MAX_CERTS {
+        return Err(ScepError::bad_request(
+            "too many certificates in the request",
+        ));
+    }
+    let signer_cert = certs
+        .into_iter()
+        .find(|c| match &si.sid {
+            SignerIdentifier::IssuerAndSerialNumber(ias) => {
+                ias.issuer == *c.tbs_certificate().issuer()
+                    && ias.serial_number == *c.tbs_certificate().serial_number()
+            }
+            SignerIdentifier::SubjectKeyIdentifier(_) => false,
+        })
+        .cloned()
+        .ok_or_else(|| ScepError::bad_request("the signer certificate is not in the message"))?;
+
+    // messageDigest over the eContent octets, then the signature over the signed attributes.
+    let content = sd
+        .encap_content_info
+        .econtent
+        .as_ref()
+        .ok_or_else(|| ScepError::bad_request("the PKIMessage has no content"))?;
+    let content = content
+        .decode_as::<OctetString>()
+        .map_err(|_| ScepError::bad_request("the content is not an OCTET STRING"))?;
+    let md = required(si, oids::MESSAGE_DIGEST, "messageDigest")?
+        .decode_as::<OctetString>()
+        .map_err(|_| ScepError::bad_request("messageDigest is not an OCTET STRING"))?;
+    if md.as_bytes() != digest.digest(content.as_bytes()).as_slice() {
+        return Err(ScepError::bad_check(
+            "messageDigest does not match the content",
+        ));
+    }
+    let signed = si
+        .signed_attrs
+        .as_ref()
+        .ok_or_else(|| ScepError::bad_request("no signed attributes"))?
+        .to_der()
+        .map_err(|_| ScepError::bad_request("bad signed attributes"))?;
+    verify(
+        &signer_cert,
+        &si.signature_algorithm.oid,
+        digest,
+        &signed,
+        si.signature.as_bytes(),
+    )?;
+
+    let env_ci = ContentInfo::from_der(content.as_bytes())
+        .map_err(|_| ScepError::bad_request("the content is not a pkcsPKIEnvelope"))?;
+    if env_ci.content_type != oids::ID_ENVELOPED_DATA {
+        return Err(ScepError::bad_request("the content is not EnvelopedData"));
+    }
+    let envelope: EnvelopedData = env_ci
+        .content
+        .decode_as()
+        .map_err(|_| ScepError::bad_request("malformed EnvelopedData"))?;
+    Ok(PkiMessage {
+        message_type,
+        transaction_id,
+        sender_nonce: sender_nonce.into_vec(),
+        signer_cert,
+        digest,
+        envelope,
+    })
+}
