@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use crate::tools::{self, Requirements, shell_quote};
 use crate::{Context, Failure, Result};
 
-const DEMO_TOOLS: Requirements = Requirements {
+pub(crate) const DEMO_TOOLS: Requirements = Requirements {
     programs: &["softhsm2-util", "pkcs11-tool", "openssl"],
     libraries: &[],
     packages: &["softhsm2", "opensc", "openssl"],
@@ -39,10 +39,10 @@ const DEMO_TOOLS: Requirements = Requirements {
 
 const DEFAULT_ADMIN_PORT: u16 = 8443;
 const TOKEN_LABEL: &str = "castellan-demo";
-const QUORUM: u64 = 2;
+pub(crate) const QUORUM: u64 = 2;
 const OFFICERS: [&str; 3] = ["alice", "bob", "carol"];
-const READY_MARKER: &str = "castellan-signer ready";
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const READY_MARKER: &str = "castellan-signer ready";
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const EKUS: &str = "client-auth,server-auth,email-protection";
 
@@ -52,28 +52,41 @@ pub struct Options {
     pub admin_port: Option<u16>,
 }
 
-/// Where the demo keeps its files (all absolute).
+/// Where an appliance keeps its files (all absolute): `var/demo/` for the demo; the
+/// benchmarks use the same layout in their own directories.
 #[derive(Debug)]
-struct Paths {
-    root: PathBuf,
-    demo: PathBuf,
-    softhsm2_conf: PathBuf,
-    tokens: PathBuf,
-    pin: PathBuf,
-    officers: PathBuf,
-    state: PathBuf,
-    log: PathBuf,
-    json: PathBuf,
-    bin_dir: PathBuf,
+pub(crate) struct Paths {
+    pub(crate) root: PathBuf,
+    pub(crate) demo: PathBuf,
+    pub(crate) softhsm2_conf: PathBuf,
+    pub(crate) tokens: PathBuf,
+    pub(crate) pin: PathBuf,
+    pub(crate) officers: PathBuf,
+    pub(crate) state: PathBuf,
+    pub(crate) log: PathBuf,
+    pub(crate) json: PathBuf,
+    pub(crate) bin_dir: PathBuf,
+}
+
+/// The cargo target directory (`CARGO_TARGET_DIR`, else `target/` in the workspace root).
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root.join(t) })
+        .unwrap_or_else(|| root.join("target"))
 }
 
 impl Paths {
+    /// The demo: `var/demo/`, debug binaries.
     fn new(root: PathBuf) -> Self {
         let demo = root.join("var").join("demo");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|t| if t.is_absolute() { t } else { root.join(t) })
-            .unwrap_or_else(|| root.join("target"));
+        let bin_dir = target_dir(&root).join("debug");
+        Paths::at(root, demo, bin_dir)
+    }
+
+    /// An appliance in `dir` (absolute), run with the binaries in `bin_dir`.
+    pub(crate) fn at(root: PathBuf, dir: PathBuf, bin_dir: PathBuf) -> Self {
+        let demo = dir;
         Paths {
             softhsm2_conf: demo.join("softhsm2.conf"),
             tokens: demo.join("tokens"),
@@ -82,22 +95,22 @@ impl Paths {
             state: demo.join("state"),
             log: demo.join("signer.log"),
             json: demo.join("demo.json"),
-            bin_dir: target.join("debug"),
+            bin_dir,
             demo,
             root,
         }
     }
 
-    fn signer_bin(&self) -> PathBuf {
+    pub(crate) fn signer_bin(&self) -> PathBuf {
         self.bin_dir.join("castellan-signer")
     }
 
-    fn cli_bin(&self) -> PathBuf {
+    pub(crate) fn cli_bin(&self) -> PathBuf {
         self.bin_dir.join("castellan")
     }
 
     /// A path relative to the workspace root, for messages.
-    fn show(&self, path: &Path) -> String {
+    pub(crate) fn show(&self, path: &Path) -> String {
         path.strip_prefix(&self.root)
             .unwrap_or(path)
             .display()
@@ -107,20 +120,20 @@ impl Paths {
 
 /// An officer's files.
 #[derive(Debug, Clone)]
-struct Officer {
-    name: String,
-    cert: PathBuf,
-    key: PathBuf,
+pub(crate) struct Officer {
+    pub(crate) name: String,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
 /// What `demo.json` records; everything a client needs to talk to the demo.
 #[derive(Debug)]
-struct Demo {
-    admin_url: String,
-    admin_port: u16,
-    admin_ca: PathBuf,
-    officers: Vec<Officer>,
-    cas: Vec<String>,
+pub(crate) struct Demo {
+    pub(crate) admin_url: String,
+    pub(crate) admin_port: u16,
+    pub(crate) admin_ca: PathBuf,
+    pub(crate) officers: Vec<Officer>,
+    pub(crate) cas: Vec<String>,
 }
 
 /// The demo, step by step:
@@ -187,7 +200,7 @@ pub fn run(options: &Options) -> Result<()> {
         .unwrap_or(DEFAULT_ADMIN_PORT);
     let officers = match &existing {
         Some(demo) => demo.officers.clone(),
-        None => set_up(&paths, admin_port)?,
+        None => set_up(&paths, admin_port, TOKEN_LABEL)?,
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -227,9 +240,13 @@ pub fn run(options: &Options) -> Result<()> {
     outcome
 }
 
-/// First set-up: token, PIN, officers and `castellan-signer init`. Returns the officers.
-fn set_up(paths: &Paths, admin_port: u16) -> Result<Vec<Officer>> {
-    println!("==> setting up a new demo in {}", paths.show(&paths.demo));
+/// First set-up: token `token_label`, PIN, officers and `castellan-signer init` (quorum
+/// [`QUORUM`], admin port 127.0.0.1:`admin_port`). Returns the officers.
+pub(crate) fn set_up(paths: &Paths, admin_port: u16, token_label: &str) -> Result<Vec<Officer>> {
+    println!(
+        "==> setting up a new appliance in {}",
+        paths.show(&paths.demo)
+    );
     let mut dirs = fs::DirBuilder::new();
     dirs.recursive(true).mode(0o700);
     for dir in [&paths.demo, &paths.tokens, &paths.officers] {
@@ -240,7 +257,7 @@ fn set_up(paths: &Paths, admin_port: u16) -> Result<Vec<Officer>> {
     write_file(
         &paths.softhsm2_conf,
         format!(
-            "# SoftHSM2 configuration for `cargo xtask demo` (SOFTHSM2_CONF).\n\
+            "# SoftHSM2 configuration for `cargo xtask` (SOFTHSM2_CONF).\n\
              directories.tokendir = {}\n\
              objectstore.backend = file\n\
              log.level = ERROR\n",
@@ -254,10 +271,10 @@ fn set_up(paths: &Paths, admin_port: u16) -> Result<Vec<Officer>> {
     // one's own machine, not for an appliance (there, use `--pin` interactively).
     let so_pin = random_hex(16)?;
     let pin = random_hex(16)?;
-    println!("==> softhsm2-util --init-token --free --label {TOKEN_LABEL}");
+    println!("==> softhsm2-util --init-token --free --label {token_label}");
     let mut init_token = Command::new("softhsm2-util");
     init_token
-        .args(["--init-token", "--free", "--label", TOKEN_LABEL])
+        .args(["--init-token", "--free", "--label", token_label])
         .args(["--so-pin", &so_pin, "--pin", &pin])
         .env("SOFTHSM2_CONF", &paths.softhsm2_conf);
     tools::run_quietly(&mut init_token, "softhsm2-util --init-token")?;
@@ -278,7 +295,7 @@ fn set_up(paths: &Paths, admin_port: u16) -> Result<Vec<Officer>> {
         spec.push(&officer.cert);
         init.arg("--officer").arg(spec);
     }
-    init.args(["--token-label", TOKEN_LABEL])
+    init.args(["--token-label", token_label])
         .arg("--pin-file")
         .arg(&paths.pin)
         .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
@@ -316,17 +333,32 @@ fn make_officer(dir: &Path, name: &str) -> Result<Officer> {
     Ok(officer)
 }
 
-/// The running `castellan-signer run`, with a thread copying its stderr to the log and to ours.
+/// The signer's first ready line, and when our reader thread saw it.
 #[derive(Debug)]
-struct Signer {
+pub(crate) struct Ready {
+    pub(crate) at: Instant,
+    pub(crate) line: String,
+}
+
+/// The running `castellan-signer run`, with a thread copying its stderr to the log (and to ours
+/// when echoing).
+#[derive(Debug)]
+pub(crate) struct Signer {
     child: Child,
-    ready: mpsc::Receiver<()>,
+    ready: mpsc::Receiver<Ready>,
     log_path: PathBuf,
     reader: Option<JoinHandle<()>>,
+    /// Just before the spawn.
+    pub(crate) spawned_at: Instant,
 }
 
 impl Signer {
     fn start(paths: &Paths) -> Result<Signer> {
+        Signer::spawn(paths, true)
+    }
+
+    /// Start `castellan-signer run --state-dir STATE`; `echo` copies its stderr to ours.
+    pub(crate) fn spawn(paths: &Paths, echo: bool) -> Result<Signer> {
         let mut cmd = Command::new(paths.signer_bin());
         cmd.arg("run")
             .arg("--state-dir")
@@ -342,30 +374,38 @@ impl Signer {
         );
         let log =
             fs::File::create(&paths.log).context(format!("create {}", paths.log.display()))?;
+        let spawned_at = Instant::now();
         let mut child = cmd.spawn().context("start castellan-signer")?;
         let (tx, ready) = mpsc::channel();
         let reader = child
             .stderr
             .take()
-            .map(|stderr| std::thread::spawn(move || copy_log(stderr, log, tx)));
+            .map(|stderr| std::thread::spawn(move || copy_log(stderr, log, tx, echo)));
         Ok(Signer {
             child,
             ready,
             log_path: paths.log.clone(),
             reader,
+            spawned_at,
         })
     }
 
     /// Wait for the ready line. `Ok(false)`: a signal asked us to stop first.
     fn wait_ready(&mut self, stop: &AtomicBool) -> Result<bool> {
+        Ok(self.wait_ready_line(stop)?.is_some())
+    }
+
+    /// Wait (at most [`READY_TIMEOUT`]) for the ready line. `Ok(None)`: a signal asked us to
+    /// stop first.
+    pub(crate) fn wait_ready_line(&mut self, stop: &AtomicBool) -> Result<Option<Ready>> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             match self.ready.recv_timeout(Duration::from_millis(200)) {
-                Ok(()) => return Ok(true),
+                Ok(ready) => return Ok(Some(ready)),
                 Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {}
             }
             if stop.load(Ordering::SeqCst) {
-                return Ok(false);
+                return Ok(None);
             }
             if let Some(status) = self.child.try_wait()? {
                 return Err(self.failure(&format!("castellan-signer exited ({status})")));
@@ -405,7 +445,7 @@ impl Signer {
     }
 
     /// SIGTERM, a grace period, then SIGKILL. Idempotent.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = Command::new("kill")
                 .args(["-TERM", &self.child.id().to_string()])
@@ -426,7 +466,7 @@ impl Signer {
     }
 
     /// A failure that carries the whole log.
-    fn failure(&mut self, what: &str) -> Failure {
+    pub(crate) fn failure(&mut self, what: &str) -> Failure {
         self.stop();
         let log = fs::read_to_string(&self.log_path).unwrap_or_default();
         Failure::new(format!(
@@ -442,9 +482,9 @@ impl Drop for Signer {
     }
 }
 
-/// Copy the signer's stderr, line by line, to the log file and to our stderr; signal the
-/// first ready line. Reads to EOF so the signer never blocks on a full pipe.
-fn copy_log(stderr: impl Read, mut log: fs::File, ready: mpsc::Sender<()>) {
+/// Copy the signer's stderr, line by line, to the log file and (with `echo`) to our stderr;
+/// send the first ready line. Reads to EOF so the signer never blocks on a full pipe.
+fn copy_log(stderr: impl Read, mut log: fs::File, ready: mpsc::Sender<Ready>, echo: bool) {
     let mut reader = BufReader::new(stderr);
     let mut line = Vec::new();
     let mut seen_ready = false;
@@ -454,13 +494,19 @@ fn copy_log(stderr: impl Read, mut log: fs::File, ready: mpsc::Sender<()>) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
+        let at = Instant::now();
         let _ = log.write_all(&line);
         let _ = log.flush();
         let text = String::from_utf8_lossy(&line);
-        eprintln!("signer | {}", text.trim_end());
+        if echo {
+            eprintln!("signer | {}", text.trim_end());
+        }
         if !seen_ready && text.contains(READY_MARKER) {
             seen_ready = true;
-            let _ = ready.send(());
+            let _ = ready.send(Ready {
+                at,
+                line: text.trim_end().to_owned(),
+            });
         }
     }
 }
@@ -475,8 +521,14 @@ fn check_port_free(port: u16) -> Result<()> {
     }
 }
 
-/// The admin CLI as one officer.
-fn cli(paths: &Paths, demo: &Demo, officer: &Officer, args: &[&str]) -> Result<String> {
+/// The admin CLI as one officer, killed after `timeout` if one is given.
+pub(crate) fn cli_within(
+    paths: &Paths,
+    demo: &Demo,
+    officer: &Officer,
+    args: &[&str],
+    timeout: Option<Duration>,
+) -> Result<String> {
     let mut cmd = Command::new(paths.cli_bin());
     cmd.args(["--admin", &demo.admin_url])
         .arg("--cert")
@@ -487,10 +539,11 @@ fn cli(paths: &Paths, demo: &Demo, officer: &Officer, args: &[&str]) -> Result<S
         .arg(&demo.admin_ca)
         .args(args)
         .current_dir(&paths.root);
-    tools::run_quietly(
-        &mut cmd,
-        &format!("`castellan {}` as {}", args.join(" "), officer.name),
-    )
+    let what = format!("`castellan {}` as {}", args.join(" "), officer.name);
+    match timeout {
+        None => tools::run_quietly(&mut cmd, &what),
+        Some(timeout) => tools::run_quietly_within(&mut cmd, &what, timeout),
+    }
 }
 
 /// The first JSON object in the CLI's output (it may print notes around it).
@@ -576,9 +629,32 @@ fn propose_and_approve(
     approver: &Officer,
     args: &[&str],
 ) -> Result<()> {
+    propose_and_approve_timed(paths, demo, proposer, approver, args, None).map(|_| ())
+}
+
+/// How long the two CLI commands of [`propose_and_approve_timed`] took, each from spawn to exit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timings {
+    pub(crate) propose: Duration,
+    /// `None` when the proposal executed without a second approval.
+    pub(crate) approve: Option<Duration>,
+}
+
+/// [`propose_and_approve`], timing the propose and the approve command separately (a check
+/// with `proposal show`, if needed, is not timed); each command is killed after `timeout`.
+pub(crate) fn propose_and_approve_timed(
+    paths: &Paths,
+    demo: &Demo,
+    proposer: &Officer,
+    approver: &Officer,
+    args: &[&str],
+    timeout: Option<Duration>,
+) -> Result<Timings> {
     let what = format!("castellan {}", args.join(" "));
     println!("==> {what}   (as {})", proposer.name);
-    let output = cli(paths, demo, proposer, args)?;
+    let started = Instant::now();
+    let output = cli_within(paths, demo, proposer, args, timeout)?;
+    let propose = started.elapsed();
     let proposal = parse_json_object(&output)
         .ok_or_else(|| Failure::new(format!("`{what}` printed no JSON object:\n{output}")))?;
     let id = string_field(&proposal, "id")
@@ -596,19 +672,25 @@ fn propose_and_approve(
         string_field(&proposal, "status").unwrap_or_default()
     );
     if string_field(&proposal, "status").as_deref() == Some("executed") {
-        return Ok(());
+        return Ok(Timings {
+            propose,
+            approve: None,
+        });
     }
 
     println!(
         "==> castellan proposal approve {id} --json   (as {})",
         approver.name
     );
-    let approved = cli(
+    let started = Instant::now();
+    let approved = cli_within(
         paths,
         demo,
         approver,
         &["proposal", "approve", &id, "--json"],
+        timeout,
     )?;
+    let approve = started.elapsed();
     let mut after = parse_json_object(&approved);
     // If the approval does not echo the proposal, ask for it.
     if after
@@ -616,7 +698,13 @@ fn propose_and_approve(
         .and_then(|p| string_field(p, "status"))
         .is_none()
     {
-        let shown = cli(paths, demo, approver, &["proposal", "show", &id, "--json"])?;
+        let shown = cli_within(
+            paths,
+            demo,
+            approver,
+            &["proposal", "show", &id, "--json"],
+            timeout,
+        )?;
         after = parse_json_object(&shown);
     }
     let status = after.as_ref().and_then(|p| string_field(p, "status"));
@@ -631,7 +719,10 @@ fn propose_and_approve(
         "    proposal {id}: {} approvals, executed",
         after.as_ref().map(count).unwrap_or_default()
     );
-    Ok(())
+    Ok(Timings {
+        propose,
+        approve: Some(approve),
+    })
 }
 
 fn write_demo_json(paths: &Paths, demo: &Demo) -> Result<()> {
@@ -741,7 +832,7 @@ fn print_summary(paths: &Paths, demo: &Demo) {
 
 /// Create (or replace) a file with the given mode from the start, so a secret is never
 /// readable by others even briefly.
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -2,9 +2,13 @@
 //!
 //! - `cargo xtask demo [--fresh] [--admin-port PORT]`: set up a SoftHSM2 token, three officers, a
 //!   signer and two CAs under `var/demo/`, then keep the signer running until Ctrl-C.
+//! - `cargo xtask bench ca [--runs N]`: time CA creation per key type and signer start-up with
+//!   10 CAs, on release binaries, in fresh appliances under `var/bench-ca/` and
+//!   `var/bench-start/`; results in `var/bench-ca/results.json`.
 //! - `cargo xtask test [-- ARGS]`: install the test tools, then fmt, clippy, build and test the
 //!   workspace, stopping at the first failure with its exit code.
 
+mod bench;
 mod demo;
 mod suite;
 mod tools;
@@ -22,6 +26,13 @@ commands:
         carol (quorum 2), castellan-signer on https://127.0.0.1:PORT (default 8443), and
         the CAs demo-root and demo-issuing. A second run reuses var/demo/; --fresh wipes
         it first. Runs until Ctrl-C.
+  bench ca [--runs N]
+        Benchmark on release binaries (builds them): in a fresh appliance under
+        var/bench-ca/, create root CAs of each key type (rsa-2048/3072/4096, ec-p256/384),
+        N times each (default 3), timing alice's propose and bob's approve (which generates
+        the key in the token and signs) separately; then, in var/bench-start/ with exactly
+        10 CAs, time castellan-signer run from spawn to its ready line, 5 times. Prints
+        min/median/max and writes var/bench-ca/results.json.
   test [-- ARGS]
         Install missing test tools (softhsm2, opensc, openssl, scep, pkcs11 engine), then
         run cargo fmt --check, clippy -D warnings, build and `cargo test --workspace ARGS`.
@@ -110,6 +121,7 @@ fn run(args: &[String]) -> Result<()> {
     };
     match command.as_str() {
         "demo" => demo::run(&parse_demo_args(rest)?),
+        "bench" => bench::run(&parse_bench_args(rest)?),
         "test" => suite::run(&parse_test_args(rest)?),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
@@ -149,6 +161,56 @@ fn parse_demo_args(args: &[String]) -> Result<demo::Options> {
             _ => {
                 return Err(Failure::new(format!(
                     "demo: unknown argument `{arg}`\n\n{USAGE}"
+                )));
+            }
+        }
+    }
+    Ok(options)
+}
+
+fn parse_bench_args(args: &[String]) -> Result<bench::Options> {
+    let mut options = bench::Options::default();
+    let Some((what, rest)) = args.split_first() else {
+        return Err(Failure::new(format!(
+            "bench: say what to measure (`cargo xtask bench ca`)\n\n{USAGE}"
+        )));
+    };
+    match what.as_str() {
+        "ca" => {}
+        "-h" | "--help" => {
+            print!("{USAGE}");
+            std::process::exit(0);
+        }
+        other => {
+            return Err(Failure::new(format!(
+                "bench: unknown benchmark `{other}` (there is `ca`)\n\n{USAGE}"
+            )));
+        }
+    }
+    let mut args = rest.iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        match flag {
+            "--runs" => {
+                let value = inline
+                    .or_else(|| args.next().cloned())
+                    .ok_or_else(|| Failure::new("--runs needs a number"))?;
+                options.runs = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| Failure::new(format!("--runs: bad count `{value}` (1-100)")))?;
+            }
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => {
+                return Err(Failure::new(format!(
+                    "bench ca: unknown argument `{arg}`\n\n{USAGE}"
                 )));
             }
         }
@@ -198,6 +260,28 @@ mod tests {
         assert!(parse_demo_args(&strings(&["--admin-port"])).is_err());
         assert!(parse_demo_args(&strings(&["--fresh=yes"])).is_err());
         assert!(parse_demo_args(&strings(&["--nope"])).is_err());
+    }
+
+    #[test]
+    fn bench_args_are_parsed() {
+        assert_eq!(parse_bench_args(&strings(&["ca"])).unwrap().runs, 3);
+        assert_eq!(
+            parse_bench_args(&strings(&["ca", "--runs", "5"]))
+                .unwrap()
+                .runs,
+            5
+        );
+        assert_eq!(
+            parse_bench_args(&strings(&["ca", "--runs=1"]))
+                .unwrap()
+                .runs,
+            1
+        );
+        assert!(parse_bench_args(&strings(&[])).is_err());
+        assert!(parse_bench_args(&strings(&["cb"])).is_err());
+        assert!(parse_bench_args(&strings(&["ca", "--runs", "0"])).is_err());
+        assert!(parse_bench_args(&strings(&["ca", "--runs"])).is_err());
+        assert!(parse_bench_args(&strings(&["ca", "--nope"])).is_err());
     }
 
     #[test]

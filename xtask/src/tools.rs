@@ -4,6 +4,8 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use crate::{Context, Failure, Result};
 
@@ -148,6 +150,51 @@ pub fn run_quietly(cmd: &mut Command, what: &str) -> Result<String> {
     Ok(stdout)
 }
 
+/// [`run_quietly`], but the command is killed (SIGKILL) if it has not finished after
+/// `timeout`. The output is collected by a thread, so the caller sees the exit at once.
+pub fn run_quietly_within(cmd: &mut Command, what: &str, timeout: Duration) -> Result<String> {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context(format!("cannot run {what}"))?;
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(timeout) {
+        Ok(output) => output.context(format!("cannot run {what}"))?,
+        Err(_) => {
+            // Not reaped yet (the waiter still waits), so the pid is still this child's.
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+            let _ = waiter.join();
+            return Err(Failure::new(format!(
+                "{what} did not finish within {} s (killed)",
+                timeout.as_secs()
+            )));
+        }
+    };
+    let _ = waiter.join();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        return Err(Failure::with_code(
+            format!(
+                "{what} failed ({}):\n{}{}",
+                output.status,
+                stdout,
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            output.status.code(),
+        ));
+    }
+    Ok(stdout)
+}
+
 /// `program arg arg` for messages, the program by its file name (this is for people, not a
 /// shell).
 pub fn describe(cmd: &Command) -> String {
@@ -182,6 +229,21 @@ mod tests {
     fn finds_sh_and_not_nonsense() {
         assert!(find_program("sh").is_some());
         assert!(find_program("castellan-no-such-program").is_none());
+    }
+
+    #[test]
+    fn run_quietly_within_returns_output_and_kills_on_timeout() {
+        let mut echo = Command::new("sh");
+        echo.args(["-c", "echo hi"]);
+        assert_eq!(
+            run_quietly_within(&mut echo, "echo", Duration::from_secs(10)).unwrap(),
+            "hi\n"
+        );
+        let mut slow = Command::new("sleep");
+        slow.arg("30");
+        let started = std::time::Instant::now();
+        assert!(run_quietly_within(&mut slow, "sleep", Duration::from_millis(200)).is_err());
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[test]
