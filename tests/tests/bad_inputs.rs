@@ -199,6 +199,13 @@ fn weak_and_malformed_ca_parameters_are_refused_by_cli_and_signer() {
     ] {
         let mut req = good.clone();
         req["body"]["operation"]["spec"][field] = value;
+        // Where the changed body still parses (key and hash are plain strings), sign it
+        // properly: the signer checks the proposer's signature before the operation.
+        if let Ok(changed) = serde_json::from_value::<ProposalBody>(req["body"].clone()) {
+            let approval =
+                sign_approval(&alice.key_pem(), &changed.digest().unwrap(), "alice").unwrap();
+            req["approval"] = serde_json::to_value(approval).unwrap();
+        }
         let (code, body) = a.raw_call("alice", &req.to_string());
         assert_eq!(code, 400, "{field}: {body}");
         assert!(body.contains(needle), "{field}: {body}");
