@@ -6,7 +6,8 @@
 //! - [`message`]: parse a PKIMessage, check messageType first, messageDigest and signature;
 //! - [`envelope`]: open and seal pkcsPKIEnvelopes (AES; DES/3DES for legacy profiles; no oracle);
 //! - [`certrep`]: build signed CertReps (SUCCESS, FAILURE with failInfo + failInfoText, PENDING);
-//! - [`client`]: a strict client (AES, SHA-256) for tests and `scep-bench`.
+//! - [`client`]: a strict client (AES, SHA-256) for tests and `scep-bench`;
+//! - [`wire`]: the signing socket's frames and its closed, versioned operation set.
 #![forbid(unsafe_code)]
 
 pub mod certrep;
@@ -15,6 +16,7 @@ pub mod envelope;
 pub mod error;
 pub mod message;
 pub mod oids;
+pub mod wire;
 
 pub use error::{FailInfo, ScepError};
 

@@ -1,0 +1,168 @@
+//! The signing socket between castellan-edge and castellan-signer (version 1).
+//!
+//! A frame is a 4-byte big-endian length, then that many bytes: an 8-byte big-endian
+//! request id and a JSON body. A connection carries several requests at once; each
+//! reply carries the id of its request. The operation set is closed: removed variants
+//! are never reused. The signer trusts nothing in a request: it re-parses the
+//! PKIMessage and makes every policy decision itself.
+
+use serde::{Deserialize, Serialize};
+
+/// Protocol version, sent by the edge in [`Op::Hello`].
+pub const VERSION: u32 = 1;
+/// Largest frame either side accepts.
+pub const MAX_FRAME: usize = 256 * 1024;
+
+/// What the edge may ask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Op {
+    /// First request on a connection: the versions must match.
+    Hello { version: u32 },
+    /// RFC 8894 §3.5.1 GetCACaps for a profile.
+    GetCaCaps { profile: String },
+    /// RFC 8894 §4.2 GetCACert: the RA certificate and the CA chain.
+    GetCaCert { profile: String },
+    /// RFC 8894 §4.7 GetNextCACert.
+    GetNextCaCert { profile: String },
+    /// RFC 8894 §4.3 PKIOperation: the PKIMessage exactly as the client sent it.
+    PkiOperation {
+        profile: String,
+        #[serde(with = "b64")]
+        message: Vec<u8>,
+    },
+}
+
+/// What the signer answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Reply {
+    Hello {
+        version: u32,
+    },
+    Caps {
+        caps: Vec<String>,
+    },
+    /// DER: one certificate (`ra` false) or a degenerate PKCS#7 with the RA and CA chain (`ra` true).
+    CaCert {
+        #[serde(with = "b64")]
+        der: Vec<u8>,
+        ra: bool,
+    },
+    /// A signed CertRep (SUCCESS, FAILURE or PENDING).
+    CertRep {
+        #[serde(with = "b64")]
+        der: Vec<u8>,
+    },
+    /// Refused before a CertRep could be built: the edge answers with this HTTP status.
+    Refused {
+        status: u16,
+        message: String,
+    },
+}
+
+/// Frame errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes is larger than {MAX_FRAME}")]
+    TooLarge(usize),
+    #[error("frame shorter than its id")]
+    Short,
+    #[error("malformed frame body: {0}")]
+    Body(String),
+}
+
+/// Encode a frame: length, id, JSON.
+pub fn encode<T: Serialize>(id: u64, body: &T) -> Result<Vec<u8>, FrameError> {
+    let json = serde_json::to_vec(body).map_err(|e| FrameError::Body(e.to_string()))?;
+    let len = 8 + json.len();
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut out = Vec::with_capacity(4 + len);
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&json);
+    Ok(out)
+}
+
+/// Check a frame length read from the stream before reading the body.
+pub fn check_len(len: u32) -> Result<usize, FrameError> {
+    let len = len as usize;
+    if len > MAX_FRAME {
+        Err(FrameError::TooLarge(len))
+    } else if len < 8 {
+        Err(FrameError::Short)
+    } else {
+        Ok(len)
+    }
+}
+
+/// Decode a frame body (after its length).
+pub fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8]) -> Result<(u64, T), FrameError> {
+    if frame.len() < 8 {
+        return Err(FrameError::Short);
+    }
+    if frame.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge(frame.len()));
+    }
+    let (id, json) = frame.split_at(8);
+    let id = u64::from_be_bytes(id.try_into().map_err(|_| FrameError::Short)?);
+    let body = serde_json::from_slice(json).map_err(|e| FrameError::Body(e.to_string()))?;
+    Ok((id, body))
+}
+
+mod b64 {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let op = Op::PkiOperation {
+            profile: "devices".into(),
+            message: vec![1, 2, 3],
+        };
+        let f = encode(7, &op).unwrap();
+        let len = check_len(u32::from_be_bytes(f[..4].try_into().unwrap())).unwrap();
+        assert_eq!(len, f.len() - 4);
+        let (id, back): (u64, Op) = decode(&f[4..]).unwrap();
+        assert_eq!((id, back), (7, op));
+    }
+
+    #[test]
+    fn bad_frames_are_errors() {
+        assert!(check_len(u32::MAX).is_err());
+        assert!(check_len(3).is_err());
+        assert!(decode::<Op>(&[0; 4]).is_err());
+        assert!(decode::<Op>(b"\0\0\0\0\0\0\0\x01{\"op\":\"format-disk\"}").is_err());
+        assert!(
+            decode::<Op>(b"\0\0\0\0\0\0\0\x01{\"op\":\"get-ca-caps\",\"profile\":\"p\",\"x\":1}")
+                .is_err()
+        );
+        for n in 0..40 {
+            let f = encode(
+                1,
+                &Op::GetCaCaps {
+                    profile: "p".into(),
+                },
+            )
+            .unwrap();
+            let _ = decode::<Op>(&f[4..(4 + n).min(f.len())]);
+        }
+    }
+}
