@@ -13,12 +13,14 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod challenge;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod model;
 pub mod notify;
+pub mod profile;
 pub mod quorum;
 pub mod server;
 pub mod signer;

@@ -2,7 +2,8 @@
 //! committed with immediate durability, and carries its audit entry, so the
 //! store and its audit trail cannot disagree.
 //!
-//! Tables: `meta` (officers, quorum, admin identity), `cas`, `proposals`, and
+//! Tables: `meta` (officers, quorum, admin identity), `cas`, `proposals`, the
+//! enrollment tables of [`Table`], and
 //! `audit`, an append-only hash chain: each entry's hash is SHA-256 over the
 //! previous hash and the entry's JSON.
 
@@ -20,6 +21,44 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CAS: TableDefinition<&str, &[u8]> = TableDefinition::new("cas");
 const PROPOSALS: TableDefinition<&str, &[u8]> = TableDefinition::new("proposals");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// The enrollment tables, all keyed by strings and holding JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// SCEP profiles by name.
+    Profiles,
+    /// Issued certificates by `CA\0SERIAL-HEX`.
+    Certs,
+    /// SCEP transactions by `PROFILE\0TRANSACTION-ID`: what was answered (idempotent retries).
+    Transactions,
+    /// One-time challenges by hex SHA-256 of the challenge.
+    Challenges,
+    /// Signed-challenge nonces already used, by `PROFILE\0NONCE`.
+    Nonces,
+    /// Requests waiting for manual approval by `PROFILE\0TRANSACTION-ID`.
+    Pending,
+}
+
+impl Table {
+    fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        TableDefinition::new(match self {
+            Table::Profiles => "profiles",
+            Table::Certs => "certs",
+            Table::Transactions => "transactions",
+            Table::Challenges => "challenges",
+            Table::Nonces => "nonces",
+            Table::Pending => "pending",
+        })
+    }
+    const ALL: [Table; 6] = [
+        Table::Profiles,
+        Table::Certs,
+        Table::Transactions,
+        Table::Challenges,
+        Table::Nonces,
+        Table::Pending,
+    ];
+}
 
 /// A registered security officer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +151,9 @@ impl Store {
         tx.open_table(CAS)?;
         tx.open_table(PROPOSALS)?;
         tx.open_table(AUDIT)?;
+        for t in Table::ALL {
+            tx.open_table(t.def())?;
+        }
         tx.commit()?;
         Ok(Store { db })
     }
@@ -124,9 +166,46 @@ impl Store {
                 path.display()
             )));
         }
-        Ok(Store {
-            db: Database::open(path)?,
-        })
+        let db = Database::open(path)?;
+        // Tables added by later versions are created on first open.
+        let tx = db.begin_write()?;
+        for t in Table::ALL {
+            tx.open_table(t.def())?;
+        }
+        tx.commit()?;
+        Ok(Store { db })
+    }
+
+    /// Read one JSON row.
+    pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {
+        let tx = self.db.begin_read()?;
+        get(&tx.open_table(table.def())?, key)
+    }
+
+    /// Rows whose key starts with `prefix`, in key order, after `after` (exclusive), at most `limit`.
+    pub fn scan<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(table.def())?;
+        let mut out = Vec::new();
+        let start = after.unwrap_or(prefix);
+        for row in t.range(start..)? {
+            let (k, v) = row?;
+            let key = k.value();
+            if !key.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            if Some(key) == after {
+                continue;
+            }
+            out.push((key.to_owned(), serde_json::from_slice(v.value())?));
+        }
+        Ok(out)
     }
 
     /// Run `f` in one write transaction; commit (durably) only if it succeeds.
@@ -238,6 +317,25 @@ impl Tx {
             .open_table(PROPOSALS)?
             .insert(p.body.id.as_str(), bytes.as_slice())?;
         Ok(())
+    }
+
+    /// Read one JSON row inside this transaction.
+    pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {
+        get(&self.tx.open_table(table.def())?, key)
+    }
+
+    /// Write one JSON row.
+    pub fn put<T: Serialize>(&mut self, table: Table, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value)?;
+        self.tx
+            .open_table(table.def())?
+            .insert(key, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Delete one row; true if it existed.
+    pub fn delete(&mut self, table: Table, key: &str) -> Result<bool> {
+        Ok(self.tx.open_table(table.def())?.remove(key)?.is_some())
     }
 
     /// Append an audit entry chained to the last one.

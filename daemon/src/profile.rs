@@ -1,0 +1,214 @@
+//! SCEP profiles: what an enrolment through a profile may obtain, and how it is
+//! authorised. A profile is created by a quorum-approved proposal and never changes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{CaName, Eku, Lifetime};
+use crate::{Error, Result};
+
+/// SAN types a profile may allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SanType {
+    Dns,
+    Email,
+    /// Microsoft UPN (otherName 1.3.6.1.4.1.311.20.2.3).
+    Upn,
+    /// URI, including the Intune strong-mapping tag `tag:microsoft.com,2022-09-14:sid:<SID>`.
+    Uri,
+}
+
+impl SanType {
+    pub fn parse_list(s: &str) -> Result<Vec<SanType>> {
+        let mut v = Vec::new();
+        for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            v.push(match p.to_ascii_lowercase().as_str() {
+                "dns" => SanType::Dns,
+                "email" | "rfc822" => SanType::Email,
+                "upn" => SanType::Upn,
+                "uri" | "url" => SanType::Uri,
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "unknown SAN type {p:?}: use dns, email, upn, uri"
+                    )));
+                }
+            });
+        }
+        v.sort();
+        v.dedup();
+        Ok(v)
+    }
+}
+
+/// Key usages a leaf may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyUsageName {
+    DigitalSignature,
+    KeyEncipherment,
+    NonRepudiation,
+    KeyAgreement,
+}
+
+impl KeyUsageName {
+    pub fn parse_list(s: &str) -> Result<Vec<KeyUsageName>> {
+        let mut v = Vec::new();
+        for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            v.push(match p {
+                "digital-signature" => KeyUsageName::DigitalSignature,
+                "key-encipherment" => KeyUsageName::KeyEncipherment,
+                "non-repudiation" => KeyUsageName::NonRepudiation,
+                "key-agreement" => KeyUsageName::KeyAgreement,
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "unknown key usage {p:?}: use digital-signature, key-encipherment, non-repudiation, key-agreement"
+                    )));
+                }
+            });
+        }
+        v.sort();
+        v.dedup();
+        if v.is_empty() {
+            return Err(Error::Invalid(
+                "a profile needs at least one key usage".into(),
+            ));
+        }
+        Ok(v)
+    }
+}
+
+/// How requests through a profile are authorised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ChallengeMode {
+    /// One secret for the profile. Only its SHA-256 (with a domain prefix) is stored;
+    /// requests are compared in constant time.
+    Static { secret_hash: String },
+    /// Single-use challenges minted by an operator (`castellan challenge new`).
+    OneTime,
+    /// Compact JWS (ES256) minted by an MDM holding one of these P-256 keys
+    /// (SubjectPublicKeyInfo DER, base64).
+    Signed { keys: Vec<String> },
+}
+
+/// Hash of a static challenge as stored.
+pub fn static_hash(secret: &str) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"castellan-static-challenge-v1\n");
+    h.update(secret.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Manual or automatic issuance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalMode {
+    Auto,
+    /// Requests wait as PENDING until `castellan request approve`.
+    Manual,
+}
+
+/// Allowed requester keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPolicy {
+    /// Smallest RSA modulus accepted (at least 2048).
+    pub rsa_min_bits: u32,
+    /// Largest RSA modulus accepted (at most 4096); 0 refuses RSA.
+    pub rsa_max_bits: u32,
+    /// Allowed curves: "p256", "p384".
+    pub ec_curves: Vec<String>,
+}
+
+impl KeyPolicy {
+    pub fn check(&self) -> Result<()> {
+        if self.rsa_max_bits != 0
+            && (self.rsa_min_bits < 2048
+                || self.rsa_max_bits > 4096
+                || self.rsa_min_bits > self.rsa_max_bits)
+        {
+            return Err(Error::Invalid(
+                "RSA key sizes must be within 2048..=4096 (RSA-1024 is never accepted)".into(),
+            ));
+        }
+        for c in &self.ec_curves {
+            if c != "p256" && c != "p384" {
+                return Err(Error::Invalid(format!(
+                    "unsupported curve {c:?}: use p256 or p384"
+                )));
+            }
+        }
+        if self.rsa_max_bits == 0 && self.ec_curves.is_empty() {
+            return Err(Error::Invalid("the profile allows no key type".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A profile name follows the CA-name rules (it appears in URLs).
+pub type ProfileName = CaName;
+
+/// Everything a SCEP profile fixes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSpec {
+    pub name: ProfileName,
+    /// The issuing CA.
+    pub ca: CaName,
+    /// Subject attributes a request may carry: of CN, O, OU, C, ST, L, E.
+    pub subject_attrs: Vec<String>,
+    pub san_types: Vec<SanType>,
+    /// EKUs of issued certificates: a subset of the CA's.
+    pub ekus: Vec<Eku>,
+    pub key_usage: Vec<KeyUsageName>,
+    pub keys: KeyPolicy,
+    pub validity: Lifetime,
+    /// A renewal is accepted this long before the current certificate expires.
+    pub renewal_window: Lifetime,
+    pub approval: ApprovalMode,
+    pub challenge: ChallengeMode,
+    /// Also accept DES/3DES envelopes and SHA-1 signatures (old clients); logged as a warning.
+    pub legacy_algorithms: bool,
+}
+
+const SUBJECT_ATTRS: [&str; 7] = ["CN", "O", "OU", "C", "ST", "L", "E"];
+
+impl ProfileSpec {
+    /// Checks that need no store.
+    pub fn check(&self) -> Result<()> {
+        for a in &self.subject_attrs {
+            if !SUBJECT_ATTRS.contains(&a.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "subject attribute {a:?} is not allowed: use {}",
+                    SUBJECT_ATTRS.join(", ")
+                )));
+            }
+        }
+        if self.subject_attrs.is_empty() && self.san_types.is_empty() {
+            return Err(Error::Invalid(
+                "a profile must allow a subject attribute or a SAN type".into(),
+            ));
+        }
+        if self.ekus.is_empty() {
+            return Err(Error::Invalid("a profile needs at least one EKU".into()));
+        }
+        self.keys.check()?;
+        if let ChallengeMode::Signed { keys } = &self.challenge {
+            if keys.is_empty() {
+                return Err(Error::Invalid(
+                    "a signed-challenge profile needs an MDM key (--mdm-key)".into(),
+                ));
+            }
+            for k in keys {
+                crate::challenge::mdm_key(k)?;
+            }
+        }
+        if let ChallengeMode::Static { secret_hash } = &self.challenge
+            && (secret_hash.len() != 64 || !secret_hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(Error::Invalid("bad static challenge hash".into()));
+        }
+        Ok(())
+    }
+}
