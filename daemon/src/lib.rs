@@ -18,6 +18,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod leaf;
 pub mod model;
 pub mod notify;
 pub mod profile;

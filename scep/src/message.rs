@@ -158,8 +158,24 @@ pub fn verify(
     msg: &[u8],
     sig: &[u8],
 ) -> Result<()> {
+    verify_spki(
+        cert.tbs_certificate().subject_public_key_info(),
+        sig_alg,
+        digest,
+        msg,
+        sig,
+    )
+}
+
+/// [`verify`] with a bare public key (e.g. a CSR's).
+pub fn verify_spki(
+    spki: &spki::SubjectPublicKeyInfoOwned,
+    sig_alg: &ObjectIdentifier,
+    digest: DigestAlg,
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<()> {
     use ring::signature as rs;
-    let spki = cert.tbs_certificate().subject_public_key_info();
     let is_rsa = spki.algorithm.oid == oids::RSA_ENCRYPTION;
     let curve = spki
         .algorithm

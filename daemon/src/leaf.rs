@@ -1,0 +1,391 @@
+//! End-entity certificates: read and check a PKCS#10 request against a profile,
+//! then build, lint and sign the certificate (RFC 5280 §4).
+
+use const_oid::ObjectIdentifier;
+use const_oid::db::{rfc4519, rfc5280, rfc5912};
+use der::asn1::{Ia5String, OctetString};
+use der::{Decode, Encode};
+use scep::ScepError;
+use spki::SubjectPublicKeyInfoOwned;
+use x509_cert::Certificate;
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::AccessDescription;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName, OtherName};
+use x509_cert::ext::pkix::{
+    AuthorityInfoAccessSyntax, BasicConstraints, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage,
+    KeyUsages, SubjectAltName,
+};
+use x509_cert::name::Name;
+use x509_cert::request::CertReq;
+
+use crate::challenge::San;
+use crate::profile::{KeyUsageName, ProfileSpec};
+
+/// Largest CSR accepted.
+pub const MAX_CSR: usize = 16 * 1024;
+/// Most SANs in one request.
+pub const MAX_SANS: usize = 32;
+const UPN: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.3");
+const ANY_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
+const EMAIL_ATTR: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1");
+
+/// What a device asked for, read from its CSR.
+#[derive(Debug, Clone)]
+pub struct LeafRequest {
+    pub subject: Name,
+    pub sans: Vec<San>,
+    pub spki: SubjectPublicKeyInfoOwned,
+    pub challenge: Option<String>,
+    pub requested_ekus: Vec<ObjectIdentifier>,
+    pub requested_ca: bool,
+}
+
+fn bad(text: impl Into<String>) -> ScepError {
+    ScepError::bad_request(text)
+}
+
+/// Read SANs from a GeneralNames; types we do not issue are an error.
+pub fn sans_of(names: &[GeneralName]) -> Result<Vec<San>, ScepError> {
+    let mut out = Vec::new();
+    for n in names {
+        out.push(match n {
+            GeneralName::DnsName(v) => San::Dns(v.to_string().to_ascii_lowercase()),
+            GeneralName::Rfc822Name(v) => San::Email(v.to_string()),
+            GeneralName::UniformResourceIdentifier(v) => San::Uri(v.to_string()),
+            GeneralName::OtherName(o) if o.type_id == UPN => {
+                let s = o
+                    .value
+                    .decode_as::<der::asn1::Utf8StringRef<'_>>()
+                    .map_err(|_| bad("a UPN SAN must be a UTF8String"))?;
+                San::Upn(s.as_str().to_owned())
+            }
+            _ => {
+                return Err(bad(
+                    "the request has a SAN type that is not issued (use DNS, email, UPN or URI)",
+                ));
+            }
+        });
+    }
+    if out.len() > MAX_SANS {
+        return Err(bad(format!("at most {MAX_SANS} SANs")));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn general_names(sans: &[San]) -> Result<Vec<GeneralName>, der::Error> {
+    sans.iter()
+        .map(|s| {
+            Ok(match s {
+                San::Dns(v) => GeneralName::DnsName(Ia5String::new(v)?),
+                San::Email(v) => GeneralName::Rfc822Name(Ia5String::new(v)?),
+                San::Uri(v) => GeneralName::UniformResourceIdentifier(Ia5String::new(v)?),
+                San::Upn(v) => GeneralName::OtherName(OtherName {
+                    type_id: UPN,
+                    value: der::Any::encode_from(&der::asn1::Utf8StringRef::new(v)?)?,
+                }),
+            })
+        })
+        .collect()
+}
+
+/// Parse a CSR, verify its self-signature (SHA-1 only if `legacy`), and read what it asks for.
+pub fn parse_csr(der: &[u8], legacy: bool) -> Result<LeafRequest, ScepError> {
+    if der.is_empty() || der.len() > MAX_CSR {
+        return Err(bad("the CSR is empty or too large"));
+    }
+    let csr =
+        CertReq::from_der(der).map_err(|_| bad("the request does not hold a valid PKCS#10 CSR"))?;
+    let info = csr.info.to_der().map_err(|_| bad("bad CSR"))?;
+    let digest = match csr.algorithm.oid {
+        rfc5912::SHA_1_WITH_RSA_ENCRYPTION if legacy => scep::message::DigestAlg::Sha1,
+        rfc5912::SHA_1_WITH_RSA_ENCRYPTION => {
+            return Err(ScepError::bad_alg(
+                "the CSR is signed with SHA-1, refused on this profile",
+            ));
+        }
+        rfc5912::SHA_256_WITH_RSA_ENCRYPTION | rfc5912::ECDSA_WITH_SHA_256 => {
+            scep::message::DigestAlg::Sha256
+        }
+        rfc5912::SHA_384_WITH_RSA_ENCRYPTION | rfc5912::ECDSA_WITH_SHA_384 => {
+            scep::message::DigestAlg::Sha384
+        }
+        rfc5912::SHA_512_WITH_RSA_ENCRYPTION => scep::message::DigestAlg::Sha512,
+        other => {
+            return Err(ScepError::bad_alg(format!(
+                "CSR signature algorithm {other} is not accepted"
+            )));
+        }
+    };
+    scep::message::verify_spki(
+        &csr.info.public_key,
+        &csr.algorithm.oid,
+        digest,
+        &info,
+        csr.signature.raw_bytes(),
+    )
+    .map_err(|_| ScepError::bad_check("the CSR's self-signature does not verify"))?;
+
+    let mut req = LeafRequest {
+        subject: csr.info.subject.clone(),
+        sans: Vec::new(),
+        spki: csr.info.public_key.clone(),
+        challenge: None,
+        requested_ekus: Vec::new(),
+        requested_ca: false,
+    };
+    for attr in csr.info.attributes.iter() {
+        if attr.oid == scep::oids::CHALLENGE_PASSWORD {
+            let v = attr
+                .values
+                .get(0)
+                .ok_or_else(|| bad("empty challengePassword"))?;
+            let s =
+                std::str::from_utf8(v.value()).map_err(|_| bad("challengePassword is not text"))?;
+            req.challenge = Some(s.to_owned());
+        } else if attr.oid == scep::oids::EXTENSION_REQUEST {
+            let v = attr
+                .values
+                .get(0)
+                .ok_or_else(|| bad("empty extensionRequest"))?;
+            let exts: Vec<Extension> = v
+                .decode_as()
+                .map_err(|_| bad("malformed extensionRequest"))?;
+            for e in exts {
+                let val = e.extn_value.as_bytes();
+                if e.extn_id == rfc5280::ID_CE_SUBJECT_ALT_NAME {
+                    let san = SubjectAltName::from_der(val)
+                        .map_err(|_| bad("malformed SAN extension"))?;
+                    req.sans = sans_of(&san.0)?;
+                } else if e.extn_id == rfc5280::ID_CE_BASIC_CONSTRAINTS {
+                    let bc = BasicConstraints::from_der(val)
+                        .map_err(|_| bad("malformed basicConstraints"))?;
+                    req.requested_ca = bc.ca;
+                } else if e.extn_id == rfc5280::ID_CE_EXT_KEY_USAGE {
+                    let eku = ExtendedKeyUsage::from_der(val)
+                        .map_err(|_| bad("malformed EKU extension"))?;
+                    req.requested_ekus = eku.0;
+                }
+                // Other requested extensions are ignored: the profile decides them.
+            }
+        }
+    }
+    Ok(req)
+}
+
+/// The requested key, checked against the profile: RSA within its bounds (never below
+/// 2048), or an allowed curve.
+pub fn check_key(spki: &SubjectPublicKeyInfoOwned, spec: &ProfileSpec) -> Result<(), ScepError> {
+    if spki.algorithm.oid == rfc5912::RSA_ENCRYPTION {
+        let bits = hsm::rsa_modulus_bits(spki).map_err(|_| bad("malformed RSA key"))?;
+        if spec.keys.rsa_max_bits == 0
+            || bits < spec.keys.rsa_min_bits.max(2048)
+            || bits > spec.keys.rsa_max_bits
+        {
+            return Err(bad(format!(
+                "RSA-{bits} is not accepted by this profile (allowed: {}..={} bits)",
+                spec.keys.rsa_min_bits.max(2048),
+                spec.keys.rsa_max_bits
+            )));
+        }
+        return Ok(());
+    }
+    if spki.algorithm.oid == rfc5912::ID_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+        let name = match curve {
+            Some(rfc5912::SECP_256_R_1) => "p256",
+            Some(rfc5912::SECP_384_R_1) => "p384",
+            _ => "",
+        };
+        if !name.is_empty() && spec.keys.ec_curves.iter().any(|c| c == name) {
+            return Ok(());
+        }
+        return Err(bad("this EC curve is not accepted by this profile"));
+    }
+    Err(bad("the key type is not accepted (RSA or EC P-256/P-384)"))
+}
+
+fn attr_name(oid: ObjectIdentifier) -> &'static str {
+    match oid {
+        rfc4519::CN => "CN",
+        rfc4519::O => "O",
+        rfc4519::OU => "OU",
+        rfc4519::C => "C",
+        rfc4519::ST => "ST",
+        rfc4519::L => "L",
+        EMAIL_ATTR => "E",
+        _ => "?",
+    }
+}
+
+/// Check a request against a profile: subject attributes, SAN types, no CA, EKUs, key.
+pub fn check_policy(req: &LeafRequest, spec: &ProfileSpec) -> Result<(), ScepError> {
+    if req.requested_ca {
+        return Err(bad(
+            "the request asks for a CA certificate (basicConstraints CA:TRUE): refused",
+        ));
+    }
+    for atv in req.subject.iter() {
+        let n = attr_name(atv.oid);
+        if !spec.subject_attrs.iter().any(|a| a == n) {
+            return Err(bad(format!(
+                "subject attribute {} is not allowed by this profile (allowed: {})",
+                if n == "?" {
+                    atv.oid.to_string()
+                } else {
+                    n.to_owned()
+                },
+                spec.subject_attrs.join(", ")
+            )));
+        }
+    }
+    if req.subject.is_empty() && req.sans.is_empty() {
+        return Err(bad("the request has neither a subject nor a SAN"));
+    }
+    for s in &req.sans {
+        if !spec.san_types.contains(&s.kind()) {
+            return Err(bad(format!(
+                "SAN {s} is of a type this profile does not allow"
+            )));
+        }
+    }
+    for e in &req.requested_ekus {
+        if *e == ANY_EKU {
+            return Err(bad("the request asks for the Any Purpose EKU: refused"));
+        }
+        if !spec.ekus.iter().any(|p| p.oid() == *e) {
+            return Err(bad(format!(
+                "the request asks for EKU {e}, which this profile does not issue"
+            )));
+        }
+    }
+    check_key(&req.spki, spec)
+}
+
+/// The extensions of a leaf certificate: basicConstraints CA:FALSE, keyUsage and EKUs
+/// from the profile, SANs, CRL distribution point and AIA caIssuers under `public_url`.
+pub fn extensions(
+    spec: &ProfileSpec,
+    sans: &[San],
+    subject_empty: bool,
+    ca: &str,
+    public_url: &str,
+) -> Result<Vec<Extension>, der::Error> {
+    let ext = |oid, critical, der: Vec<u8>| -> Result<Extension, der::Error> {
+        Ok(Extension {
+            extn_id: oid,
+            critical,
+            extn_value: OctetString::new(der)?,
+        })
+    };
+    let mut ku = flagset::FlagSet::<KeyUsages>::default();
+    for k in &spec.key_usage {
+        ku |= match k {
+            KeyUsageName::DigitalSignature => KeyUsages::DigitalSignature,
+            KeyUsageName::KeyEncipherment => KeyUsages::KeyEncipherment,
+            KeyUsageName::NonRepudiation => KeyUsages::NonRepudiation,
+            KeyUsageName::KeyAgreement => KeyUsages::KeyAgreement,
+        };
+    }
+    let base = public_url.trim_end_matches('/');
+    let uri = |s: String| -> Result<GeneralName, der::Error> {
+        Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(&s)?))
+    };
+    let mut v = vec![
+        ext(
+            rfc5280::ID_CE_BASIC_CONSTRAINTS,
+            true,
+            BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            }
+            .to_der()?,
+        )?,
+        ext(rfc5280::ID_CE_KEY_USAGE, true, KeyUsage(ku).to_der()?)?,
+        ext(
+            rfc5280::ID_CE_EXT_KEY_USAGE,
+            false,
+            ExtendedKeyUsage(spec.ekus.iter().map(|e| e.oid()).collect()).to_der()?,
+        )?,
+    ];
+    if !sans.is_empty() {
+        v.push(ext(
+            rfc5280::ID_CE_SUBJECT_ALT_NAME,
+            subject_empty,
+            SubjectAltName(general_names(sans)?).to_der()?,
+        )?);
+    }
+    v.push(ext(
+        rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS,
+        false,
+        CrlDistributionPoints(vec![DistributionPoint {
+            distribution_point: Some(DistributionPointName::FullName(vec![uri(format!(
+                "{base}/crl/{ca}.crl"
+            ))?])),
+            reasons: None,
+            crl_issuer: None,
+        }])
+        .to_der()?,
+    )?);
+    v.push(ext(
+        rfc5280::ID_PE_AUTHORITY_INFO_ACCESS,
+        false,
+        AuthorityInfoAccessSyntax(vec![AccessDescription {
+            access_method: rfc5280::ID_AD_CA_ISSUERS,
+            access_location: uri(format!("{base}/aia/{ca}.crt"))?,
+        }])
+        .to_der()?,
+    )?);
+    Ok(v)
+}
+
+/// Lint a signed leaf before it is recorded (RFC 5280): CA:FALSE, key usage present,
+/// EKUs inside the CA's, validity inside the CA's, SKI/AKI present, serial ≥ 64 bits,
+/// and the signature verifies with the CA certificate.
+pub fn lint(
+    cert: &Certificate,
+    ca_cert: &Certificate,
+    ca_ekus: &[ObjectIdentifier],
+) -> Result<(), String> {
+    let tbs = cert.tbs_certificate();
+    let (is_ca, _) = crate::x509::basic_constraints(cert);
+    if is_ca {
+        return Err("leaf has CA:TRUE".into());
+    }
+    let find = |oid| {
+        tbs.extensions()
+            .into_iter()
+            .flatten()
+            .find(|e| e.extn_id == oid)
+    };
+    if find(rfc5280::ID_CE_KEY_USAGE).is_none() {
+        return Err("leaf has no keyUsage".into());
+    }
+    if find(rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER).is_none()
+        || find(rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER).is_none()
+    {
+        return Err("leaf lacks SKI or AKI".into());
+    }
+    if let Some(e) = find(rfc5280::ID_CE_EXT_KEY_USAGE) {
+        let eku = ExtendedKeyUsage::from_der(e.extn_value.as_bytes()).map_err(|e| e.to_string())?;
+        if eku.0.iter().any(|o| !ca_ekus.contains(o)) {
+            return Err("leaf EKU outside the CA's".into());
+        }
+    }
+    let (nb, na) = crate::x509::cert_window(cert);
+    let (cnb, cna) = crate::x509::cert_window(ca_cert);
+    if nb < cnb || na > cna || na <= nb {
+        return Err("leaf validity is not inside the CA's".into());
+    }
+    let serial = tbs.serial_number().as_bytes();
+    if serial.len() < 8 || serial[0] & 0x80 != 0 {
+        return Err("serial is not a positive number of at least 64 bits".into());
+    }
+    crate::x509::verify_issued_by(cert, ca_cert).map_err(|e| format!("signature: {e}"))
+}
