@@ -35,7 +35,32 @@ pub struct Config {
     /// How long a proposal stays open (hours, 1 to 168).
     #[serde(default = "default_ttl")]
     pub proposal_ttl_hours: u32,
+    /// Base URL under which the edge publishes CRLs and CA certificates; issued
+    /// certificates carry `PUBLIC-URL/crl/CA.crl` and `PUBLIC-URL/aia/CA.crt`.
+    #[serde(default = "default_public_url")]
+    pub public_url: String,
     pub hsm: HsmSection,
+    /// The signing socket for castellan-edge; absent: no socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<SocketSection>,
+}
+
+fn default_public_url() -> String {
+    "http://localhost:8080".into()
+}
+
+/// The signing socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SocketSection {
+    /// Path of the unix socket (created mode 0660).
+    pub path: PathBuf,
+    /// The only peer uid accepted (SO_PEERCRED); default: the signer's own uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Group given to the socket file, so the edge's group can connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
 }
 
 fn default_ttl() -> u32 {
@@ -125,6 +150,15 @@ pub fn load(state_dir: Option<&Path>, config: Option<&Path>) -> Result<Loaded> {
         .clone()
         .or(default_dir)
         .ok_or_else(|| Error::Config("no state directory".into()))?;
+    if !(config.public_url.starts_with("http://") || config.public_url.starts_with("https://"))
+        || config.public_url.len() > 200
+        || config.public_url.contains(char::is_whitespace)
+    {
+        return Err(Error::Config(format!(
+            "public-url {:?} must be an http:// or https:// URL",
+            config.public_url
+        )));
+    }
     if !(1..=168).contains(&config.proposal_ttl_hours) {
         return Err(Error::Config("proposal-ttl-hours must be 1 to 168".into()));
     }

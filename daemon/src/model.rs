@@ -348,6 +348,18 @@ pub struct CaRecord {
     pub csr: Option<Vec<u8>>,
     pub created_at: i64,
     pub proposal: String,
+    /// The SCEP RA key and certificate, made when the first profile names this CA.
+    #[serde(default)]
+    pub ra: Option<RaRecord>,
+}
+
+/// A SCEP registration authority: an RSA key in the token (sign + decrypt) and a
+/// certificate from its CA with digitalSignature + keyEncipherment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaRecord {
+    pub key_id: String,
+    #[serde(with = "crate::b64")]
+    pub cert: Vec<u8>,
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ pub enum Operation {
     DisableCa { name: CaName },
     /// Let a disabled CA sign again.
     EnableCa { name: CaName },
+    /// Create a SCEP profile on an issuing CA (and the CA's RA key if it has none).
+    CreateProfile { spec: crate::profile::ProfileSpec },
 }
 
 impl Operation {
@@ -61,6 +63,9 @@ impl Operation {
             ),
             Operation::DisableCa { name } => format!("disable CA {name}"),
             Operation::EnableCa { name } => format!("enable CA {name}"),
+            Operation::CreateProfile { spec } => {
+                format!("create SCEP profile {} on CA {}", spec.name, spec.ca)
+            }
         }
     }
 }

@@ -39,6 +39,10 @@ pub struct InitOptions<'a> {
     pub admin_listen: std::net::SocketAddr,
     /// DNS names and IP addresses for the admin TLS certificate.
     pub admin_names: Vec<String>,
+    /// Base URL of the edge for CDP/AIA in issued certificates.
+    pub public_url: String,
+    /// The signing socket for the edge.
+    pub socket: Option<config::SocketSection>,
 }
 
 fn new_key_id() -> Result<KeyId> {
@@ -163,7 +167,9 @@ impl Signer {
             state_dir: None,
             admin_listen: opts.admin_listen,
             proposal_ttl_hours: 24,
+            public_url: opts.public_url.clone(),
             hsm: opts.hsm.clone(),
+            socket: opts.socket.clone(),
         };
         let store = Store::create(&store_path)?;
         let names: Vec<String> = officers.iter().map(|o| o.name.clone()).collect();
@@ -227,6 +233,11 @@ impl Signer {
                 ca.cert.as_ref(),
             )?;
             report.push(format!("CA {} key {}: ok", ca.spec.name, ca.key_id));
+            if let Some(ra) = &ca.ra {
+                let what = format!("RA of CA {}", ca.spec.name);
+                self.check_key(&what, &ra.key_id, hsm::KeySpec::Rsa2048, Some(&ra.cert))?;
+                report.push(format!("{what} key {}: ok", ra.key_id));
+            }
         }
         Ok(report)
     }
@@ -560,16 +571,25 @@ impl Signer {
         }
         let id = p.body.id.clone();
         let approvers: Vec<String> = p.approvals.iter().map(|a| a.officer.clone()).collect();
-        match self
-            .validate(&p.body.operation)
-            .and_then(|()| self.execute(&p.body.operation, &id))
-        {
-            Ok((record, outcome)) => {
+        let op = &p.body.operation;
+        let result = self.validate(op).and_then(|()| match op {
+            Operation::CreateProfile { spec } => self
+                .create_profile(spec)
+                .map(|(ca, outcome)| (ca, Some(spec.clone()), outcome)),
+            _ => self
+                .execute(op, &id)
+                .map(|(ca, outcome)| (ca, None, outcome)),
+        });
+        match result {
+            Ok((record, profile, outcome)) => {
                 p.status = Status::Executed;
                 p.outcome = Some(outcome.clone());
                 self.store.write(|tx| {
                     if let Some(r) = &record {
                         tx.put_ca(r)?;
+                    }
+                    if let Some(spec) = &profile {
+                        tx.put(crate::store::Table::Profiles, spec.name.as_str(), spec)?;
                     }
                     tx.put_proposal(&p)?;
                     tx.audit(&approvers.join("+"), "execute", format!("{id}: {outcome}"))
@@ -646,6 +666,55 @@ impl Signer {
                     )));
                 }
             }
+            Operation::CreateProfile { spec } => self.check_profile(spec)?,
+        }
+        Ok(())
+    }
+
+    /// A profile must be new, on an active issuing CA, with EKUs inside the CA's.
+    fn check_profile(&self, spec: &crate::profile::ProfileSpec) -> Result<()> {
+        spec.check()?;
+        if self
+            .store
+            .get::<crate::profile::ProfileSpec>(crate::store::Table::Profiles, spec.name.as_str())?
+            .is_some()
+        {
+            return Err(Error::Conflict(format!(
+                "a profile named {} already exists",
+                spec.name
+            )));
+        }
+        let ca = self.ca(spec.ca.as_str())?;
+        if ca.kind == CaKind::Root {
+            return Err(Error::Invalid(format!(
+                "CA {} is a root: SCEP profiles issue from an issuing CA",
+                spec.ca
+            )));
+        }
+        if ca.status != CaStatus::Active {
+            return Err(Error::Conflict(format!(
+                "CA {} is {}, not active",
+                spec.ca, ca.status
+            )));
+        }
+        let extra: Vec<String> = spec
+            .ekus
+            .iter()
+            .filter(|e| !ca.spec.ekus.contains(e))
+            .map(ToString::to_string)
+            .collect();
+        if !extra.is_empty() {
+            return Err(Error::Invalid(format!(
+                "EKUs {} are not allowed by CA {} (it allows {})",
+                extra.join(", "),
+                spec.ca,
+                ca.spec
+                    .ekus
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
         }
         Ok(())
     }
@@ -882,7 +951,38 @@ impl Signer {
                 ca.status = CaStatus::Active;
                 Ok((Some(ca), format!("CA {name} enabled")))
             }
+            Operation::CreateProfile { .. } => Err(Error::Store("unreachable".into())),
         }
+    }
+
+    /// Create a profile, and the CA's RA first if it has none. The caller writes the
+    /// profile, the CA record and the proposal in one transaction.
+    fn create_profile(
+        &self,
+        spec: &crate::profile::ProfileSpec,
+    ) -> Result<(Option<CaRecord>, String)> {
+        let mut ca = self.ca(spec.ca.as_str())?;
+        let mut made_ra = false;
+        if ca.ra.is_none() {
+            ca.ra = Some(self.make_ra(&ca)?);
+            made_ra = true;
+        }
+        if spec.legacy_algorithms {
+            tracing::warn!(profile = %spec.name, "profile allows legacy algorithms (DES/3DES envelopes, SHA-1 signatures)");
+        }
+        Ok((
+            Some(ca),
+            format!(
+                "SCEP profile {} created on CA {}{}",
+                spec.name,
+                spec.ca,
+                if made_ra {
+                    " (RA key and certificate made)"
+                } else {
+                    ""
+                }
+            ),
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -909,7 +1009,78 @@ impl Signer {
             csr,
             created_at: now,
             proposal: proposal.to_owned(),
+            ra: None,
         }
+    }
+
+    /// The signer for a CA's own key.
+    pub fn ca_signer(&self, ca: &CaRecord) -> Result<HsmSigner> {
+        let spec = crate::model::key_spec(&ca.spec.key)?;
+        let hash = crate::model::hash_alg(&ca.spec.hash)?;
+        Ok(HsmSigner::new(
+            self.hsm.clone(),
+            key_id(&ca.key_id)?,
+            spec,
+            hash,
+        )?)
+    }
+
+    /// Make a CA's SCEP RA: an RSA-2048 key in the token (sign + decrypt) and a
+    /// certificate from the CA with digitalSignature + keyEncipherment (RFC 8894 §2.1).
+    fn make_ra(&self, ca: &CaRecord) -> Result<crate::model::RaRecord> {
+        use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+        let ca_cert = Certificate::from_der(ca.cert.as_deref().unwrap_or_default())?;
+        let id = new_key_id()?;
+        let spki = self.hsm.generate(
+            hsm::KeySpec::Rsa2048,
+            &id,
+            &format!("castellan-ra:{}", ca.spec.name),
+            KeyUse::SignDecrypt,
+        )?;
+        let ext = |oid, critical, der: Vec<u8>| -> Result<x509_cert::ext::Extension> {
+            Ok(x509_cert::ext::Extension {
+                extn_id: oid,
+                critical,
+                extn_value: der::asn1::OctetString::new(der)?,
+            })
+        };
+        let extensions = vec![
+            ext(
+                const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
+                true,
+                BasicConstraints {
+                    ca: false,
+                    path_len_constraint: None,
+                }
+                .to_der()?,
+            )?,
+            ext(
+                const_oid::db::rfc5280::ID_CE_KEY_USAGE,
+                true,
+                KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment).to_der()?,
+            )?,
+        ];
+        let (_, ca_end) = x509::cert_window(&ca_cert);
+        let secs = (ca_end - crate::now()).clamp(3600, 2 * 365 * 86400) as u64;
+        let cert = x509::issue(
+            Profile {
+                subject: format!("CN={} SCEP RA", ca.spec.name).parse()?,
+                issuer: Some(ca_cert.tbs_certificate().subject().clone()),
+                issuer_key_id: Some(x509::cert_ski(&ca_cert).unwrap_or_else(|| {
+                    x509::key_identifier(ca_cert.tbs_certificate().subject_public_key_info())
+                })),
+                extensions,
+            },
+            x509::random_serial()?,
+            x509::validity(SystemTime::now(), secs)?,
+            spki,
+            &self.ca_signer(ca)?,
+        )?;
+        x509::verify_issued_by(&cert, &ca_cert)?;
+        Ok(crate::model::RaRecord {
+            key_id: id.to_string(),
+            cert: cert.to_der()?,
+        })
     }
 }
 

@@ -60,6 +60,18 @@ enum Command {
         /// Names for the admin TLS certificate (default: localhost, 127.0.0.1, ::1)
         #[arg(long = "admin-host")]
         admin_hosts: Vec<String>,
+        /// Base URL of the edge, for CRL and AIA URLs in issued certificates
+        #[arg(long, default_value = "http://localhost:8080")]
+        public_url: String,
+        /// Path of the signing socket for castellan-edge
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Peer uid allowed on the signing socket (default: the signer's own uid)
+        #[arg(long)]
+        socket_uid: Option<u32>,
+        /// Group of the signing socket file
+        #[arg(long)]
+        socket_gid: Option<u32>,
     },
     /// Serve the admin port
     Run(Where),
@@ -86,19 +98,29 @@ fn main() {
             pin_credential,
             admin_listen,
             admin_hosts,
-        } => init(
+            public_url,
+            socket,
+            socket_uid,
+            socket_gid,
+        } => init(Init {
             state_dir,
             quorum,
             officers,
-            HsmSection {
+            hsm: HsmSection {
                 module,
                 token_label,
                 pin_file,
                 pin_credential,
             },
             admin_listen,
-            admin_hosts,
-        ),
+            hosts: admin_hosts,
+            public_url,
+            socket: socket.map(|path| config::SocketSection {
+                path,
+                uid: socket_uid,
+                gid: socket_gid,
+            }),
+        }),
         Command::Run(w) => run(w),
         Command::CheckConfig(w) => check(w),
     };
@@ -117,14 +139,29 @@ fn fail(e: Error) -> i32 {
     exit_code(&e)
 }
 
-fn init(
+/// `init`'s arguments.
+struct Init {
     state_dir: PathBuf,
     quorum: u32,
     officers: Vec<String>,
     hsm: HsmSection,
     admin_listen: SocketAddr,
-    mut hosts: Vec<String>,
-) -> i32 {
+    hosts: Vec<String>,
+    public_url: String,
+    socket: Option<config::SocketSection>,
+}
+
+fn init(a: Init) -> i32 {
+    let Init {
+        state_dir,
+        quorum,
+        officers,
+        hsm,
+        admin_listen,
+        mut hosts,
+        public_url,
+        socket,
+    } = a;
     let mut list = Vec::new();
     for o in officers {
         let Some((name, path)) = o.split_once('=') else {
@@ -151,6 +188,8 @@ fn init(
         officers: list,
         admin_listen,
         admin_names: hosts,
+        public_url,
+        socket,
     };
     match Signer::init(opts) {
         Ok(()) => {
