@@ -12,6 +12,7 @@
 
 pub mod certrep;
 pub mod client;
+pub mod edge;
 pub mod envelope;
 pub mod error;
 pub mod message;

@@ -1,0 +1,180 @@
+//! The edge's errors, and their one mapping to HTTP (status and short public reason).
+
+use std::borrow::Cow;
+
+use hyper::StatusCode;
+
+use crate::ScepError;
+use crate::wire::{FrameError, VERSION};
+
+/// Everything that can stop the edge from answering a request with the signer's reply.
+///
+/// [`Error::status`] and [`Error::public_reason`] are the only place an error becomes
+/// an HTTP answer; the detail (the `Display` form) is logged, never sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No SCEP endpoint at this path.
+    #[error("no such endpoint")]
+    NotFound,
+    /// The profile name is not 1–64 characters of `[a-z0-9-_.]`.
+    #[error("invalid profile name")]
+    BadProfile,
+    /// `/cgi-bin/pkiclient.exe` without `profile=` and no default profile is configured.
+    #[error("no profile given")]
+    NoProfile,
+    /// Neither GET nor POST (RFC 8894 §4.1).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A malformed query or request, with a short reason.
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// An `operation` this edge does not know (RFC 8894 §4.1 lists the known ones).
+    #[error("unknown operation")]
+    UnknownOperation,
+    /// The request body is larger than `--max-body`.
+    #[error("request body larger than {0} bytes")]
+    BodyTooLarge(usize),
+    /// The GET `message` parameter is larger than [`super::route::MAX_GET_MESSAGE`].
+    #[error("message parameter too long")]
+    UriTooLong,
+    /// The client did not send its body in time.
+    #[error("request body not received in time")]
+    RequestTimeout,
+    /// The PKIMessage failed the edge's pre-parse (RFC 8894 §3.2); the signer was not asked.
+    #[error("malformed PKIMessage: {0}")]
+    BadMessage(ScepError),
+    /// The signer could not be asked, or did not answer.
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+    /// The signer refused before building a CertRep; its status and message are passed on.
+    #[error("refused by the signer ({status}): {message}")]
+    Refused { status: u16, message: String },
+    /// The signer answered with a reply that does not fit the operation.
+    #[error("unexpected reply from the signer to {0}")]
+    UnexpectedReply(&'static str),
+    /// Unusable configuration (exit code 78 in `castellan-edge`).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Why the signer could not answer. Always HTTP 503 "signer unavailable" to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignerError {
+    /// The socket could not be opened (absent, refused, permission).
+    #[error("cannot connect to the signer socket: {0}")]
+    Connect(String),
+    /// Every connection failed recently; the pool waits before trying again.
+    #[error("signer connections are backing off after failures")]
+    BackingOff,
+    /// The signer answered Hello with another protocol version.
+    #[error("signer speaks protocol version {0}, this edge speaks {VERSION}")]
+    Version(u32),
+    /// The signer broke the framing or the protocol.
+    #[error("signer protocol error: {0}")]
+    Protocol(String),
+    /// The connection closed while the request was in flight.
+    #[error("signer connection lost")]
+    Disconnected,
+    /// No reply within the per-request timeout.
+    #[error("signer did not answer in time")]
+    Timeout,
+    /// The request could not be framed (cannot happen for a PKIMessage within its size cap).
+    #[error("cannot frame the request: {0}")]
+    Frame(FrameError),
+}
+
+impl Error {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::NotFound | Error::BadProfile | Error::NoProfile => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::BadRequest(_) | Error::UnknownOperation | Error::BadMessage(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UriTooLong => StatusCode::URI_TOO_LONG,
+            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::Signer(SignerError::Frame(_)) | Error::Config(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Error::Signer(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Refused { status, .. } => refused_status(*status),
+            Error::UnexpectedReply(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The short reason sent to the client (`text/plain; charset=utf-8`).
+    pub fn public_reason(&self) -> Cow<'static, str> {
+        match self {
+            Error::NotFound => "not found".into(),
+            Error::BadProfile => "invalid profile name".into(),
+            Error::NoProfile => "no profile given: use /scep/<profile>".into(),
+            Error::MethodNotAllowed => "method not allowed: use GET or POST".into(),
+            Error::BadRequest(r) => (*r).into(),
+            Error::UnknownOperation => "unknown operation".into(),
+            Error::BodyTooLarge(n) => format!("request body larger than {n} bytes").into(),
+            Error::UriTooLong => "message parameter too long".into(),
+            Error::RequestTimeout => "request body not received in time".into(),
+            Error::BadMessage(e) => sanitize(&e.text).into(),
+            Error::Signer(SignerError::Frame(_)) | Error::Config(_) => "internal error".into(),
+            Error::Signer(_) => "signer unavailable".into(),
+            Error::Refused { status, message } => {
+                if refused_status(*status) == StatusCode::BAD_GATEWAY {
+                    "bad gateway".into()
+                } else {
+                    sanitize(message).into()
+                }
+            }
+            Error::UnexpectedReply(_) => "bad gateway".into(),
+        }
+    }
+}
+
+/// A refusal must carry a 4xx or 5xx status; anything else is the signer's bug.
+fn refused_status(status: u16) -> StatusCode {
+    match StatusCode::from_u16(status) {
+        Ok(s) if s.is_client_error() || s.is_server_error() => s,
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+/// Most characters of a reason sent to a client.
+const MAX_REASON: usize = 256;
+
+/// One short line: control characters become spaces, long texts are cut.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .take(MAX_REASON)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_keep_error_statuses_only() {
+        let r = |status| Error::Refused {
+            status,
+            message: "no\nsuch profile".into(),
+        };
+        assert_eq!(r(404).status(), StatusCode::NOT_FOUND);
+        assert_eq!(r(404).public_reason(), "no such profile");
+        assert_eq!(r(200).status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(r(99).status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(r(1000).status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            Error::Signer(SignerError::Timeout).public_reason(),
+            "signer unavailable"
+        );
+        let long = Error::Refused {
+            status: 403,
+            message: "x".repeat(10_000),
+        };
+        assert_eq!(long.public_reason().len(), MAX_REASON);
+    }
+}
