@@ -50,6 +50,26 @@ pub enum Request {
         id: String,
         reason: Option<String>,
     },
+    ProfileList,
+    ProfileShow {
+        name: String,
+    },
+    /// Mint a one-time challenge for a profile in one-time mode.
+    ChallengeNew {
+        profile: String,
+        subject: Option<String>,
+        sans: Vec<crate::challenge::San>,
+        ttl_secs: i64,
+    },
+    /// Requests waiting for manual approval.
+    RequestList,
+    RequestApprove {
+        id: String,
+    },
+    RequestReject {
+        id: String,
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,6 +95,26 @@ pub enum Response {
     },
     Proposals {
         proposals: Vec<Proposal>,
+    },
+    Profiles {
+        profiles: Vec<crate::profile::ProfileSpec>,
+    },
+    Profile {
+        profile: crate::profile::ProfileSpec,
+    },
+    Challenge {
+        challenge: String,
+        expires_at: i64,
+    },
+    Requests {
+        requests: Vec<crate::enroll::PendingRecord>,
+    },
+    Issued {
+        ca: String,
+        serial: String,
+    },
+    Done {
+        message: String,
     },
     Error {
         error: String,

@@ -27,6 +27,8 @@ pub struct Signer {
     /// Serialises approvals and executions: one CA operation at a time.
     ops: Mutex<()>,
     ttl: i64,
+    public_url: String,
+    ra_cache: crate::enroll::RaCache,
 }
 
 /// What `castellan-signer init` needs.
@@ -207,6 +209,8 @@ impl Signer {
             store,
             ops: Mutex::new(()),
             ttl: loaded.ttl_secs(),
+            public_url: loaded.config.public_url.clone(),
+            ra_cache: Default::default(),
         };
         signer.check_keys()?;
         Ok(signer)
@@ -267,6 +271,12 @@ impl Signer {
         Ok(())
     }
 
+    pub(crate) fn ra_cache(&self) -> &crate::enroll::RaCache {
+        &self.ra_cache
+    }
+    pub fn public_url(&self) -> String {
+        self.public_url.clone()
+    }
     pub fn hsm(&self) -> &Arc<Hsm> {
         &self.hsm
     }
@@ -353,7 +363,109 @@ impl Signer {
             }
             Request::Approve { id, approval } => self.approve(officer, &id, approval),
             Request::Reject { id, reason } => self.reject(officer, &id, reason),
+            Request::ProfileList => Ok(Response::Profiles {
+                profiles: self
+                    .store
+                    .scan::<crate::profile::ProfileSpec>(
+                        crate::store::Table::Profiles,
+                        "",
+                        None,
+                        usize::MAX,
+                    )?
+                    .into_iter()
+                    .map(|(_, p)| p)
+                    .collect(),
+            }),
+            Request::ProfileShow { name } => Ok(Response::Profile {
+                profile: self
+                    .store
+                    .get(crate::store::Table::Profiles, &name)?
+                    .ok_or_else(|| Error::NotFound(format!("no profile named {name:?}")))?,
+            }),
+            Request::ChallengeNew {
+                profile,
+                subject,
+                sans,
+                ttl_secs,
+            } => self.new_challenge(officer, &profile, subject, sans, ttl_secs),
+            Request::RequestList => Ok(Response::Requests {
+                requests: self
+                    .store
+                    .scan::<crate::enroll::PendingRecord>(
+                        crate::store::Table::Pending,
+                        "",
+                        None,
+                        usize::MAX,
+                    )?
+                    .into_iter()
+                    .map(|(_, p)| p)
+                    .collect(),
+            }),
+            Request::RequestApprove { id } => {
+                let rec = self.approve_request(&id, officer)?;
+                Ok(Response::Issued {
+                    ca: rec.ca,
+                    serial: rec.serial,
+                })
+            }
+            Request::RequestReject { id, reason } => {
+                self.reject_request(&id, officer, reason.as_deref().unwrap_or(""))?;
+                Ok(Response::Done {
+                    message: format!("request {id} rejected"),
+                })
+            }
         }
+    }
+
+    fn new_challenge(
+        &self,
+        officer: &str,
+        profile: &str,
+        subject: Option<String>,
+        sans: Vec<crate::challenge::San>,
+        ttl_secs: i64,
+    ) -> Result<Response> {
+        use crate::profile::{ChallengeMode, ProfileSpec};
+        let spec: ProfileSpec = self
+            .store
+            .get(crate::store::Table::Profiles, profile)?
+            .ok_or_else(|| Error::NotFound(format!("no profile named {profile:?}")))?;
+        if spec.challenge != ChallengeMode::OneTime {
+            return Err(Error::Invalid(format!(
+                "profile {profile} does not use one-time challenges"
+            )));
+        }
+        if !(60..=30 * 86400).contains(&ttl_secs) {
+            return Err(Error::Invalid(
+                "a challenge lives from 1 minute to 30 days".into(),
+            ));
+        }
+        if let Some(s) = &subject {
+            crate::model::Subject::new(s)?;
+        }
+        let value = crate::challenge::new_one_time()?;
+        let expires_at = crate::now() + ttl_secs;
+        let rec = crate::challenge::OneTime {
+            profile: profile.to_owned(),
+            subject,
+            sans,
+            expires_at,
+            used_by: None,
+            created_by: officer.to_owned(),
+        };
+        let key = crate::challenge::one_time_key(&value);
+        self.store.write(|tx| {
+            tx.put(crate::store::Table::Challenges, &key, &rec)?;
+            tx.audit(
+                officer,
+                "challenge-new",
+                format!("profile {profile}, expires {expires_at}"),
+            )
+        })?;
+        Ok(Response::Challenge {
+            challenge: value,
+            expires_at,
+        })
     }
 
     fn ca(&self, name: &str) -> Result<CaRecord> {

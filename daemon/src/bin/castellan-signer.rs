@@ -243,13 +243,34 @@ fn run(w: Where) -> i32 {
             Ok(l) => l,
             Err(e) => return fail(e),
         };
+        let socket = match &loaded.config.socket {
+            Some(sock) => match daemon::socket::bind(&sock.path, sock.gid) {
+                Ok(l) => Some((l, sock.uid.unwrap_or_else(|| nix::unistd::getuid().as_raw()), sock.path.clone())),
+                Err(e) => return fail(e),
+            },
+            None => None,
+        };
         let cas = signer.store().cas().map(|c| c.len()).unwrap_or(0);
         notify::notify("READY=1");
         tracing::info!(
             "castellan-signer ready: admin port https://{addr}, {cas} CAs, started in {} ms",
             started.elapsed().as_millis()
         );
-        let serve = server::serve(listener, signer);
+        if let Some((_, uid, path)) = &socket {
+            tracing::info!("signing socket {} (peer uid {uid})", path.display());
+        }
+        let sock_task = async {
+            match socket {
+                Some((l, uid, _)) => daemon::socket::serve(l, signer.clone(), uid).await,
+                None => std::future::pending().await,
+            }
+        };
+        let serve = async {
+            tokio::select! {
+                r = server::serve(listener, signer.clone()) => r,
+                r = sock_task => r,
+            }
+        };
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
             Err(e) => return fail(Error::Config(e.to_string())),

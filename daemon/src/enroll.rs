@@ -1,0 +1,824 @@
+//! SCEP enrolment in the signer (RFC 8894 §3.3, §4). The edge forwards the client's
+//! bytes; everything is parsed and decided here again.
+//!
+//! PKIOperation, step by step:
+//! 1. find the profile and its CA (and RA); parse the PKIMessage: messageType first,
+//!    then digest, transactionID, nonce, signer certificate, messageDigest, signature.
+//!    A message that fails here gets an HTTP 400 (no CertRep can be addressed);
+//! 2. from here on, every refusal is a signed CertRep FAILURE with failInfo and text;
+//! 3. refuse SHA-1 and DES/3DES unless the profile allows legacy algorithms;
+//! 4. open the envelope with the RA key in the HSM (no padding oracle);
+//! 5. by type: PKCSReq / RenewalReq → idempotency by transactionID, authorisation
+//!    (challenge, or the current certificate for renewal), policy, then manual approval
+//!    (PENDING) or issuance; CertPoll → the pending request's state; GetCert → a stored
+//!    certificate;
+//! 6. issuance: build the leaf, lint it, sign it once in the HSM, record it durably
+//!    (certificate, transaction and challenge use in one transaction), then reply.
+
+use std::sync::Mutex;
+
+use der::{Decode, Encode};
+use hsm::{HsmSigner, KeyId};
+use scep::ScepError;
+use scep::certrep::{self, Outcome, ReplyTo};
+use scep::envelope::{self, ContentAlg};
+use scep::message::{DigestAlg, MessageType, PkiMessage};
+use scep::wire::{Op, Reply};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use x509_cert::Certificate;
+
+use crate::challenge::{self, OneTime, San};
+use crate::leaf::{self, LeafRequest};
+use crate::model::{CaRecord, CaStatus};
+use crate::profile::{ApprovalMode, ChallengeMode, ProfileSpec};
+use crate::signer::Signer;
+use crate::store::Table;
+use crate::x509::{self, Profile};
+
+/// An issued certificate as stored (table `certs`, key `CA\0SERIAL`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRecord {
+    pub ca: String,
+    pub serial: String,
+    pub profile: String,
+    pub transaction_id: String,
+    pub subject: String,
+    pub sans: Vec<San>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub issued_at: i64,
+    /// Hex SHA-256 of the SubjectPublicKeyInfo.
+    pub key_hash: String,
+    #[serde(with = "crate::b64")]
+    pub der: Vec<u8>,
+    /// Revocation time, when revoked.
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
+    /// The certificate this one renewed.
+    #[serde(default)]
+    pub renewed_from: Option<String>,
+}
+
+/// What a transaction was answered (table `transactions`), for idempotent retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionRecord {
+    pub key_hash: String,
+    /// `CA\0SERIAL` of the issued certificate, once issued.
+    pub cert: Option<String>,
+    /// True while waiting for manual approval.
+    pub pending: bool,
+    /// Set when an operator rejected it.
+    pub rejected: Option<String>,
+}
+
+/// A request waiting for manual approval (table `pending`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRecord {
+    pub id: String,
+    pub profile: String,
+    pub transaction_id: String,
+    pub subject: String,
+    pub sans: Vec<San>,
+    #[serde(with = "crate::b64")]
+    pub csr: Vec<u8>,
+    pub created_at: i64,
+    pub renewed_from: Option<String>,
+}
+
+/// Per-process cache of RA signers (one HSM lookup per CA, not per request).
+#[derive(Debug, Default)]
+pub struct RaCache(Mutex<std::collections::HashMap<String, HsmSigner>>);
+
+fn key_hash(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<String, ScepError> {
+    let der = spki
+        .to_der()
+        .map_err(|_| ScepError::bad_request("bad key"))?;
+    Ok(hex::encode(sha2::Sha256::digest(der)))
+}
+
+fn tx_key(profile: &str, tx: &str) -> String {
+    format!("{profile}\0{tx}")
+}
+
+fn cert_key(ca: &str, serial: &str) -> String {
+    format!("{ca}\0{serial}")
+}
+
+fn internal(e: impl std::fmt::Display) -> ScepError {
+    tracing::error!(error = %e, "enrolment failed inside the signer");
+    ScepError::bad_request("the CA could not complete the request; try again later")
+}
+
+impl Signer {
+    /// Answer one signing-socket operation.
+    pub fn scep(&self, op: Op) -> Reply {
+        match op {
+            Op::Hello { version } => Reply::Hello { version },
+            Op::GetCaCaps { profile } => match self.scep_profile(&profile) {
+                Ok((spec, _)) => Reply::Caps { caps: caps(&spec) },
+                Err(r) => r,
+            },
+            Op::GetCaCert { profile } => match self
+                .scep_profile(&profile)
+                .and_then(|(_, ca)| self.ca_ra_chain(&ca))
+            {
+                Ok(der) => Reply::CaCert { der, ra: true },
+                Err(r) => r,
+            },
+            Op::GetNextCaCert { profile } => match self.scep_profile(&profile) {
+                Ok(_) => Reply::Refused {
+                    status: 404,
+                    message: "there is no next CA certificate".into(),
+                },
+                Err(r) => r,
+            },
+            Op::PkiOperation { profile, message } => self.pki_operation(&profile, &message),
+        }
+    }
+
+    fn scep_profile(&self, name: &str) -> Result<(ProfileSpec, CaRecord), Reply> {
+        let not_found = || Reply::Refused {
+            status: 404,
+            message: format!("no SCEP profile {name:?}"),
+        };
+        let spec: ProfileSpec = self
+            .store()
+            .get(Table::Profiles, name)
+            .map_err(|e| Reply::Refused {
+                status: 500,
+                message: internal(e).text,
+            })?
+            .ok_or_else(not_found)?;
+        let ca = self
+            .store()
+            .ca(spec.ca.as_str())
+            .map_err(|e| Reply::Refused {
+                status: 500,
+                message: internal(e).text,
+            })?
+            .ok_or_else(not_found)?;
+        Ok((spec, ca))
+    }
+
+    /// GetCACert: the RA certificate and the CA chain, as a degenerate PKCS#7.
+    fn ca_ra_chain(&self, ca: &CaRecord) -> Result<Vec<u8>, Reply> {
+        let fail = |e: String| Reply::Refused {
+            status: 500,
+            message: internal(e).text,
+        };
+        let ra = ca.ra.as_ref().ok_or_else(|| fail("CA has no RA".into()))?;
+        let mut certs = vec![Certificate::from_der(&ra.cert).map_err(|e| fail(e.to_string()))?];
+        certs.extend(self.chain(ca).map_err(|e| fail(e.to_string()))?);
+        certrep::degenerate(&certs).map_err(|e| fail(e.text))
+    }
+
+    fn ra_signer(&self, ca: &CaRecord) -> Result<(HsmSigner, Certificate), ScepError> {
+        let ra = ca.ra.as_ref().ok_or_else(|| internal("CA has no RA"))?;
+        let cert = Certificate::from_der(&ra.cert).map_err(internal)?;
+        let mut cache = self.ra_cache().0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = cache.get(&ra.key_id) {
+            return Ok((s.clone(), cert));
+        }
+        let id: KeyId = ra.key_id.parse().map_err(internal)?;
+        let s = HsmSigner::new(
+            self.hsm().clone(),
+            id,
+            hsm::KeySpec::Rsa2048,
+            hsm::HashAlg::Sha256,
+        )
+        .map_err(internal)?;
+        cache.insert(ra.key_id.clone(), s.clone());
+        Ok((s, cert))
+    }
+
+    fn pki_operation(&self, profile: &str, bytes: &[u8]) -> Reply {
+        let (spec, ca) = match self.scep_profile(profile) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        // 1. Parse and check integrity; nothing addressable yet → HTTP 400.
+        let msg = match scep::message::parse(bytes, true) {
+            Ok(m) => m,
+            Err(e) => {
+                return Reply::Refused {
+                    status: 400,
+                    message: e.text,
+                };
+            }
+        };
+        let (ra_signer, ra_cert) = match self.ra_signer(&ca) {
+            Ok(x) => x,
+            Err(e) => {
+                return Reply::Refused {
+                    status: 500,
+                    message: e.text,
+                };
+            }
+        };
+        let reply_to = ReplyTo {
+            transaction_id: msg.transaction_id.clone(),
+            sender_nonce: msg.sender_nonce.clone(),
+            requester: msg.signer_cert.clone(),
+        };
+        // 2-6. Every refusal from here on is a signed FAILURE.
+        let outcome = match self.decide(&spec, &ca, &ra_cert, &msg) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::info!(profile, transaction = %msg.transaction_id, fail_info = ?e.info, reason = %e.text, "SCEP request refused");
+                Outcome::Failure {
+                    info: e.info,
+                    text: e.text,
+                }
+            }
+        };
+        match certrep::cert_rep::<_, hsm::HsmSignature>(&reply_to, &outcome, &ra_cert, &ra_signer) {
+            Ok(der) => Reply::CertRep { der },
+            Err(e) => Reply::Refused {
+                status: 500,
+                message: internal(e.text).text,
+            },
+        }
+    }
+
+    fn decide(
+        &self,
+        spec: &ProfileSpec,
+        ca: &CaRecord,
+        ra_cert: &Certificate,
+        msg: &PkiMessage,
+    ) -> Result<Outcome, ScepError> {
+        if msg.digest == DigestAlg::Sha1 {
+            if !spec.legacy_algorithms {
+                return Err(ScepError::bad_alg(
+                    "SHA-1 is refused on this profile: use SHA-256 (see GetCACaps)",
+                ));
+            }
+            tracing::warn!(profile = %spec.name, "legacy SCEP request signed with SHA-1");
+        }
+        let ra = ca.ra.as_ref().ok_or_else(|| internal("no RA"))?;
+        let ra_id: KeyId = ra.key_id.parse().map_err(internal)?;
+        let hsm = self.hsm().clone();
+        let opened = envelope::open(&msg.envelope, ra_cert, spec.legacy_algorithms, &mut |ek| {
+            hsm.rsa_decrypt(&ra_id, ek).ok()
+        })?;
+        if opened.alg.is_legacy() {
+            tracing::warn!(profile = %spec.name, alg = opened.alg.name(), "legacy SCEP envelope");
+        }
+        match msg.message_type {
+            MessageType::PkcsReq | MessageType::RenewalReq => {
+                self.enrol(spec, ca, msg, &opened.content, opened.alg)
+            }
+            MessageType::CertPoll => self.poll(spec, msg, opened.alg),
+            MessageType::GetCert => self.get_cert(ca, &opened.content, opened.alg),
+            MessageType::GetCrl => Err(ScepError::bad_request(
+                "GetCRL is not offered yet: fetch the CRL from the CRL distribution point",
+            )),
+            MessageType::CertRep => Err(ScepError::bad_request("CertRep is not a request")),
+        }
+    }
+
+    fn stored_cert(&self, key: &str) -> Result<CertRecord, ScepError> {
+        self.store()
+            .get(Table::Certs, key)
+            .map_err(internal)?
+            .ok_or_else(|| internal("missing certificate"))
+    }
+
+    fn success(&self, rec: &CertRecord, alg: ContentAlg) -> Result<Outcome, ScepError> {
+        Ok(Outcome::Success {
+            certs: vec![Certificate::from_der(&rec.der).map_err(internal)?],
+            alg,
+        })
+    }
+
+    fn enrol(
+        &self,
+        spec: &ProfileSpec,
+        ca: &CaRecord,
+        msg: &PkiMessage,
+        csr_der: &[u8],
+        alg: ContentAlg,
+    ) -> Result<Outcome, ScepError> {
+        let req = leaf::parse_csr(csr_der, spec.legacy_algorithms)?;
+        let kh = key_hash(&req.spki)?;
+        // Idempotency: the same transaction and key get the same answer.
+        let txk = tx_key(spec.name.as_str(), &msg.transaction_id);
+        if let Some(t) = self
+            .store()
+            .get::<TransactionRecord>(Table::Transactions, &txk)
+            .map_err(internal)?
+        {
+            if t.key_hash != kh {
+                return Err(ScepError::bad_request(
+                    "this transactionID was already used with another key",
+                ));
+            }
+            if let Some(r) = t.rejected {
+                return Err(ScepError::bad_request(format!(
+                    "the request was rejected: {r}"
+                )));
+            }
+            if let Some(c) = t.cert {
+                return self.success(&self.stored_cert(&c)?, alg);
+            }
+            if t.pending {
+                return Ok(Outcome::Pending);
+            }
+        }
+        if ca.status != CaStatus::Active {
+            return Err(ScepError::bad_request(format!(
+                "CA {} is {} and issues nothing",
+                ca.spec.name, ca.status
+            )));
+        }
+        leaf::check_policy(&req, spec)?;
+        let mut renewed_from = None;
+        let mut one_time = None;
+        let mut nonce = None;
+        if msg.message_type == MessageType::RenewalReq {
+            renewed_from = Some(self.authorise_renewal(spec, ca, msg, &req)?);
+        } else {
+            if msg.signer_cert.tbs_certificate().subject_public_key_info() != &req.spki {
+                return Err(ScepError::bad_request(
+                    "the signer certificate's key is not the CSR's key",
+                ));
+            }
+            match self.authorise_challenge(spec, &req)? {
+                Authorised::OneTime(k) => one_time = Some(k),
+                Authorised::Nonce(k, exp) => nonce = Some((k, exp)),
+                Authorised::Static => {}
+            }
+        }
+        if spec.approval == ApprovalMode::Manual {
+            let mut id = [0u8; 8];
+            envelope::random(&mut id)?;
+            let id = hex::encode(id);
+            let pending = PendingRecord {
+                id: id.clone(),
+                profile: spec.name.to_string(),
+                transaction_id: msg.transaction_id.clone(),
+                subject: req.subject.to_string(),
+                sans: req.sans.clone(),
+                csr: csr_der.to_vec(),
+                created_at: crate::now(),
+                renewed_from,
+            };
+            self.consume_and(&one_time, &nonce, &msg.transaction_id, |tx| {
+                tx.put(Table::Pending, &id, &pending)?;
+                tx.put(
+                    Table::Transactions,
+                    &txk,
+                    &TransactionRecord {
+                        key_hash: kh.clone(),
+                        cert: None,
+                        pending: true,
+                        rejected: None,
+                    },
+                )
+            })?;
+            tracing::info!(profile = %spec.name, request = %id, "SCEP request waits for manual approval");
+            return Ok(Outcome::Pending);
+        }
+        let rec = self.issue_leaf(
+            spec,
+            ca,
+            &req,
+            &msg.transaction_id,
+            renewed_from,
+            &one_time,
+            &nonce,
+        )?;
+        self.success(&rec, alg)
+    }
+
+    /// Sign a leaf and record it durably (with the transaction and the challenge use) before returning.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn issue_leaf(
+        &self,
+        spec: &ProfileSpec,
+        ca: &CaRecord,
+        req: &LeafRequest,
+        transaction_id: &str,
+        renewed_from: Option<String>,
+        one_time: &Option<String>,
+        nonce: &Option<(String, i64)>,
+    ) -> Result<CertRecord, ScepError> {
+        let ca_cert =
+            Certificate::from_der(ca.cert.as_deref().unwrap_or_default()).map_err(internal)?;
+        let (_, ca_end) = x509::cert_window(&ca_cert);
+        let now = crate::now();
+        let secs = (spec.validity.secs() as i64).min(ca_end - now);
+        if secs < 3600 {
+            return Err(ScepError::bad_request("the CA expires too soon to issue"));
+        }
+        let extensions = leaf::extensions(
+            spec,
+            &req.sans,
+            req.subject.is_empty(),
+            ca.spec.name.as_str(),
+            &self.public_url(),
+        )
+        .map_err(internal)?;
+        let profile = Profile {
+            subject: req.subject.clone(),
+            issuer: Some(ca_cert.tbs_certificate().subject().clone()),
+            issuer_key_id: Some(x509::cert_ski(&ca_cert).unwrap_or_else(|| {
+                x509::key_identifier(ca_cert.tbs_certificate().subject_public_key_info())
+            })),
+            extensions,
+        };
+        let serial = x509::random_serial().map_err(internal)?;
+        let validity =
+            x509::validity(std::time::SystemTime::now(), secs as u64).map_err(internal)?;
+        let signer = self.ca_signer(ca).map_err(internal)?;
+        let cert =
+            x509::issue(profile, serial, validity, req.spki.clone(), &signer).map_err(internal)?;
+        let ca_ekus: Vec<_> = ca.spec.ekus.iter().map(|e| e.oid()).collect();
+        leaf::lint(&cert, &ca_cert, &ca_ekus).map_err(|e| internal(format!("lint: {e}")))?;
+        let (nb, na) = x509::cert_window(&cert);
+        let serial = hex::encode(cert.tbs_certificate().serial_number().as_bytes());
+        let rec = CertRecord {
+            ca: ca.spec.name.to_string(),
+            serial: serial.clone(),
+            profile: spec.name.to_string(),
+            transaction_id: transaction_id.to_owned(),
+            subject: req.subject.to_string(),
+            sans: req.sans.clone(),
+            not_before: nb,
+            not_after: na,
+            issued_at: now,
+            key_hash: key_hash(&req.spki)?,
+            der: cert.to_der().map_err(internal)?,
+            revoked_at: None,
+            renewed_from,
+        };
+        let ck = cert_key(&rec.ca, &serial);
+        let txk = tx_key(&rec.profile, transaction_id);
+        self.consume_and(one_time, nonce, transaction_id, |tx| {
+            if tx.get::<CertRecord>(Table::Certs, &ck)?.is_some() {
+                return Err(crate::Error::Conflict("serial collision".into()));
+            }
+            tx.put(Table::Certs, &ck, &rec)?;
+            tx.put(
+                Table::Transactions,
+                &txk,
+                &TransactionRecord {
+                    key_hash: rec.key_hash.clone(),
+                    cert: Some(ck.clone()),
+                    pending: false,
+                    rejected: None,
+                },
+            )?;
+            tx.delete(Table::Pending, &txk).map(|_| ())
+        })?;
+        tracing::info!(ca = %rec.ca, serial = %rec.serial, subject = %rec.subject, profile = %rec.profile, "issued");
+        Ok(rec)
+    }
+
+    /// In one write transaction: consume the one-time challenge / nonce (refusing if
+    /// another request used it first), then run `f`. Two concurrent uses of one
+    /// challenge give exactly one success.
+    fn consume_and(
+        &self,
+        one_time: &Option<String>,
+        nonce: &Option<(String, i64)>,
+        transaction_id: &str,
+        f: impl FnOnce(&mut crate::store::Tx) -> crate::Result<()>,
+    ) -> Result<(), ScepError> {
+        let res = self.store().write(|tx| {
+            if let Some(k) = one_time {
+                let mut c: OneTime = tx
+                    .get(Table::Challenges, k)?
+                    .ok_or_else(|| crate::Error::Conflict("challenge vanished".into()))?;
+                if c.used_by.as_deref().is_some_and(|u| u != transaction_id) {
+                    return Err(crate::Error::Conflict(
+                        "the one-time challenge was already used".into(),
+                    ));
+                }
+                c.used_by = Some(transaction_id.to_owned());
+                tx.put(Table::Challenges, k, &c)?;
+            }
+            if let Some((k, exp)) = nonce {
+                if tx.get::<i64>(Table::Nonces, k)?.is_some() {
+                    return Err(crate::Error::Conflict(
+                        "the signed challenge was already used".into(),
+                    ));
+                }
+                tx.put(Table::Nonces, k, exp)?;
+            }
+            f(tx)
+        });
+        match res {
+            Ok(()) => Ok(()),
+            Err(crate::Error::Conflict(m)) => Err(ScepError::bad_request(m)),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    fn authorise_challenge(
+        &self,
+        spec: &ProfileSpec,
+        req: &LeafRequest,
+    ) -> Result<Authorised, ScepError> {
+        let challenge = req
+            .challenge
+            .as_deref()
+            .ok_or_else(|| ScepError::bad_request("the request has no challengePassword"))?;
+        match &spec.challenge {
+            ChallengeMode::Static { secret_hash } => {
+                let given = crate::profile::static_hash(challenge);
+                if constant_time_eq(given.as_bytes(), secret_hash.as_bytes()) {
+                    Ok(Authorised::Static)
+                } else {
+                    Err(ScepError::bad_request("wrong challenge password"))
+                }
+            }
+            ChallengeMode::OneTime => {
+                let key = challenge::one_time_key(challenge);
+                let c: OneTime = self
+                    .store()
+                    .get(Table::Challenges, &key)
+                    .map_err(internal)?
+                    .ok_or_else(|| ScepError::bad_request("unknown challenge password"))?;
+                if c.profile != spec.name.as_str() {
+                    return Err(ScepError::bad_request(
+                        "this challenge was minted for another profile",
+                    ));
+                }
+                if c.used_by.is_some() {
+                    return Err(ScepError::bad_request(
+                        "the one-time challenge was already used",
+                    ));
+                }
+                if crate::now() >= c.expires_at {
+                    return Err(ScepError::bad_request("the one-time challenge has expired"));
+                }
+                check_binding(req, c.subject.as_deref(), &c.sans)?;
+                Ok(Authorised::OneTime(key))
+            }
+            ChallengeMode::Signed { keys } => {
+                let claims = challenge::verify(challenge, keys).map_err(ScepError::bad_request)?;
+                if claims.profile != spec.name.as_str() {
+                    return Err(ScepError::bad_request(
+                        "the signed challenge is for another profile",
+                    ));
+                }
+                if crate::now() >= claims.exp {
+                    return Err(ScepError::bad_request("the signed challenge has expired"));
+                }
+                check_binding(req, Some(&claims.sub), &claims.sans)?;
+                if claims.sans.is_empty() && !req.sans.is_empty() {
+                    return Err(ScepError::bad_request(
+                        "the request has SANs the signed challenge does not bind",
+                    ));
+                }
+                let k = format!("{}\0{}", spec.name, claims.nonce);
+                if self
+                    .store()
+                    .get::<i64>(Table::Nonces, &k)
+                    .map_err(internal)?
+                    .is_some()
+                {
+                    return Err(ScepError::bad_request(
+                        "the signed challenge was already used",
+                    ));
+                }
+                Ok(Authorised::Nonce(k, claims.exp))
+            }
+        }
+    }
+
+    /// RenewalReq (RFC 8894 §3.3.1.2): signed by a current certificate of this CA,
+    /// not revoked, inside the renewal window, same subject, no new SANs.
+    fn authorise_renewal(
+        &self,
+        spec: &ProfileSpec,
+        ca: &CaRecord,
+        msg: &PkiMessage,
+        req: &LeafRequest,
+    ) -> Result<String, ScepError> {
+        let old = &msg.signer_cert;
+        let serial = hex::encode(old.tbs_certificate().serial_number().as_bytes());
+        let key = cert_key(ca.spec.name.as_str(), &serial);
+        let rec: CertRecord = self
+            .store()
+            .get(Table::Certs, &key)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                ScepError::bad_cert_id("the renewal is not signed by a certificate this CA issued")
+            })?;
+        if rec.der != old.to_der().map_err(internal)? {
+            return Err(ScepError::bad_cert_id(
+                "the renewal is not signed by a certificate this CA issued",
+            ));
+        }
+        if rec.revoked_at.is_some() {
+            return Err(ScepError::bad_cert_id("the current certificate is revoked"));
+        }
+        let now = crate::now();
+        if now >= rec.not_after {
+            return Err(ScepError::bad_cert_id(
+                "the current certificate has expired: enrol again",
+            ));
+        }
+        let opens = rec.not_after - spec.renewal_window.secs() as i64;
+        if now < opens {
+            return Err(ScepError::bad_request(format!(
+                "too early to renew: renewal opens {} days before expiry",
+                spec.renewal_window.secs() / 86400
+            )));
+        }
+        if req.subject.to_der().map_err(internal)?
+            != old.tbs_certificate().subject().to_der().map_err(internal)?
+        {
+            return Err(ScepError::bad_request("a renewal must keep the subject"));
+        }
+        if req.sans.iter().any(|s| !rec.sans.contains(s)) {
+            return Err(ScepError::bad_request("a renewal cannot add SANs"));
+        }
+        Ok(key)
+    }
+
+    fn poll(
+        &self,
+        spec: &ProfileSpec,
+        msg: &PkiMessage,
+        alg: ContentAlg,
+    ) -> Result<Outcome, ScepError> {
+        let t: TransactionRecord = self
+            .store()
+            .get(
+                Table::Transactions,
+                &tx_key(spec.name.as_str(), &msg.transaction_id),
+            )
+            .map_err(internal)?
+            .ok_or_else(|| ScepError::bad_cert_id("no request with this transactionID"))?;
+        if t.key_hash != key_hash(msg.signer_cert.tbs_certificate().subject_public_key_info())? {
+            return Err(ScepError::bad_cert_id(
+                "no request with this transactionID for this key",
+            ));
+        }
+        if let Some(r) = t.rejected {
+            return Err(ScepError::bad_request(format!(
+                "the request was rejected: {r}"
+            )));
+        }
+        match t.cert {
+            Some(c) => self.success(&self.stored_cert(&c)?, alg),
+            None => Ok(Outcome::Pending),
+        }
+    }
+
+    /// GetCert (RFC 8894 §3.3.4): IssuerAndSerialNumber of a certificate this CA issued.
+    fn get_cert(
+        &self,
+        ca: &CaRecord,
+        content: &[u8],
+        alg: ContentAlg,
+    ) -> Result<Outcome, ScepError> {
+        let ias = cms::cert::IssuerAndSerialNumber::from_der(content)
+            .map_err(|_| ScepError::bad_request("GetCert needs an IssuerAndSerialNumber"))?;
+        let serial = hex::encode(ias.serial_number.as_bytes());
+        let rec: CertRecord = self
+            .store()
+            .get(Table::Certs, &cert_key(ca.spec.name.as_str(), &serial))
+            .map_err(internal)?
+            .ok_or_else(|| ScepError::bad_cert_id("no such certificate"))?;
+        let cert = Certificate::from_der(&rec.der).map_err(internal)?;
+        if cert.tbs_certificate().issuer() != &ias.issuer {
+            return Err(ScepError::bad_cert_id(
+                "no such certificate from this issuer",
+            ));
+        }
+        Ok(Outcome::Success {
+            certs: vec![cert],
+            alg,
+        })
+    }
+
+    /// Issue a request that waited for manual approval (`castellan request approve`).
+    pub fn approve_request(&self, id: &str, officer: &str) -> crate::Result<CertRecord> {
+        let p: PendingRecord = self
+            .store()
+            .get(Table::Pending, id)?
+            .ok_or_else(|| crate::Error::NotFound(format!("no pending request {id}")))?;
+        let spec: ProfileSpec = self
+            .store()
+            .get(Table::Profiles, &p.profile)?
+            .ok_or_else(|| crate::Error::NotFound(format!("profile {} is gone", p.profile)))?;
+        let ca = self
+            .store()
+            .ca(spec.ca.as_str())?
+            .ok_or_else(|| crate::Error::NotFound("CA is gone".into()))?;
+        if ca.status != CaStatus::Active {
+            return Err(crate::Error::Conflict(format!(
+                "CA {} is {}",
+                ca.spec.name, ca.status
+            )));
+        }
+        let req = leaf::parse_csr(&p.csr, spec.legacy_algorithms)
+            .map_err(|e| crate::Error::Invalid(e.text))?;
+        let rec = self
+            .issue_leaf(
+                &spec,
+                &ca,
+                &req,
+                &p.transaction_id,
+                p.renewed_from.clone(),
+                &None,
+                &None,
+            )
+            .map_err(|e| crate::Error::Invalid(e.text))?;
+        self.store().write(|tx| {
+            tx.delete(Table::Pending, id)?;
+            tx.audit(
+                officer,
+                "approve-request",
+                format!("{id}: issued {} {}", rec.ca, rec.serial),
+            )
+        })?;
+        Ok(rec)
+    }
+
+    /// Refuse a request that waited for manual approval.
+    pub fn reject_request(&self, id: &str, officer: &str, reason: &str) -> crate::Result<()> {
+        let p: PendingRecord = self
+            .store()
+            .get(Table::Pending, id)?
+            .ok_or_else(|| crate::Error::NotFound(format!("no pending request {id}")))?;
+        let txk = tx_key(&p.profile, &p.transaction_id);
+        self.store().write(|tx| {
+            let mut t: TransactionRecord = tx
+                .get(Table::Transactions, &txk)?
+                .ok_or_else(|| crate::Error::Store("transaction missing".into()))?;
+            t.pending = false;
+            t.rejected = Some(if reason.is_empty() {
+                format!("rejected by {officer}")
+            } else {
+                reason.to_owned()
+            });
+            tx.put(Table::Transactions, &txk, &t)?;
+            tx.delete(Table::Pending, id)?;
+            tx.audit(officer, "reject-request", format!("{id}: {reason}"))
+        })
+    }
+}
+
+/// How a PKCSReq was authorised.
+enum Authorised {
+    Static,
+    /// The one-time challenge to consume (its store key).
+    OneTime(String),
+    /// The signed challenge's nonce key and expiry.
+    Nonce(String, i64),
+}
+
+/// If a challenge binds a subject or SANs, the request must have exactly those.
+fn check_binding(req: &LeafRequest, subject: Option<&str>, sans: &[San]) -> Result<(), ScepError> {
+    use std::str::FromStr;
+    if let Some(s) = subject {
+        let bound = x509_cert::name::Name::from_str(s)
+            .map_err(|_| ScepError::bad_request("the challenge binds a malformed subject"))?;
+        if bound.to_der().ok() != req.subject.to_der().ok() {
+            return Err(ScepError::bad_request(
+                "the request's subject is not the one the challenge was issued for",
+            ));
+        }
+    }
+    if !sans.is_empty() {
+        let mut want = sans.to_vec();
+        want.sort();
+        want.dedup();
+        if want != req.sans {
+            return Err(ScepError::bad_request(
+                "the request's SANs are not the ones the challenge was issued for",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// GetCACaps (RFC 8894 §3.5.2) for a profile.
+pub fn caps(spec: &ProfileSpec) -> Vec<String> {
+    let mut c: Vec<String> = [
+        "AES",
+        "POSTPKIOperation",
+        "SHA-256",
+        "SHA-512",
+        "SCEPStandard",
+        "Renewal",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    if spec.legacy_algorithms {
+        c.push("DES3".into());
+        c.push("SHA-1".into());
+    }
+    c
+}
