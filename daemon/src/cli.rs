@@ -48,6 +48,130 @@ pub enum Command {
     Proposal(ProposalCommand),
     /// Show which officer this certificate is, and the quorum
     Whoami,
+    /// SCEP profiles
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// SCEP challenges
+    #[command(subcommand)]
+    Challenge(ChallengeCommand),
+    /// SCEP requests waiting for manual approval
+    #[command(subcommand)]
+    Request(RequestCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Propose a SCEP profile on an issuing CA
+    Create(Box<ProfileArgs>),
+    /// List profiles
+    List(Json),
+    /// Show a profile
+    Show {
+        name: String,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Profile name (appears in the URL /scep/NAME)
+    pub name: String,
+    /// The issuing CA
+    #[arg(long)]
+    pub ca: String,
+    /// Subject attributes a request may carry
+    #[arg(long, default_value = "CN,O,OU,C,ST,L")]
+    pub subject_attrs: String,
+    /// SAN types a request may carry: dns, email, upn, uri
+    #[arg(long, default_value = "")]
+    pub san_types: String,
+    /// EKUs of issued certificates (a subset of the CA's)
+    #[arg(long, default_value = "client-auth")]
+    pub eku: String,
+    /// Key usages of issued certificates
+    #[arg(long, default_value = "digital-signature,key-encipherment")]
+    pub key_usage: String,
+    #[arg(long, default_value_t = 2048)]
+    pub rsa_min_bits: u32,
+    /// 0 refuses RSA keys
+    #[arg(long, default_value_t = 4096)]
+    pub rsa_max_bits: u32,
+    /// Allowed EC curves (p256, p384); empty refuses EC keys
+    #[arg(long, default_value = "p256,p384")]
+    pub ec_curves: String,
+    /// Lifetime of issued certificates
+    #[arg(long, default_value = "1y")]
+    pub validity: String,
+    /// Renewal is accepted this long before expiry
+    #[arg(long, default_value = "30d")]
+    pub renewal_window: String,
+    /// auto, or manual (requests wait for `castellan request approve`)
+    #[arg(long, default_value = "auto")]
+    pub approval: String,
+    /// static, one-time or signed
+    #[arg(long)]
+    pub challenge: String,
+    /// The static challenge (or --secret-file)
+    #[arg(long)]
+    pub secret: Option<String>,
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// MDM public key (PEM public key or certificate) for signed challenges; repeatable
+    #[arg(long)]
+    pub mdm_key: Vec<PathBuf>,
+    /// Also accept DES/3DES envelopes and SHA-1 signatures (old clients)
+    #[arg(long)]
+    pub legacy_algorithms: bool,
+    #[command(flatten)]
+    pub json: Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChallengeCommand {
+    /// Mint a one-time challenge (profile in one-time mode)
+    New {
+        #[arg(long)]
+        profile: String,
+        /// Bind the subject, e.g. "CN=device-1"
+        #[arg(long)]
+        subject: Option<String>,
+        /// Bind a SAN (TYPE:VALUE); repeatable
+        #[arg(long)]
+        san: Vec<String>,
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Mint a signed challenge with an MDM key (offline; no admin connection)
+    Sign {
+        /// The MDM's EC P-256 private key (PKCS#8 PEM)
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        profile: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        san: Vec<String>,
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    /// List requests waiting for approval
+    List(Json),
+    /// Issue a waiting request
+    Approve { id: String },
+    /// Refuse a waiting request
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -276,6 +400,34 @@ fn spec(ca: &NewCa, validity: Option<&str>, path_len: Option<u8>) -> Result<CaSp
 }
 
 async fn dispatch(cli: &Cli) -> Result<()> {
+    // Minting a signed challenge needs only the MDM key.
+    if let Command::Challenge(ChallengeCommand::Sign {
+        key,
+        profile,
+        subject,
+        san,
+        ttl,
+    }) = &cli.command
+    {
+        crate::model::Subject::new(subject)?;
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| Error::Encoding(e.to_string()))?;
+        let claims = crate::challenge::Claims {
+            profile: profile.clone(),
+            sub: subject.clone(),
+            sans: san
+                .iter()
+                .map(|s| crate::challenge::San::parse(s))
+                .collect::<Result<_>>()?,
+            exp: crate::now() + Lifetime::new(ttl)?.secs() as i64,
+            nonce: hex::encode(nonce),
+        };
+        println!(
+            "{}",
+            crate::challenge::sign(&read(key, "MDM key")?, &claims)?
+        );
+        return Ok(());
+    }
     let s = cli.session()?;
     match &cli.command {
         Command::Whoami => {
@@ -295,6 +447,249 @@ async fn dispatch(cli: &Cli) -> Result<()> {
         }
         Command::Ca(c) => ca(&s, c).await,
         Command::Proposal(p) => proposal(&s, p).await,
+        Command::Profile(p) => profile(&s, p).await,
+        Command::Challenge(c) => challenge(&s, c).await,
+        Command::Request(r) => request(&s, r).await,
+    }
+}
+
+fn profile_spec(a: &ProfileArgs) -> Result<crate::profile::ProfileSpec> {
+    use crate::profile::{
+        ApprovalMode, ChallengeMode, KeyPolicy, KeyUsageName, ProfileSpec, SanType,
+    };
+    let challenge = match a.challenge.as_str() {
+        "static" => {
+            let secret = match (&a.secret, &a.secret_file) {
+                (Some(s), None) => s.clone(),
+                (None, Some(f)) => String::from_utf8(read(f, "secret file")?)
+                    .map_err(|_| Error::Invalid("the secret file is not text".into()))?
+                    .trim_end()
+                    .to_owned(),
+                _ => {
+                    return Err(Error::Invalid(
+                        "a static challenge needs --secret or --secret-file".into(),
+                    ));
+                }
+            };
+            if secret.len() < 8 {
+                return Err(Error::Invalid(
+                    "a static challenge must be at least 8 characters".into(),
+                ));
+            }
+            ChallengeMode::Static {
+                secret_hash: crate::profile::static_hash(&secret),
+            }
+        }
+        "one-time" => ChallengeMode::OneTime,
+        "signed" => ChallengeMode::Signed {
+            keys: a
+                .mdm_key
+                .iter()
+                .map(|f| crate::challenge::mdm_key_from_pem(&read(f, "MDM key")?))
+                .collect::<Result<_>>()?,
+        },
+        other => {
+            return Err(Error::Invalid(format!(
+                "--challenge {other:?}: use static, one-time or signed"
+            )));
+        }
+    };
+    let list = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let spec = ProfileSpec {
+        name: CaName::new(&a.name)?,
+        ca: CaName::new(&a.ca)?,
+        subject_attrs: list(&a.subject_attrs)
+            .into_iter()
+            .map(|s| s.to_ascii_uppercase())
+            .collect(),
+        san_types: SanType::parse_list(&a.san_types)?,
+        ekus: Eku::list(&a.eku)?,
+        key_usage: KeyUsageName::parse_list(&a.key_usage)?,
+        keys: KeyPolicy {
+            rsa_min_bits: a.rsa_min_bits,
+            rsa_max_bits: a.rsa_max_bits,
+            ec_curves: list(&a.ec_curves),
+        },
+        validity: Lifetime::new(&a.validity)?,
+        renewal_window: Lifetime::new(&a.renewal_window)?,
+        approval: match a.approval.as_str() {
+            "auto" => ApprovalMode::Auto,
+            "manual" => ApprovalMode::Manual,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "--approval {other:?}: use auto or manual"
+                )));
+            }
+        },
+        challenge,
+        legacy_algorithms: a.legacy_algorithms,
+    };
+    spec.check()?;
+    Ok(spec)
+}
+
+/// A profile as shown: the spec, without the static secret's hash, plus warnings.
+pub fn profile_json(p: &crate::profile::ProfileSpec) -> serde_json::Value {
+    use crate::profile::ChallengeMode;
+    let mut v = serde_json::to_value(p).unwrap_or_default();
+    v["challenge"] = json!(match &p.challenge {
+        ChallengeMode::Static { .. } => "static",
+        ChallengeMode::OneTime => "one-time",
+        ChallengeMode::Signed { .. } => "signed",
+    });
+    let mut warnings = Vec::new();
+    if p.legacy_algorithms {
+        warnings.push("legacy algorithms accepted: DES/3DES envelopes and SHA-1 signatures");
+    }
+    v["warnings"] = json!(warnings);
+    v
+}
+
+async fn profile(s: &Session, c: &ProfileCommand) -> Result<()> {
+    match c {
+        ProfileCommand::Create(a) => {
+            let spec = profile_spec(a)?;
+            propose(s, Operation::CreateProfile { spec }, a.json.json).await
+        }
+        ProfileCommand::List(j) => {
+            let Response::Profiles { profiles } = s.client.call(&Request::ProfileList).await?
+            else {
+                return Err(Error::Transport("unexpected answer".into()));
+            };
+            if j.json {
+                let v: Vec<_> = profiles.iter().map(profile_json).collect();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                println!(
+                    "{:<20} {:<20} {:<10} {:<8} LEGACY",
+                    "NAME", "CA", "CHALLENGE", "APPROVAL"
+                );
+                for p in &profiles {
+                    let v = profile_json(p);
+                    println!(
+                        "{:<20} {:<20} {:<10} {:<8} {}",
+                        p.name,
+                        p.ca,
+                        v["challenge"].as_str().unwrap_or(""),
+                        v["approval"].as_str().unwrap_or(""),
+                        if p.legacy_algorithms {
+                            "yes (warning)"
+                        } else {
+                            "no"
+                        }
+                    );
+                }
+            }
+            Ok(())
+        }
+        ProfileCommand::Show { name, json } => {
+            let Response::Profile { profile } = s
+                .client
+                .call(&Request::ProfileShow { name: name.clone() })
+                .await?
+            else {
+                return Err(Error::Transport("unexpected answer".into()));
+            };
+            let v = profile_json(&profile);
+            if json.json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                for w in v["warnings"].as_array().into_iter().flatten() {
+                    println!("WARNING: {}", w.as_str().unwrap_or_default());
+                }
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn challenge(s: &Session, c: &ChallengeCommand) -> Result<()> {
+    let ChallengeCommand::New {
+        profile,
+        subject,
+        san,
+        ttl,
+        json,
+    } = c
+    else {
+        return Ok(());
+    };
+    let req = Request::ChallengeNew {
+        profile: profile.clone(),
+        subject: subject.clone(),
+        sans: san
+            .iter()
+            .map(|s| crate::challenge::San::parse(s))
+            .collect::<Result<_>>()?,
+        ttl_secs: Lifetime::new(ttl)?.secs() as i64,
+    };
+    let Response::Challenge {
+        challenge,
+        expires_at,
+    } = s.client.call(&req).await?
+    else {
+        return Err(Error::Transport("unexpected answer".into()));
+    };
+    if json.json {
+        println!(
+            "{}",
+            json!({ "challenge": challenge, "expires_at": expires_at, "profile": profile })
+        );
+    } else {
+        println!("{challenge}");
+    }
+    Ok(())
+}
+
+async fn request(s: &Session, c: &RequestCommand) -> Result<()> {
+    match c {
+        RequestCommand::List(j) => {
+            let Response::Requests { requests } = s.client.call(&Request::RequestList).await?
+            else {
+                return Err(Error::Transport("unexpected answer".into()));
+            };
+            if j.json {
+                let v: Vec<_> = requests
+                    .iter()
+                    .map(|r| json!({"id": r.id, "profile": r.profile, "transaction_id": r.transaction_id, "subject": r.subject, "sans": r.sans, "created_at": r.created_at, "renewal": r.renewed_from.is_some()}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                println!("{:<16} {:<16} SUBJECT", "ID", "PROFILE");
+                for r in requests {
+                    println!("{:<16} {:<16} {}", r.id, r.profile, r.subject);
+                }
+            }
+            Ok(())
+        }
+        RequestCommand::Approve { id } => {
+            let Response::Issued { ca, serial } = s
+                .client
+                .call(&Request::RequestApprove { id: id.clone() })
+                .await?
+            else {
+                return Err(Error::Transport("unexpected answer".into()));
+            };
+            println!("issued {serial} from CA {ca}");
+            Ok(())
+        }
+        RequestCommand::Reject { id, reason } => {
+            s.client
+                .call(&Request::RequestReject {
+                    id: id.clone(),
+                    reason: reason.clone(),
+                })
+                .await?;
+            println!("request {id} rejected");
+            Ok(())
+        }
     }
 }
 

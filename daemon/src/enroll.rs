@@ -161,15 +161,21 @@ impl Signer {
         Ok((spec, ca))
     }
 
-    /// GetCACert: the RA certificate and the CA chain, as a degenerate PKCS#7.
+    /// GetCACert: the RA certificate and the issuing CA certificate, as a degenerate PKCS#7.
     fn ca_ra_chain(&self, ca: &CaRecord) -> Result<Vec<u8>, Reply> {
         let fail = |e: String| Reply::Refused {
             status: 500,
             message: internal(e).text,
         };
         let ra = ca.ra.as_ref().ok_or_else(|| fail("CA has no RA".into()))?;
-        let mut certs = vec![Certificate::from_der(&ra.cert).map_err(|e| fail(e.to_string()))?];
-        certs.extend(self.chain(ca).map_err(|e| fail(e.to_string()))?);
+        // The RA certificate and the issuing CA's only (RFC 8894 §4.2.1.2), not the chain
+        // above it: some clients (micromdm scepclient) encrypt to every certificate
+        // returned and fail on a non-RSA root. The chain is at /aia and in `ca chain`.
+        let certs = vec![
+            Certificate::from_der(&ra.cert).map_err(|e| fail(e.to_string()))?,
+            Certificate::from_der(ca.cert.as_deref().unwrap_or_default())
+                .map_err(|e| fail(e.to_string()))?,
+        ];
         certrep::degenerate(&certs).map_err(|e| fail(e.text))
     }
 

@@ -49,7 +49,7 @@ impl From<CaName> for String {
 }
 impl fmt::Display for CaName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 

@@ -123,6 +123,69 @@ impl ContentAlg {
     }
 }
 
+/// Decode an EnvelopedData (its DER SEQUENCE). Strict DER first; if that fails,
+/// accept what Go's pkcs7 (micromdm scepclient) sends: encryptedContent as a
+/// constructed `[0]` holding OCTET STRING segments (BER), which is rebuilt as the
+/// DER form. Nothing else is relaxed.
+pub fn decode(der_bytes: &[u8]) -> Result<EnvelopedData> {
+    use der::asn1::AnyRef;
+    use der::{Decode, Reader, SliceReader, Tag, TagNumber, Tagged};
+    if let Ok(env) = EnvelopedData::from_der(der_bytes) {
+        return Ok(env);
+    }
+    let bad = || ScepError::bad_request("malformed EnvelopedData");
+    let items = |bytes| -> Result<Vec<AnyRef<'_>>> {
+        let mut r = SliceReader::new(bytes).map_err(|_| bad())?;
+        let mut v = Vec::new();
+        while !r.is_finished() {
+            v.push(r.decode::<AnyRef<'_>>().map_err(|_| bad())?);
+            if v.len() > 16 {
+                return Err(bad());
+            }
+        }
+        Ok(v)
+    };
+    let seq = AnyRef::from_der(der_bytes).map_err(|_| bad())?;
+    let parts = items(seq.value())?;
+    // version, recipientInfos, encryptedContentInfo (no originatorInfo / unprotectedAttrs here).
+    let [version, recips, eci] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let version = version.decode_as::<CmsVersion>().map_err(|_| bad())?;
+    let recip_infos =
+        RecipientInfos::from_der(&recips.to_der().map_err(|_| bad())?).map_err(|_| bad())?;
+    let eci_parts = items(eci.value())?;
+    let [ct, alg, content] = eci_parts.as_slice() else {
+        return Err(bad());
+    };
+    if content.tag()
+        != (Tag::ContextSpecific {
+            constructed: true,
+            number: TagNumber(0),
+        })
+    {
+        return Err(bad());
+    }
+    let mut data = Vec::new();
+    for seg in items(content.value())? {
+        if seg.tag() != Tag::OctetString {
+            return Err(bad());
+        }
+        data.extend_from_slice(seg.value());
+    }
+    Ok(EnvelopedData {
+        version,
+        originator_info: None,
+        recip_infos,
+        encrypted_content: EncryptedContentInfo {
+            content_type: ct.decode_as().map_err(|_| bad())?,
+            content_enc_alg: alg.decode_as().map_err(|_| bad())?,
+            encrypted_content: Some(OctetString::new(data).map_err(|_| bad())?),
+        },
+        unprotected_attrs: None,
+    })
+}
+
 /// Fill a buffer from the OS CSPRNG.
 pub fn random(buf: &mut [u8]) -> Result<()> {
     getrandom::fill(buf).map_err(|_| ScepError::bad_request("no randomness available"))

@@ -213,6 +213,43 @@ pub fn verify_spki(
         .map_err(|_| ScepError::bad_check("the message signature does not verify"))
 }
 
+/// The signed attributes of the (single) SignerInfo exactly as encoded, re-tagged as
+/// the SET OF that the signature covers (RFC 5652 §5.4). Walks the structure with
+/// `der::AnyRef`, which keeps the original bytes.
+fn raw_signed_attrs(message: &[u8]) -> Option<Vec<u8>> {
+    use der::asn1::AnyRef;
+    use der::{Reader, SliceReader};
+    fn items(bytes: &[u8]) -> Option<Vec<AnyRef<'_>>> {
+        let mut r = SliceReader::new(bytes).ok()?;
+        let mut v = Vec::new();
+        while !r.is_finished() {
+            v.push(r.decode::<AnyRef<'_>>().ok()?);
+            if v.len() > 16 {
+                return None;
+            }
+        }
+        Some(v)
+    }
+    let ci = AnyRef::from_der(message).ok()?;
+    let ci_items = items(ci.value())?;
+    let explicit = ci_items.get(1)?;
+    let sd = AnyRef::from_der(explicit.value()).ok()?;
+    let sd_items = items(sd.value())?;
+    let signer_infos = sd_items.last()?;
+    let si = AnyRef::from_der(signer_infos.value()).ok()?;
+    let si_items = items(si.value())?;
+    let attrs = si_items.get(3)?;
+    if attrs.tag()
+        != (Tag::ContextSpecific {
+            constructed: true,
+            number: der::TagNumber(0),
+        })
+    {
+        return None;
+    }
+    AnyRef::new(Tag::Set, attrs.value()).ok()?.to_der().ok()
+}
+
 /// Parse a PKIMessage and check its integrity.
 ///
 /// Steps: (1) cap the size and decode ContentInfo → SignedData; (2) exactly one
@@ -328,12 +365,13 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
             "messageDigest does not match the content",
         ));
     }
-    let signed = si
-        .signed_attrs
-        .as_ref()
-        .ok_or_else(|| ScepError::bad_request("no signed attributes"))?
-        .to_der()
-        .map_err(|_| ScepError::bad_request("bad signed attributes"))?;
+    if si.signed_attrs.is_none() {
+        return Err(ScepError::bad_request("no signed attributes"));
+    }
+    // The signature covers the attributes as the client encoded them; some clients
+    // (Go's pkcs7) do not sort the SET, so re-encoding would change the bytes.
+    let signed =
+        raw_signed_attrs(der).ok_or_else(|| ScepError::bad_request("bad signed attributes"))?;
     verify(
         &signer_cert,
         &si.signature_algorithm.oid,
@@ -347,10 +385,12 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
     if env_ci.content_type != oids::ID_ENVELOPED_DATA {
         return Err(ScepError::bad_request("the content is not EnvelopedData"));
     }
-    let envelope: EnvelopedData = env_ci
-        .content
-        .decode_as()
-        .map_err(|_| ScepError::bad_request("malformed EnvelopedData"))?;
+    let envelope: EnvelopedData = crate::envelope::decode(
+        &env_ci
+            .content
+            .to_der()
+            .map_err(|_| ScepError::bad_request("malformed EnvelopedData"))?,
+    )?;
     Ok(PkiMessage {
         message_type,
         transaction_id,
