@@ -84,6 +84,8 @@ pub struct PendingRecord {
     pub csr: Vec<u8>,
     pub created_at: i64,
     pub renewed_from: Option<String>,
+    /// The transaction's key in the `transactions` table.
+    pub tx_key: String,
 }
 
 /// Per-process cache of RA signers (one HSM lookup per CA, not per request).
@@ -308,8 +310,21 @@ impl Signer {
     ) -> Result<Outcome, ScepError> {
         let req = leaf::parse_csr(csr_der, spec.legacy_algorithms)?;
         let kh = key_hash(&req.spki)?;
-        // Idempotency: the same transaction and key get the same answer.
-        let txk = tx_key(spec.name.as_str(), &msg.transaction_id);
+        // Idempotency: the same transaction and key get the same answer. A renewal is
+        // its own transaction even if a client reuses the transactionID of its first
+        // enrolment (micromdm scepclient derives it from the key): it is keyed by the
+        // certificate it renews.
+        let txk = match msg.message_type {
+            MessageType::RenewalReq => tx_key(
+                spec.name.as_str(),
+                &format!(
+                    "{}\0renew\0{}",
+                    msg.transaction_id,
+                    hex::encode(msg.signer_cert.tbs_certificate().serial_number().as_bytes())
+                ),
+            ),
+            _ => tx_key(spec.name.as_str(), &msg.transaction_id),
+        };
         if let Some(t) = self
             .store()
             .get::<TransactionRecord>(Table::Transactions, &txk)
@@ -369,6 +384,7 @@ impl Signer {
                 csr: csr_der.to_vec(),
                 created_at: crate::now(),
                 renewed_from,
+                tx_key: txk.clone(),
             };
             self.consume_and(&one_time, &nonce, &msg.transaction_id, |tx| {
                 tx.put(Table::Pending, &id, &pending)?;
@@ -391,6 +407,7 @@ impl Signer {
             ca,
             &req,
             &msg.transaction_id,
+            &txk,
             renewed_from,
             &one_time,
             &nonce,
@@ -406,6 +423,7 @@ impl Signer {
         ca: &CaRecord,
         req: &LeafRequest,
         transaction_id: &str,
+        txk: &str,
         renewed_from: Option<String>,
         one_time: &Option<String>,
         nonce: &Option<(String, i64)>,
@@ -460,7 +478,6 @@ impl Signer {
             renewed_from,
         };
         let ck = cert_key(&rec.ca, &serial);
-        let txk = tx_key(&rec.profile, transaction_id);
         self.consume_and(one_time, nonce, transaction_id, |tx| {
             if tx.get::<CertRecord>(Table::Certs, &ck)?.is_some() {
                 return Err(crate::Error::Conflict("serial collision".into()));
@@ -468,15 +485,14 @@ impl Signer {
             tx.put(Table::Certs, &ck, &rec)?;
             tx.put(
                 Table::Transactions,
-                &txk,
+                txk,
                 &TransactionRecord {
                     key_hash: rec.key_hash.clone(),
                     cert: Some(ck.clone()),
                     pending: false,
                     rejected: None,
                 },
-            )?;
-            tx.delete(Table::Pending, &txk).map(|_| ())
+            )
         })?;
         tracing::info!(ca = %rec.ca, serial = %rec.serial, subject = %rec.subject, profile = %rec.profile, "issued");
         Ok(rec)
@@ -652,15 +668,32 @@ impl Signer {
         msg: &PkiMessage,
         alg: ContentAlg,
     ) -> Result<Outcome, ScepError> {
-        let t: TransactionRecord = self
-            .store()
-            .get(
-                Table::Transactions,
-                &tx_key(spec.name.as_str(), &msg.transaction_id),
-            )
-            .map_err(internal)?
-            .ok_or_else(|| ScepError::bad_cert_id("no request with this transactionID"))?;
-        if t.key_hash != key_hash(msg.signer_cert.tbs_certificate().subject_public_key_info())? {
+        // A pending renewal is keyed by the certificate that signs the poll.
+        let renewal = tx_key(
+            spec.name.as_str(),
+            &format!(
+                "{}\0renew\0{}",
+                msg.transaction_id,
+                hex::encode(msg.signer_cert.tbs_certificate().serial_number().as_bytes())
+            ),
+        );
+        let plain = tx_key(spec.name.as_str(), &msg.transaction_id);
+        let mut found = None;
+        for (k, by_renewal) in [(renewal, true), (plain, false)] {
+            if let Some(t) = self
+                .store()
+                .get::<TransactionRecord>(Table::Transactions, &k)
+                .map_err(internal)?
+            {
+                found = Some((t, by_renewal));
+                break;
+            }
+        }
+        let (t, by_renewal) =
+            found.ok_or_else(|| ScepError::bad_cert_id("no request with this transactionID"))?;
+        if !by_renewal
+            && t.key_hash != key_hash(msg.signer_cert.tbs_certificate().subject_public_key_info())?
+        {
             return Err(ScepError::bad_cert_id(
                 "no request with this transactionID for this key",
             ));
@@ -731,6 +764,7 @@ impl Signer {
                 &ca,
                 &req,
                 &p.transaction_id,
+                &p.tx_key,
                 p.renewed_from.clone(),
                 &None,
                 &None,
@@ -753,7 +787,7 @@ impl Signer {
             .store()
             .get(Table::Pending, id)?
             .ok_or_else(|| crate::Error::NotFound(format!("no pending request {id}")))?;
-        let txk = tx_key(&p.profile, &p.transaction_id);
+        let txk = p.tx_key.clone();
         self.store().write(|tx| {
             let mut t: TransactionRecord = tx
                 .get(Table::Transactions, &txk)?

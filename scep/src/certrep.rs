@@ -149,8 +149,11 @@ where
     if content.econtent.is_none() {
         // RFC 5652 §5.3: with signed attributes, contentType and messageDigest must be
         // present even when there is no content (FAILURE, PENDING): digest of nothing.
-        si.add_signed_attribute(attr(oids::CONTENT_TYPE, Any::encode_from(&oids::ID_DATA).map_err(enc)?)?)
-            .map_err(enc)?;
+        si.add_signed_attribute(attr(
+            oids::CONTENT_TYPE,
+            Any::encode_from(&oids::ID_DATA).map_err(enc)?,
+        )?)
+        .map_err(enc)?;
         si.add_signed_attribute(attr(
             oids::MESSAGE_DIGEST,
             Any::encode_from(&OctetString::new(digest.digest(b"")).map_err(enc)?).map_err(enc)?,
