@@ -290,7 +290,8 @@ pub fn read_reply(der: &[u8], ra: &Certificate, device: &Device) -> Result<Reply
         ra,
         &si.signature_algorithm.oid,
         digest,
-        &signed.to_der().map_err(err("attrs"))?,
+        &message::raw_signed_attrs(der)
+            .ok_or_else(|| ScepError::bad_request("bad signed attributes"))?,
         si.signature.as_bytes(),
     )?;
     let get = |oid| {
@@ -321,7 +322,7 @@ pub fn read_reply(der: &[u8], ra: &Certificate, device: &Device) -> Result<Reply
             .decode_as::<OctetString>()
             .map_err(err("content"))?;
         let env_ci = ContentInfo::from_der(content.as_bytes()).map_err(err("envelope"))?;
-        let env = env_ci.content.decode_as().map_err(err("envelope"))?;
+        let env = envelope::decode(&env_ci.content.to_der().map_err(err("envelope"))?)?;
         let key = device.key.clone();
         let opened = envelope::open(&env, &device.cert, true, &mut |ek| {
             key.decrypt(rsa::Pkcs1v15Encrypt, ek).ok()

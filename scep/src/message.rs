@@ -216,7 +216,7 @@ pub fn verify_spki(
 /// The signed attributes of the (single) SignerInfo exactly as encoded, re-tagged as
 /// the SET OF that the signature covers (RFC 5652 §5.4). Walks the structure with
 /// `der::AnyRef`, which keeps the original bytes.
-fn raw_signed_attrs(message: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn raw_signed_attrs(message: &[u8]) -> Option<Vec<u8>> {
     use der::asn1::AnyRef;
     use der::{Reader, SliceReader};
     fn items(bytes: &[u8]) -> Option<Vec<AnyRef<'_>>> {

@@ -1,0 +1,322 @@
+//! `scep-bench`: a SCEP load generator. It fetches the CA/RA certificates,
+//! pre-builds N distinct PKCSReq messages (device keys made ahead of time, AES-256
+//! and SHA-256), sends them to any SCEP URL at a chosen concurrency over keep-alive
+//! connections, verifies every reply (RA signature, decryption, issued key), and
+//! prints enrollments/s, p50/p99 latency and how many responses verified.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use der::Decode;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use scep::client::{self, Device, RequestSpec};
+use x509_cert::Certificate;
+
+#[derive(Debug, Parser)]
+#[command(name = "scep-bench", about = "SCEP enrolment load generator")]
+struct Args {
+    /// SCEP URL, e.g. http://127.0.0.1:8080/scep/devices
+    #[arg(long)]
+    url: String,
+    /// Static challenge password
+    #[arg(long)]
+    challenge: String,
+    /// Enrolments to send
+    #[arg(short, long, default_value_t = 200)]
+    n: usize,
+    /// Requests in flight
+    #[arg(short, long, default_value_t = 8)]
+    concurrency: usize,
+    /// Device RSA key size
+    #[arg(long, default_value_t = 2048)]
+    key_bits: usize,
+    /// Print the summary as one JSON line too
+    #[arg(long)]
+    json: bool,
+}
+
+fn die(msg: impl std::fmt::Display) -> ! {
+    eprintln!("scep-bench: {msg}");
+    std::process::exit(1)
+}
+
+struct Target {
+    host: String,
+    port: u16,
+    path: String,
+}
+
+fn parse_url(url: &str) -> Target {
+    let rest = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| die("only http:// URLs"));
+    let (hostport, path) = rest
+        .split_once('/')
+        .map_or((rest, "".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (h.to_owned(), p.parse().unwrap_or_else(|_| die("bad port"))),
+        None => (hostport.to_owned(), 80),
+    };
+    Target { host, port, path }
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(t: &Target) -> Sender {
+    let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
+        .await
+        .unwrap_or_else(|e| die(format!("connect {}:{}: {e}", t.host, t.port)));
+    let _ = tcp.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap_or_else(|e| die(e));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender
+}
+
+async fn send(
+    s: &mut Sender,
+    t: &Target,
+    method: &str,
+    query: &str,
+    body: Vec<u8>,
+) -> Result<(u16, Vec<u8>), String> {
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(format!("{}?{query}", t.path))
+        .header(hyper::header::HOST, format!("{}:{}", t.host, t.port))
+        .header(hyper::header::CONTENT_TYPE, "application/x-pki-message")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let resp = s.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, body.to_vec()))
+}
+
+/// The certificate to encrypt to: an RA (keyEncipherment, not a CA), else the CA.
+fn recipient(der: &[u8]) -> Certificate {
+    let certs: Vec<Certificate> = match Certificate::from_der(der) {
+        Ok(c) => vec![c],
+        Err(_) => {
+            use cms::cert::CertificateChoices;
+            let ci = cms::content_info::ContentInfo::from_der(der)
+                .unwrap_or_else(|e| die(format!("GetCACert: {e}")));
+            let sd: cms::signed_data::SignedData = ci
+                .content
+                .decode_as()
+                .unwrap_or_else(|e| die(format!("GetCACert: {e}")));
+            sd.certificates
+                .map(|s| {
+                    s.0.into_vec()
+                        .into_iter()
+                        .filter_map(|c| match c {
+                            CertificateChoices::Certificate(c) => Some(c),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+    };
+    let is_ca = |c: &Certificate| {
+        c.tbs_certificate()
+            .extensions()
+            .into_iter()
+            .flatten()
+            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS)
+            .and_then(|e| {
+                x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes()).ok()
+            })
+            .is_some_and(|b| b.ca)
+    };
+    certs
+        .iter()
+        .find(|c| !is_ca(c))
+        .or_else(|| certs.first())
+        .cloned()
+        .unwrap_or_else(|| die("GetCACert returned no certificate"))
+}
+
+static PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let args = Args::parse();
+    let target = Arc::new(parse_url(&args.url));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| die(e));
+
+    // 1. The recipient certificate.
+    let ra = rt.block_on(async {
+        let mut s = connect(&target).await;
+        let (status, body) = send(&mut s, &target, "GET", "operation=GetCACert", vec![])
+            .await
+            .unwrap_or_else(|e| die(format!("GetCACert: {e}")));
+        if status != 200 {
+            die(format!("GetCACert: HTTP {status}"));
+        }
+        recipient(&body)
+    });
+
+    // 2. Pre-build N messages (keys are made here, outside the measurement).
+    let built = Instant::now();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let per = args.n.div_ceil(threads);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let ra = ra.clone();
+            let (bits, challenge) = (args.key_bits, args.challenge.clone());
+            let n = args.n;
+            std::thread::spawn(move || {
+                (t * per..((t + 1) * per).min(n))
+                    .map(|i| {
+                        let cn = format!("CN=bench-{i}-{}", std::process::id());
+                        let d = Device::generate(bits, &cn).unwrap_or_else(|e| die(e));
+                        let csr = d.csr(&cn, Some(&challenge)).unwrap_or_else(|e| die(e));
+                        let tx = client::transaction_id(&d).unwrap_or_else(|e| die(e));
+                        let req = client::request(&d, &csr, &ra, &RequestSpec::pkcs_req(&tx))
+                            .unwrap_or_else(|e| die(e));
+                        (d, req)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let jobs: Arc<Vec<(Device, client::Request)>> = Arc::new(
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|_| die("builder thread failed")))
+            .collect(),
+    );
+    eprintln!(
+        "built {} requests in {:.1} s",
+        jobs.len(),
+        built.elapsed().as_secs_f64()
+    );
+
+    // 3. Send them.
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let results = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..args.concurrency.max(1) {
+            let (jobs, next, target, ra) = (jobs.clone(), next.clone(), target.clone(), ra.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut s = connect(&target).await;
+                let mut out = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((device, req)) = jobs.get(i) else {
+                        break;
+                    };
+                    let t0 = Instant::now();
+                    let r = send(
+                        &mut s,
+                        &target,
+                        "POST",
+                        "operation=PKIOperation",
+                        req.der.clone(),
+                    )
+                    .await;
+                    let took = t0.elapsed();
+                    let verified = match &r {
+                        Ok((200, body)) => client::read_reply(body, &ra, device)
+                            .inspect_err(|e| {
+                                if !PRINTED.swap(true, Ordering::Relaxed) {
+                                    eprintln!("a reply does not verify: {e}");
+                                }
+                            })
+                            .is_ok_and(|rep| {
+                                rep.status == "0"
+                                    && rep.recipient_nonce == req.sender_nonce
+                                    && rep.certs.iter().any(|c| {
+                                        spki::SubjectPublicKeyInfoOwned::from_key(
+                                            &device.key.to_public_key(),
+                                        )
+                                        .ok()
+                                        .as_ref()
+                                            == Some(c.tbs_certificate().subject_public_key_info())
+                                    })
+                            }),
+                        Ok((status, body)) => {
+                            if !PRINTED.swap(true, Ordering::Relaxed) {
+                                eprintln!(
+                                    "a reply: HTTP {status}: {}",
+                                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                                );
+                            }
+                            false
+                        }
+                        Err(e) => {
+                            if !PRINTED.swap(true, Ordering::Relaxed) {
+                                eprintln!("a request failed: {e}");
+                            }
+                            false
+                        }
+                    };
+                    if r.is_err() {
+                        s = connect(&target).await;
+                    }
+                    out.push((took, verified));
+                }
+                out
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap_or_default());
+        }
+        all
+    });
+    let wall = start.elapsed();
+    let ok = results.iter().filter(|(_, v)| *v).count();
+    let mut lat: Vec<Duration> = results.iter().map(|(d, _)| *d).collect();
+    lat.sort();
+    let rate = ok as f64 / wall.as_secs_f64();
+    let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
+    println!(
+        "{} enrolments in {:.2} s at concurrency {}: {:.1} enrolments/s, p50 {:.1} ms, p99 {:.1} ms, verified {}/{}",
+        results.len(),
+        wall.as_secs_f64(),
+        args.concurrency,
+        rate,
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        ok,
+        results.len()
+    );
+    if args.json {
+        println!(
+            "{{\"sent\":{},\"verified\":{ok},\"seconds\":{:.3},\"per_second\":{rate:.2},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"concurrency\":{}}}",
+            results.len(),
+            wall.as_secs_f64(),
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3,
+            args.concurrency
+        );
+    }
+    if ok != results.len() {
+        std::process::exit(2);
+    }
+}
