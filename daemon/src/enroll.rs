@@ -386,9 +386,10 @@ impl Signer {
                 renewed_from,
                 tx_key: txk.clone(),
             };
-            self.consume_and(&one_time, &nonce, &msg.transaction_id, |tx| {
-                tx.put(Table::Pending, &id, &pending)?;
-                tx.put(
+            let mut batch = crate::store::Batch::default();
+            batch.put(Table::Pending, &id, &pending).map_err(internal)?;
+            batch
+                .put(
                     Table::Transactions,
                     &txk,
                     &TransactionRecord {
@@ -398,7 +399,8 @@ impl Signer {
                         rejected: None,
                     },
                 )
-            })?;
+                .map_err(internal)?;
+            self.commit_batch(&one_time, &nonce, &msg.transaction_id, batch)?;
             tracing::info!(profile = %spec.name, request = %id, "SCEP request waits for manual approval");
             return Ok(Outcome::Pending);
         }
@@ -478,12 +480,13 @@ impl Signer {
             renewed_from,
         };
         let ck = cert_key(&rec.ca, &serial);
-        self.consume_and(one_time, nonce, transaction_id, |tx| {
-            if tx.get::<CertRecord>(Table::Certs, &ck)?.is_some() {
-                return Err(crate::Error::Conflict("serial collision".into()));
-            }
-            tx.put(Table::Certs, &ck, &rec)?;
-            tx.put(
+        let mut batch = crate::store::Batch {
+            absent: vec![(Table::Certs, ck.clone())],
+            ..Default::default()
+        };
+        batch.put(Table::Certs, &ck, &rec).map_err(internal)?;
+        batch
+            .put(
                 Table::Transactions,
                 txk,
                 &TransactionRecord {
@@ -493,45 +496,25 @@ impl Signer {
                     rejected: None,
                 },
             )
-        })?;
+            .map_err(internal)?;
+        self.commit_batch(one_time, nonce, transaction_id, batch)?;
         tracing::info!(ca = %rec.ca, serial = %rec.serial, subject = %rec.subject, profile = %rec.profile, "issued");
         Ok(rec)
     }
 
-    /// In one write transaction: consume the one-time challenge / nonce (refusing if
-    /// another request used it first), then run `f`. Two concurrent uses of one
-    /// challenge give exactly one success.
-    fn consume_and(
+    /// Record a batch through the group committer, consuming the one-time challenge
+    /// or nonce in the same transaction (refused if another request used it first):
+    /// two concurrent uses of one challenge give exactly one success.
+    fn commit_batch(
         &self,
         one_time: &Option<String>,
         nonce: &Option<(String, i64)>,
         transaction_id: &str,
-        f: impl FnOnce(&mut crate::store::Tx) -> crate::Result<()>,
+        mut batch: crate::store::Batch,
     ) -> Result<(), ScepError> {
-        let res = self.store().write(|tx| {
-            if let Some(k) = one_time {
-                let mut c: OneTime = tx
-                    .get(Table::Challenges, k)?
-                    .ok_or_else(|| crate::Error::Conflict("challenge vanished".into()))?;
-                if c.used_by.as_deref().is_some_and(|u| u != transaction_id) {
-                    return Err(crate::Error::Conflict(
-                        "the one-time challenge was already used".into(),
-                    ));
-                }
-                c.used_by = Some(transaction_id.to_owned());
-                tx.put(Table::Challenges, k, &c)?;
-            }
-            if let Some((k, exp)) = nonce {
-                if tx.get::<i64>(Table::Nonces, k)?.is_some() {
-                    return Err(crate::Error::Conflict(
-                        "the signed challenge was already used".into(),
-                    ));
-                }
-                tx.put(Table::Nonces, k, exp)?;
-            }
-            f(tx)
-        });
-        match res {
+        batch.use_challenge = one_time.clone().map(|k| (k, transaction_id.to_owned()));
+        batch.use_nonce = nonce.clone();
+        match self.committer().commit(batch) {
             Ok(()) => Ok(()),
             Err(crate::Error::Conflict(m)) => Err(ScepError::bad_request(m)),
             Err(e) => Err(internal(e)),

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod challenge;
 pub mod cli;
 pub mod client;
+pub mod commit;
 pub mod config;
 pub mod enroll;
 pub mod error;

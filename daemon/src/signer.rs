@@ -23,7 +23,8 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct Signer {
     hsm: Arc<Hsm>,
-    store: Store,
+    store: Arc<Store>,
+    committer: crate::commit::Committer,
     /// Serialises approvals and executions: one CA operation at a time.
     ops: Mutex<()>,
     ttl: i64,
@@ -203,9 +204,10 @@ impl Signer {
     /// admin keys present in the token with sound attributes, and matching their certificates.
     pub fn open(loaded: &Loaded) -> Result<Signer> {
         let hsm = Hsm::open(&loaded.config.hsm.to_hsm_config()?)?;
-        let store = Store::open(&loaded.store_path())?;
+        let store = Arc::new(Store::open(&loaded.store_path())?);
         let signer = Signer {
             hsm,
+            committer: crate::commit::Committer::start(store.clone()),
             store,
             ops: Mutex::new(()),
             ttl: loaded.ttl_secs(),
@@ -271,6 +273,9 @@ impl Signer {
         Ok(())
     }
 
+    pub(crate) fn committer(&self) -> &crate::commit::Committer {
+        &self.committer
+    }
     pub(crate) fn ra_cache(&self) -> &crate::enroll::RaCache {
         &self.ra_cache
     }

@@ -98,6 +98,29 @@ pub struct AuditEntry {
     pub prev: String,
 }
 
+/// The writes of one issuance, checked and applied as a unit inside a shared
+/// (group-committed) transaction: checks first, then writes, so a refused batch
+/// leaves nothing behind.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    /// Rows that must not exist yet.
+    pub absent: Vec<(Table, String)>,
+    /// A one-time challenge (its key in `challenges`) to mark as used by this transaction ID.
+    pub use_challenge: Option<(String, String)>,
+    /// A signed-challenge nonce (its key in `nonces`) to record, with its expiry.
+    pub use_nonce: Option<(String, i64)>,
+    /// Rows to write (JSON).
+    pub puts: Vec<(Table, String, Vec<u8>)>,
+}
+
+impl Batch {
+    pub fn put<T: Serialize>(&mut self, table: Table, key: &str, value: &T) -> Result<()> {
+        self.puts
+            .push((table, key.to_owned(), serde_json::to_vec(value)?));
+        Ok(())
+    }
+}
+
 /// The store.
 #[derive(Debug)]
 pub struct Store {
@@ -174,6 +197,17 @@ impl Store {
         }
         tx.commit()?;
         Ok(Store { db })
+    }
+
+    /// Apply several batches in one write transaction (one fsync for all of them).
+    /// Each batch succeeds or is refused on its own; the outer error is a store failure.
+    pub fn commit_batches(&self, batches: &[Batch]) -> Result<Vec<Result<()>>> {
+        let mut tx = Tx {
+            tx: self.db.begin_write()?,
+        };
+        let results = batches.iter().map(|b| tx.apply(b)).collect();
+        tx.tx.commit()?;
+        Ok(results)
     }
 
     /// Read one JSON row.
@@ -330,6 +364,54 @@ impl Tx {
         self.tx
             .open_table(table.def())?
             .insert(key, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Check a batch, then write it. Refusals are `Error::Conflict` and write nothing.
+    pub fn apply(&mut self, b: &Batch) -> Result<()> {
+        for (t, k) in &b.absent {
+            if self.tx.open_table(t.def())?.get(k.as_str())?.is_some() {
+                return Err(Error::Conflict(format!("{k} already exists")));
+            }
+        }
+        let mut challenge = None;
+        if let Some((k, by)) = &b.use_challenge {
+            let mut c: serde_json::Value = self
+                .get(Table::Challenges, k)?
+                .ok_or_else(|| Error::Conflict("the one-time challenge is unknown".into()))?;
+            match c.get("used_by").and_then(|u| u.as_str()) {
+                Some(u) if u != by => {
+                    return Err(Error::Conflict(
+                        "the one-time challenge was already used".into(),
+                    ));
+                }
+                _ => {}
+            }
+            c["used_by"] = serde_json::Value::String(by.clone());
+            challenge = Some((k, c));
+        }
+        if let Some((k, _)) = &b.use_nonce
+            && self
+                .tx
+                .open_table(Table::Nonces.def())?
+                .get(k.as_str())?
+                .is_some()
+        {
+            return Err(Error::Conflict(
+                "the signed challenge was already used".into(),
+            ));
+        }
+        if let Some((k, c)) = challenge {
+            self.put(Table::Challenges, k, &c)?;
+        }
+        if let Some((k, exp)) = &b.use_nonce {
+            self.put(Table::Nonces, k, exp)?;
+        }
+        for (t, k, v) in &b.puts {
+            self.tx
+                .open_table(t.def())?
+                .insert(k.as_str(), v.as_slice())?;
+        }
         Ok(())
     }
 
