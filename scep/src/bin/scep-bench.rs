@@ -64,6 +64,9 @@ fn parse_url(url: &str) -> Target {
     Target { host, port, path }
 }
 
+/// One request's index, latency and HTTP result.
+type Outcome = (usize, Duration, Result<(u16, Vec<u8>), String>);
+
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 async fn connect(t: &Target) -> Sender {
@@ -257,7 +260,7 @@ fn main() {
         all
     });
     let wall = start.elapsed();
-    let verify = |(i, _, r): &(usize, Duration, Result<(u16, Vec<u8>), String>)| -> bool {
+    let verify = |(i, _, r): &Outcome| -> bool {
         let (device, req) = &jobs[*i];
         match r {
             Ok((200, body)) => client::read_reply(body, &ra, device)
