@@ -11,7 +11,12 @@
 //! Each appliance has its own token directory, state directory and port, so tests run in
 //! parallel. Dropping it stops the signer (SIGTERM, then SIGKILL).
 //!
-//! The binaries are the ones `cargo build -p daemon --bins` leaves in `target/debug/`.
+//! For SCEP, [`Appliance::init_with`] adds a signing socket (`--socket`, optionally
+//! `--socket-uid`) and [`Appliance::start_edge`] runs `castellan-edge` on it, waiting for its
+//! `castellan-edge ready` line; [`Appliance::scep_get`] and [`Appliance::scep_post`] talk
+//! plain HTTP/1.1 to the edge, and [`scepclient`] runs micromdm's client.
+//!
+//! The binaries are the ones `cargo build -p daemon -p scep --bins` leaves in `target/debug/`.
 #![forbid(unsafe_code)]
 // Test support: a failed step is a failed test, with the step's output in the panic message.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
@@ -33,6 +38,8 @@ pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const PIN: &str = "1234";
 /// What `castellan-signer run` prints on stderr once it serves.
 pub const READY_MARKER: &str = "castellan-signer ready";
+/// What `castellan-edge run` prints on stderr once it listens.
+pub const EDGE_READY_MARKER: &str = "castellan-edge ready";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// `castellan-signer` exit code for an unusable configuration (sysexits EX_CONFIG).
 pub const EX_CONFIG: i32 = 78;
@@ -52,7 +59,7 @@ pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
     assert!(
         p.is_file(),
-        "{} is missing: run cargo build -p daemon --bins first (cargo xtask test does it)",
+        "{} is missing: run cargo build -p daemon -p scep --bins first (cargo xtask test does it)",
         p.display()
     );
     p
@@ -235,8 +242,23 @@ pub struct Appliance {
     pub port: u16,
     pub quorum: u32,
     pub officers: Vec<Officer>,
+    /// The signing socket, when the appliance was initialised with one.
+    pub socket: Option<PathBuf>,
+    /// The edge's HTTP port on 127.0.0.1 (also the `--public-url` of the signer).
+    pub edge_port: u16,
     log: PathBuf,
     child: Option<Child>,
+    edge_log: PathBuf,
+    edge: Option<Child>,
+}
+
+/// How to initialise an appliance beyond the quorum and the officers.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// Configure a signing socket for castellan-edge (`--socket`).
+    pub socket: bool,
+    /// `--socket-uid` (default: the signer's own uid, which is ours).
+    pub socket_uid: Option<u32>,
 }
 
 impl Appliance {
@@ -247,8 +269,28 @@ impl Appliance {
         a
     }
 
+    /// A running signer with a signing socket and a running castellan-edge in front of it.
+    pub fn with_edge(quorum: u32, officers: &[&str]) -> Appliance {
+        let mut a = Appliance::init_with(
+            quorum,
+            officers,
+            &InitOptions {
+                socket: true,
+                socket_uid: None,
+            },
+        );
+        a.start();
+        a.start_edge();
+        a
+    }
+
     /// Token, PIN, officers and `castellan-signer init`, but no running signer.
     pub fn init(quorum: u32, officers: &[&str]) -> Appliance {
+        Appliance::init_with(quorum, officers, &InitOptions::default())
+    }
+
+    /// [`Appliance::init`] with options (a signing socket).
+    pub fn init_with(quorum: u32, officers: &[&str], opts: &InitOptions) -> Appliance {
         let dir = tempfile::Builder::new()
             .prefix("castellan-it-")
             .tempdir()
@@ -301,9 +343,23 @@ impl Appliance {
             .arg(&pin_file)
             .args(["--admin-listen", &format!("127.0.0.1:{port}")])
             .env("SOFTHSM2_CONF", &softhsm_conf);
+        let edge_port = free_port();
+        let socket = opts.socket.then(|| root.join("signer.sock"));
+        if let Some(sock) = &socket {
+            init.arg("--socket")
+                .arg(sock)
+                .args(["--public-url", &format!("http://127.0.0.1:{edge_port}")]);
+            if let Some(uid) = opts.socket_uid {
+                init.args(["--socket-uid", &uid.to_string()]);
+            }
+        }
         run(&mut init).expect_ok();
         Appliance {
             log: root.join("signer.log"),
+            edge_log: root.join("edge.log"),
+            edge: None,
+            socket,
+            edge_port,
             dir,
             softhsm_conf,
             token_label,
@@ -344,6 +400,101 @@ impl Appliance {
     /// The signer log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The edge log so far.
+    pub fn edge_log(&self) -> String {
+        fs::read_to_string(&self.edge_log).unwrap_or_default()
+    }
+
+    /// Start `castellan-edge run --signer-socket SOCKET --listen 127.0.0.1:EDGE_PORT` and wait
+    /// for its ready line; panics with its log otherwise.
+    pub fn start_edge(&mut self) {
+        assert!(self.edge.is_none(), "the edge is already running");
+        let socket = self
+            .socket
+            .clone()
+            .expect("initialise the appliance with a signing socket (InitOptions::socket)");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.edge_log)
+            .unwrap();
+        let offset = log.metadata().unwrap().len() as usize;
+        let mut child = Command::new(bin("castellan-edge"))
+            .arg("run")
+            .arg("--signer-socket")
+            .arg(&socket)
+            .args(["--listen", &format!("127.0.0.1:{}", self.edge_port)])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start castellan-edge run");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let text = self.edge_log();
+            if text
+                .get(offset..)
+                .is_some_and(|t| t.contains(EDGE_READY_MARKER))
+            {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "castellan-edge run exited ({status}) before it was ready\n--- edge log ---\n{text}"
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "castellan-edge run did not print `{EDGE_READY_MARKER}` within {} s\n--- edge log ---\n{text}",
+                    READY_TIMEOUT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.edge = Some(child);
+    }
+
+    /// Stop the edge (SIGKILL: it keeps no state). Idempotent.
+    pub fn stop_edge(&mut self) {
+        if let Some(mut child) = self.edge.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The edge's base URL, e.g. `http://127.0.0.1:PORT`.
+    pub fn edge_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.edge_port)
+    }
+
+    /// The SCEP URL of a profile (`/scep/PROFILE`), as clients are configured with it.
+    pub fn scep_url(&self, profile: &str) -> String {
+        format!("{}/scep/{profile}", self.edge_url())
+    }
+
+    /// `GET /scep/PROFILE?QUERY` on the edge.
+    pub fn scep_get(&self, profile: &str, query: &str) -> HttpReply {
+        http(
+            self.edge_port,
+            "GET",
+            &format!("/scep/{profile}?{query}"),
+            None,
+        )
+    }
+
+    /// `POST /scep/PROFILE?operation=PKIOperation` with `body` on the edge.
+    pub fn scep_post(&self, profile: &str, body: &[u8]) -> HttpReply {
+        http(
+            self.edge_port,
+            "POST",
+            &format!("/scep/{profile}?operation=PKIOperation"),
+            Some(body),
+        )
     }
 
     /// A `castellan-signer SUBCOMMAND --state-dir STATE` command with this token's config.
@@ -662,6 +813,7 @@ impl Appliance {
 
 impl Drop for Appliance {
     fn drop(&mut self) {
+        self.stop_edge();
         self.stop();
         if std::thread::panicking() {
             eprintln!(
@@ -669,8 +821,147 @@ impl Drop for Appliance {
                 self.log.display(),
                 self.log()
             );
+            if self.socket.is_some() {
+                eprintln!(
+                    "--- edge log ({}) ---\n{}",
+                    self.edge_log.display(),
+                    self.edge_log()
+                );
+            }
         }
     }
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    /// The body as text (for error reasons and GetCACaps).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Panic unless the status is 200; returns the body.
+    pub fn expect_ok(&self) -> &[u8] {
+        assert_eq!(self.status, 200, "HTTP {}: {}", self.status, self.text());
+        &self.body
+    }
+}
+
+/// One plain HTTP/1.1 request to 127.0.0.1:`port` (`Connection: close`), read to the end.
+/// Enough of a client for the edge: Content-Length or chunked bodies.
+pub fn http(port: u16, method: &str, target: &str, body: Option<&[u8]>) -> HttpReply {
+    use std::io::Read;
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head =
+        format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    if let Some(b) = body {
+        head.push_str(&format!(
+            "Content-Type: application/x-pki-message\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    head.push_str("\r\n");
+    tcp.write_all(head.as_bytes()).unwrap();
+    if let Some(b) = body {
+        tcp.write_all(b).unwrap();
+    }
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("{method} {target}: {e}"));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| {
+            panic!(
+                "{method} {target}: no HTTP head in {:?}",
+                String::from_utf8_lossy(&raw)
+            )
+        });
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {target}: no status in {head:?}"));
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    };
+    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        body = dechunk(&body);
+    }
+    HttpReply {
+        status,
+        content_type: header("content-type").unwrap_or_default(),
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&b[..eol]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 4 + size..];
+    }
+}
+
+/// Percent-encode a query value (everything but RFC 3986 unreserved characters).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// micromdm's `scepclient -server-url URL [-challenge C] -private-key key.pem -certificate
+/// cert.pem -cn CN`, run in `dir` (it writes and reuses ./csr.pem and ./self.pem there, so
+/// give each device a directory of its own). Its log goes to stderr; the certificate to
+/// `dir/cert.pem`.
+pub fn scepclient(dir: &Path, url: &str, challenge: Option<&str>, cn: &str) -> Out {
+    fs::create_dir_all(dir).unwrap();
+    let mut c = Command::new("scepclient");
+    c.args(["-server-url", url]);
+    if let Some(ch) = challenge {
+        c.args(["-challenge", ch]);
+    }
+    c.args([
+        "-private-key",
+        "key.pem",
+        "-certificate",
+        "cert.pem",
+        "-cn",
+        cn,
+    ])
+    .current_dir(dir);
+    let mut out = run(&mut c);
+    out.what = format!("scepclient {url} -cn {cn} in {}", dir.display());
+    out
 }
 
 /// Certificate text as `openssl x509 -noout -text` prints it.
