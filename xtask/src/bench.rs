@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::demo::{self, Demo, Officer, Paths, Signer};
+use crate::demo::{self, Demo, Officer, Paths, Service};
 use crate::tools;
 use crate::{Context, Failure, Result};
 
@@ -131,7 +131,7 @@ struct StartResult {
 struct Appliance {
     paths: Paths,
     demo: Demo,
-    signer: Option<Signer>,
+    signer: Option<Service>,
 }
 
 impl Appliance {
@@ -145,13 +145,14 @@ impl Appliance {
             fs::remove_dir_all(&dir).context(format!("delete {}", dir.display()))?;
         }
         let port = free_port()?;
-        let officers = demo::set_up(&paths, port, TOKEN_LABEL)?;
+        let officers = demo::set_up(&paths, port, TOKEN_LABEL, None)?;
         let demo = Demo {
             admin_url: format!("https://127.0.0.1:{port}"),
             admin_port: port,
             admin_ca: paths.state.join("admin-ca.pem"),
             officers,
             cas: Vec::new(),
+            scep: None,
         };
         let mut appliance = Appliance {
             paths,
@@ -165,7 +166,7 @@ impl Appliance {
     /// Start the signer (its stderr goes to the log only) and wait for its ready line.
     fn start(&mut self, stop: &AtomicBool) -> Result<demo::Ready> {
         wait_port_free(self.demo.admin_port)?;
-        let signer = self.signer.insert(Signer::spawn(&self.paths, false)?);
+        let signer = self.signer.insert(Service::signer(&self.paths, false)?);
         match signer.wait_ready_line(stop)? {
             Some(ready) => Ok(ready),
             None => Err(interrupted()),

@@ -8,8 +8,11 @@
 //! var/demo/pin                the token user PIN, mode 0600
 //! var/demo/officers/NAME.key  officer keys and self-signed certificates (alice, bob, carol)
 //! var/demo/state/             signer.toml, store.redb, admin-ca.pem (from `castellan-signer init`)
+//! var/demo/signer.sock        the signing socket between castellan-edge and castellan-signer
 //! var/demo/signer.log         the running signer's stderr
-//! var/demo/demo.json          what a client needs: admin URL, CA file, officer files
+//! var/demo/edge.log           the running edge's stderr
+//! var/demo/demo.json          what a client needs: admin URL, CA file, officer files, SCEP
+//!                             URLs and challenges (mode 0600: it holds the challenges)
 //! ```
 //!
 //! Officers are people: their keys are made with openssl, outside the token, as a real officer
@@ -38,18 +41,28 @@ pub(crate) const DEMO_TOOLS: Requirements = Requirements {
 };
 
 const DEFAULT_ADMIN_PORT: u16 = 8443;
+const DEFAULT_HTTP_PORT: u16 = 8080;
 const TOKEN_LABEL: &str = "castellan-demo";
 pub(crate) const QUORUM: u64 = 2;
 const OFFICERS: [&str; 3] = ["alice", "bob", "carol"];
 pub(crate) const READY_MARKER: &str = "castellan-signer ready";
+const EDGE_READY_MARKER: &str = "castellan-edge ready";
 pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const EKUS: &str = "client-auth,server-auth,email-protection";
+/// The SCEP profiles of the demo, on `demo-issuing`: name, and whether it accepts legacy
+/// algorithms (DES/3DES envelopes, SHA-1 signatures).
+const PROFILES: [(&str, bool); 2] = [("devices", false), ("devices-legacy", true)];
+/// The profile the summary's scepclient command uses (scepclient sends DES and SHA-1).
+const LEGACY_PROFILE: &str = "devices-legacy";
+/// `sun_path` holds 108 bytes, the terminating NUL included.
+const MAX_SOCKET_PATH: usize = 107;
 
 #[derive(Debug, Default)]
 pub struct Options {
     pub fresh: bool,
     pub admin_port: Option<u16>,
+    pub http_port: Option<u16>,
 }
 
 /// Where an appliance keeps its files (all absolute): `var/demo/` for the demo; the
@@ -63,7 +76,9 @@ pub(crate) struct Paths {
     pub(crate) pin: PathBuf,
     pub(crate) officers: PathBuf,
     pub(crate) state: PathBuf,
+    pub(crate) socket: PathBuf,
     pub(crate) log: PathBuf,
+    pub(crate) edge_log: PathBuf,
     pub(crate) json: PathBuf,
     pub(crate) bin_dir: PathBuf,
 }
@@ -93,7 +108,9 @@ impl Paths {
             pin: demo.join("pin"),
             officers: demo.join("officers"),
             state: demo.join("state"),
+            socket: demo.join("signer.sock"),
             log: demo.join("signer.log"),
+            edge_log: demo.join("edge.log"),
             json: demo.join("demo.json"),
             bin_dir,
             demo,
@@ -107,6 +124,10 @@ impl Paths {
 
     pub(crate) fn cli_bin(&self) -> PathBuf {
         self.bin_dir.join("castellan")
+    }
+
+    fn edge_bin(&self) -> PathBuf {
+        self.bin_dir.join("castellan-edge")
     }
 
     /// A path relative to the workspace root, for messages.
@@ -134,31 +155,54 @@ pub(crate) struct Demo {
     pub(crate) admin_ca: PathBuf,
     pub(crate) officers: Vec<Officer>,
     pub(crate) cas: Vec<String>,
+    /// `None`: no edge (the benchmarks, or a demo.json from before SCEP).
+    pub(crate) scep: Option<Scep>,
+}
+
+/// The edge and the SCEP profiles, as `demo.json` records them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scep {
+    /// `http://127.0.0.1:PORT`
+    pub(crate) edge_url: String,
+    pub(crate) http_port: u16,
+    pub(crate) profiles: Vec<ScepProfile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScepProfile {
+    pub(crate) profile: String,
+    /// `EDGE_URL/scep/PROFILE`
+    pub(crate) url: String,
+    /// The profile's static challenge.
+    pub(crate) challenge: String,
 }
 
 /// The demo, step by step:
 ///
-/// 1. install softhsm2, opensc and openssl if missing; build the daemon binaries;
+/// 1. install softhsm2, opensc and openssl if missing; build the daemon and edge binaries;
 /// 2. with `--fresh`, delete `var/demo/`; a `var/demo/` without `demo.json` is an unfinished
 ///    set-up and is deleted too;
-/// 3. on first set-up: SoftHSM2 config, token, PIN file, officers, `castellan-signer init`;
-/// 4. start `castellan-signer run` and wait for its ready line;
-/// 5. on first set-up: create `demo-root` and `demo-issuing` through proposals (alice proposes,
-///    bob approves), then write `demo.json`;
-/// 6. print how to use the CLI, and wait for Ctrl-C/SIGTERM or the signer's exit; stop the
-///    signer.
+/// 3. on first set-up: SoftHSM2 config, token, PIN file, officers, `castellan-signer init`
+///    (with the signing socket and the edge's public URL);
+/// 4. start `castellan-signer run` and wait for its ready line, then `castellan-edge run` and
+///    wait for its ready line;
+/// 5. on first set-up: create `demo-root` and `demo-issuing`, then the SCEP profiles `devices`
+///    and `devices-legacy`, through proposals (alice proposes, bob approves), then write
+///    `demo.json`;
+/// 6. print how to use the CLI and enrol a device, and wait for Ctrl-C/SIGTERM or either
+///    child's exit; stop the edge, then the signer.
 pub fn run(options: &Options) -> Result<()> {
     tools::ensure(&DEMO_TOOLS)?;
     let paths = Paths::new(crate::workspace_root());
     let mut build = Command::new(crate::cargo());
     build
-        .args(["build", "-p", "daemon", "--bins"])
+        .args(["build", "-p", "daemon", "-p", "scep", "--bins"])
         .current_dir(&paths.root);
     tools::run_step(&mut build)?;
-    for bin in [paths.signer_bin(), paths.cli_bin()] {
+    for bin in [paths.signer_bin(), paths.cli_bin(), paths.edge_bin()] {
         if !bin.is_file() {
             return Err(Failure::new(format!(
-                "{} was not built by `cargo build -p daemon --bins`",
+                "{} was not built by `cargo build -p daemon -p scep --bins`",
                 bin.display()
             )));
         }
@@ -176,6 +220,15 @@ pub fn run(options: &Options) -> Result<()> {
                  up again on another port",
                 demo.admin_port
             );
+        }
+        match (&demo.scep, options.http_port) {
+            (Some(scep), Some(port)) if port != scep.http_port => println!(
+                "note: the existing demo's edge listens on port {}, not {port}; use --fresh to \
+                 set it up again on another port",
+                scep.http_port
+            ),
+            (None, _) => println!("{}", predates_scep(&paths)),
+            _ => {}
         }
         println!(
             "==> reusing the demo in {} (use --fresh to start over)",
@@ -198,9 +251,23 @@ pub fn run(options: &Options) -> Result<()> {
         .map(|d| d.admin_port)
         .or(options.admin_port)
         .unwrap_or(DEFAULT_ADMIN_PORT);
+    // The edge's port; `None`: an old demo without an edge.
+    let http_port = match &existing {
+        Some(demo) => demo.scep.as_ref().map(|s| s.http_port),
+        None => Some(options.http_port.unwrap_or(DEFAULT_HTTP_PORT)),
+    };
+    if http_port == Some(admin_port) {
+        return Err(Failure::new(format!(
+            "the admin port and the HTTP port are both {admin_port}; pick another with \
+             --admin-port or --http-port"
+        )));
+    }
     let officers = match &existing {
         Some(demo) => demo.officers.clone(),
-        None => set_up(&paths, admin_port, TOKEN_LABEL)?,
+        None => {
+            check_socket_path(&paths.socket)?;
+            set_up(&paths, admin_port, TOKEN_LABEL, http_port)?
+        }
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -211,38 +278,95 @@ pub fn run(options: &Options) -> Result<()> {
             .context("install the signal handler")?;
     }
 
-    check_port_free(admin_port)?;
-    let mut signer = Signer::start(&paths)?;
+    check_port_free(admin_port, "--admin-port")?;
+    if let Some(port) = http_port {
+        check_port_free(port, "--http-port")?;
+    }
+    let mut signer = Service::signer(&paths, true)?;
     if !signer.wait_ready(&stop)? {
         println!("==> stopped before the signer was ready");
+        return Ok(());
+    }
+    // Declared after the signer, so an early return drops (stops) the edge first.
+    let mut edge = None;
+    if let Some(port) = http_port
+        && !edge
+            .insert(Service::edge(&paths, port)?)
+            .wait_ready(&stop)?
+    {
+        println!("==> stopped before the edge was ready");
         return Ok(());
     }
 
     let demo = match existing {
         Some(demo) => demo,
         None => {
-            let demo = Demo {
+            let mut demo = Demo {
                 admin_url: format!("https://127.0.0.1:{admin_port}"),
                 admin_port,
                 admin_ca: paths.state.join("admin-ca.pem"),
                 officers,
                 cas: vec!["demo-root".into(), "demo-issuing".into()],
+                scep: None,
             };
             create_cas(&paths, &demo)?;
+            if let Some(port) = http_port {
+                let edge_url = format!("http://127.0.0.1:{port}");
+                let profiles = create_profiles(&paths, &demo, &edge_url)?;
+                demo.scep = Some(Scep {
+                    edge_url,
+                    http_port: port,
+                    profiles,
+                });
+            }
             write_demo_json(&paths, &demo)?;
             demo
         }
     };
     print_summary(&paths, &demo);
 
-    let outcome = signer.wait_until_stopped(&stop);
-    signer.stop();
+    let mut running: Vec<&mut Service> = edge.iter_mut().collect();
+    running.push(&mut signer);
+    let outcome = wait_until_stopped(&stop, &mut running);
+    // The edge first: it is the signer's client.
+    for service in running {
+        service.stop();
+    }
     outcome
 }
 
+fn predates_scep(paths: &Paths) -> String {
+    format!(
+        "note: the demo in {} predates SCEP (its demo.json has no `scep`): it has no \
+         castellan-edge and no SCEP profiles. Run `cargo xtask demo --fresh` to set up a new \
+         demo with them.",
+        paths.show(&paths.demo)
+    )
+}
+
+/// The signing socket's path must fit in `sun_path`.
+fn check_socket_path(socket: &Path) -> Result<()> {
+    let len = socket.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(Failure::new(format!(
+            "the signing socket path {} is {len} bytes long; a unix socket path holds at most \
+             {MAX_SOCKET_PATH}. Run the demo from a workspace with a shorter path.",
+            socket.display()
+        )));
+    }
+    Ok(())
+}
+
 /// First set-up: token `token_label`, PIN, officers and `castellan-signer init` (quorum
-/// [`QUORUM`], admin port 127.0.0.1:`admin_port`). Returns the officers.
-pub(crate) fn set_up(paths: &Paths, admin_port: u16, token_label: &str) -> Result<Vec<Officer>> {
+/// [`QUORUM`], admin port 127.0.0.1:`admin_port`). With `http_port`, the signer also gets the
+/// signing socket `paths.socket` and the public URL `http://127.0.0.1:HTTP_PORT` (for the
+/// CRL and AIA URLs in issued certificates). Returns the officers.
+pub(crate) fn set_up(
+    paths: &Paths,
+    admin_port: u16,
+    token_label: &str,
+    http_port: Option<u16>,
+) -> Result<Vec<Officer>> {
     println!(
         "==> setting up a new appliance in {}",
         paths.show(&paths.demo)
@@ -298,8 +422,13 @@ pub(crate) fn set_up(paths: &Paths, admin_port: u16, token_label: &str) -> Resul
     init.args(["--token-label", token_label])
         .arg("--pin-file")
         .arg(&paths.pin)
-        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-        .env("SOFTHSM2_CONF", &paths.softhsm2_conf)
+        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")]);
+    if let Some(port) = http_port {
+        init.arg("--socket")
+            .arg(&paths.socket)
+            .args(["--public-url", &format!("http://127.0.0.1:{port}")]);
+    }
+    init.env("SOFTHSM2_CONF", &paths.softhsm2_conf)
         .current_dir(&paths.root);
     tools::run_step(&mut init)?;
     Ok(officers)
@@ -340,10 +469,13 @@ pub(crate) struct Ready {
     pub(crate) line: String,
 }
 
-/// The running `castellan-signer run`, with a thread copying its stderr to the log (and to ours
-/// when echoing).
+/// A running child (`castellan-signer run` or `castellan-edge run`), with a thread copying its
+/// stderr to its log (and to ours when echoing).
 #[derive(Debug)]
-pub(crate) struct Signer {
+pub(crate) struct Service {
+    /// The program's name, for messages.
+    name: &'static str,
+    marker: &'static str,
     child: Child,
     ready: mpsc::Receiver<Ready>,
     log_path: PathBuf,
@@ -352,39 +484,72 @@ pub(crate) struct Signer {
     pub(crate) spawned_at: Instant,
 }
 
-impl Signer {
-    fn start(paths: &Paths) -> Result<Signer> {
-        Signer::spawn(paths, true)
-    }
-
+impl Service {
     /// Start `castellan-signer run --state-dir STATE`; `echo` copies its stderr to ours.
-    pub(crate) fn spawn(paths: &Paths, echo: bool) -> Result<Signer> {
+    pub(crate) fn signer(paths: &Paths, echo: bool) -> Result<Service> {
         let mut cmd = Command::new(paths.signer_bin());
         cmd.arg("run")
             .arg("--state-dir")
             .arg(&paths.state)
-            .env("SOFTHSM2_CONF", &paths.softhsm2_conf)
-            .current_dir(&paths.root)
+            .env("SOFTHSM2_CONF", &paths.softhsm2_conf);
+        let echo = echo.then_some("signer | ");
+        Service::spawn(
+            paths,
+            cmd,
+            "castellan-signer",
+            READY_MARKER,
+            &paths.log,
+            echo,
+        )
+    }
+
+    /// Start `castellan-edge run` on the signing socket, listening on 127.0.0.1:`port`; its
+    /// stderr is echoed.
+    fn edge(paths: &Paths, port: u16) -> Result<Service> {
+        let mut cmd = Command::new(paths.edge_bin());
+        cmd.arg("run")
+            .arg("--signer-socket")
+            .arg(&paths.socket)
+            .args(["--listen", &format!("127.0.0.1:{port}")]);
+        let echo = Some("edge   | ");
+        Service::spawn(
+            paths,
+            cmd,
+            "castellan-edge",
+            EDGE_READY_MARKER,
+            &paths.edge_log,
+            echo,
+        )
+    }
+
+    /// Spawn `cmd` in the workspace root; its stderr goes to `log` (and to ours, each line
+    /// after `echo`); the first line containing `marker` is its ready line.
+    fn spawn(
+        paths: &Paths,
+        mut cmd: Command,
+        name: &'static str,
+        marker: &'static str,
+        log: &Path,
+        echo: Option<&'static str>,
+    ) -> Result<Service> {
+        cmd.current_dir(&paths.root)
             .stdin(Stdio::null())
             .stderr(Stdio::piped());
-        println!(
-            "==> {} (log: {})",
-            tools::describe(&cmd),
-            paths.show(&paths.log)
-        );
-        let log =
-            fs::File::create(&paths.log).context(format!("create {}", paths.log.display()))?;
+        println!("==> {} (log: {})", tools::describe(&cmd), paths.show(log));
+        let log_file = fs::File::create(log).context(format!("create {}", log.display()))?;
         let spawned_at = Instant::now();
-        let mut child = cmd.spawn().context("start castellan-signer")?;
+        let mut child = cmd.spawn().context(format!("start {name}"))?;
         let (tx, ready) = mpsc::channel();
         let reader = child
             .stderr
             .take()
-            .map(|stderr| std::thread::spawn(move || copy_log(stderr, log, tx, echo)));
-        Ok(Signer {
+            .map(|stderr| std::thread::spawn(move || copy_log(stderr, log_file, tx, marker, echo)));
+        Ok(Service {
+            name,
+            marker,
             child,
             ready,
-            log_path: paths.log.clone(),
+            log_path: log.to_path_buf(),
             reader,
             spawned_at,
         })
@@ -408,39 +573,16 @@ impl Signer {
                 return Ok(None);
             }
             if let Some(status) = self.child.try_wait()? {
-                return Err(self.failure(&format!("castellan-signer exited ({status})")));
+                return Err(self.failure(&format!("{} exited ({status})", self.name)));
             }
             if Instant::now() >= deadline {
                 return Err(self.failure(&format!(
-                    "castellan-signer did not print `{READY_MARKER}` within {} s",
+                    "{} did not print `{}` within {} s",
+                    self.name,
+                    self.marker,
                     READY_TIMEOUT.as_secs()
                 )));
             }
-        }
-    }
-
-    /// Block until a signal or the signer's own exit (an error: nobody asked it to stop).
-    fn wait_until_stopped(&mut self, stop: &AtomicBool) -> Result<()> {
-        loop {
-            if stop.load(Ordering::SeqCst) {
-                println!("\n==> stopping the signer");
-                return Ok(());
-            }
-            if let Some(status) = self.child.try_wait()? {
-                // Ctrl-C reaches the signer too; give our own handler a moment to see it.
-                std::thread::sleep(Duration::from_millis(200));
-                if stop.load(Ordering::SeqCst) {
-                    return Ok(());
-                }
-                return Err(Failure::with_code(
-                    format!(
-                        "castellan-signer exited on its own ({status}); see {}",
-                        self.log_path.display()
-                    ),
-                    status.code(),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(250));
         }
     }
 
@@ -455,7 +597,7 @@ impl Signer {
                 std::thread::sleep(Duration::from_millis(100));
             }
             if matches!(self.child.try_wait(), Ok(None)) {
-                eprintln!("xtask: castellan-signer ignored SIGTERM; killing it");
+                eprintln!("xtask: {} ignored SIGTERM; killing it", self.name);
                 let _ = self.child.kill();
                 let _ = self.child.wait();
             }
@@ -476,15 +618,52 @@ impl Signer {
     }
 }
 
-impl Drop for Signer {
+/// Block until a signal, or until one of the children exits on its own (an error: nobody
+/// asked it to stop).
+fn wait_until_stopped(stop: &AtomicBool, services: &mut [&mut Service]) -> Result<()> {
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            let names: Vec<&str> = services.iter().map(|s| s.name).collect();
+            println!("\n==> stopping {}", names.join(" and "));
+            return Ok(());
+        }
+        for service in services.iter_mut() {
+            if let Some(status) = service.child.try_wait()? {
+                // Ctrl-C reaches the children too; give our own handler a moment to see it.
+                std::thread::sleep(Duration::from_millis(200));
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                return Err(Failure::with_code(
+                    format!(
+                        "{} exited on its own ({status}); see {}",
+                        service.name,
+                        service.log_path.display()
+                    ),
+                    status.code(),
+                ));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+impl Drop for Service {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
-/// Copy the signer's stderr, line by line, to the log file and (with `echo`) to our stderr;
-/// send the first ready line. Reads to EOF so the signer never blocks on a full pipe.
-fn copy_log(stderr: impl Read, mut log: fs::File, ready: mpsc::Sender<Ready>, echo: bool) {
+/// Copy a child's stderr, line by line, to the log file and (with `echo`, after that prefix)
+/// to our stderr; send the first line containing `marker`. Reads to EOF so the child never
+/// blocks on a full pipe.
+fn copy_log(
+    stderr: impl Read,
+    mut log: fs::File,
+    ready: mpsc::Sender<Ready>,
+    marker: &str,
+    echo: Option<&str>,
+) {
     let mut reader = BufReader::new(stderr);
     let mut line = Vec::new();
     let mut seen_ready = false;
@@ -498,10 +677,10 @@ fn copy_log(stderr: impl Read, mut log: fs::File, ready: mpsc::Sender<Ready>, ec
         let _ = log.write_all(&line);
         let _ = log.flush();
         let text = String::from_utf8_lossy(&line);
-        if echo {
-            eprintln!("signer | {}", text.trim_end());
+        if let Some(prefix) = echo {
+            eprintln!("{prefix}{}", text.trim_end());
         }
-        if !seen_ready && text.contains(READY_MARKER) {
+        if !seen_ready && text.contains(marker) {
             seen_ready = true;
             let _ = ready.send(Ready {
                 at,
@@ -511,12 +690,13 @@ fn copy_log(stderr: impl Read, mut log: fs::File, ready: mpsc::Sender<Ready>, ec
     }
 }
 
-fn check_port_free(port: u16) -> Result<()> {
+/// `flag`: the option that picks this port, for the message.
+fn check_port_free(port: u16, flag: &str) -> Result<()> {
     match std::net::TcpListener::bind(("127.0.0.1", port)) {
         Ok(_) => Ok(()),
         Err(e) => Err(Failure::new(format!(
             "cannot use 127.0.0.1:{port} ({e}). Is another `cargo xtask demo` running? Stop \
-             it, or set up a demo on another port with `cargo xtask demo --fresh --admin-port N`"
+             it, or set up a demo on another port with `cargo xtask demo --fresh {flag} N`"
         ))),
     }
 }
@@ -618,6 +798,46 @@ fn create_cas(paths: &Paths, demo: &Demo) -> Result<()> {
             "--json",
         ],
     )
+}
+
+/// Create the SCEP profiles [`PROFILES`] on `demo-issuing` the way officers do (alice proposes,
+/// bob approves), each with its own random static challenge. The challenge reaches the CLI in
+/// a file (mode 0600, deleted afterwards), not on its command line.
+fn create_profiles(paths: &Paths, demo: &Demo, edge_url: &str) -> Result<Vec<ScepProfile>> {
+    let [alice, bob, ..] = demo.officers.as_slice() else {
+        return Err(Failure::new("the demo needs two officers"));
+    };
+    let mut profiles = Vec::new();
+    for (name, legacy) in PROFILES {
+        let challenge = random_hex(16)?;
+        let secret_file = paths.demo.join(format!("{name}.challenge"));
+        write_file(&secret_file, format!("{challenge}\n").as_bytes(), 0o600)?;
+        let secret_arg = secret_file.to_string_lossy().into_owned();
+        let mut args = vec![
+            "profile",
+            "create",
+            name,
+            "--ca",
+            "demo-issuing",
+            "--challenge",
+            "static",
+            "--secret-file",
+            &secret_arg,
+        ];
+        if legacy {
+            args.push("--legacy-algorithms");
+        }
+        args.push("--json");
+        let created = propose_and_approve(paths, demo, alice, bob, &args);
+        let _ = fs::remove_file(&secret_file);
+        created?;
+        profiles.push(ScepProfile {
+            profile: name.to_owned(),
+            url: format!("{edge_url}/scep/{name}"),
+            challenge,
+        });
+    }
+    Ok(profiles)
 }
 
 /// Run a proposing command as `proposer`, approve the proposal as `approver`, and check that
@@ -731,7 +951,7 @@ fn write_demo_json(paths: &Paths, demo: &Demo) -> Result<()> {
         .iter()
         .map(|o| json!({ "name": o.name, "cert": o.cert, "key": o.key }))
         .collect();
-    let value = json!({
+    let mut value = json!({
         "admin_url": demo.admin_url,
         "admin_ca": demo.admin_ca,
         "quorum": QUORUM,
@@ -742,11 +962,21 @@ fn write_demo_json(paths: &Paths, demo: &Demo) -> Result<()> {
         "token_label": TOKEN_LABEL,
         "pin_file": paths.pin,
     });
+    if let (Some(scep), Value::Object(map)) = (&demo.scep, &mut value) {
+        let profiles: Vec<Value> = scep
+            .profiles
+            .iter()
+            .map(|p| json!({ "profile": p.profile, "url": p.url, "challenge": p.challenge }))
+            .collect();
+        map.insert("edge_url".into(), json!(scep.edge_url));
+        map.insert("scep".into(), Value::Array(profiles));
+    }
     let text = serde_json::to_string_pretty(&value)
         .map_err(|e| Failure::new(format!("encode demo.json: {e}")))?;
-    // Written last, and atomically: its presence means the set-up finished.
+    // Written last, and atomically: its presence means the set-up finished. Mode 0600: it
+    // holds the SCEP challenges.
     let tmp = paths.json.with_extension("json.tmp");
-    write_file(&tmp, format!("{text}\n").as_bytes(), 0o644)?;
+    write_file(&tmp, format!("{text}\n").as_bytes(), 0o600)?;
     fs::rename(&tmp, &paths.json).context(format!("write {}", paths.json.display()))?;
     Ok(())
 }
@@ -766,12 +996,13 @@ fn read_demo_json(path: &Path) -> Result<Demo> {
             .map(str::to_owned)
             .ok_or_else(|| bad(&format!("no string `{key}`")))
     };
+    let port_of = |url: &str| {
+        url.rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+    };
     let admin_url = str_of(&value, "admin_url")?;
-    let admin_port = admin_url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
-        .ok_or_else(|| bad("admin_url has no port"))?;
+    let admin_port = port_of(&admin_url).ok_or_else(|| bad("admin_url has no port"))?;
     let officers = value
         .get("officers")
         .and_then(Value::as_array)
@@ -795,12 +1026,38 @@ fn read_demo_json(path: &Path) -> Result<Demo> {
                 .collect()
         })
         .unwrap_or_default();
+    // No `scep`: a demo from before castellan-edge.
+    let scep = match value.get("scep") {
+        None => None,
+        Some(list) => {
+            let edge_url = str_of(&value, "edge_url")?;
+            let http_port = port_of(&edge_url).ok_or_else(|| bad("edge_url has no port"))?;
+            let profiles = list
+                .as_array()
+                .ok_or_else(|| bad("`scep` is not a list"))?
+                .iter()
+                .map(|p| {
+                    Ok(ScepProfile {
+                        profile: str_of(p, "profile")?,
+                        url: str_of(p, "url")?,
+                        challenge: str_of(p, "challenge")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Some(Scep {
+                edge_url,
+                http_port,
+                profiles,
+            })
+        }
+    };
     Ok(Demo {
         admin_url,
         admin_port,
         admin_ca: str_of(&value, "admin_ca")?.into(),
         officers,
         cas,
+        scep,
     })
 }
 
@@ -809,10 +1066,33 @@ fn print_summary(paths: &Paths, demo: &Demo) {
     println!();
     println!("Castellan demo is running.");
     println!("  admin port  {}", demo.admin_url);
+    if let Some(scep) = &demo.scep {
+        let profiles: Vec<&str> = scep.profiles.iter().map(|p| p.profile.as_str()).collect();
+        println!(
+            "  SCEP        {}/scep/PROFILE (profiles {})",
+            scep.edge_url,
+            profiles.join(", ")
+        );
+    }
     println!("  officers    {} (quorum {QUORUM})", names.join(", "));
     println!("  CAs         {}", demo.cas.join(", "));
-    println!("  signer log  {}", paths.show(&paths.log));
-    println!("  details     {}", paths.show(&paths.json));
+    if demo.scep.is_some() {
+        println!(
+            "  logs        {}, {}",
+            paths.show(&paths.log),
+            paths.show(&paths.edge_log)
+        );
+    } else {
+        println!("  signer log  {}", paths.show(&paths.log));
+    }
+    if demo.scep.is_some() {
+        println!(
+            "  details     {} (SCEP URLs and challenges too)",
+            paths.show(&paths.json)
+        );
+    } else {
+        println!("  details     {}", paths.show(&paths.json));
+    }
     if let Some(alice) = demo.officers.first() {
         println!();
         println!("Use the admin CLI as {} (in another shell):", alice.name);
@@ -826,8 +1106,46 @@ fn print_summary(paths: &Paths, demo: &Demo) {
         );
         println!("  castellan ca list");
     }
+    let legacy = demo
+        .scep
+        .as_ref()
+        .and_then(|s| s.profiles.iter().find(|p| p.profile == LEGACY_PROFILE));
+    match (&demo.scep, legacy) {
+        (Some(_), Some(profile)) => {
+            println!();
+            println!(
+                "Enrol a device with micromdm's scepclient (Debian package `scep`) on {}, in an \
+                 empty directory (scepclient writes ./csr.pem and ./self.pem and reuses them), then \
+                 check its certificate (in the shell with the exports above):",
+                profile.profile
+            );
+            println!("  cd \"$(mktemp -d)\"");
+            println!(
+                "  scepclient -server-url {} -challenge {} -private-key key.pem \
+                 -certificate cert.pem -cn device-1",
+                profile.url, profile.challenge
+            );
+            println!("  castellan ca cert demo-root > root.pem");
+            println!("  castellan ca cert demo-issuing > issuing.pem");
+            println!("  openssl verify -CAfile root.pem -untrusted issuing.pem cert.pem");
+            println!(
+                "scepclient sends single-DES and SHA-1, which only {} accepts (with a warning \
+                 in the signer log); `devices` needs a client with AES and SHA-2.",
+                profile.profile
+            );
+        }
+        (Some(_), None) => {}
+        (None, _) => {
+            println!();
+            println!("{}", predates_scep(paths));
+        }
+    }
     println!();
-    println!("Press Ctrl-C to stop the signer.");
+    if demo.scep.is_some() {
+        println!("Press Ctrl-C to stop the edge and the signer.");
+    } else {
+        println!("Press Ctrl-C to stop the signer.");
+    }
 }
 
 /// Create (or replace) a file with the given mode from the start, so a secret is never
@@ -894,13 +1212,33 @@ mod tests {
                 key: paths.officers.join("alice.key"),
             }],
             cas: vec!["demo-root".into(), "demo-issuing".into()],
+            scep: Some(Scep {
+                edge_url: "http://127.0.0.1:9080".into(),
+                http_port: 9080,
+                profiles: vec![ScepProfile {
+                    profile: "devices-legacy".into(),
+                    url: "http://127.0.0.1:9080/scep/devices-legacy".into(),
+                    challenge: "00ff".into(),
+                }],
+            }),
         };
         write_demo_json(&paths, &demo).unwrap();
+        let mode = fs::metadata(&paths.json).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "demo.json holds the challenges");
         let back = read_demo_json(&paths.json).unwrap();
         assert_eq!(back.admin_port, 9443);
         assert_eq!(back.officers[0].key, demo.officers[0].key);
         assert_eq!(back.cas, demo.cas);
+        assert_eq!(back.scep, demo.scep);
         let raw: Value = serde_json::from_str(&fs::read_to_string(&paths.json).unwrap()).unwrap();
+        assert_eq!(
+            raw["scep"][0],
+            json!({
+                "profile": "devices-legacy",
+                "url": "http://127.0.0.1:9080/scep/devices-legacy",
+                "challenge": "00ff",
+            })
+        );
         for key in [
             "admin_url",
             "admin_ca",
@@ -911,10 +1249,30 @@ mod tests {
             "softhsm2_conf",
             "token_label",
             "pin_file",
+            "edge_url",
+            "scep",
         ] {
             assert!(raw.get(key).is_some(), "demo.json lacks {key}");
         }
+
+        // A demo.json from before SCEP still reads, without an edge.
+        let mut old = raw.clone();
+        if let Value::Object(map) = &mut old {
+            map.remove("scep");
+            map.remove("edge_url");
+        }
+        fs::write(&paths.json, old.to_string()).unwrap();
+        let back = read_demo_json(&paths.json).unwrap();
+        assert_eq!(back.scep, None);
+        assert_eq!(back.cas, demo.cas);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn long_socket_paths_are_refused() {
+        assert!(check_socket_path(Path::new("/work/main/var/demo/signer.sock")).is_ok());
+        let long = format!("/{}/signer.sock", "d".repeat(100));
+        assert!(check_socket_path(Path::new(&long)).is_err());
     }
 
     /// Needs openssl; skipped where it is not installed.

@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's task runner (the alias lives in `.cargo/config.toml`).
 //!
-//! - `cargo xtask demo [--fresh] [--admin-port PORT]`: set up a SoftHSM2 token, three officers, a
-//!   signer and two CAs under `var/demo/`, then keep the signer running until Ctrl-C.
+//! - `cargo xtask demo [--fresh] [--admin-port PORT] [--http-port PORT]`: set up a SoftHSM2 token,
+//!   three officers, a signer, two CAs and two SCEP profiles under `var/demo/`, then keep the
+//!   signer and `castellan-edge` running until Ctrl-C.
 //! - `cargo xtask bench ca [--runs N]`: time CA creation per key type and signer start-up with
 //!   10 CAs, on release binaries, in fresh appliances under `var/bench-ca/` and
 //!   `var/bench-start/`; results in `var/bench-ca/results.json`.
@@ -21,11 +22,12 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  demo [--fresh] [--admin-port PORT]
+  demo [--fresh] [--admin-port PORT] [--http-port PORT]
         Run a demo appliance under var/demo/: a SoftHSM2 token, officers alice, bob and
-        carol (quorum 2), castellan-signer on https://127.0.0.1:PORT (default 8443), and
-        the CAs demo-root and demo-issuing. A second run reuses var/demo/; --fresh wipes
-        it first. Runs until Ctrl-C.
+        carol (quorum 2), castellan-signer with its admin port on https://127.0.0.1:8443
+        (--admin-port), the CAs demo-root and demo-issuing, the SCEP profiles devices and
+        devices-legacy, and castellan-edge on http://127.0.0.1:8080 (--http-port). A second
+        run reuses var/demo/; --fresh wipes it first. Runs until Ctrl-C.
   bench ca [--runs N]
         Benchmark on release binaries (builds them): in a fresh appliance under
         var/bench-ca/, create root CAs of each key type (rsa-2048/3072/4096, ec-p256/384),
@@ -143,16 +145,20 @@ fn parse_demo_args(args: &[String]) -> Result<demo::Options> {
         };
         match flag {
             "--fresh" if inline.is_none() => options.fresh = true,
-            "--admin-port" => {
+            "--admin-port" | "--http-port" => {
                 let value = inline
                     .or_else(|| args.next().cloned())
-                    .ok_or_else(|| Failure::new("--admin-port needs a port number"))?;
+                    .ok_or_else(|| Failure::new(format!("{flag} needs a port number")))?;
                 let port = value
                     .parse::<u16>()
                     .ok()
                     .filter(|p| *p != 0)
-                    .ok_or_else(|| Failure::new(format!("--admin-port: bad port `{value}`")))?;
-                options.admin_port = Some(port);
+                    .ok_or_else(|| Failure::new(format!("{flag}: bad port `{value}`")))?;
+                if flag == "--admin-port" {
+                    options.admin_port = Some(port);
+                } else {
+                    options.http_port = Some(port);
+                }
             }
             "-h" | "--help" => {
                 print!("{USAGE}");
@@ -248,9 +254,13 @@ mod tests {
         let o = parse_demo_args(&strings(&["--fresh", "--admin-port", "9443"])).unwrap();
         assert!(o.fresh);
         assert_eq!(o.admin_port, Some(9443));
-        let o = parse_demo_args(&strings(&["--admin-port=9000"])).unwrap();
+        assert_eq!(o.http_port, None);
+        let o = parse_demo_args(&strings(&["--admin-port=9000", "--http-port", "9080"])).unwrap();
         assert!(!o.fresh);
         assert_eq!(o.admin_port, Some(9000));
+        assert_eq!(o.http_port, Some(9080));
+        let o = parse_demo_args(&strings(&["--http-port=8081"])).unwrap();
+        assert_eq!((o.admin_port, o.http_port), (None, Some(8081)));
     }
 
     #[test]
@@ -258,6 +268,8 @@ mod tests {
         assert!(parse_demo_args(&strings(&["--admin-port", "0"])).is_err());
         assert!(parse_demo_args(&strings(&["--admin-port", "x"])).is_err());
         assert!(parse_demo_args(&strings(&["--admin-port"])).is_err());
+        assert!(parse_demo_args(&strings(&["--http-port", "65536"])).is_err());
+        assert!(parse_demo_args(&strings(&["--http-port"])).is_err());
         assert!(parse_demo_args(&strings(&["--fresh=yes"])).is_err());
         assert!(parse_demo_args(&strings(&["--nope"])).is_err());
     }
