@@ -256,6 +256,11 @@ impl Signer {
         ra_cert: &Certificate,
         msg: &PkiMessage,
     ) -> Result<Outcome, ScepError> {
+        if let Some(bits) = msg.weak_rsa_bits {
+            return Err(ScepError::bad_alg(format!(
+                "RSA-{bits} keys are refused: at least 2048 bits are required"
+            )));
+        }
         if msg.digest == DigestAlg::Sha1 {
             if !spec.legacy_algorithms {
                 return Err(ScepError::bad_alg(
@@ -634,9 +639,7 @@ impl Signer {
                 spec.renewal_window.secs() / 86400
             )));
         }
-        if req.subject.to_der().map_err(internal)?
-            != old.tbs_certificate().subject().to_der().map_err(internal)?
-        {
+        if !leaf::same_name(&req.subject, old.tbs_certificate().subject()) {
             return Err(ScepError::bad_request("a renewal must keep the subject"));
         }
         if req.sans.iter().any(|s| !rec.sans.contains(s)) {
@@ -803,7 +806,7 @@ fn check_binding(req: &LeafRequest, subject: Option<&str>, sans: &[San]) -> Resu
     if let Some(s) = subject {
         let bound = x509_cert::name::Name::from_str(s)
             .map_err(|_| ScepError::bad_request("the challenge binds a malformed subject"))?;
-        if bound.to_der().ok() != req.subject.to_der().ok() {
+        if !leaf::same_name(&bound, &req.subject) {
             return Err(ScepError::bad_request(
                 "the request's subject is not the one the challenge was issued for",
             ));

@@ -91,6 +91,46 @@ fn general_names(sans: &[San]) -> Result<Vec<GeneralName>, der::Error> {
         .collect()
 }
 
+/// Do two names match (RFC 5280 §7.1)? The same attributes in the same order, with
+/// values equal ignoring case and surrounding spaces, whatever string type
+/// (PrintableString, UTF8String, …) carries them.
+pub fn same_name(a: &Name, b: &Name) -> bool {
+    let norm = |n: &Name| -> Vec<Vec<(ObjectIdentifier, String)>> {
+        n.iter_rdn()
+            .map(|rdn| {
+                let mut v: Vec<_> = rdn
+                    .iter()
+                    .map(|atv| {
+                        let text = String::from_utf8_lossy(atv.value.value());
+                        let folded = text
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                            .to_lowercase();
+                        (atv.oid, folded)
+                    })
+                    .collect();
+                v.sort();
+                v
+            })
+            .collect()
+    };
+    norm(a) == norm(b)
+}
+
+/// Refuse RSA keys below 2048 bits before anything tries to verify with them.
+pub fn refuse_small_rsa(spki: &SubjectPublicKeyInfoOwned) -> Result<(), ScepError> {
+    if spki.algorithm.oid == rfc5912::RSA_ENCRYPTION {
+        let bits = hsm::rsa_modulus_bits(spki).map_err(|_| bad("malformed RSA key"))?;
+        if bits < 2048 {
+            return Err(ScepError::bad_alg(format!(
+                "RSA-{bits} keys are refused: at least 2048 bits are required"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Parse a CSR, verify its self-signature (SHA-1 only if `legacy`), and read what it asks for.
 pub fn parse_csr(der: &[u8], legacy: bool) -> Result<LeafRequest, ScepError> {
     if der.is_empty() || der.len() > MAX_CSR {
@@ -98,6 +138,7 @@ pub fn parse_csr(der: &[u8], legacy: bool) -> Result<LeafRequest, ScepError> {
     }
     let csr =
         CertReq::from_der(der).map_err(|_| bad("the request does not hold a valid PKCS#10 CSR"))?;
+    refuse_small_rsa(&csr.info.public_key)?;
     let info = csr.info.to_der().map_err(|_| bad("bad CSR"))?;
     let digest = match csr.algorithm.oid {
         rfc5912::SHA_1_WITH_RSA_ENCRYPTION if legacy => scep::message::DigestAlg::Sha1,
@@ -388,4 +429,42 @@ pub fn lint(
         return Err("serial is not a positive number of at least 64 bits".into());
     }
     crate::x509::verify_issued_by(cert, ca_cert).map_err(|e| format!("signature: {e}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn names_match_whatever_string_type_carries_them() {
+        let utf8 = Name::from_str("CN=dev4,OU=MDM,O=scep-client,C=US").unwrap();
+        // The same name with PrintableString values, as Go clients encode it: retag
+        // each UTF8String (0x0C) value as PrintableString (0x13).
+        let mut der = utf8.to_der().unwrap();
+        for value in ["dev4", "MDM", "scep-client"] {
+            let pos = der
+                .windows(value.len())
+                .position(|w| w == value.as_bytes())
+                .unwrap();
+            assert_eq!(der[pos - 2], 0x0c);
+            der[pos - 2] = 0x13;
+        }
+        let printable = Name::from_der(&der).unwrap();
+        assert_ne!(printable.to_der().unwrap(), utf8.to_der().unwrap());
+        assert!(same_name(&printable, &utf8));
+        assert!(same_name(
+            &Name::from_str("CN=Dev4 ,O=X").unwrap(),
+            &Name::from_str("CN=dev4,O=x").unwrap()
+        ));
+        assert!(!same_name(
+            &Name::from_str("CN=dev4").unwrap(),
+            &Name::from_str("CN=dev5").unwrap()
+        ));
+        assert!(!same_name(
+            &Name::from_str("CN=a,O=b").unwrap(),
+            &Name::from_str("CN=a").unwrap()
+        ));
+    }
 }

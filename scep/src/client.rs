@@ -198,7 +198,7 @@ pub fn request(
     let content = EncapsulatedContentInfo {
         econtent_type: oids::ID_DATA,
         econtent: Some(
-            Any::encode_from(&OctetString::new(env_der).map_err(err("content"))?)
+            Any::encode_from(&OctetString::new(env_der.clone()).map_err(err("content"))?)
                 .map_err(err("content"))?,
         ),
     };
@@ -247,9 +247,15 @@ pub fn request(
         .to_der()
         .map_err(err("build"))?;
     if tamper {
-        // Flip a bit in the envelope bytes: the messageDigest no longer matches.
-        let n = der.len();
-        der[n - 40] ^= 0x01;
+        // Change one byte of the encapsulated envelope after signing: the signature
+        // over the attributes still verifies, the messageDigest no longer matches.
+        if let Some(pos) = der
+            .windows(env_der.len().min(64))
+            .position(|w| w == &env_der[..env_der.len().min(64)])
+        {
+            let i = pos + env_der.len() / 2;
+            der[i] ^= 0x01;
+        }
     }
     Ok(Request {
         der,

@@ -171,6 +171,7 @@ mod tests {
         spec.tamper_message_digest = true;
         let e = message::parse(&build(&spec).der, false).unwrap_err();
         assert_eq!(e.info, FailInfo::BadMessageCheck, "{e}");
+        assert!(e.text.contains("messageDigest"), "{e}");
     }
 
     #[test]

@@ -115,6 +115,26 @@ pub struct PkiMessage {
     pub digest: DigestAlg,
     /// The pkcsPKIEnvelope.
     pub envelope: EnvelopedData,
+    /// Set when the signer's key is RSA below 2048 bits: the signature was NOT
+    /// checked (ring refuses such keys) and the request must be refused; the field
+    /// lets the signer refuse with a signed FAILURE that says why.
+    pub weak_rsa_bits: Option<u32>,
+}
+
+/// Modulus size of an RSA SubjectPublicKeyInfo, if it is RSA.
+pub fn rsa_bits(spki: &spki::SubjectPublicKeyInfoOwned) -> Option<u32> {
+    #[derive(der::Sequence)]
+    struct Rsa<'a> {
+        n: der::asn1::UintRef<'a>,
+        _e: der::asn1::UintRef<'a>,
+    }
+    if spki.algorithm.oid != oids::RSA_ENCRYPTION {
+        return None;
+    }
+    let k = Rsa::from_der(spki.subject_public_key.raw_bytes()).ok()?;
+    let n = k.n.as_bytes();
+    let lead = n.first().map_or(0, |b| 8 - b.leading_zeros());
+    Some((n.len().saturating_sub(1) * 8) as u32 + lead)
 }
 
 /// The string value of a PrintableString/UTF8String/IA5String attribute value.
@@ -372,13 +392,17 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
     // (Go's pkcs7) do not sort the SET, so re-encoding would change the bytes.
     let signed =
         raw_signed_attrs(der).ok_or_else(|| ScepError::bad_request("bad signed attributes"))?;
-    verify(
-        &signer_cert,
-        &si.signature_algorithm.oid,
-        digest,
-        &signed,
-        si.signature.as_bytes(),
-    )?;
+    let weak_rsa_bits =
+        rsa_bits(signer_cert.tbs_certificate().subject_public_key_info()).filter(|b| *b < 2048);
+    if weak_rsa_bits.is_none() {
+        verify(
+            &signer_cert,
+            &si.signature_algorithm.oid,
+            digest,
+            &signed,
+            si.signature.as_bytes(),
+        )?;
+    }
 
     let env_ci = ContentInfo::from_der(content.as_bytes())
         .map_err(|_| ScepError::bad_request("the content is not a pkcsPKIEnvelope"))?;
@@ -398,5 +422,6 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
         signer_cert,
         digest,
         envelope,
+        weak_rsa_bits,
     })
 }
