@@ -783,14 +783,26 @@ fn malformed_and_disallowed_requests_are_refused_and_issue_nothing() {
             spec("tx-nodigest", &|s| s.digest_algorithms_empty = true),
             "digestalgorithms",
         ),
-        // The client's `tamper_message_digest` flips a byte near the end of the message,
-        // which is inside the SignerInfo's signature: a bad signature.
+        // The client's `tamper_message_digest` changes the envelope after signing.
         (
-            "bad signature",
+            "messageDigest mismatch (client knob)",
             spec("tx-tamper", &|s| s.tamper_message_digest = true),
-            "signature",
+            "messagedigest",
         ),
     ];
+    // A bad signature: the last byte of the message is the end of the SignerInfo's signature.
+    {
+        let mut der = s.message(&d, &csr, &spec("tx-badsig", &|_| {})).der;
+        let n = der.len();
+        der[n - 1] ^= 0x01;
+        let r = s.post_raw(&der);
+        assert_eq!(r.status, 400, "bad signature: {}", r.text());
+        assert!(
+            r.text().to_lowercase().contains("signature"),
+            "bad signature: {:?}",
+            r.text()
+        );
+    }
     for (what, sp, reason) in &cases {
         let r = s.post_raw(&s.message(&d, &csr, sp).der);
         assert_eq!(r.status, 400, "{what}: {}", r.text());
