@@ -70,6 +70,16 @@ pub enum Request {
         id: String,
         reason: Option<String>,
     },
+    /// Revoke a leaf certificate (operators; no quorum).
+    CertRevoke {
+        ca: String,
+        serial: String,
+        reason: String,
+    },
+    /// The CA's current CRL, DER.
+    CaCrl {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

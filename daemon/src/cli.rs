@@ -57,6 +57,23 @@ pub enum Command {
     /// SCEP requests waiting for manual approval
     #[command(subcommand)]
     Request(RequestCommand),
+    /// Issued certificates
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Revoke a certificate (RFC 5280 reasons: unspecified, keyCompromise, affiliationChanged,
+    /// superseded, cessationOfOperation, certificateHold; removeFromCRL lifts a hold)
+    Revoke {
+        /// Serial number in hex, as `openssl x509 -serial` prints it
+        serial: String,
+        #[arg(long)]
+        ca: String,
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,6 +301,22 @@ pub enum CaCommand {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Propose revoking an issuing CA (it goes on its parent's CRL and signs nothing more)
+    Revoke {
+        name: String,
+        #[arg(long, default_value = "cessationOfOperation")]
+        reason: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Write a CA's current CRL (DER, or PEM with --pem)
+    Crl {
+        name: String,
+        #[arg(long)]
+        pem: bool,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Write the chain from a CA to its root as PKCS#7 (.p7b, DER)
     Chain {
         name: String,
@@ -450,6 +483,27 @@ async fn dispatch(cli: &Cli) -> Result<()> {
         Command::Profile(p) => profile(&s, p).await,
         Command::Challenge(c) => challenge(&s, c).await,
         Command::Request(r) => request(&s, r).await,
+        Command::Cert(c) => cert(&s, c).await,
+    }
+}
+
+async fn cert(s: &Session, c: &CertCommand) -> Result<()> {
+    match c {
+        CertCommand::Revoke { serial, ca, reason } => {
+            reason.parse::<crl::Reason>().map_err(Error::Invalid)?;
+            let req = Request::CertRevoke {
+                ca: ca.clone(),
+                serial: serial.clone(),
+                reason: reason.clone(),
+            };
+            match s.client.call(&req).await? {
+                Response::Done { message } => {
+                    println!("{message}");
+                    Ok(())
+                }
+                _ => Err(Error::Transport("unexpected answer".into())),
+            }
+        }
     }
 }
 
@@ -872,6 +926,27 @@ async fn ca(s: &Session, c: &CaCommand) -> Result<()> {
                 data
             } else {
                 x509::to_pem("CERTIFICATE", &data).into_bytes()
+            };
+            output(&data, o.as_ref())
+        }
+        CaCommand::Revoke { name, reason, json } => {
+            reason.parse::<crl::Reason>().map_err(Error::Invalid)?;
+            let op = Operation::RevokeCa {
+                name: CaName::new(name)?,
+                reason: reason.clone(),
+            };
+            propose(s, op, json.json).await
+        }
+        CaCommand::Crl {
+            name,
+            pem,
+            output: o,
+        } => {
+            let data = bytes(s, Request::CaCrl { name: name.clone() }).await?;
+            let data = if *pem {
+                x509::to_pem("X509 CRL", &data).into_bytes()
+            } else {
+                data
             };
             output(&data, o.as_ref())
         }

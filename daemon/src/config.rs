@@ -40,6 +40,9 @@ pub struct Config {
     #[serde(default = "default_public_url")]
     pub public_url: String,
     pub hsm: HsmSection,
+    /// CRL validity, re-publication and coalescing (defaults: 7 days, 3.5 days, 500 ms).
+    #[serde(default)]
+    pub crl: crate::revoke::CrlTiming,
     /// The signing socket for castellan-edge; absent: no socket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket: Option<SocketSection>,
@@ -158,6 +161,16 @@ pub fn load(state_dir: Option<&Path>, config: Option<&Path>) -> Result<Loaded> {
             "public-url {:?} must be an http:// or https:// URL",
             config.public_url
         )));
+    }
+    let c = &config.crl;
+    if c.validity_secs < 3600
+        || c.republish_secs < 60
+        || c.republish_secs >= c.validity_secs
+        || c.coalesce_ms > 2000
+    {
+        return Err(Error::Config(
+            "[crl]: validity-secs >= 3600, 60 <= republish-secs < validity-secs, coalesce-ms <= 2000".into(),
+        ));
     }
     if !(1..=168).contains(&config.proposal_ttl_hours) {
         return Err(Error::Config("proposal-ttl-hours must be 1 to 168".into()));

@@ -136,6 +136,8 @@ impl Signer {
                 Err(r) => r,
             },
             Op::PkiOperation { profile, message } => self.pki_operation(&profile, &message),
+            Op::GetCrl { ca } => self.published_crl(&ca),
+            Op::GetCaCertByName { ca } => self.published_ca_cert(&ca),
         }
     }
 

@@ -25,6 +25,7 @@ pub mod model;
 pub mod notify;
 pub mod profile;
 pub mod quorum;
+pub mod revoke;
 pub mod server;
 pub mod signer;
 pub mod socket;

@@ -307,6 +307,8 @@ pub enum CaStatus {
     Disabled,
     /// Bring-your-own CA waiting for the external CA's certificate.
     SigningRequired,
+    /// Revoked by quorum: on its parent's CRL, signs nothing (but its CRL is still published).
+    Revoked,
 }
 
 impl fmt::Display for CaStatus {
@@ -315,6 +317,7 @@ impl fmt::Display for CaStatus {
             CaStatus::Active => "active",
             CaStatus::Disabled => "disabled",
             CaStatus::SigningRequired => "signing-required",
+            CaStatus::Revoked => "revoked",
         })
     }
 }

@@ -46,6 +46,8 @@ pub enum Operation {
     EnableCa { name: CaName },
     /// Create a SCEP profile on an issuing CA (and the CA's RA key if it has none).
     CreateProfile { spec: crate::profile::ProfileSpec },
+    /// Revoke an issuing CA: it goes on its parent's CRL and signs nothing more.
+    RevokeCa { name: CaName, reason: String },
 }
 
 impl Operation {
@@ -66,6 +68,7 @@ impl Operation {
             Operation::CreateProfile { spec } => {
                 format!("create SCEP profile {} on CA {}", spec.name, spec.ca)
             }
+            Operation::RevokeCa { name, reason } => format!("revoke CA {name} ({reason})"),
         }
     }
 }

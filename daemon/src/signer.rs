@@ -30,6 +30,8 @@ pub struct Signer {
     ttl: i64,
     public_url: String,
     ra_cache: crate::enroll::RaCache,
+    crl_timing: crate::revoke::CrlTiming,
+    crl_dirty: crate::revoke::Dirty,
 }
 
 /// What `castellan-signer init` needs.
@@ -170,6 +172,7 @@ impl Signer {
             state_dir: None,
             admin_listen: opts.admin_listen,
             proposal_ttl_hours: 24,
+            crl: Default::default(),
             public_url: opts.public_url.clone(),
             hsm: opts.hsm.clone(),
             socket: opts.socket.clone(),
@@ -213,6 +216,8 @@ impl Signer {
             ttl: loaded.ttl_secs(),
             public_url: loaded.config.public_url.clone(),
             ra_cache: Default::default(),
+            crl_timing: loaded.config.crl,
+            crl_dirty: Default::default(),
         };
         signer.check_keys()?;
         Ok(signer)
@@ -273,6 +278,12 @@ impl Signer {
         Ok(())
     }
 
+    pub fn crl_timing(&self) -> crate::revoke::CrlTiming {
+        self.crl_timing
+    }
+    pub fn crl_dirty(&self) -> &crate::revoke::Dirty {
+        &self.crl_dirty
+    }
     pub(crate) fn committer(&self) -> &crate::commit::Committer {
         &self.committer
     }
@@ -412,6 +423,37 @@ impl Signer {
                     ca: rec.ca,
                     serial: rec.serial,
                 })
+            }
+            Request::CertRevoke { ca, serial, reason } => {
+                let r: crl::Reason = reason.parse().map_err(Error::Invalid)?;
+                if r == crl::Reason::CaCompromise {
+                    return Err(Error::Invalid(
+                        "cACompromise is for CAs: use `castellan ca revoke`".into(),
+                    ));
+                }
+                let rec = self.revoke_cert(officer, &ca, &serial, r)?;
+                Ok(Response::Done {
+                    message: if rec.revoked_at.is_some() {
+                        format!(
+                            "revoked {} of CA {ca} ({r}); the CRL is being re-published",
+                            rec.serial
+                        )
+                    } else {
+                        format!(
+                            "hold lifted on {} of CA {ca}; the CRL is being re-published",
+                            rec.serial
+                        )
+                    },
+                })
+            }
+            Request::CaCrl { name } => {
+                self.ca(&name)?;
+                let s = self.crl_state(&name)?.ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "CA {name} has no CRL yet (it is published within seconds)"
+                    ))
+                })?;
+                Ok(Response::Bytes { data: s.der })
             }
             Request::RequestReject { id, reason } => {
                 self.reject_request(&id, officer, reason.as_deref().unwrap_or(""))?;
@@ -708,10 +750,23 @@ impl Signer {
                     if let Some(spec) = &profile {
                         tx.put(crate::store::Table::Profiles, spec.name.as_str(), spec)?;
                     }
+                    if let (Operation::RevokeCa { reason, .. }, Some(r)) = (op, &record)
+                        && let Some(parent) = &r.parent
+                    {
+                        let reason = reason.parse::<crl::Reason>().map_err(Error::Invalid)?;
+                        self.revoke_ca_cert(tx, r, parent.as_str(), reason)?;
+                    }
                     tx.put_proposal(&p)?;
                     tx.audit(&approvers.join("+"), "execute", format!("{id}: {outcome}"))
                 })?;
                 tracing::info!(%id, %outcome, "proposal executed");
+                if let Some(r) = &record {
+                    // A new or changed CA gets its CRL now; a revoked CA changes its parent's.
+                    self.crl_dirty.mark(r.spec.name.as_str());
+                    if let Some(parent) = &r.parent {
+                        self.crl_dirty.mark(parent.as_str());
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(%id, error = %e, "proposal failed");
@@ -784,6 +839,18 @@ impl Signer {
                 }
             }
             Operation::CreateProfile { spec } => self.check_profile(spec)?,
+            Operation::RevokeCa { name, reason } => {
+                reason.parse::<crl::Reason>().map_err(Error::Invalid)?;
+                let ca = self.ca(name.as_str())?;
+                if ca.kind != CaKind::Issuing || ca.parent.is_none() {
+                    return Err(Error::Invalid(format!(
+                        "CA {name} is not an issuing CA under a Castellan CA: only those can be put on their parent's CRL (a BYOCA is revoked by its external CA)"
+                    )));
+                }
+                if !matches!(ca.status, CaStatus::Active | CaStatus::Disabled) {
+                    return Err(Error::Conflict(format!("CA {name} is {}", ca.status)));
+                }
+            }
         }
         Ok(())
     }
@@ -1069,6 +1136,14 @@ impl Signer {
                 Ok((Some(ca), format!("CA {name} enabled")))
             }
             Operation::CreateProfile { .. } => Err(Error::Store("unreachable".into())),
+            Operation::RevokeCa { name, reason } => {
+                let mut ca = self.ca(name.as_str())?;
+                ca.status = CaStatus::Revoked;
+                Ok((
+                    Some(ca),
+                    format!("CA {name} revoked ({reason}): on its parent's CRL, signs nothing"),
+                ))
+            }
         }
     }
 

@@ -37,6 +37,8 @@ pub enum Table {
     Nonces,
     /// Requests waiting for manual approval by `PROFILE\0TRANSACTION-ID`.
     Pending,
+    /// Revoked certificates by `CA\0SERIAL-HEX` (what each CA's CRL lists).
+    Revoked,
 }
 
 impl Table {
@@ -48,9 +50,11 @@ impl Table {
             Table::Challenges => "challenges",
             Table::Nonces => "nonces",
             Table::Pending => "pending",
+            Table::Revoked => "revoked",
         })
     }
-    const ALL: [Table; 6] = [
+    const ALL: [Table; 7] = [
+        Table::Revoked,
         Table::Profiles,
         Table::Certs,
         Table::Transactions,
@@ -323,6 +327,10 @@ fn entry_hash(e: &AuditEntry) -> Result<String> {
 }
 
 impl Tx {
+    pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        get(&self.tx.open_table(META)?, key)
+    }
+
     pub fn put_meta<T: Serialize>(&mut self, key: &str, value: &T) -> Result<()> {
         let bytes = serde_json::to_vec(value)?;
         self.tx.open_table(META)?.insert(key, bytes.as_slice())?;

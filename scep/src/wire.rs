@@ -31,6 +31,10 @@ pub enum Op {
         #[serde(with = "b64")]
         message: Vec<u8>,
     },
+    /// The current CRL of a CA (RFC 5280 §5), DER, for `/crl/<ca>.crl`.
+    GetCrl { ca: String },
+    /// A CA certificate by name, DER, for `/aia/<ca>.crt` (RFC 5280 §4.2.2.1).
+    GetCaCertByName { ca: String },
 }
 
 /// What the signer answers.
@@ -58,6 +62,17 @@ pub enum Reply {
     Refused {
         status: u16,
         message: String,
+    },
+    /// A published object (CRL or certificate) with what caches need.
+    Published {
+        #[serde(with = "b64")]
+        der: Vec<u8>,
+        /// Unix seconds: when it was made (Last-Modified).
+        issued_at: i64,
+        /// Unix seconds: when a successor is due (Expires / max-age).
+        next_update: Option<i64>,
+        /// A strong validator (ETag).
+        etag: String,
     },
 }
 

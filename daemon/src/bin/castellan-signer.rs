@@ -267,6 +267,33 @@ fn run(w: Where) -> i32 {
                 None => std::future::pending().await,
             }
         };
+        // CRL publisher: at start, on every revocation (coalesced), and on schedule.
+        let publisher = signer.clone();
+        tokio::spawn(async move {
+            let coalesce = std::time::Duration::from_millis(publisher.crl_timing().coalesce_ms);
+            loop {
+                let s = publisher.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    let dirty = s.crl_dirty().take();
+                    match s.crls_due(&dirty) {
+                        Ok(due) => {
+                            for ca in due {
+                                if let Err(e) = s.publish_crl(&ca) {
+                                    tracing::error!(ca = %ca, error = %e, "CRL publication failed; retrying");
+                                    s.crl_dirty().mark(&ca);
+                                }
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot list CRLs due"),
+                    }
+                })
+                .await;
+                tokio::select! {
+                    _ = publisher.crl_dirty().notify.notified() => tokio::time::sleep(coalesce).await,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+                }
+            }
+        });
         let serve = async {
             tokio::select! {
                 r = server::serve(listener, signer.clone()) => r,

@@ -42,6 +42,9 @@ enum Command {
         /// Connections kept open to the signer
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=64))]
         signer_connections: u8,
+        /// Directory for the last good CRLs and CA certificates (served while the signer is down)
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
 }
 
@@ -73,11 +76,19 @@ fn main() {
             max_body,
             workers,
             signer_connections,
+            cache_dir,
         } => {
             let mut config = Config::new(signer_socket);
             config.default_profile = default_profile;
             config.max_body = max_body;
             config.signer.connections = usize::from(signer_connections);
+            if let Some(d) = &cache_dir
+                && let Err(e) = std::fs::create_dir_all(d)
+            {
+                eprintln!("castellan-edge: cannot create {}: {e}", d.display());
+                std::process::exit(EX_CONFIG);
+            }
+            config.cache_dir = cache_dir;
             run(listen, config, workers)
         }
     };

@@ -54,6 +54,7 @@ struct Edge {
     request_timeout: Duration,
     signer: SignerPool,
     cache: Cache,
+    publications: super::publish::Publications,
 }
 
 /// A successful answer.
@@ -79,6 +80,7 @@ pub async fn serve(
         request_timeout: config.request_timeout,
         signer: SignerPool::new(config.signer),
         cache: Cache::new(config.cache_ttl),
+        publications: super::publish::Publications::new(config.cache_dir),
     });
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -133,6 +135,9 @@ impl Edge {
     async fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         let method = req.method().clone();
         let path: String = req.uri().path().chars().take(128).collect();
+        if let Some(matched) = super::publish::match_path(req.uri().path()) {
+            return self.publication(matched, &req, peer).await;
+        }
         let routed = route::route(
             req.method(),
             req.uri().path(),
@@ -241,6 +246,80 @@ impl Edge {
                     }),
                     other => Err(unexpected(other, operation)),
                 }
+            }
+        }
+    }
+
+    /// `/crl/<ca>.crl` and `/aia/<ca>.crt` (GET or HEAD), with cache validators.
+    async fn publication(
+        &self,
+        matched: Result<(super::publish::Kind, String), Error>,
+        req: &Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Full<Bytes>> {
+        use hyper::header::{ETAG, EXPIRES, IF_NONE_MATCH, LAST_MODIFIED};
+        let path: String = req.uri().path().chars().take(128).collect();
+        let head = req.method() == hyper::Method::HEAD;
+        let result = match matched {
+            _ if req.method() != hyper::Method::GET && !head => Err(Error::MethodNotAllowed),
+            Ok((kind, ca)) => self
+                .publications
+                .get(&self.signer, kind, &ca)
+                .await
+                .map(|c| (kind, c)),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok((kind, c)) => {
+                let not_modified = req
+                    .headers()
+                    .get(IF_NONE_MATCH)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.split(',').any(|t| t.trim() == c.etag || t.trim() == "*"));
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                // Keep a CRL until its successor is due; a CA certificate for a day.
+                let max_age = c.next_update.map_or(86_400, |n| (n - now).max(0));
+                let status = if not_modified {
+                    StatusCode::NOT_MODIFIED
+                } else {
+                    StatusCode::OK
+                };
+                tracing::info!(%peer, %path, status = status.as_u16(), "publication");
+                let body = if not_modified || head {
+                    Vec::new()
+                } else {
+                    c.der.clone()
+                };
+                let mut resp = response(status, kind.content_type(), body);
+                let h = resp.headers_mut();
+                if head {
+                    h.insert(CONTENT_LENGTH, HeaderValue::from(c.der.len()));
+                }
+                let mut set = |name, value: String| {
+                    if let Ok(v) = HeaderValue::from_str(&value) {
+                        h.insert(name, v);
+                    }
+                };
+                set(ETAG, c.etag.clone());
+                set(LAST_MODIFIED, super::publish::http_date(c.issued_at));
+                set(CACHE_CONTROL, format!("public, max-age={max_age}"));
+                if let Some(n) = c.next_update {
+                    set(EXPIRES, super::publish::http_date(n));
+                }
+                resp
+            }
+            Err(e) => {
+                tracing::info!(%peer, %path, status = e.status().as_u16(), error = %e, "publication");
+                let mut body = e.public_reason().into_owned();
+                body.push('\n');
+                let mut resp = response(e.status(), CT_ERROR, body.into_bytes());
+                if matches!(e, Error::MethodNotAllowed) {
+                    resp.headers_mut()
+                        .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+                }
+                resp
             }
         }
     }

@@ -14,6 +14,7 @@ mod cache;
 mod error;
 mod http;
 mod notify;
+mod publish;
 pub mod route;
 pub mod signer;
 
@@ -54,6 +55,8 @@ pub struct Config {
     pub cache_ttl: Duration,
     /// Most HTTP connections open at once.
     pub max_connections: usize,
+    /// Where the last good CRLs and CA certificates are kept (served while the signer is down).
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -66,6 +69,7 @@ impl Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             cache_ttl: DEFAULT_TTL,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            cache_dir: None,
         }
     }
 

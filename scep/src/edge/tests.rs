@@ -143,6 +143,7 @@ fn canned(op: Op, version: u32) -> Option<(Duration, Reply)> {
         | Op::GetCaCert { profile }
         | Op::GetNextCaCert { profile }
         | Op::PkiOperation { profile, .. } => profile.clone(),
+        Op::GetCrl { ca } | Op::GetCaCertByName { ca } => ca.clone(),
     };
     let delay = match profile.as_str() {
         "hang" => return None,
@@ -165,6 +166,18 @@ fn canned(op: Op, version: u32) -> Option<(Duration, Reply)> {
             ra: true,
         },
         (Op::PkiOperation { message, .. }, _) => Reply::CertRep { der: message },
+        (Op::GetCrl { .. }, ca) => Reply::Published {
+            der: format!("crl-of-{ca}").into_bytes(),
+            issued_at: 1_800_000_000,
+            next_update: Some(1_800_604_800),
+            etag: format!("\"{ca}-1\""),
+        },
+        (Op::GetCaCertByName { .. }, ca) => Reply::Published {
+            der: format!("cert-of-{ca}").into_bytes(),
+            issued_at: 1_800_000_000,
+            next_update: None,
+            etag: "\"c1\"".into(),
+        },
         (Op::Hello { .. }, _) => return None,
     };
     Some((delay, reply))
@@ -377,7 +390,14 @@ async fn three_path_styles_operations_and_content_types() {
         .await
         .error(404, "invalid profile");
     edge.get("/index.html").await.error(404, "not found");
-    edge.get("/crl/x.crl").await.error(404, "not found");
+    edge.get("/crl/x.pem").await.error(404, "not found");
+    edge.get("/crl/../x.crl").await.error(404, "not found");
+    let crl = edge.get("/crl/x.crl").await;
+    crl.expect(200, "application/pkix-crl");
+    assert_eq!(crl.body, b"crl-of-x");
+    let aia = edge.get("/aia/x.crt").await;
+    aia.expect(200, "application/pkix-cert");
+    assert_eq!(aia.body, b"cert-of-x");
     let a = http(
         edge.addr,
         "PUT",
