@@ -286,9 +286,18 @@ impl Signer {
             }
             MessageType::CertPoll => self.poll(spec, msg, opened.alg),
             MessageType::GetCert => self.get_cert(ca, &opened.content, opened.alg),
-            MessageType::GetCrl => Err(ScepError::bad_request(
-                "GetCRL is not offered yet: fetch the CRL from the CRL distribution point",
-            )),
+            MessageType::GetCrl => {
+                cms::cert::IssuerAndSerialNumber::from_der(&opened.content)
+                    .map_err(|_| ScepError::bad_request("GetCRL needs an IssuerAndSerialNumber"))?;
+                let state = self
+                    .crl_state(ca.spec.name.as_str())
+                    .map_err(internal)?
+                    .ok_or_else(|| ScepError::bad_request("no CRL has been published yet"))?;
+                Ok(Outcome::Crl {
+                    crl: state.der,
+                    alg: opened.alg,
+                })
+            }
             MessageType::CertRep => Err(ScepError::bad_request("CertRep is not a request")),
         }
     }

@@ -30,6 +30,11 @@ pub enum Outcome {
         certs: Vec<Certificate>,
         alg: ContentAlg,
     },
+    /// GetCRL (RFC 8894 §3.3.4): the CA's current CRL (DER) in a degenerate SignedData.
+    Crl {
+        crl: Vec<u8>,
+        alg: ContentAlg,
+    },
     Failure {
         info: FailInfo,
         text: String,
@@ -75,6 +80,20 @@ pub fn degenerate(certs: &[Certificate]) -> Result<Vec<u8>> {
     b.build().map_err(enc)?.to_der().map_err(enc)
 }
 
+/// A degenerate SignedData carrying one CRL.
+pub fn degenerate_crl(crl: &[u8]) -> Result<Vec<u8>> {
+    use cms::revocation::RevocationInfoChoice;
+    use der::Decode;
+    let list = x509_cert::crl::CertificateList::from_der(crl).map_err(enc)?;
+    let content = EncapsulatedContentInfo {
+        econtent_type: oids::ID_DATA,
+        econtent: None,
+    };
+    let mut b = SignedDataBuilder::new(&content);
+    b.add_crl(RevocationInfoChoice::Crl(list)).map_err(enc)?;
+    b.build().map_err(enc)?.to_der().map_err(enc)
+}
+
 /// Build and sign a CertRep with the RA key `signer` (its certificate `ra`).
 pub fn cert_rep<S, Sig>(
     reply_to: &ReplyTo,
@@ -88,9 +107,13 @@ where
     Sig: SignatureBitStringEncoding,
 {
     let econtent = match outcome {
-        Outcome::Success { certs, alg } => {
-            let inner = degenerate(certs)?;
-            let env = envelope::seal(&inner, &reply_to.requester, *alg)?;
+        Outcome::Success { .. } | Outcome::Crl { .. } => {
+            let (inner, alg) = match outcome {
+                Outcome::Success { certs, alg } => (degenerate(certs)?, *alg),
+                Outcome::Crl { crl, alg } => (degenerate_crl(crl)?, *alg),
+                _ => return Err(ScepError::bad_request("unreachable")),
+            };
+            let env = envelope::seal(&inner, &reply_to.requester, alg)?;
             let ci = ContentInfo {
                 content_type: oids::ID_ENVELOPED_DATA,
                 content: Any::encode_from(&env).map_err(enc)?,
@@ -117,7 +140,7 @@ where
     });
     let mut si = SignerInfoBuilder::new(sid, digest_alg.clone(), &content, None).map_err(enc)?;
     let (status, fail) = match outcome {
-        Outcome::Success { .. } => ("0", None),
+        Outcome::Success { .. } | Outcome::Crl { .. } => ("0", None),
         Outcome::Failure { info, text } => ("2", Some((info, text))),
         Outcome::Pending => ("3", None),
     };

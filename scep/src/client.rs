@@ -277,6 +277,8 @@ pub struct Reply {
     pub certs: Vec<Certificate>,
     /// The content encryption the reply used (SUCCESS only).
     pub alg: Option<ContentAlg>,
+    /// CRLs (DER) in the reply (GetCRL).
+    pub crls: Vec<Vec<u8>>,
 }
 
 /// Read a CertRep: verify the RA's signature, read the attributes, and on SUCCESS
@@ -319,6 +321,7 @@ pub fn read_reply(der: &[u8], ra: &Certificate, device: &Device) -> Result<Reply
             .unwrap_or_default(),
         certs: Vec::new(),
         alg: None,
+        crls: Vec::new(),
     };
     if status == "0" {
         let content = sd
@@ -342,6 +345,19 @@ pub fn read_reply(der: &[u8], ra: &Certificate, device: &Device) -> Result<Reply
                     .into_iter()
                     .filter_map(|c| match c {
                         CertificateChoices::Certificate(c) => Some(c),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        reply.crls = inner
+            .crls
+            .as_ref()
+            .map(|set| {
+                set.0
+                    .iter()
+                    .filter_map(|c| match c {
+                        cms::revocation::RevocationInfoChoice::Crl(l) => l.to_der().ok(),
                         _ => None,
                     })
                     .collect()
