@@ -410,6 +410,11 @@ impl Appliance {
     /// Start `castellan-edge run --signer-socket SOCKET --listen 127.0.0.1:EDGE_PORT` and wait
     /// for its ready line; panics with its log otherwise.
     pub fn start_edge(&mut self) {
+        self.start_edge_with(&[]);
+    }
+
+    /// [`Appliance::start_edge`] with extra `castellan-edge run` arguments (e.g. `--cache-dir`).
+    pub fn start_edge_with(&mut self, extra: &[&str]) {
         assert!(self.edge.is_none(), "the edge is already running");
         let socket = self
             .socket
@@ -426,6 +431,7 @@ impl Appliance {
             .arg("--signer-socket")
             .arg(&socket)
             .args(["--listen", &format!("127.0.0.1:{}", self.edge_port)])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -838,12 +844,24 @@ pub struct HttpReply {
     pub status: u16,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// The response head (status line and headers).
+    pub head: String,
 }
 
 impl HttpReply {
     /// The body as text (for error reasons and GetCACaps).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// A response header's value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
     }
 
     /// Panic unless the status is 200; returns the body.
@@ -907,6 +925,7 @@ pub fn http(port: u16, method: &str, target: &str, body: Option<&[u8]>) -> HttpR
         status,
         content_type: header("content-type").unwrap_or_default(),
         body,
+        head: head.clone(),
     }
 }
 
