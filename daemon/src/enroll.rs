@@ -138,6 +138,7 @@ impl Signer {
             Op::PkiOperation { profile, message } => self.pki_operation(&profile, &message),
             Op::GetCrl { ca } => self.published_crl(&ca),
             Op::GetCaCertByName { ca } => self.published_ca_cert(&ca),
+            Op::Ocsp { request } => self.ocsp(&request),
         }
     }
 

@@ -23,6 +23,7 @@ pub mod error;
 pub mod leaf;
 pub mod model;
 pub mod notify;
+pub mod ocsp;
 pub mod profile;
 pub mod quorum;
 pub mod revoke;

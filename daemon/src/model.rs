@@ -354,6 +354,10 @@ pub struct CaRecord {
     /// The SCEP RA key and certificate, made when the first profile names this CA.
     #[serde(default)]
     pub ra: Option<RaRecord>,
+    /// The delegated OCSP responder key (EC P-256) and certificate (RFC 6960 §4.2.2.2),
+    /// made the first time an OCSP request names this CA, renewed before it expires.
+    #[serde(default)]
+    pub ocsp: Option<RaRecord>,
 }
 
 /// A SCEP registration authority: an RSA key in the token (sign + decrypt) and a

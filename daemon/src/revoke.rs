@@ -193,6 +193,7 @@ impl Signer {
             Ok(rec)
         })?;
         tracing::info!(ca, serial = %rec.serial, %reason, %officer, "certificate revoked");
+        self.ocsp_forget(ca, &rec.serial);
         self.crl_dirty().mark(ca_rec.spec.name.as_str());
         Ok(rec)
     }

@@ -249,6 +249,11 @@ impl Signer {
                 self.check_key(&what, &ra.key_id, hsm::KeySpec::Rsa2048, Some(&ra.cert))?;
                 report.push(format!("{what} key {}: ok", ra.key_id));
             }
+            if let Some(o) = &ca.ocsp {
+                let what = format!("OCSP responder of CA {}", ca.spec.name);
+                self.check_key(&what, &o.key_id, hsm::KeySpec::EcP256, Some(&o.cert))?;
+                report.push(format!("{what} key {}: ok", o.key_id));
+            }
         }
         Ok(report)
     }
@@ -1202,6 +1207,7 @@ impl Signer {
             created_at: now,
             proposal: proposal.to_owned(),
             ra: None,
+            ocsp: None,
         }
     }
 

@@ -35,6 +35,12 @@ pub enum Op {
     GetCrl { ca: String },
     /// A CA certificate by name, DER, for `/aia/<ca>.crt` (RFC 5280 §4.2.2.1).
     GetCaCertByName { ca: String },
+    /// RFC 6960 OCSP: the DER OCSPRequest exactly as the client sent it (the edge
+    /// already checked it with [`crate::edge::ocsp::parse_request`]).
+    Ocsp {
+        #[serde(with = "b64")]
+        request: Vec<u8>,
+    },
 }
 
 /// What the signer answers.
@@ -73,6 +79,17 @@ pub enum Reply {
         next_update: Option<i64>,
         /// A strong validator (ETag).
         etag: String,
+    },
+    /// RFC 6960: always a DER OCSPResponse, error statuses included.
+    Ocsp {
+        #[serde(with = "b64")]
+        der: Vec<u8>,
+        /// Unix seconds, set only if HTTP caches may keep the answer (no nonce,
+        /// successful): producedAt (Last-Modified) and nextUpdate (max-age, Expires).
+        #[serde(default)]
+        produced_at: Option<i64>,
+        #[serde(default)]
+        next_update: Option<i64>,
     },
 }
 

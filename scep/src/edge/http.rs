@@ -138,6 +138,9 @@ impl Edge {
         if let Some(matched) = super::publish::match_path(req.uri().path()) {
             return self.publication(matched, &req, peer).await;
         }
+        if super::ocsp::is_ocsp_path(req.uri().path()) {
+            return super::ocsp::answer(&self.signer, req, peer, self.request_timeout).await;
+        }
         let routed = route::route(
             req.method(),
             req.uri().path(),

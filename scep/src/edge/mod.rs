@@ -7,6 +7,7 @@
 //!
 //! - [`route`]: paths, query and GET message decoding (RFC 8894 §4.1);
 //! - [`signer`]: the pooled, multiplexed signing-socket client;
+//! - [`ocsp`]: OCSP (RFC 6960) ASN.1, shared with the signer, and `/ocsp`;
 //! - [`cache`]: GetCACaps/GetCACert/GetNextCACert copies, served while the signer is down;
 //! - [`serve`]: the hyper HTTP/1.1 server; [`run`]: bind, READY, serve until SIGTERM/SIGINT.
 
@@ -14,6 +15,7 @@ mod cache;
 mod error;
 mod http;
 mod notify;
+pub mod ocsp;
 mod publish;
 pub mod route;
 pub mod signer;

@@ -144,6 +144,15 @@ fn canned(op: Op, version: u32) -> Option<(Duration, Reply)> {
         | Op::GetNextCaCert { profile }
         | Op::PkiOperation { profile, .. } => profile.clone(),
         Op::GetCrl { ca } | Op::GetCaCertByName { ca } => ca.clone(),
+        // OCSP: echo the request as the "response".
+        Op::Ocsp { request } => {
+            let reply = Reply::Ocsp {
+                der: request.clone(),
+                produced_at: None,
+                next_update: None,
+            };
+            return Some((now, reply));
+        }
     };
     let delay = match profile.as_str() {
         "hang" => return None,
@@ -178,7 +187,7 @@ fn canned(op: Op, version: u32) -> Option<(Duration, Reply)> {
             next_update: None,
             etag: "\"c1\"".into(),
         },
-        (Op::Hello { .. }, _) => return None,
+        (Op::Hello { .. } | Op::Ocsp { .. }, _) => return None,
     };
     Some((delay, reply))
 }
