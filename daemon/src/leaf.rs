@@ -310,7 +310,7 @@ pub fn check_policy(req: &LeafRequest, spec: &ProfileSpec) -> Result<(), ScepErr
 }
 
 /// The extensions of a leaf certificate: basicConstraints CA:FALSE, keyUsage and EKUs
-/// from the profile, SANs, CRL distribution point and AIA caIssuers under `public_url`.
+/// from the profile, SANs, CRL distribution point and AIA (OCSP, caIssuers) under `public_url`.
 pub fn extensions(
     spec: &ProfileSpec,
     sans: &[San],
@@ -377,10 +377,16 @@ pub fn extensions(
     v.push(ext(
         rfc5280::ID_PE_AUTHORITY_INFO_ACCESS,
         false,
-        AuthorityInfoAccessSyntax(vec![AccessDescription {
-            access_method: rfc5280::ID_AD_CA_ISSUERS,
-            access_location: uri(format!("{base}/aia/{ca}.crt"))?,
-        }])
+        AuthorityInfoAccessSyntax(vec![
+            AccessDescription {
+                access_method: rfc5280::ID_AD_OCSP,
+                access_location: uri(format!("{base}/ocsp"))?,
+            },
+            AccessDescription {
+                access_method: rfc5280::ID_AD_CA_ISSUERS,
+                access_location: uri(format!("{base}/aia/{ca}.crt"))?,
+            },
+        ])
         .to_der()?,
     )?);
     Ok(v)
