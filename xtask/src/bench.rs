@@ -54,7 +54,7 @@ const START_ISSUING: [(&str, &str, &str, &str); 8] = [
 const START_CAS: usize = START_ROOTS.len() + START_ISSUING.len();
 const START_RUNS: usize = 5;
 /// The longest any single wait may take: a CLI command, the ready line, a port to be freed.
-const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub struct Options {
@@ -206,12 +206,12 @@ impl Drop for Appliance {
     }
 }
 
-fn interrupted() -> Failure {
+pub(crate) fn interrupted() -> Failure {
     Failure::with_code("interrupted", Some(130))
 }
 
 /// A port on 127.0.0.1 that nothing listens on right now (the kernel picks it).
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).context("bind 127.0.0.1:0")?;
     Ok(listener.local_addr().context("local address")?.port())
 }
@@ -248,7 +248,33 @@ fn reported_cas(line: &str) -> Option<usize> {
         .ok()
 }
 
-pub fn run(options: &Options) -> Result<()> {
+/// The benchmark to run: `cargo xtask bench ca` or `cargo xtask bench scep`.
+#[derive(Debug)]
+pub enum Bench {
+    Ca(Options),
+    Scep(crate::bench_scep::Options),
+}
+
+pub fn run(bench: &Bench) -> Result<()> {
+    match bench {
+        Bench::Ca(options) => run_ca(options),
+        Bench::Scep(options) => crate::bench_scep::run(options),
+    }
+}
+
+/// A flag that SIGINT and SIGTERM set: the first signal stops at the next step (stopping the
+/// children on the way out); a second one exits at once.
+pub(crate) fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+            .context("install the signal handler")?;
+    }
+    Ok(stop)
+}
+
+fn run_ca(options: &Options) -> Result<()> {
     tools::ensure(&demo::DEMO_TOOLS)?;
     let root = crate::workspace_root();
     let mut build = Command::new(crate::cargo());
@@ -267,13 +293,7 @@ pub fn run(options: &Options) -> Result<()> {
         }
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // The first signal stops at the next step (and stops the signer); a second exits at once.
-        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
-            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
-            .context("install the signal handler")?;
-    }
+    let stop = stop_flag()?;
 
     let cas = bench_ca_creation(&root, &bin_dir, options.runs, &stop)?;
     let start = bench_startup(&root, &bin_dir, &stop)?;

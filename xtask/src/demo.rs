@@ -291,7 +291,7 @@ pub fn run(options: &Options) -> Result<()> {
     let mut edge = None;
     if let Some(port) = http_port
         && !edge
-            .insert(Service::edge(&paths, port)?)
+            .insert(Service::edge(&paths, port, true)?)
             .wait_ready(&stop)?
     {
         println!("==> stopped before the edge was ready");
@@ -345,7 +345,7 @@ fn predates_scep(paths: &Paths) -> String {
 }
 
 /// The signing socket's path must fit in `sun_path`.
-fn check_socket_path(socket: &Path) -> Result<()> {
+pub(crate) fn check_socket_path(socket: &Path) -> Result<()> {
     let len = socket.as_os_str().len();
     if len > MAX_SOCKET_PATH {
         return Err(Failure::new(format!(
@@ -503,15 +503,15 @@ impl Service {
         )
     }
 
-    /// Start `castellan-edge run` on the signing socket, listening on 127.0.0.1:`port`; its
-    /// stderr is echoed.
-    fn edge(paths: &Paths, port: u16) -> Result<Service> {
+    /// Start `castellan-edge run` on the signing socket, listening on 127.0.0.1:`port`; `echo`
+    /// copies its stderr to ours.
+    pub(crate) fn edge(paths: &Paths, port: u16, echo: bool) -> Result<Service> {
         let mut cmd = Command::new(paths.edge_bin());
         cmd.arg("run")
             .arg("--signer-socket")
             .arg(&paths.socket)
             .args(["--listen", &format!("127.0.0.1:{port}")]);
-        let echo = Some("edge   | ");
+        let echo = echo.then_some("edge   | ");
         Service::spawn(
             paths,
             cmd,
@@ -524,7 +524,7 @@ impl Service {
 
     /// Spawn `cmd` in the workspace root; its stderr goes to `log` (and to ours, each line
     /// after `echo`); the first line containing `marker` is its ready line.
-    fn spawn(
+    pub(crate) fn spawn(
         paths: &Paths,
         mut cmd: Command,
         name: &'static str,
@@ -553,6 +553,11 @@ impl Service {
             reader,
             spawned_at,
         })
+    }
+
+    /// The child's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Wait for the ready line. `Ok(false)`: a signal asked us to stop first.
@@ -1165,7 +1170,7 @@ pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> 
 }
 
 /// `bytes` random bytes from the kernel, as lowercase hex.
-fn random_hex(bytes: usize) -> Result<String> {
+pub(crate) fn random_hex(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
     fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))

@@ -6,10 +6,15 @@
 //! - `cargo xtask bench ca [--runs N]`: time CA creation per key type and signer start-up with
 //!   10 CAs, on release binaries, in fresh appliances under `var/bench-ca/` and
 //!   `var/bench-start/`; results in `var/bench-ca/results.json`.
+//! - `cargo xtask bench scep [-n N] [--concurrency C] [--sessions S]`: SCEP enrolments per second
+//!   of castellan-edge + castellan-signer in a fresh appliance under `var/bench-scep/`, next to
+//!   the HSM-bound limit (hsm-bench on the same token) and micromdm's scepserver; results in
+//!   `var/bench-scep/results.json`.
 //! - `cargo xtask test [-- ARGS]`: install the test tools, then fmt, clippy, build and test the
 //!   workspace, stopping at the first failure with its exit code.
 
 mod bench;
+mod bench_scep;
 mod demo;
 mod suite;
 mod tools;
@@ -35,6 +40,14 @@ commands:
         the key in the token and signs) separately; then, in var/bench-start/ with exactly
         10 CAs, time castellan-signer run from spawn to its ready line, 5 times. Prints
         min/median/max and writes var/bench-ca/results.json.
+  bench scep [-n N] [--concurrency C] [--sessions S]
+        SCEP enrolment throughput on release binaries (builds them): in a fresh appliance
+        under var/bench-scep/ (RSA-2048 root and issuing CA, profile `bench`), measure the
+        HSM-bound limit with hsm-bench (S sessions, default 2; RSA-2048 sign and decrypt,
+        3 private-key operations per enrolment), then scep-bench against castellan-edge and
+        against micromdm's scepserver (N enrolments, default 300, at concurrency C, default
+        8, after a 20-request warm-up). Prints the figures and ratios and writes
+        var/bench-scep/results.json.
   test [-- ARGS]
         Install missing test tools (softhsm2, opensc, openssl, scep, pkcs11 engine), then
         run cargo fmt --check, clippy -D warnings, build and `cargo test --workspace ARGS`.
@@ -174,54 +187,63 @@ fn parse_demo_args(args: &[String]) -> Result<demo::Options> {
     Ok(options)
 }
 
-fn parse_bench_args(args: &[String]) -> Result<bench::Options> {
-    let mut options = bench::Options::default();
+fn parse_bench_args(args: &[String]) -> Result<bench::Bench> {
     let Some((what, rest)) = args.split_first() else {
         return Err(Failure::new(format!(
-            "bench: say what to measure (`cargo xtask bench ca`)\n\n{USAGE}"
+            "bench: say what to measure (`ca` or `scep`)\n\n{USAGE}"
         )));
     };
-    match what.as_str() {
-        "ca" => {}
+    let mut bench = match what.as_str() {
+        "ca" => bench::Bench::Ca(bench::Options::default()),
+        "scep" => bench::Bench::Scep(bench_scep::Options::default()),
         "-h" | "--help" => {
             print!("{USAGE}");
             std::process::exit(0);
         }
         other => {
             return Err(Failure::new(format!(
-                "bench: unknown benchmark `{other}` (there is `ca`)\n\n{USAGE}"
+                "bench: unknown benchmark `{other}` (there are `ca` and `scep`)\n\n{USAGE}"
             )));
         }
-    }
+    };
     let mut args = rest.iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) => (flag, Some(value.to_owned())),
             None => (arg.as_str(), None),
         };
-        match flag {
-            "--runs" => {
-                let value = inline
-                    .or_else(|| args.next().cloned())
-                    .ok_or_else(|| Failure::new("--runs needs a number"))?;
-                options.runs = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=100).contains(n))
-                    .ok_or_else(|| Failure::new(format!("--runs: bad count `{value}` (1-100)")))?;
-            }
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                std::process::exit(0);
-            }
+        if flag == "-h" || flag == "--help" {
+            print!("{USAGE}");
+            std::process::exit(0);
+        }
+        // Every option takes a count.
+        let (slot, range) = match (&mut bench, flag) {
+            (bench::Bench::Ca(o), "--runs") => (&mut o.runs, 1..=100),
+            (bench::Bench::Scep(o), "-n") => (&mut o.n, 1..=100_000),
+            (bench::Bench::Scep(o), "--concurrency" | "-c") => (&mut o.concurrency, 1..=1024),
+            (bench::Bench::Scep(o), "--sessions") => (&mut o.sessions, 1..=64),
             _ => {
                 return Err(Failure::new(format!(
-                    "bench ca: unknown argument `{arg}`\n\n{USAGE}"
+                    "bench {what}: unknown argument `{arg}`\n\n{USAGE}"
                 )));
             }
-        }
+        };
+        let value = inline
+            .or_else(|| args.next().cloned())
+            .ok_or_else(|| Failure::new(format!("{flag} needs a number")))?;
+        *slot = value
+            .parse::<usize>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                Failure::new(format!(
+                    "{flag}: bad count `{value}` ({}-{})",
+                    range.start(),
+                    range.end()
+                ))
+            })?;
     }
-    Ok(options)
+    Ok(bench)
 }
 
 fn parse_test_args(args: &[String]) -> Result<suite::Options> {
@@ -274,26 +296,45 @@ mod tests {
         assert!(parse_demo_args(&strings(&["--nope"])).is_err());
     }
 
+    fn runs(args: &[&str]) -> usize {
+        match parse_bench_args(&strings(args)).unwrap() {
+            bench::Bench::Ca(o) => o.runs,
+            other => panic!("not bench ca: {other:?}"),
+        }
+    }
+
+    fn scep(args: &[&str]) -> (usize, usize, usize) {
+        match parse_bench_args(&strings(args)).unwrap() {
+            bench::Bench::Scep(o) => (o.n, o.concurrency, o.sessions),
+            other => panic!("not bench scep: {other:?}"),
+        }
+    }
+
     #[test]
     fn bench_args_are_parsed() {
-        assert_eq!(parse_bench_args(&strings(&["ca"])).unwrap().runs, 3);
-        assert_eq!(
-            parse_bench_args(&strings(&["ca", "--runs", "5"]))
-                .unwrap()
-                .runs,
-            5
-        );
-        assert_eq!(
-            parse_bench_args(&strings(&["ca", "--runs=1"]))
-                .unwrap()
-                .runs,
-            1
-        );
+        assert_eq!(runs(&["ca"]), 3);
+        assert_eq!(runs(&["ca", "--runs", "5"]), 5);
+        assert_eq!(runs(&["ca", "--runs=1"]), 1);
         assert!(parse_bench_args(&strings(&[])).is_err());
         assert!(parse_bench_args(&strings(&["cb"])).is_err());
         assert!(parse_bench_args(&strings(&["ca", "--runs", "0"])).is_err());
         assert!(parse_bench_args(&strings(&["ca", "--runs"])).is_err());
         assert!(parse_bench_args(&strings(&["ca", "--nope"])).is_err());
+        assert!(parse_bench_args(&strings(&["ca", "-n", "5"])).is_err());
+    }
+
+    #[test]
+    fn bench_scep_args_are_parsed() {
+        assert_eq!(scep(&["scep"]), (300, 8, 2));
+        assert_eq!(
+            scep(&["scep", "-n", "50", "--concurrency", "4", "--sessions=1"]),
+            (50, 4, 1)
+        );
+        assert_eq!(scep(&["scep", "-n=10", "-c", "16"]), (10, 16, 2));
+        assert!(parse_bench_args(&strings(&["scep", "-n", "0"])).is_err());
+        assert!(parse_bench_args(&strings(&["scep", "--concurrency"])).is_err());
+        assert!(parse_bench_args(&strings(&["scep", "--sessions", "x"])).is_err());
+        assert!(parse_bench_args(&strings(&["scep", "--runs", "3"])).is_err());
     }
 
     #[test]
