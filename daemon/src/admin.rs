@@ -80,6 +80,23 @@ pub enum Request {
     CaCrl {
         name: String,
     },
+    /// A page of certificates (or pending requests), after an opaque cursor; see `report`.
+    CertList {
+        ca: Option<String>,
+        status: Option<crate::report::Status>,
+        /// Case-insensitive substring of the subject, a SAN or the serial (a bounded scan).
+        search: Option<String>,
+        /// 1 to 1000 (default 100).
+        limit: Option<u32>,
+        after: Option<String>,
+    },
+    /// One certificate by serial (hex); without a CA the serial must be unique.
+    CertShow {
+        ca: Option<String>,
+        serial: String,
+    },
+    /// Certificate counts by CA and status.
+    CertStats,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +145,17 @@ pub enum Response {
     },
     Error {
         error: String,
+    },
+    Certs {
+        certs: Vec<crate::report::CertSummary>,
+        /// Give as `after` for the next page; None when the listing is complete.
+        next: Option<String>,
+    },
+    Cert {
+        cert: Box<crate::report::CertDetail>,
+    },
+    CertStats {
+        cas: Vec<crate::report::CaCertStats>,
     },
 }
 

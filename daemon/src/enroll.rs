@@ -502,6 +502,7 @@ impl Signer {
             ..Default::default()
         };
         batch.put(Table::Certs, &ck, &rec).map_err(internal)?;
+        crate::report::index_issued(&mut batch, &rec).map_err(internal)?;
         batch
             .put(
                 Table::Transactions,

@@ -9,7 +9,8 @@
 //! - [`store`]: the redb store (CAs, proposals, officers, hash-chained audit log);
 //! - [`signer`]: the engine that validates, executes and records operations;
 //! - [`admin`], [`server`], [`client`], [`tls`]: the mTLS admin port and its client;
-//! - [`config`]: the TOML config and its start-up checks; [`cli`]: the `castellan` CLI.
+//! - [`config`]: the TOML config and its start-up checks; [`cli`]: the `castellan` CLI;
+//! - [`report`]: certificate listings, details and counts over indexes kept with the certificates.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -26,6 +27,7 @@ pub mod notify;
 pub mod ocsp;
 pub mod profile;
 pub mod quorum;
+pub mod report;
 pub mod revoke;
 pub mod server;
 pub mod signer;

@@ -168,6 +168,7 @@ impl Signer {
                 tx.delete(Table::Revoked, &key)?;
                 rec.revoked_at = None;
                 tx.put(Table::Certs, &key, &rec)?;
+                crate::report::index_unrevoked(tx, &rec)?;
                 tx.audit(officer, "unhold", format!("{ca} {serial}"))?;
                 return Ok(rec);
             }
@@ -180,6 +181,9 @@ impl Signer {
             let revoked_at = row.as_ref().map_or(now, |r| r.revoked_at);
             rec.revoked_at = Some(revoked_at);
             tx.put(Table::Certs, &key, &rec)?;
+            if row.is_none() {
+                crate::report::index_revoked(tx, &rec)?;
+            }
             tx.put(
                 Table::Revoked,
                 &key,

@@ -466,6 +466,37 @@ impl Signer {
                     message: format!("request {id} rejected"),
                 })
             }
+            Request::CertList {
+                ca,
+                status,
+                search,
+                limit,
+                after,
+            } => {
+                let q = crate::report::ListQuery {
+                    ca,
+                    status,
+                    search,
+                    limit,
+                    after,
+                };
+                let page = crate::report::list(&self.store, &q, crate::now())?;
+                Ok(Response::Certs {
+                    certs: page.certs,
+                    next: page.next,
+                })
+            }
+            Request::CertShow { ca, serial } => Ok(Response::Cert {
+                cert: Box::new(crate::report::show(
+                    &self.store,
+                    ca.as_deref(),
+                    &serial,
+                    crate::now(),
+                )?),
+            }),
+            Request::CertStats => Ok(Response::CertStats {
+                cas: crate::report::stats(&self.store, crate::now())?,
+            }),
         }
     }
 

@@ -39,6 +39,13 @@ pub enum Table {
     Pending,
     /// Revoked certificates by `CA\0SERIAL-HEX` (what each CA's CRL lists).
     Revoked,
+    /// Report index: certificates not revoked, by `CA\0{not_after:020}\0SERIAL-HEX` (see `report`).
+    ByExpiry,
+    /// The same across CAs: `{not_after:020}\0CA\0SERIAL-HEX`.
+    ByExpiryAll,
+    /// Report counters (JSON integers): `CA\0revoked`, and `CA\0day\0{day:08}` for the
+    /// certificates not revoked whose notAfter falls on that day (days since the epoch).
+    Counts,
 }
 
 impl Table {
@@ -51,9 +58,12 @@ impl Table {
             Table::Nonces => "nonces",
             Table::Pending => "pending",
             Table::Revoked => "revoked",
+            Table::ByExpiry => "by_expiry",
+            Table::ByExpiryAll => "by_expiry_all",
+            Table::Counts => "counts",
         })
     }
-    const ALL: [Table; 7] = [
+    const ALL: [Table; 10] = [
         Table::Revoked,
         Table::Profiles,
         Table::Certs,
@@ -61,6 +71,9 @@ impl Table {
         Table::Challenges,
         Table::Nonces,
         Table::Pending,
+        Table::ByExpiry,
+        Table::ByExpiryAll,
+        Table::Counts,
     ];
 }
 
@@ -115,6 +128,8 @@ pub struct Batch {
     pub use_nonce: Option<(String, i64)>,
     /// Rows to write (JSON).
     pub puts: Vec<(Table, String, Vec<u8>)>,
+    /// Counters (JSON integers) to change by a delta, after the puts; see [`Tx::add`].
+    pub counters: Vec<(Table, String, i64)>,
 }
 
 impl Batch {
@@ -123,12 +138,56 @@ impl Batch {
             .push((table, key.to_owned(), serde_json::to_vec(value)?));
         Ok(())
     }
+
+    /// Change a counter by `delta` when the batch is applied.
+    pub fn count(&mut self, table: Table, key: &str, delta: i64) {
+        self.counters.push((table, key.to_owned(), delta));
+    }
 }
 
 /// The store.
 #[derive(Debug)]
 pub struct Store {
     db: Database,
+}
+
+/// A read transaction (a snapshot) with typed accessors.
+pub struct Reader {
+    tx: redb::ReadTransaction,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reader")
+    }
+}
+
+impl Reader {
+    /// Read one JSON row.
+    pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {
+        get(&self.tx.open_table(table.def())?, key)
+    }
+
+    pub fn cas(&self) -> Result<Vec<CaRecord>> {
+        all(&self.tx.open_table(CAS)?)
+    }
+
+    /// Visit rows in key order from `start` (inclusive) while `f(key, raw JSON)` returns true.
+    pub fn visit(
+        &self,
+        table: Table,
+        start: &str,
+        mut f: impl FnMut(&str, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let t = self.tx.open_table(table.def())?;
+        for row in t.range(start..)? {
+            let (k, v) = row?;
+            if !f(k.value(), v.value())? {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A write transaction with typed accessors.
@@ -244,6 +303,13 @@ impl Store {
             out.push((key.to_owned(), serde_json::from_slice(v.value())?));
         }
         Ok(out)
+    }
+
+    /// A read transaction: one consistent snapshot for several reads (reports).
+    pub fn reader(&self) -> Result<Reader> {
+        Ok(Reader {
+            tx: self.db.begin_read()?,
+        })
     }
 
     /// Run `f` in one write transaction; commit (durably) only if it succeeds.
@@ -420,7 +486,63 @@ impl Tx {
                 .open_table(t.def())?
                 .insert(k.as_str(), v.as_slice())?;
         }
+        for (t, k, d) in &b.counters {
+            self.add(*t, k, *d)?;
+        }
         Ok(())
+    }
+
+    /// Change a counter (a JSON integer, absent = 0) by `delta`; a counter that
+    /// reaches 0 is removed. Returns the new value.
+    pub fn add(&mut self, table: Table, key: &str, delta: i64) -> Result<i64> {
+        let mut t = self.tx.open_table(table.def())?;
+        let old: i64 = match t.get(key)? {
+            Some(v) => serde_json::from_slice(v.value())?,
+            None => 0,
+        };
+        let new = old + delta;
+        if new == 0 {
+            t.remove(key)?;
+        } else {
+            let bytes = serde_json::to_vec(&new)?;
+            t.insert(key, bytes.as_slice())?;
+        }
+        Ok(new)
+    }
+
+    /// Number of rows in a table (kept by redb: O(1)).
+    pub fn len(&self, table: Table) -> Result<u64> {
+        Ok(self.tx.open_table(table.def())?.len()?)
+    }
+
+    /// Remove every row of a table.
+    pub fn clear(&mut self, table: Table) -> Result<()> {
+        self.tx.open_table(table.def())?.retain(|_, _| false)?;
+        Ok(())
+    }
+
+    /// Rows whose key starts with `prefix`, after `after` (exclusive), at most `limit`.
+    pub fn scan<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>> {
+        let t = self.tx.open_table(table.def())?;
+        let mut out = Vec::new();
+        for row in t.range(after.unwrap_or(prefix)..)? {
+            let (k, v) = row?;
+            let key = k.value();
+            if !key.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            if Some(key) == after {
+                continue;
+            }
+            out.push((key.to_owned(), serde_json::from_slice(v.value())?));
+        }
+        Ok(out)
     }
 
     /// Delete one row; true if it existed.
