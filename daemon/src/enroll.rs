@@ -103,6 +103,13 @@ fn tx_key(profile: &str, tx: &str) -> String {
     format!("{profile}\0{tx}")
 }
 
+/// A renewal's transaction key: the transactionID plus the serial of the certificate
+/// that signs it (the one being renewed).
+fn renewal_tx_key(profile: &str, msg: &PkiMessage) -> String {
+    let serial = hex::encode(msg.signer_cert.tbs_certificate().serial_number().as_bytes());
+    tx_key(profile, &format!("{}\0renew\0{serial}", msg.transaction_id))
+}
+
 fn cert_key(ca: &str, serial: &str) -> String {
     format!("{ca}\0{serial}")
 }
@@ -332,14 +339,7 @@ impl Signer {
         // enrolment (micromdm scepclient derives it from the key): it is keyed by the
         // certificate it renews.
         let txk = match msg.message_type {
-            MessageType::RenewalReq => tx_key(
-                spec.name.as_str(),
-                &format!(
-                    "{}\0renew\0{}",
-                    msg.transaction_id,
-                    hex::encode(msg.signer_cert.tbs_certificate().serial_number().as_bytes())
-                ),
-            ),
+            MessageType::RenewalReq => renewal_tx_key(spec.name.as_str(), msg),
             _ => tx_key(spec.name.as_str(), &msg.transaction_id),
         };
         if let Some(t) = self
@@ -668,14 +668,7 @@ impl Signer {
         alg: ContentAlg,
     ) -> Result<Outcome, ScepError> {
         // A pending renewal is keyed by the certificate that signs the poll.
-        let renewal = tx_key(
-            spec.name.as_str(),
-            &format!(
-                "{}\0renew\0{}",
-                msg.transaction_id,
-                hex::encode(msg.signer_cert.tbs_certificate().serial_number().as_bytes())
-            ),
-        );
+        let renewal = renewal_tx_key(spec.name.as_str(), msg);
         let plain = tx_key(spec.name.as_str(), &msg.transaction_id);
         let mut found = None;
         for (k, by_renewal) in [(renewal, true), (plain, false)] {
@@ -741,10 +734,7 @@ impl Signer {
             .store()
             .get(Table::Pending, id)?
             .ok_or_else(|| crate::Error::NotFound(format!("no pending request {id}")))?;
-        let spec: ProfileSpec = self
-            .store()
-            .get(Table::Profiles, &p.profile)?
-            .ok_or_else(|| crate::Error::NotFound(format!("profile {} is gone", p.profile)))?;
+        let spec = self.profile(&p.profile)?;
         let ca = self
             .store()
             .ca(spec.ca.as_str())?

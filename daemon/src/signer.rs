@@ -385,23 +385,10 @@ impl Signer {
             Request::Approve { id, approval } => self.approve(officer, &id, approval),
             Request::Reject { id, reason } => self.reject(officer, &id, reason),
             Request::ProfileList => Ok(Response::Profiles {
-                profiles: self
-                    .store
-                    .scan::<crate::profile::ProfileSpec>(
-                        crate::store::Table::Profiles,
-                        "",
-                        None,
-                        usize::MAX,
-                    )?
-                    .into_iter()
-                    .map(|(_, p)| p)
-                    .collect(),
+                profiles: self.store.values(crate::store::Table::Profiles)?,
             }),
             Request::ProfileShow { name } => Ok(Response::Profile {
-                profile: self
-                    .store
-                    .get(crate::store::Table::Profiles, &name)?
-                    .ok_or_else(|| Error::NotFound(format!("no profile named {name:?}")))?,
+                profile: self.profile(&name)?,
             }),
             Request::ChallengeNew {
                 profile,
@@ -410,17 +397,7 @@ impl Signer {
                 ttl_secs,
             } => self.new_challenge(officer, &profile, subject, sans, ttl_secs),
             Request::RequestList => Ok(Response::Requests {
-                requests: self
-                    .store
-                    .scan::<crate::enroll::PendingRecord>(
-                        crate::store::Table::Pending,
-                        "",
-                        None,
-                        usize::MAX,
-                    )?
-                    .into_iter()
-                    .map(|(_, p)| p)
-                    .collect(),
+                requests: self.store.values(crate::store::Table::Pending)?,
             }),
             Request::RequestApprove { id } => {
                 let rec = self.approve_request(&id, officer)?;
@@ -508,11 +485,8 @@ impl Signer {
         sans: Vec<crate::challenge::San>,
         ttl_secs: i64,
     ) -> Result<Response> {
-        use crate::profile::{ChallengeMode, ProfileSpec};
-        let spec: ProfileSpec = self
-            .store
-            .get(crate::store::Table::Profiles, profile)?
-            .ok_or_else(|| Error::NotFound(format!("no profile named {profile:?}")))?;
+        use crate::profile::ChallengeMode;
+        let spec = self.profile(profile)?;
         if spec.challenge != ChallengeMode::OneTime {
             return Err(Error::Invalid(format!(
                 "profile {profile} does not use one-time challenges"
@@ -549,6 +523,13 @@ impl Signer {
             challenge: value,
             expires_at,
         })
+    }
+
+    /// A SCEP profile by name, or NotFound.
+    pub fn profile(&self, name: &str) -> Result<crate::profile::ProfileSpec> {
+        self.store
+            .get(crate::store::Table::Profiles, name)?
+            .ok_or_else(|| Error::NotFound(format!("no profile named {name:?}")))
     }
 
     fn ca(&self, name: &str) -> Result<CaRecord> {

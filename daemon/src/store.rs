@@ -279,6 +279,15 @@ impl Store {
         get(&tx.open_table(table.def())?, key)
     }
 
+    /// Every row of a table, in key order (small tables only: profiles, pending requests).
+    pub fn values<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<T>> {
+        Ok(self
+            .scan(table, "", None, usize::MAX)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
     /// Rows whose key starts with `prefix`, in key order, after `after` (exclusive), at most `limit`.
     pub fn scan<T: DeserializeOwned>(
         &self,
