@@ -438,30 +438,13 @@ impl Appliance {
             .stderr(log)
             .spawn()
             .expect("start castellan-edge run");
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let text = self.edge_log();
-            if text
-                .get(offset..)
-                .is_some_and(|t| t.contains(EDGE_READY_MARKER))
-            {
-                break;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "castellan-edge run exited ({status}) before it was ready\n--- edge log ---\n{text}"
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "castellan-edge run did not print `{EDGE_READY_MARKER}` within {} s\n--- edge log ---\n{text}",
-                    READY_TIMEOUT.as_secs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_ready(
+            &mut child,
+            "castellan-edge",
+            &self.edge_log,
+            offset,
+            EDGE_READY_MARKER,
+        );
         self.edge = Some(child);
     }
 
@@ -471,6 +454,45 @@ impl Appliance {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The usual SCEP hierarchy through real proposals: an EC P-256 root `root` (10 years)
+    /// and an RSA-2048 issuing CA `issuing` under it (5 years), both client-auth. RSA because
+    /// micromdm scepclient encrypts to every certificate GetCACert returns.
+    pub fn create_root_and_issuing(
+        &self,
+        root_subject: &str,
+        issuing: &str,
+        issuing_subject: &str,
+    ) {
+        self.propose_and_run(&[
+            "ca",
+            "create-root",
+            "root",
+            "--subject",
+            root_subject,
+            "--key",
+            "ec-p256",
+            "--validity",
+            "10y",
+            "--eku",
+            "client-auth",
+        ]);
+        self.propose_and_run(&[
+            "ca",
+            "create-issuing",
+            issuing,
+            "--parent",
+            "root",
+            "--subject",
+            issuing_subject,
+            "--key",
+            "rsa-2048",
+            "--validity",
+            "5y",
+            "--eku",
+            "client-auth",
+        ]);
     }
 
     /// The edge's base URL, e.g. `http://127.0.0.1:PORT`.
@@ -530,27 +552,13 @@ impl Appliance {
             .stderr(log)
             .spawn()
             .expect("start castellan-signer run");
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let text = self.log();
-            if text.get(offset..).is_some_and(|t| t.contains(READY_MARKER)) {
-                break;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "castellan-signer run exited ({status}) before it was ready\n--- signer log ---\n{text}"
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "castellan-signer run did not print `{READY_MARKER}` within {} s\n--- signer log ---\n{text}",
-                    READY_TIMEOUT.as_secs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_ready(
+            &mut child,
+            "castellan-signer",
+            &self.log,
+            offset,
+            READY_MARKER,
+        );
         self.child = Some(child);
     }
 
@@ -835,6 +843,30 @@ impl Drop for Appliance {
                 );
             }
         }
+    }
+}
+
+/// Wait until `log` (from byte `offset` on) contains `marker`; panic with the log if the
+/// process exits first or [`READY_TIMEOUT`] passes (the process is then killed).
+fn wait_ready(child: &mut Child, what: &str, log: &Path, offset: usize, marker: &str) {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        if text.get(offset..).is_some_and(|t| t.contains(marker)) {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what} run exited ({status}) before it was ready\n--- log ---\n{text}");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} run did not print `{marker}` within {} s\n--- log ---\n{text}",
+                READY_TIMEOUT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -24,34 +24,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let a = Appliance::with_edge(1, &["alice"]);
-    a.propose_and_run(&[
-        "ca",
-        "create-root",
-        "root",
-        "--subject",
-        "CN=OCSP IT Root",
-        "--key",
-        "ec-p256",
-        "--validity",
-        "10y",
-        "--eku",
-        "client-auth",
-    ]);
-    a.propose_and_run(&[
-        "ca",
-        "create-issuing",
-        "issuing",
-        "--parent",
-        "root",
-        "--subject",
-        "CN=OCSP IT Issuing",
-        "--key",
-        "rsa-2048",
-        "--validity",
-        "5y",
-        "--eku",
-        "client-auth",
-    ]);
+    a.create_root_and_issuing("CN=OCSP IT Root", "issuing", "CN=OCSP IT Issuing");
     a.propose_and_run(&[
         "profile",
         "create",

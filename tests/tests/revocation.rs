@@ -17,34 +17,7 @@ const SECRET: &str = "revocation-secret-1";
 /// quorum 2 of alice and bob; an EC root, an RSA issuing CA, a legacy static profile.
 fn appliance() -> Appliance {
     let a = Appliance::with_edge(2, &["alice", "bob"]);
-    a.propose_and_run(&[
-        "ca",
-        "create-root",
-        "root",
-        "--subject",
-        "CN=Revocation IT Root",
-        "--key",
-        "ec-p256",
-        "--validity",
-        "10y",
-        "--eku",
-        "client-auth",
-    ]);
-    a.propose_and_run(&[
-        "ca",
-        "create-issuing",
-        ISSUING,
-        "--parent",
-        "root",
-        "--subject",
-        "CN=Revocation IT Issuing",
-        "--key",
-        "rsa-2048",
-        "--validity",
-        "5y",
-        "--eku",
-        "client-auth",
-    ]);
+    a.create_root_and_issuing("CN=Revocation IT Root", ISSUING, "CN=Revocation IT Issuing");
     a.propose_and_run(&[
         "profile",
         "create",

@@ -35,34 +35,11 @@ struct IssuerAndSubject {
 /// (scepclient encrypts to every certificate GetCACert returns, so it must be RSA).
 fn appliance() -> Appliance {
     let a = Appliance::with_edge(2, &["alice", "bob"]);
-    a.propose_and_run(&[
-        "ca",
-        "create-root",
-        "root",
-        "--subject",
+    a.create_root_and_issuing(
         "CN=SCEP IT Root,O=Castellan Tests,C=US",
-        "--key",
-        "ec-p256",
-        "--validity",
-        "10y",
-        "--eku",
-        "client-auth",
-    ]);
-    a.propose_and_run(&[
-        "ca",
-        "create-issuing",
         ISSUING,
-        "--parent",
-        "root",
-        "--subject",
         "CN=SCEP IT Issuing,O=Castellan Tests,C=US",
-        "--key",
-        "rsa-2048",
-        "--validity",
-        "5y",
-        "--eku",
-        "client-auth",
-    ]);
+    );
     a
 }
 
