@@ -15,7 +15,6 @@
 //! 6. issuance: build the leaf, lint it, sign it once in the HSM, record it durably
 //!    (certificate, transaction and challenge use in one transaction), then reply.
 
-use std::sync::Mutex;
 
 use der::{Decode, Encode};
 use hsm::{HsmSigner, KeyId};
@@ -87,10 +86,6 @@ pub struct PendingRecord {
     /// The transaction's key in the `transactions` table.
     pub tx_key: String,
 }
-
-/// Per-process cache of RA signers (one HSM lookup per CA, not per request).
-#[derive(Debug, Default)]
-pub struct RaCache(Mutex<std::collections::HashMap<String, HsmSigner>>);
 
 fn key_hash(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<String, ScepError> {
     let der = spki
@@ -194,19 +189,9 @@ impl Signer {
     fn ra_signer(&self, ca: &CaRecord) -> Result<(HsmSigner, Certificate), ScepError> {
         let ra = ca.ra.as_ref().ok_or_else(|| internal("CA has no RA"))?;
         let cert = Certificate::from_der(&ra.cert).map_err(internal)?;
-        let mut cache = self.ra_cache().0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = cache.get(&ra.key_id) {
-            return Ok((s.clone(), cert));
-        }
-        let id: KeyId = ra.key_id.parse().map_err(internal)?;
-        let s = HsmSigner::new(
-            self.hsm().clone(),
-            id,
-            hsm::KeySpec::Rsa2048,
-            hsm::HashAlg::Sha256,
-        )
-        .map_err(internal)?;
-        cache.insert(ra.key_id.clone(), s.clone());
+        let s = self
+            .key_signer(&ra.key_id, hsm::KeySpec::Rsa2048, hsm::HashAlg::Sha256)
+            .map_err(internal)?;
         Ok((s, cert))
     }
 

@@ -29,7 +29,8 @@ pub struct Signer {
     ops: Mutex<()>,
     ttl: i64,
     public_url: String,
-    ra_cache: crate::enroll::RaCache,
+    /// Token signers by key ID: one public-key lookup per key, not per request.
+    signers: Mutex<std::collections::HashMap<String, HsmSigner>>,
     crl_timing: crate::revoke::CrlTiming,
     crl_dirty: crate::revoke::Dirty,
 }
@@ -215,7 +216,7 @@ impl Signer {
             ops: Mutex::new(()),
             ttl: loaded.ttl_secs(),
             public_url: loaded.config.public_url.clone(),
-            ra_cache: Default::default(),
+            signers: Default::default(),
             crl_timing: loaded.config.crl,
             crl_dirty: Default::default(),
         };
@@ -292,8 +293,21 @@ impl Signer {
     pub(crate) fn committer(&self) -> &crate::commit::Committer {
         &self.committer
     }
-    pub(crate) fn ra_cache(&self) -> &crate::enroll::RaCache {
-        &self.ra_cache
+    /// The token signer of `key_id`, made once (it reads the public key from the token)
+    /// and then shared. Key IDs are random and never reused, so an entry cannot go stale.
+    pub(crate) fn key_signer(
+        &self,
+        key_id: &str,
+        spec: hsm::KeySpec,
+        hash: hsm::HashAlg,
+    ) -> Result<HsmSigner> {
+        let mut cache = self.signers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = cache.get(key_id) {
+            return Ok(s.clone());
+        }
+        let s = HsmSigner::new(self.hsm.clone(), self::key_id(key_id)?, spec, hash)?;
+        cache.insert(key_id.to_owned(), s.clone());
+        Ok(s)
     }
     pub fn public_url(&self) -> String {
         self.public_url.clone()
@@ -1227,12 +1241,7 @@ impl Signer {
     pub fn ca_signer(&self, ca: &CaRecord) -> Result<HsmSigner> {
         let spec = crate::model::key_spec(&ca.spec.key)?;
         let hash = crate::model::hash_alg(&ca.spec.hash)?;
-        Ok(HsmSigner::new(
-            self.hsm.clone(),
-            key_id(&ca.key_id)?,
-            spec,
-            hash,
-        )?)
+        self.key_signer(&ca.key_id, spec, hash)
     }
 
     /// Make a CA's SCEP RA: an RSA-2048 key in the token (sign + decrypt) and a

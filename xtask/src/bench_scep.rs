@@ -19,8 +19,8 @@
 //!
 //! Other work on the machine (a build) takes CPU from whatever is measured, so each
 //! measurement waits (at most 60 s) for the machine to be quiet, and is repeated (up to
-//! [`ATTEMPTS`] times, keeping the least disturbed) when other processes took more than
-//! [`BUSY_MACHINE`] cores during it; the summary says when the figures were disturbed anyway.
+//! [`ATTEMPTS`] times, keeping the least disturbed) when other processes, or the hypervisor
+//! (CPU steal of a virtual machine), took more than [`BUSY_MACHINE`] cores during it; the summary says when the figures were disturbed anyway.
 //!
 //! The summary is printed and written to `var/bench-scep/results.json`. Every child is
 //! stopped on the way out, on failure and on Ctrl-C too; every wait is bounded.
@@ -175,8 +175,11 @@ fn ops_per_second(line: &str) -> Option<f64> {
 struct CpuUse {
     /// Per process we watched, by name.
     processes: Vec<(String, f64)>,
-    /// The whole machine, from `/proc/stat` (busy = not idle and not iowait).
+    /// The whole machine, from `/proc/stat` (busy = not idle and not iowait; includes steal).
     machine: f64,
+    /// Taken from this virtual machine by the hypervisor (`steal` in `/proc/stat`): CPU we
+    /// waited for and did not get.
+    steal: f64,
     cpus: usize,
 }
 
@@ -184,7 +187,12 @@ impl CpuUse {
     /// What the processes we did not watch used.
     fn other(&self) -> f64 {
         let ours: f64 = self.processes.iter().map(|(_, c)| c).sum();
-        (self.machine - ours).max(0.0)
+        (self.machine - self.steal - ours).max(0.0)
+    }
+
+    /// CPU the measured processes could not have: other processes' and the hypervisor's.
+    fn disturbance(&self) -> f64 {
+        self.other() + self.steal
     }
 
     fn line(&self) -> String {
@@ -194,6 +202,7 @@ impl CpuUse {
             .map(|(name, cores)| format!("{name} {cores:.2}"))
             .collect();
         parts.push(format!("other processes {:.2}", self.other()));
+        parts.push(format!("stolen by the hypervisor {:.2}", self.steal));
         parts.push(format!(
             "idle {:.2}",
             (self.cpus as f64 - self.machine).max(0.0)
@@ -208,6 +217,7 @@ impl CpuUse {
             map.insert(name.clone(), json!(round(*cores)));
         }
         map.insert("other_processes".into(), json!(round(self.other())));
+        map.insert("steal".into(), json!(round(self.steal)));
         map.insert("machine_busy".into(), json!(round(self.machine)));
         map.insert("cpus".into(), json!(self.cpus));
         Value::Object(map)
@@ -220,7 +230,15 @@ impl CpuUse {
 struct Sample {
     at: Instant,
     processes: Vec<Option<u64>>,
-    machine: Option<u64>,
+    machine: Option<MachineTicks>,
+}
+
+/// Ticks of the whole machine (every CPU) from the `cpu` line of `/proc/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MachineTicks {
+    /// Not idle and not iowait (steal included).
+    busy: u64,
+    steal: u64,
 }
 
 /// utime + stime of a process, in clock ticks, from `/proc/PID/stat`.
@@ -238,12 +256,11 @@ fn parse_process_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// Busy ticks of the whole machine (every CPU), from the `cpu` line of `/proc/stat`.
-fn machine_ticks() -> Option<u64> {
+fn machine_ticks() -> Option<MachineTicks> {
     parse_machine_ticks(&fs::read_to_string("/proc/stat").ok()?)
 }
 
-fn parse_machine_ticks(stat: &str) -> Option<u64> {
+fn parse_machine_ticks(stat: &str) -> Option<MachineTicks> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let values: Vec<u64> = line
         .split_whitespace()
@@ -254,7 +271,10 @@ fn parse_machine_ticks(stat: &str) -> Option<u64> {
     // user nice system idle iowait irq softirq steal (guest time is already in user).
     let total: u64 = values.iter().take(8).sum();
     let idle = values.get(3)? + values.get(4).copied().unwrap_or(0);
-    Some(total - idle)
+    Some(MachineTicks {
+        busy: total - idle,
+        steal: values.get(7).copied().unwrap_or(0),
+    })
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -301,7 +321,8 @@ fn cpu_use(
         .collect();
     Some(CpuUse {
         processes,
-        machine: cores(first.machine, last.machine)?,
+        machine: cores(first.machine.map(|m| m.busy), last.machine.map(|m| m.busy))?,
+        steal: cores(first.machine.map(|m| m.steal), last.machine.map(|m| m.steal))?,
         cpus: std::thread::available_parallelism()
             .map(usize::from)
             .unwrap_or(1),
@@ -595,7 +616,7 @@ fn wait_until_quiet(stop: &AtomicBool) -> Result<f64> {
         let (t1, b1) = (Instant::now(), machine_ticks());
         let busy = match (b0, b1) {
             (Some(b0), Some(b1)) => {
-                b1.saturating_sub(b0) as f64 / ticks_per_second / (t1 - t0).as_secs_f64()
+                b1.busy.saturating_sub(b0.busy) as f64 / ticks_per_second / (t1 - t0).as_secs_f64()
             }
             // No /proc/stat: nothing to wait for.
             _ => return Ok(0.0),
@@ -661,10 +682,10 @@ fn cleanest<T>(
     for attempt in 1..=ATTEMPTS {
         wait_until_quiet(stop)?;
         let (value, cpu) = measure()?;
-        let other = cpu.as_ref().map_or(0.0, CpuUse::other);
+        let other = cpu.as_ref().map_or(0.0, CpuUse::disturbance);
         let best_other = best
             .as_ref()
-            .map(|(_, cpu)| cpu.as_ref().map_or(0.0, CpuUse::other));
+            .map(|(_, cpu)| cpu.as_ref().map_or(0.0, CpuUse::disturbance));
         if best_other.is_none_or(|b| other < b) {
             best = Some((value, cpu));
         }
@@ -673,13 +694,15 @@ fn cleanest<T>(
         }
         if attempt < ATTEMPTS {
             println!(
-                "    other processes took {other:.2} cores meanwhile: measuring again \
+                "    other processes and the hypervisor took {other:.2} cores meanwhile: \
+                 measuring again \
                  (attempt {} of {ATTEMPTS})",
                 attempt + 1
             );
         } else {
             println!(
-                "    other processes disturbed all {ATTEMPTS} attempts: keeping the least \
+                "    other processes or the hypervisor disturbed all {ATTEMPTS} attempts: \
+                 keeping the least \
                  disturbed one"
             );
         }
@@ -973,14 +996,14 @@ fn summary(
     let busiest = [&hsm.sign_cpu, &hsm.decrypt_cpu, castellan_cpu, micromdm_cpu]
         .into_iter()
         .flatten()
-        .map(CpuUse::other)
+        .map(CpuUse::disturbance)
         .fold(0.0, f64::max);
     if busiest > BUSY_MACHINE {
         let _ = writeln!(
             out,
-            "  note: other processes used up to {busiest:.2} cores during the measurements: the \
-             machine was not idle, so the figures above are low and their ratios unfair; run it \
-             again on an idle machine"
+            "  note: other processes and the hypervisor (steal) took up to {busiest:.2} cores \
+             during the measurements: the machine was not idle, so the figures above are low and \
+             their ratios unfair; run it again on an idle machine"
         );
     }
     for (name, run) in [("Castellan", castellan), ("micromdm", micromdm)] {
@@ -1112,7 +1135,13 @@ mod tests {
                     3 0 100 1000 10 18446744073709551615";
         assert_eq!(parse_process_ticks(stat), Some(290));
         let machine = "cpu  100 5 50 1000 20 1 2 3 0 0\ncpu0 50 2 25 500 10 0 1 1 0 0\n";
-        assert_eq!(parse_machine_ticks(machine), Some(161));
+        assert_eq!(
+            parse_machine_ticks(machine),
+            Some(MachineTicks {
+                busy: 161,
+                steal: 3
+            })
+        );
         // Our own process is readable.
         assert!(process_ticks(std::process::id()).is_some());
         assert!(machine_ticks().is_some());
@@ -1126,17 +1155,17 @@ mod tests {
             Sample {
                 at: at(0),
                 processes: vec![Some(0), Some(0)],
-                machine: Some(0),
+                machine: Some(MachineTicks { busy: 0, steal: 0 }),
             },
             Sample {
                 at: at(1000),
                 processes: vec![Some(100), Some(50)],
-                machine: Some(200),
+                machine: Some(MachineTicks { busy: 200, steal: 20 }),
             },
             Sample {
                 at: at(2000),
                 processes: vec![Some(200), None],
-                machine: Some(400),
+                machine: Some(MachineTicks { busy: 400, steal: 40 }),
             },
         ];
         let names = vec!["signer".to_owned(), "edge".to_owned()];
@@ -1144,6 +1173,10 @@ mod tests {
         // From the sample at 0 to the one at 2000: 2 s.
         assert_eq!(cpu.processes, vec![("signer".to_owned(), 1.0)]);
         assert_eq!(cpu.machine, 2.0);
+        assert_eq!(cpu.steal, 0.2);
+        // The machine's busy CPU minus steal minus what we watched.
+        assert!((cpu.other() - 0.8).abs() < 1e-9, "{cpu:?}");
+        assert!((cpu.disturbance() - 1.0).abs() < 1e-9, "{cpu:?}");
         let cpu = cpu_use(&samples, &names, at(0), at(1000), 100.0).unwrap();
         assert_eq!(
             cpu.processes,
