@@ -138,8 +138,10 @@ impl Signer {
                 Err(r) => r,
             },
             Op::PkiOperation { profile, message } => self.pki_operation(&profile, &message),
-            Op::GetCrl { ca } => self.published_crl(&ca),
-            Op::GetCaCertByName { ca } => self.published_ca_cert(&ca),
+            Op::GetCrl { ca, etag, offset } => self.published_crl(&ca, etag.as_deref(), offset),
+            Op::GetCaCertByName { ca, etag, offset } => {
+                self.published_ca_cert(&ca, etag.as_deref(), offset)
+            }
             Op::Ocsp { request } => self.ocsp(&request),
         }
     }
@@ -282,12 +284,11 @@ impl Signer {
             MessageType::GetCrl => {
                 cms::cert::IssuerAndSerialNumber::from_der(&opened.content)
                     .map_err(|_| ScepError::bad_request("GetCRL needs an IssuerAndSerialNumber"))?;
-                let state = self
-                    .crl_state(ca.spec.name.as_str())
-                    .map_err(internal)?
-                    .ok_or_else(|| ScepError::bad_request("no CRL has been published yet"))?;
+                let crl = self
+                    .crl_for_scep(ca.spec.name.as_str())
+                    .map_err(ScepError::bad_request)?;
                 Ok(Outcome::Crl {
-                    crl: state.der,
+                    crl,
                     alg: opened.alg,
                 })
             }

@@ -9,10 +9,10 @@
 //! - Expired certificates drop off after their notAfter, never before.
 //! - A watchdog logs loudly when a CRL is within a day of nextUpdate without a successor.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
-use der::{Decode, Encode};
+use der::Decode;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use x509_cert::Certificate;
@@ -33,16 +33,45 @@ pub struct RevokedRow {
     pub not_after: i64,
 }
 
-/// The current CRL of a CA (meta key `crl:CA`).
+/// [`RevokedRow`] read without allocating (CRL builds read millions of them).
+#[derive(Debug, Deserialize)]
+struct RevokedRowRef<'a> {
+    revoked_at: i64,
+    #[serde(borrow)]
+    reason: Option<std::borrow::Cow<'a, str>>,
+    not_after: i64,
+}
+
+/// What is known of the current CRL of a CA (meta key `crl:CA`); its DER is in
+/// [`Table::Crls`]. (Versions before 0.4 kept the DER here too: it is ignored.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrlState {
     pub number: u64,
     pub this_update: i64,
     pub next_update: i64,
     pub entries: usize,
-    #[serde(with = "crate::b64")]
-    pub der: Vec<u8>,
 }
+
+/// A published CRL, kept in memory for the edge (which fetches it in chunks).
+#[derive(Debug)]
+pub struct CurrentCrl {
+    pub state: CrlState,
+    pub der: Vec<u8>,
+    /// Strong validator: changes with every publication.
+    pub etag: String,
+}
+
+/// The current CRLs in memory, by CA name.
+#[derive(Debug, Default)]
+pub struct CrlCache(Mutex<HashMap<String, Arc<CurrentCrl>>>);
+
+/// Largest piece of a published object in one signing-socket reply (base64 and JSON keep
+/// it under [`scep::wire::MAX_FRAME`]).
+pub const CHUNK: usize = 128 * 1024;
+
+/// Largest CRL a SCEP GetCRL answers with (it travels inside one CertRep); larger ones
+/// are fetched from the CRL distribution point.
+const SCEP_CRL_MAX: usize = 128 * 1024;
 
 /// CRL timing, from `[crl]` in signer.toml.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,12 +253,60 @@ impl Signer {
         )
     }
 
-    /// The CRL state of a CA, if one was published.
+    /// What is known of a CA's current CRL, if one was published.
     pub fn crl_state(&self, ca: &str) -> Result<Option<CrlState>> {
         self.store().meta(&crl_key(ca))
     }
 
-    /// Build, sign (in the HSM) and store a new CRL for a CA.
+    /// A CA's current CRL with its DER: from memory, else from the store. None if none was
+    /// published (or an older version left no DER: it is then due).
+    pub fn current_crl(&self, ca: &str) -> Result<Option<Arc<CurrentCrl>>> {
+        if let Some(c) = self.crl_cache().0.lock().unwrap_or_else(|p| p.into_inner()).get(ca) {
+            return Ok(Some(c.clone()));
+        }
+        let Some(state) = self.crl_state(ca)? else {
+            return Ok(None);
+        };
+        let Some(der) = self.store().get_bytes(Table::Crls, ca)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.cache_crl(ca, state, der)))
+    }
+
+    fn cache_crl(&self, ca: &str, state: CrlState, der: Vec<u8>) -> Arc<CurrentCrl> {
+        let current = Arc::new(CurrentCrl {
+            etag: format!("\"{ca}-{}-{}\"", state.number, state.this_update),
+            state,
+            der,
+        });
+        let mut cache = self.crl_cache().0.lock().unwrap_or_else(|p| p.into_inner());
+        match cache.get(ca) {
+            // Never replace a newer CRL with an older one.
+            Some(c) if c.state.number > current.state.number => c.clone(),
+            _ => {
+                cache.insert(ca.to_owned(), current.clone());
+                current
+            }
+        }
+    }
+
+    /// The CRL for a SCEP GetCRL: the current one, if it fits in a CertRep.
+    pub fn crl_for_scep(&self, ca: &str) -> std::result::Result<Vec<u8>, String> {
+        match self.current_crl(ca) {
+            Ok(Some(c)) if c.der.len() <= SCEP_CRL_MAX => Ok(c.der.clone()),
+            Ok(Some(c)) => Err(format!(
+                "the CRL ({} bytes) is too large for GetCRL: fetch it from its distribution \
+                 point, {}/crl/{ca}.crl",
+                c.der.len(),
+                self.public_url()
+            )),
+            Ok(None) => Err("no CRL has been published yet".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Build, sign (in the HSM) and store a new CRL for a CA. The revoked list is read in
+    /// one snapshot and encoded as it is read.
     pub fn publish_crl(&self, ca_name: &str) -> Result<CrlState> {
         let ca = self
             .store()
@@ -244,31 +321,6 @@ impl Signer {
         let now = crate::now();
         let prev = self.crl_state(ca_name)?;
         let number = prev.as_ref().map_or(1, |p| p.number + 1);
-        let mut entries = Vec::new();
-        let mut after: Option<String> = None;
-        let prefix = format!("{ca_name}\0");
-        loop {
-            let page = self.store().scan::<RevokedRow>(
-                Table::Revoked,
-                &prefix,
-                after.as_deref(),
-                10_000,
-            )?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (k, row) in page {
-                if row.not_after < now {
-                    continue; // expired: may leave the CRL (RFC 5280 §3.3)
-                }
-                let serial =
-                    hex::decode(&k[prefix.len()..]).map_err(|e| Error::Store(e.to_string()))?;
-                entries.push(crl::Entry {
-                    serial,
-                    revoked_at: row.revoked_at,
-                    reason: row.reason.as_deref().and_then(|r| r.parse().ok()),
-                });
-            }
-        }
         let signer = self.ca_signer(&ca)?;
         let info = crl::Info {
             issuer: cert.tbs_certificate().subject().clone(),
@@ -280,19 +332,43 @@ impl Signer {
             next_update: now + timing.validity_secs,
             signature: hsm::signature_algorithm(signer.spec(), signer.hash())?,
         };
-        let count = entries.len();
-        let tbs = crl::tbs(&info, entries).map_err(|e| Error::Encoding(e.to_string()))?;
-        let tbs_der = tbs.to_der()?;
+        let encoding = |e: crl::Error| Error::Encoding(e.to_string());
+        let mut writer =
+            crl::CrlWriter::new(info, prev.as_ref().map_or(0, |p| p.entries)).map_err(encoding)?;
+        let prefix = format!("{ca_name}\0");
+        self.store()
+            .reader()?
+            .visit(Table::Revoked, &prefix, |key, value| {
+                let Some(hex_serial) = key.strip_prefix(prefix.as_str()) else {
+                    return Ok(false);
+                };
+                let row: RevokedRowRef = serde_json::from_slice(value)?;
+                if row.not_after < now {
+                    return Ok(true); // expired: may leave the CRL (RFC 5280 §3.3)
+                }
+                let mut serial = [0u8; 32];
+                let serial = serial
+                    .get_mut(..hex_serial.len() / 2)
+                    .ok_or_else(|| Error::Store(format!("revoked row {hex_serial}")))?;
+                hex::decode_to_slice(hex_serial, serial)
+                    .map_err(|e| Error::Store(format!("revoked row {hex_serial}: {e}")))?;
+                let reason = row.reason.as_deref().and_then(crl::Reason::from_rfc_name);
+                writer
+                    .push(serial, row.revoked_at, reason)
+                    .map_err(encoding)?;
+                Ok(true)
+            })?;
+        let count = writer.count();
+        let tbs = writer.finish().map_err(encoding)?;
         let sig = signer
             .hsm()
-            .sign(signer.spec(), signer.hash(), signer.key_id(), &tbs_der)?;
-        let der = crl::assemble(tbs, &sig).map_err(|e| Error::Encoding(e.to_string()))?;
+            .sign(signer.spec(), signer.hash(), signer.key_id(), tbs.der())?;
+        let der = tbs.assemble(&sig).map_err(encoding)?;
         let state = CrlState {
             number,
             this_update: now,
             next_update: now + timing.validity_secs,
             entries: count,
-            der,
         };
         self.store().write(|tx| {
             // The number only ever grows, even if two publications race.
@@ -302,9 +378,11 @@ impl Signer {
                     "a newer CRL was published meanwhile".into(),
                 ));
             }
-            tx.put_meta(&crl_key(ca_name), &state)
+            tx.put_meta(&crl_key(ca_name), &state)?;
+            tx.put_bytes(Table::Crls, ca_name, &der)
         })?;
-        tracing::info!(ca = ca_name, number, entries = count, "CRL published");
+        tracing::info!(ca = ca_name, number, entries = count, bytes = der.len(), "CRL published");
+        self.cache_crl(ca_name, state.clone(), der);
         Ok(state)
     }
 
@@ -326,6 +404,7 @@ impl Signer {
             }
             if dirty.contains(&name)
                 || state.is_none_or(|s| now >= s.this_update + timing.republish_secs)
+                || self.current_crl(&name)?.is_none()
             {
                 due.push(name);
             }
@@ -333,16 +412,20 @@ impl Signer {
         Ok(due)
     }
 
-    /// `/crl/<ca>.crl` for the edge.
-    pub fn published_crl(&self, ca: &str) -> scep::wire::Reply {
+    /// `/crl/<ca>.crl` for the edge, in pieces of at most [`CHUNK`] bytes from `offset`.
+    /// `NotModified` if the edge's copy (`etag`) is current; a 409 if it asks for a piece
+    /// of a CRL that has been replaced meanwhile (it starts again).
+    pub fn published_crl(&self, ca: &str, etag: Option<&str>, offset: u64) -> scep::wire::Reply {
         use scep::wire::Reply;
-        match self.crl_state(ca) {
-            Ok(Some(s)) => Reply::Published {
-                der: s.der,
-                issued_at: s.this_update,
-                next_update: Some(s.next_update),
-                etag: format!("\"{ca}-{}\"", s.number),
-            },
+        match self.current_crl(ca) {
+            Ok(Some(c)) => piece(
+                &c.der,
+                &c.etag,
+                c.state.this_update,
+                Some(c.state.next_update),
+                etag,
+                offset,
+            ),
             Ok(None) => Reply::Refused {
                 status: 404,
                 message: format!("no CRL for {ca:?}"),
@@ -355,19 +438,26 @@ impl Signer {
     }
 
     /// `/aia/<ca>.crt` for the edge.
-    pub fn published_ca_cert(&self, ca: &str) -> scep::wire::Reply {
+    pub fn published_ca_cert(
+        &self,
+        ca: &str,
+        etag: Option<&str>,
+        offset: u64,
+    ) -> scep::wire::Reply {
         use scep::wire::Reply;
         match self.store().ca(ca) {
             Ok(Some(CaRecord {
                 cert: Some(der),
                 created_at,
                 ..
-            })) => Reply::Published {
-                etag: format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&der))[..32]),
-                der,
-                issued_at: created_at,
-                next_update: None,
-            },
+            })) => piece(
+                &der,
+                &format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&der))[..32]),
+                created_at,
+                None,
+                etag,
+                offset,
+            ),
             Ok(_) => Reply::Refused {
                 status: 404,
                 message: format!("no CA certificate {ca:?}"),
@@ -380,10 +470,87 @@ impl Signer {
     }
 }
 
+/// One piece of a published object for the edge (see [`Signer::published_crl`]).
+fn piece(
+    der: &[u8],
+    current: &str,
+    issued_at: i64,
+    next_update: Option<i64>,
+    known: Option<&str>,
+    offset: u64,
+) -> scep::wire::Reply {
+    use scep::wire::Reply;
+    if offset == 0 && known == Some(current) {
+        return Reply::NotModified {
+            etag: current.to_owned(),
+        };
+    }
+    if offset > 0 && known != Some(current) {
+        return Reply::Refused {
+            status: 409,
+            message: "the publication changed: fetch it again from the start".into(),
+        };
+    }
+    let Some(rest) = usize::try_from(offset).ok().and_then(|o| der.get(o..)) else {
+        return Reply::Refused {
+            status: 416,
+            message: format!("offset {offset} is past the end ({} bytes)", der.len()),
+        };
+    };
+    Reply::Published {
+        der: rest[..rest.len().min(CHUNK)].to_vec(),
+        issued_at,
+        next_update,
+        etag: current.to_owned(),
+        offset,
+        total: Some(der.len() as u64),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn published_objects_go_out_in_pieces_and_unchanged_ones_not_at_all() {
+        use scep::wire::Reply;
+        let der: Vec<u8> = (0..(2 * CHUNK + 10)).map(|i| i as u8).collect();
+        let get = |known: Option<&str>, offset: u64| piece(&der, "\"e1\"", 5, Some(9), known, offset);
+        let mut got = Vec::new();
+        let mut known = None;
+        loop {
+            match get(known.as_deref(), got.len() as u64) {
+                Reply::Published {
+                    der: part,
+                    etag,
+                    total,
+                    offset,
+                    ..
+                } => {
+                    assert_eq!(offset, got.len() as u64);
+                    assert_eq!(total, Some(der.len() as u64));
+                    assert!(part.len() <= CHUNK && !part.is_empty());
+                    got.extend(part);
+                    known = Some(etag);
+                    if got.len() == der.len() {
+                        break;
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(got, der);
+        assert!(matches!(get(Some("\"e1\""), 0), Reply::NotModified { .. }));
+        assert!(matches!(get(Some("\"e0\""), 0), Reply::Published { .. }));
+        // A piece of a replaced object, or past the end, is refused.
+        assert!(matches!(get(Some("\"e0\""), 10), Reply::Refused { status: 409, .. }));
+        assert!(matches!(get(None, 10), Reply::Refused { status: 409, .. }));
+        assert!(matches!(
+            get(Some("\"e1\""), der.len() as u64 + 1),
+            Reply::Refused { status: 416, .. }
+        ));
+    }
 
     #[test]
     fn serials_are_normalised_like_the_store_keeps_them() {

@@ -33,6 +33,7 @@ pub struct Signer {
     signers: Mutex<std::collections::HashMap<String, HsmSigner>>,
     crl_timing: crate::revoke::CrlTiming,
     crl_dirty: crate::revoke::Dirty,
+    crls: crate::revoke::CrlCache,
 }
 
 /// What `castellan-signer init` needs.
@@ -219,6 +220,7 @@ impl Signer {
             signers: Default::default(),
             crl_timing: loaded.config.crl,
             crl_dirty: Default::default(),
+            crls: Default::default(),
         };
         signer.check_keys()?;
         Ok(signer)
@@ -289,6 +291,9 @@ impl Signer {
     }
     pub fn crl_dirty(&self) -> &crate::revoke::Dirty {
         &self.crl_dirty
+    }
+    pub(crate) fn crl_cache(&self) -> &crate::revoke::CrlCache {
+        &self.crls
     }
     pub(crate) fn committer(&self) -> &crate::commit::Committer {
         &self.committer
@@ -444,12 +449,14 @@ impl Signer {
             }
             Request::CaCrl { name } => {
                 self.ca(&name)?;
-                let s = self.crl_state(&name)?.ok_or_else(|| {
+                let c = self.current_crl(&name)?.ok_or_else(|| {
                     Error::NotFound(format!(
                         "CA {name} has no CRL yet (it is published within seconds)"
                     ))
                 })?;
-                Ok(Response::Bytes { data: s.der })
+                Ok(Response::Bytes {
+                    data: c.der.clone(),
+                })
             }
             Request::RequestReject { id, reason } => {
                 self.reject_request(&id, officer, reason.as_deref().unwrap_or(""))?;

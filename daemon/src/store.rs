@@ -46,6 +46,8 @@ pub enum Table {
     /// Report counters (JSON integers): `CA\0revoked`, and `CA\0day\0{day:08}` for the
     /// certificates not revoked whose notAfter falls on that day (days since the epoch).
     Counts,
+    /// The current CRL of each CA, by CA name: raw DER, not JSON (see [`Store::get_bytes`]).
+    Crls,
 }
 
 impl Table {
@@ -61,9 +63,10 @@ impl Table {
             Table::ByExpiry => "by_expiry",
             Table::ByExpiryAll => "by_expiry_all",
             Table::Counts => "counts",
+            Table::Crls => "crls",
         })
     }
-    const ALL: [Table; 10] = [
+    const ALL: [Table; 11] = [
         Table::Revoked,
         Table::Profiles,
         Table::Certs,
@@ -74,6 +77,7 @@ impl Table {
         Table::ByExpiry,
         Table::ByExpiryAll,
         Table::Counts,
+        Table::Crls,
     ];
 }
 
@@ -279,6 +283,13 @@ impl Store {
         get(&tx.open_table(table.def())?, key)
     }
 
+    /// Read one row as raw bytes (tables that hold bytes, not JSON: [`Table::Crls`]).
+    pub fn get_bytes(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(table.def())?;
+        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+
     /// Every row of a table, in key order (small tables only: profiles, pending requests).
     pub fn values<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<T>> {
         Ok(self
@@ -447,6 +458,12 @@ impl Tx {
         self.tx
             .open_table(table.def())?
             .insert(key, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Write one row of raw bytes (tables that hold bytes, not JSON: [`Table::Crls`]).
+    pub fn put_bytes(&mut self, table: Table, key: &str, value: &[u8]) -> Result<()> {
+        self.tx.open_table(table.def())?.insert(key, value)?;
         Ok(())
     }
 

@@ -31,10 +31,26 @@ pub enum Op {
         #[serde(with = "b64")]
         message: Vec<u8>,
     },
-    /// The current CRL of a CA (RFC 5280 §5), DER, for `/crl/<ca>.crl`.
-    GetCrl { ca: String },
-    /// A CA certificate by name, DER, for `/aia/<ca>.crt` (RFC 5280 §4.2.2.1).
-    GetCaCertByName { ca: String },
+    /// The current CRL of a CA (RFC 5280 §5), DER, for `/crl/<ca>.crl`: the piece from
+    /// `offset` (see [`Reply::Published`]). With `etag`, the edge's copy: at offset 0 the
+    /// answer is [`Reply::NotModified`] if it is current; past 0 it pins the object (a 409
+    /// if it was replaced meanwhile).
+    GetCrl {
+        ca: String,
+        #[serde(default)]
+        etag: Option<String>,
+        #[serde(default)]
+        offset: u64,
+    },
+    /// A CA certificate by name, DER, for `/aia/<ca>.crt` (RFC 5280 §4.2.2.1); `etag` and
+    /// `offset` as for [`Op::GetCrl`].
+    GetCaCertByName {
+        ca: String,
+        #[serde(default)]
+        etag: Option<String>,
+        #[serde(default)]
+        offset: u64,
+    },
     /// RFC 6960 OCSP: the DER OCSPRequest exactly as the client sent it (the edge
     /// already checked it with [`crate::edge::ocsp::parse_request`]).
     Ocsp {
@@ -69,10 +85,17 @@ pub enum Reply {
         status: u16,
         message: String,
     },
-    /// A published object (CRL or certificate) with what caches need.
+    /// A piece of a published object (CRL or certificate) with what caches need: the bytes
+    /// from `offset`, at most 128 KiB (a CRL of a million entries is about 50 MB); the edge
+    /// asks for the next piece until it has `total` bytes.
     Published {
         #[serde(with = "b64")]
         der: Vec<u8>,
+        #[serde(default)]
+        offset: u64,
+        /// The whole object's length (absent: `der` is all of it).
+        #[serde(default)]
+        total: Option<u64>,
         /// Unix seconds: when it was made (Last-Modified).
         issued_at: i64,
         /// Unix seconds: when a successor is due (Expires / max-age).
@@ -80,6 +103,8 @@ pub enum Reply {
         /// A strong validator (ETag).
         etag: String,
     },
+    /// The edge's copy of a published object is current.
+    NotModified { etag: String },
     /// RFC 6960: always a DER OCSPResponse, error statuses included.
     Ocsp {
         #[serde(with = "b64")]

@@ -291,7 +291,7 @@ impl Edge {
                 };
                 tracing::info!(%peer, %path, status = status.as_u16(), "publication");
                 let body = if not_modified || head {
-                    Vec::new()
+                    Bytes::new()
                 } else {
                     c.der.clone()
                 };
@@ -404,10 +404,11 @@ fn unexpected(reply: Reply, op: Operation) -> Error {
 fn response(
     status: StatusCode,
     content_type: &'static str,
-    body: Vec<u8>,
+    body: impl Into<Bytes>,
 ) -> Response<Full<Bytes>> {
+    let body: Bytes = body.into();
     let len = body.len();
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use hyper::body::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::error::Error;
@@ -18,6 +19,13 @@ use crate::wire::{Op, Reply};
 /// How long a copy is served without asking the signer (keeps a new CRL visible
 /// within the 2-second promise).
 const FRESH: Duration = Duration::from_millis(500);
+
+/// Largest object the edge accepts from the signer (a CRL of a million entries is about
+/// 50 MB).
+pub const MAX_PUBLISHED: u64 = 512 * 1024 * 1024;
+
+/// Fetches started again when the object is replaced during one.
+const RESTARTS: usize = 3;
 
 /// What is published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,7 +73,7 @@ pub fn match_path(path: &str) -> Option<Result<(Kind, String), Error>> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Copy {
     #[serde(skip)]
-    pub der: Vec<u8>,
+    pub der: Bytes,
     pub issued_at: i64,
     pub next_update: Option<i64>,
     pub etag: String,
@@ -112,11 +120,20 @@ impl Publications {
     fn load(&self, kind: Kind, ca: &str) -> Option<Copy> {
         let (data, meta) = self.paths(kind, ca)?;
         let mut c: Copy = serde_json::from_slice(&std::fs::read(meta).ok()?).ok()?;
-        c.der = std::fs::read(data).ok()?;
+        c.der = std::fs::read(data).ok()?.into();
         Some(c)
     }
 
-    /// The current copy: fresh from memory, else from the signer, else the last good one.
+    /// The last good copy: in memory, else on disk.
+    fn last(&self, kind: Kind, ca: &str) -> Option<Copy> {
+        let mem = self.mem.lock().unwrap_or_else(|p| p.into_inner());
+        mem.get(&(kind, ca.to_owned()))
+            .map(|(_, c)| c.clone())
+            .or_else(|| self.load(kind, ca))
+    }
+
+    /// The current copy: fresh from memory, else checked with the signer (fetched only if
+    /// it changed), else the last good one.
     pub async fn get(&self, signer: &SignerPool, kind: Kind, ca: &str) -> Result<Copy, Error> {
         let key = (kind, ca.to_owned());
         if let Some((at, c)) = self.mem.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
@@ -124,52 +141,120 @@ impl Publications {
         {
             return Ok(c.clone());
         }
-        let op = match kind {
-            Kind::Crl => Op::GetCrl { ca: ca.to_owned() },
-            Kind::CaCert => Op::GetCaCertByName { ca: ca.to_owned() },
-        };
-        match signer.call(op).await {
-            Ok(Reply::Published {
-                der,
-                issued_at,
-                next_update,
-                etag,
-            }) => {
-                let c = Copy {
-                    der,
-                    issued_at,
-                    next_update,
-                    etag,
+        let last = self.last(kind, ca);
+        match fetch(signer, kind, ca, last.as_ref().map(|c| c.etag.as_str())).await {
+            Ok(fetched) => {
+                let (c, changed) = match (fetched, last) {
+                    (Some(c), _) => (c, true),
+                    (None, Some(last)) => (last, false),
+                    (None, None) => return Err(Error::UnexpectedReply("publication")),
                 };
-                let changed = self
+                let replaced = self
                     .mem
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(key, (Instant::now(), c.clone()))
                     .is_none_or(|(_, old)| old.etag != c.etag);
-                if changed {
+                if changed && replaced {
                     self.save(kind, ca, &c);
                 }
                 Ok(c)
             }
-            Ok(Reply::Refused { status: 404, .. }) => Err(Error::NotFound),
-            Ok(Reply::Refused { status, message }) => Err(Error::Refused { status, message }),
-            Ok(_) => Err(Error::UnexpectedReply("publication")),
-            Err(e) => {
-                let last = self
-                    .mem
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&key)
-                    .map(|(_, c)| c.clone())
-                    .or_else(|| self.load(kind, ca));
-                match last {
-                    Some(c) => {
-                        tracing::warn!(ca, error = %e, "signer unreachable: serving the last good copy");
-                        Ok(c)
-                    }
-                    None => Err(Error::Signer(e)),
+            Err(FetchError::Refused { status: 404, .. }) => Err(Error::NotFound),
+            Err(FetchError::Refused { status, message }) => Err(Error::Refused { status, message }),
+            Err(FetchError::Unexpected) => Err(Error::UnexpectedReply("publication")),
+            Err(FetchError::Signer(e)) => match last {
+                Some(c) => {
+                    tracing::warn!(ca, error = %e, "signer unreachable: serving the last good copy");
+                    Ok(c)
                 }
+                None => Err(Error::Signer(e)),
+            },
+        }
+    }
+}
+
+enum FetchError {
+    Signer(super::SignerError),
+    Refused { status: u16, message: String },
+    Unexpected,
+}
+
+/// Fetch a published object piece by piece; `None` if `known` (an ETag) is current.
+async fn fetch(
+    signer: &SignerPool,
+    kind: Kind,
+    ca: &str,
+    known: Option<&str>,
+) -> Result<Option<Copy>, FetchError> {
+    let op = |etag: Option<&str>, offset: u64| {
+        let (ca, etag) = (ca.to_owned(), etag.map(str::to_owned));
+        match kind {
+            Kind::Crl => Op::GetCrl { ca, etag, offset },
+            Kind::CaCert => Op::GetCaCertByName { ca, etag, offset },
+        }
+    };
+    let mut restarts = 0;
+    'again: loop {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut pinned: Option<(String, i64, Option<i64>, u64)> = None;
+        loop {
+            let offset = buf.len() as u64;
+            let etag = match &pinned {
+                Some((etag, ..)) => Some(etag.as_str()),
+                None => known,
+            };
+            let reply = signer
+                .call(op(etag, offset))
+                .await
+                .map_err(FetchError::Signer)?;
+            match reply {
+                Reply::NotModified { .. } if pinned.is_none() => return Ok(None),
+                Reply::Published {
+                    der,
+                    offset: at,
+                    total,
+                    issued_at,
+                    next_update,
+                    etag,
+                } => {
+                    let total = total.unwrap_or(der.len() as u64);
+                    if at != offset
+                        || total > MAX_PUBLISHED
+                        || (der.is_empty() && offset < total)
+                        || offset + der.len() as u64 > total
+                    {
+                        return Err(FetchError::Unexpected);
+                    }
+                    match &pinned {
+                        Some((e, ..)) if *e != etag => return Err(FetchError::Unexpected),
+                        Some(_) => {}
+                        None => {
+                            buf.reserve_exact(total as usize);
+                            pinned = Some((etag, issued_at, next_update, total));
+                        }
+                    }
+                    buf.extend_from_slice(&der);
+                    if let Some((etag, issued_at, next_update, total)) = &pinned
+                        && buf.len() as u64 == *total
+                    {
+                        return Ok(Some(Copy {
+                            der: buf.into(),
+                            issued_at: *issued_at,
+                            next_update: *next_update,
+                            etag: etag.clone(),
+                        }));
+                    }
+                }
+                // Replaced while we fetched it: start again with the new one.
+                Reply::Refused { status: 409, .. } if restarts < RESTARTS => {
+                    restarts += 1;
+                    continue 'again;
+                }
+                Reply::Refused { status, message } => {
+                    return Err(FetchError::Refused { status, message });
+                }
+                _ => return Err(FetchError::Unexpected),
             }
         }
     }

@@ -143,7 +143,7 @@ fn canned(op: Op, version: u32) -> Option<(Duration, Reply)> {
         | Op::GetCaCert { profile }
         | Op::GetNextCaCert { profile }
         | Op::PkiOperation { profile, .. } => profile.clone(),
-        Op::GetCrl { ca } | Op::GetCaCertByName { ca } => ca.clone(),
+        Op::GetCrl { ca, .. } | Op::GetCaCertByName { ca, .. } => ca.clone(),
         // OCSP: echo the request as the "response".
         Op::Ocsp { request } => {
             let reply = Reply::Ocsp {
@@ -180,12 +180,16 @@ fn canned(op: Op, version: u32) -> Option<(Duration, Reply)> {
             issued_at: 1_800_000_000,
             next_update: Some(1_800_604_800),
             etag: format!("\"{ca}-1\""),
+            offset: 0,
+            total: None,
         },
         (Op::GetCaCertByName { .. }, ca) => Reply::Published {
             der: format!("cert-of-{ca}").into_bytes(),
             issued_at: 1_800_000_000,
             next_update: None,
             etag: "\"c1\"".into(),
+            offset: 0,
+            total: None,
         },
         (Op::Hello { .. } | Op::Ocsp { .. }, _) => return None,
     };
