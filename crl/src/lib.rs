@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use const_oid::db::rfc5280;
@@ -160,48 +161,20 @@ impl FixedTag for EntryRef<'_> {
 /// the TBSCertList and then the CertificateList are finished in place.
 const HEADER_ROOM: usize = 64;
 
-/// Builds a v2 CRL (RFC 5280 §5) of any size in one buffer: entries are encoded as they
-/// are pushed, the TBSCertList is finished in place for signing, then the signature is
-/// appended. Memory is about the size of the CRL; nothing is kept per entry.
+/// About the encoded size of one entry with a 16-octet serial and a reason code.
+const ENTRY_SIZE_HINT: usize = 48;
+
+/// Encoded revokedCertificates entries: a [`CrlWriter`]'s own, or a part made with
+/// [`CrlWriter::part`] (filled on another thread) and then [`CrlWriter::append`]ed.
 #[derive(Debug)]
-pub struct CrlWriter {
-    info: Info,
-    /// The DER of version, signature, issuer, thisUpdate and nextUpdate.
-    head: Vec<u8>,
-    /// `HEADER_ROOM + head.len()` bytes of room, then the encoded entries.
+pub struct Entries {
     buf: Vec<u8>,
-    /// The crlEntryExtensions (one reasonCode) per reason, by its enumerated value.
-    reasons: Vec<(Reason, Vec<u8>)>,
     count: usize,
+    /// The crlEntryExtensions (one reasonCode) of each reason.
+    reasons: Arc<[(Reason, Vec<u8>)]>,
 }
 
-impl CrlWriter {
-    /// Start a CRL; `capacity` is the expected number of entries (a hint).
-    pub fn new(info: Info, capacity: usize) -> Result<Self, Error> {
-        if info.next_update <= info.this_update {
-            return Err(Error::Invalid("nextUpdate must be after thisUpdate".into()));
-        }
-        let mut head = Vec::new();
-        x509_cert::Version::V2.encode_to_vec(&mut head)?;
-        info.signature.encode_to_vec(&mut head)?;
-        info.issuer.encode_to_vec(&mut head)?;
-        time(info.this_update)?.encode_to_vec(&mut head)?;
-        time(info.next_update)?.encode_to_vec(&mut head)?;
-        let reasons = Reason::NAMES
-            .iter()
-            .map(|(_, r)| Ok((*r, vec![ext(rfc5280::ID_CE_CRL_REASONS, r)?].to_der()?)))
-            .collect::<Result<_, Error>>()?;
-        let mut buf = Vec::with_capacity(HEADER_ROOM + head.len() + capacity.saturating_mul(48));
-        buf.resize(HEADER_ROOM + head.len(), 0);
-        Ok(CrlWriter {
-            info,
-            head,
-            buf,
-            reasons,
-            count: 0,
-        })
-    }
-
+impl Entries {
     /// Add one revoked certificate. `serial` is the serial number's DER content octets.
     pub fn push(
         &mut self,
@@ -244,15 +217,94 @@ impl CrlWriter {
     pub fn count(&self) -> usize {
         self.count
     }
+}
+
+/// Builds a v2 CRL (RFC 5280 §5) of any size in one buffer: entries are encoded as they
+/// are pushed, the TBSCertList is finished in place for signing, then the signature is
+/// appended. Memory is about the size of the CRL; nothing is kept per entry.
+#[derive(Debug)]
+pub struct CrlWriter {
+    info: Info,
+    /// The DER of version, signature, issuer, thisUpdate and nextUpdate.
+    head: Vec<u8>,
+    /// Its buffer starts with `HEADER_ROOM + head.len()` bytes of room.
+    entries: Entries,
+}
+
+impl CrlWriter {
+    /// Start a CRL; `capacity` is the expected number of entries (a hint).
+    pub fn new(info: Info, capacity: usize) -> Result<Self, Error> {
+        if info.next_update <= info.this_update {
+            return Err(Error::Invalid("nextUpdate must be after thisUpdate".into()));
+        }
+        let mut head = Vec::new();
+        x509_cert::Version::V2.encode_to_vec(&mut head)?;
+        info.signature.encode_to_vec(&mut head)?;
+        info.issuer.encode_to_vec(&mut head)?;
+        time(info.this_update)?.encode_to_vec(&mut head)?;
+        time(info.next_update)?.encode_to_vec(&mut head)?;
+        let reasons = Reason::NAMES
+            .iter()
+            .map(|(_, r)| Ok((*r, vec![ext(rfc5280::ID_CE_CRL_REASONS, r)?].to_der()?)))
+            .collect::<Result<Arc<[_]>, Error>>()?;
+        let mut buf = Vec::with_capacity(
+            HEADER_ROOM + head.len() + capacity.saturating_mul(ENTRY_SIZE_HINT),
+        );
+        buf.resize(HEADER_ROOM + head.len(), 0);
+        Ok(CrlWriter {
+            info,
+            head,
+            entries: Entries {
+                buf,
+                count: 0,
+                reasons,
+            },
+        })
+    }
+
+    /// Add one revoked certificate. `serial` is the serial number's DER content octets.
+    pub fn push(
+        &mut self,
+        serial: &[u8],
+        revoked_at: i64,
+        reason: Option<Reason>,
+    ) -> Result<(), Error> {
+        self.entries.push(serial, revoked_at, reason)
+    }
+
+    /// An empty part for entries that come after every entry pushed here so far, to fill
+    /// elsewhere (another thread) and [`CrlWriter::append`] in order.
+    pub fn part(&self, capacity: usize) -> Entries {
+        Entries {
+            buf: Vec::with_capacity(capacity.saturating_mul(ENTRY_SIZE_HINT)),
+            count: 0,
+            reasons: self.entries.reasons.clone(),
+        }
+    }
+
+    /// Fill this writer's own entries with `f` (e.g. on this thread while parts are filled
+    /// on others).
+    pub fn first_part<T>(&mut self, f: impl FnOnce(&mut Entries) -> T) -> T {
+        f(&mut self.entries)
+    }
+
+    /// Add a part's entries after the ones here.
+    pub fn append(&mut self, part: Entries) {
+        self.entries.buf.extend_from_slice(&part.buf);
+        self.entries.count += part.count;
+    }
+
+    /// Entries so far.
+    pub fn count(&self) -> usize {
+        self.entries.count
+    }
 
     /// Finish the TBSCertList: the CRL number and authorityKeyIdentifier go last.
     pub fn finish(self) -> Result<Tbs, Error> {
         let CrlWriter {
             info,
             head,
-            mut buf,
-            count,
-            ..
+            entries: Entries { mut buf, count, .. },
         } = self;
         let entries_start = HEADER_ROOM + head.len();
         let entries_len = buf.len() - entries_start;
@@ -457,6 +509,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn parts_filled_apart_and_appended_in_order_give_the_same_crl() {
+        let rows: Vec<Row> = (0..300u32)
+            .map(|i| {
+                let mut serial = i.to_be_bytes().to_vec();
+                serial[0] = 0x11;
+                (serial, 1_799_000_000 + i64::from(i), Reason::from_rfc_name(if i % 2 == 0 { "superseded" } else { "keyCompromise" }))
+            })
+            .collect();
+        let (_, whole) = written(&info(), &rows, &[1, 2, 3]);
+        let mut w = CrlWriter::new(info(), 0).unwrap();
+        let mut parts: Vec<Entries> = (0..3).map(|_| w.part(10)).collect();
+        for (i, (serial, at, reason)) in rows.iter().enumerate() {
+            parts[i / 100].push(serial, *at, *reason).unwrap();
+        }
+        for p in parts {
+            w.append(p);
+        }
+        assert_eq!(w.count(), 300);
+        assert_eq!(w.finish().unwrap().assemble(&[1, 2, 3]).unwrap(), whole);
     }
 
     #[test]

@@ -15,10 +15,13 @@ pub const MAX_GROUP: usize = 128;
 
 type Job = (Batch, mpsc::SyncSender<Result<()>>);
 
-/// Handle to the committer thread.
+/// Handle to the committer thread. Dropping it stops the thread once the batches sent
+/// are committed, and waits for it: the thread's reference to the store is gone when the
+/// drop returns, so the store can close cleanly (no repair at the next start).
 #[derive(Debug)]
 pub struct Committer {
-    jobs: mpsc::SyncSender<Job>,
+    jobs: Option<mpsc::SyncSender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Committer {
@@ -27,20 +30,34 @@ impl Committer {
         let spawned = std::thread::Builder::new()
             .name("castellan-commit".into())
             .spawn(move || run(&store, &rx));
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the committer thread");
+        let thread = spawned
+            .inspect_err(|e| tracing::error!(error = %e, "cannot start the committer thread"))
+            .ok();
+        Committer {
+            jobs: Some(jobs),
+            thread,
         }
-        Committer { jobs }
     }
 
     /// Apply a batch durably (together with whatever else is waiting).
     pub fn commit(&self, batch: Batch) -> Result<()> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.jobs
+            .as_ref()
+            .ok_or_else(|| Error::Store("the committer has stopped".into()))?
             .send((batch, tx))
             .map_err(|_| Error::Store("the committer has stopped".into()))?;
         rx.recv()
             .map_err(|_| Error::Store("the committer has stopped".into()))?
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -110,6 +127,12 @@ mod tests {
             "{results:?}"
         );
         // Refused batches wrote nothing.
+        drop(committer);
+        assert_eq!(
+            Arc::strong_count(&store),
+            1,
+            "the stopped committer let go of the store"
+        );
         assert_eq!(
             store
                 .scan::<i32>(Table::Certs, "ca\0", None, 100)

@@ -117,6 +117,10 @@ impl Loaded {
     pub fn store_path(&self) -> PathBuf {
         self.state_dir.join(STORE_FILE)
     }
+    /// Where the current CRL of each CA is kept (`CA.crl`, DER), next to the store.
+    pub fn crl_dir(&self) -> PathBuf {
+        self.state_dir.join("crls")
+    }
     pub fn ttl_secs(&self) -> i64 {
         i64::from(self.config.proposal_ttl_hours) * 3600
     }

@@ -42,14 +42,19 @@ struct RevokedRowRef<'a> {
     not_after: i64,
 }
 
-/// What is known of the current CRL of a CA (meta key `crl:CA`); its DER is in
-/// [`Table::Crls`]. (Versions before 0.4 kept the DER here too: it is ignored.)
+/// What is known of the current CRL of a CA (meta key `crl:CA`). Its DER is the file
+/// `crls/CA.crl` in the state directory, with this SHA-256: a file that does not match
+/// (a crash between writing it and committing this) is not served, and a new CRL is
+/// published. (Earlier versions kept the DER here: it is ignored, and republished.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrlState {
     pub number: u64,
     pub this_update: i64,
     pub next_update: i64,
     pub entries: usize,
+    /// Hex SHA-256 of the DER.
+    #[serde(default)]
+    pub sha256: String,
 }
 
 /// A published CRL, kept in memory for the edge (which fetches it in chunks).
@@ -61,13 +66,51 @@ pub struct CurrentCrl {
     pub etag: String,
 }
 
-/// The current CRLs in memory, by CA name.
-#[derive(Debug, Default)]
-pub struct CrlCache(Mutex<HashMap<String, Arc<CurrentCrl>>>);
+/// The current CRLs: in memory by CA name, and their files.
+#[derive(Debug)]
+pub struct CrlCache {
+    dir: std::path::PathBuf,
+    current: Mutex<HashMap<String, Arc<CurrentCrl>>>,
+    /// One publication at a time (file, then store).
+    publishing: Mutex<()>,
+}
+
+impl CrlCache {
+    pub fn new(dir: std::path::PathBuf) -> Self {
+        CrlCache {
+            dir,
+            current: Mutex::default(),
+            publishing: Mutex::default(),
+        }
+    }
+
+    fn file(&self, ca: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{ca}.crl"))
+    }
+
+    /// Write a CA's CRL file durably: a temporary file, fsync, rename, fsync the directory.
+    fn write(&self, ca: &str, der: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let io = |e: std::io::Error| Error::Store(format!("CRL file of {ca}: {e}"));
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        let path = self.file(ca);
+        let tmp = path.with_extension("crl.tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(der).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)
+    }
+}
 
 /// Largest piece of a published object in one signing-socket reply (base64 and JSON keep
 /// it under [`scep::wire::MAX_FRAME`]).
 pub const CHUNK: usize = 128 * 1024;
+
+/// Most threads reading a CA's revoked list for its CRL.
+const CRL_THREADS: usize = 4;
 
 /// Largest CRL a SCEP GetCRL answers with (it travels inside one CertRep); larger ones
 /// are fetched from the CRL distribution point.
@@ -261,15 +304,22 @@ impl Signer {
     /// A CA's current CRL with its DER: from memory, else from the store. None if none was
     /// published (or an older version left no DER: it is then due).
     pub fn current_crl(&self, ca: &str) -> Result<Option<Arc<CurrentCrl>>> {
-        if let Some(c) = self.crl_cache().0.lock().unwrap_or_else(|p| p.into_inner()).get(ca) {
+        let cache = self.crl_cache();
+        if let Some(c) = cache.current.lock().unwrap_or_else(|p| p.into_inner()).get(ca) {
             return Ok(Some(c.clone()));
         }
         let Some(state) = self.crl_state(ca)? else {
             return Ok(None);
         };
-        let Some(der) = self.store().get_bytes(Table::Crls, ca)? else {
-            return Ok(None);
+        let der = match std::fs::read(cache.file(ca)) {
+            Ok(der) => der,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::Store(format!("CRL file of {ca}: {e}"))),
         };
+        if hex::encode(sha2::Sha256::digest(&der)) != state.sha256 {
+            tracing::warn!(ca, number = state.number, "the CRL file does not match the store: publishing a new CRL");
+            return Ok(None);
+        }
         Ok(Some(self.cache_crl(ca, state, der)))
     }
 
@@ -279,7 +329,11 @@ impl Signer {
             state,
             der,
         });
-        let mut cache = self.crl_cache().0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self
+            .crl_cache()
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         match cache.get(ca) {
             // Never replace a newer CRL with an older one.
             Some(c) if c.state.number > current.state.number => c.clone(),
@@ -317,6 +371,11 @@ impl Signer {
                 .as_deref()
                 .ok_or_else(|| Error::Conflict(format!("CA {ca_name} has no certificate yet")))?,
         )?;
+        let _one_at_a_time = self
+            .crl_cache()
+            .publishing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let timing = self.crl_timing();
         let now = crate::now();
         let prev = self.crl_state(ca_name)?;
@@ -336,9 +395,26 @@ impl Signer {
         let mut writer =
             crl::CrlWriter::new(info, prev.as_ref().map_or(0, |p| p.entries)).map_err(encoding)?;
         let prefix = format!("{ca_name}\0");
-        self.store()
-            .reader()?
-            .visit(Table::Revoked, &prefix, |key, value| {
+        let started = std::time::Instant::now();
+        // The revoked list is read from one snapshot by up to [`CRL_THREADS`] threads, each
+        // over a range of (random, so evenly spread) serials, and their entries are
+        // appended in key order.
+        let reader = self.store().reader()?;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, CRL_THREADS);
+        let bounds = match reader.key_bounds(Table::Revoked, &prefix)? {
+            Some((first, last)) if threads > 1 => split_serials(&prefix, &first, &last, threads),
+            _ => vec![prefix.clone(), String::new()],
+        };
+        let expected = prev.as_ref().map_or(0, |p| p.entries) / (bounds.len() - 1);
+        let mut parts: Vec<crl::Entries> =
+            (2..bounds.len()).map(|_| writer.part(expected)).collect();
+        let fill = |entries: &mut crl::Entries, from: &str, to: &str| -> Result<()> {
+            reader.visit(Table::Revoked, from, |key, value| {
+                if !to.is_empty() && key >= to {
+                    return Ok(false);
+                }
                 let Some(hex_serial) = key.strip_prefix(prefix.as_str()) else {
                     return Ok(false);
                 };
@@ -347,29 +423,53 @@ impl Signer {
                     return Ok(true); // expired: may leave the CRL (RFC 5280 §3.3)
                 }
                 let mut serial = [0u8; 32];
-                let serial = serial
-                    .get_mut(..hex_serial.len() / 2)
-                    .ok_or_else(|| Error::Store(format!("revoked row {hex_serial}")))?;
-                hex::decode_to_slice(hex_serial, serial)
-                    .map_err(|e| Error::Store(format!("revoked row {hex_serial}: {e}")))?;
+                let serial = decode_hex(hex_serial, &mut serial)
+                    .ok_or_else(|| Error::Store(format!("revoked row {hex_serial:?}")))?;
                 let reason = row.reason.as_deref().and_then(crl::Reason::from_rfc_name);
-                writer
+                entries
                     .push(serial, row.revoked_at, reason)
-                    .map_err(encoding)?;
+                    .map_err(|e| Error::Encoding(e.to_string()))?;
                 Ok(true)
-            })?;
+            })
+        };
+        std::thread::scope(|scope| -> Result<()> {
+            let handles: Vec<_> = parts
+                .iter_mut()
+                .enumerate()
+                .map(|(i, part)| {
+                    let (from, to) = (&bounds[i + 1], &bounds[i + 2]);
+                    scope.spawn(move || fill(part, from, to))
+                })
+                .collect();
+            let first = writer.first_part(|entries| fill(entries, &bounds[0], &bounds[1]));
+            for h in handles {
+                h.join()
+                    .map_err(|_| Error::Store("a CRL reader thread failed".into()))??;
+            }
+            first
+        })?;
+        drop(reader);
+        for part in parts {
+            writer.append(part);
+        }
         let count = writer.count();
         let tbs = writer.finish().map_err(encoding)?;
+        let built = started.elapsed();
         let sig = signer
             .hsm()
             .sign(signer.spec(), signer.hash(), signer.key_id(), tbs.der())?;
         let der = tbs.assemble(&sig).map_err(encoding)?;
+        let signed = started.elapsed();
         let state = CrlState {
             number,
             this_update: now,
             next_update: now + timing.validity_secs,
             entries: count,
+            sha256: hex::encode(sha2::Sha256::digest(&der)),
         };
+        // The file first, then the store: a crash in between leaves a file the store does
+        // not vouch for, which is never served (see [`CrlState`]).
+        self.crl_cache().write(ca_name, &der)?;
         self.store().write(|tx| {
             // The number only ever grows, even if two publications race.
             let current: Option<CrlState> = crate::store::Tx::meta(tx, &crl_key(ca_name))?;
@@ -378,10 +478,19 @@ impl Signer {
                     "a newer CRL was published meanwhile".into(),
                 ));
             }
-            tx.put_meta(&crl_key(ca_name), &state)?;
-            tx.put_bytes(Table::Crls, ca_name, &der)
+            tx.put_meta(&crl_key(ca_name), &state)
         })?;
-        tracing::info!(ca = ca_name, number, entries = count, bytes = der.len(), "CRL published");
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        tracing::info!(
+            ca = ca_name,
+            number,
+            entries = count,
+            bytes = der.len(),
+            build_ms = ms(built),
+            sign_ms = ms(signed - built),
+            store_ms = ms(started.elapsed() - signed),
+            "CRL published"
+        );
         self.cache_crl(ca_name, state.clone(), der);
         Ok(state)
     }
@@ -470,6 +579,48 @@ impl Signer {
     }
 }
 
+/// `parts + 1` bounds splitting the keys `PREFIX` + hex serial between `first` and `last`
+/// into `parts` ranges of about equal width (by the serials' first 8 hex digits): the first
+/// bound is the prefix, the last is empty (no end), each range is `[bounds[i], bounds[i+1])`.
+fn split_serials(prefix: &str, first: &str, last: &str, parts: usize) -> Vec<String> {
+    let head = |key: &str| -> u64 {
+        let hex = key.strip_prefix(prefix).unwrap_or("");
+        let digits: String = hex.chars().chain(std::iter::repeat('0')).take(8).collect();
+        u64::from_str_radix(&digits, 16).unwrap_or(0)
+    };
+    let (lo, hi) = (head(first), head(last));
+    let mut bounds = vec![prefix.to_owned()];
+    for i in 1..parts as u64 {
+        let at = lo + (hi.saturating_sub(lo)) * i / parts as u64;
+        let bound = format!("{prefix}{at:08x}");
+        if bounds.last().is_some_and(|b| *b < bound) {
+            bounds.push(bound);
+        }
+    }
+    bounds.push(String::new());
+    bounds
+}
+
+/// Decode a stored serial (even-length lowercase or uppercase hex, at most `out.len()`
+/// bytes) into `out`.
+fn decode_hex<'a>(hex: &str, out: &'a mut [u8]) -> Option<&'a [u8]> {
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let bytes = hex.as_bytes();
+    if bytes.len() % 2 != 0 || bytes.len() / 2 > out.len() {
+        return None;
+    }
+    let out = &mut out[..bytes.len() / 2];
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
 /// One piece of a published object for the edge (see [`Signer::published_crl`]).
 fn piece(
     der: &[u8],
@@ -550,6 +701,29 @@ mod tests {
             get(Some("\"e1\""), der.len() as u64 + 1),
             Reply::Refused { status: 416, .. }
         ));
+    }
+
+    #[test]
+    fn serial_ranges_split_the_keys_evenly_and_in_order() {
+        let b = split_serials("ca\0", "ca\04000aa", "ca\07fffff00", 2);
+        assert_eq!(b.len(), 3);
+        assert!(b[1].as_str() > "ca\04000aa" && b[1].as_str() < "ca\07fffff00", "{b:?}");
+        assert_eq!(b[1], "ca\060005480");
+        let b = split_serials("ca\0", "ca\040", "ca\07f", 4);
+        assert_eq!(b.len(), 5);
+        assert!(b[1..4].windows(2).all(|w| w[0] < w[1]));
+        // One key, or keys too close to split: one range.
+        assert_eq!(split_serials("ca\0", "ca\04a", "ca\04a", 4), vec!["ca\0", ""]);
+    }
+
+    #[test]
+    fn stored_serials_decode() {
+        let mut buf = [0u8; 4];
+        assert_eq!(decode_hex("00ff7A", &mut buf), Some(&[0, 0xff, 0x7a][..]));
+        assert_eq!(decode_hex("", &mut buf), Some(&[][..]));
+        assert_eq!(decode_hex("0", &mut buf), None);
+        assert_eq!(decode_hex("0g", &mut buf), None);
+        assert_eq!(decode_hex("0102030405", &mut buf), None);
     }
 
     #[test]

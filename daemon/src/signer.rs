@@ -220,7 +220,7 @@ impl Signer {
             signers: Default::default(),
             crl_timing: loaded.config.crl,
             crl_dirty: Default::default(),
-            crls: Default::default(),
+            crls: crate::revoke::CrlCache::new(loaded.crl_dir()),
         };
         signer.check_keys()?;
         Ok(signer)

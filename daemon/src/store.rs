@@ -46,8 +46,6 @@ pub enum Table {
     /// Report counters (JSON integers): `CA\0revoked`, and `CA\0day\0{day:08}` for the
     /// certificates not revoked whose notAfter falls on that day (days since the epoch).
     Counts,
-    /// The current CRL of each CA, by CA name: raw DER, not JSON (see [`Store::get_bytes`]).
-    Crls,
 }
 
 impl Table {
@@ -63,10 +61,9 @@ impl Table {
             Table::ByExpiry => "by_expiry",
             Table::ByExpiryAll => "by_expiry_all",
             Table::Counts => "counts",
-            Table::Crls => "crls",
         })
     }
-    const ALL: [Table; 11] = [
+    const ALL: [Table; 10] = [
         Table::Revoked,
         Table::Profiles,
         Table::Certs,
@@ -77,7 +74,6 @@ impl Table {
         Table::ByExpiry,
         Table::ByExpiryAll,
         Table::Counts,
-        Table::Crls,
     ];
 }
 
@@ -176,6 +172,28 @@ impl Reader {
         all(&self.tx.open_table(CAS)?)
     }
 
+    /// The first and last keys starting with `prefix`, if any.
+    pub fn key_bounds(&self, table: Table, prefix: &str) -> Result<Option<(String, String)>> {
+        let t = self.tx.open_table(table.def())?;
+        let mut range = t.range(prefix..)?;
+        let Some(first) = range.next() else {
+            return Ok(None);
+        };
+        let first = first?.0.value().to_owned();
+        if !first.starts_with(prefix) {
+            return Ok(None);
+        }
+        // The prefix's successor: every key with the prefix sorts below it.
+        let mut end = prefix.as_bytes().to_vec();
+        end.push(0xff);
+        let end = String::from_utf8_lossy(&end).into_owned();
+        let last = match t.range(prefix..end.as_str())?.next_back() {
+            Some(row) => row?.0.value().to_owned(),
+            None => first.clone(),
+        };
+        Ok(Some((first, last)))
+    }
+
     /// Visit rows in key order from `start` (inclusive) while `f(key, raw JSON)` returns true.
     pub fn visit(
         &self,
@@ -226,6 +244,23 @@ fn all<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// redb's own page cache (its default is 1 GiB). Reads past it come from the OS page
+/// cache; it bounds what a scan over millions of rows (a CRL build, a report) keeps resident.
+const CACHE_BYTES: usize = 128 * 1024 * 1024;
+
+fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_cache_size(CACHE_BYTES);
+    b.set_repair_callback(|session| {
+        // Called when the file was not closed cleanly (a crash or kill -9): nothing
+        // committed is lost, but the whole file is read once to rebuild its allocator state.
+        if session.progress() == 0.0 {
+            tracing::warn!("the store was not closed cleanly: checking and repairing it");
+        }
+    });
+    b
+}
+
 impl Store {
     /// Create a new store file; refuses to overwrite one.
     pub fn create(path: &Path) -> Result<Store> {
@@ -235,7 +270,7 @@ impl Store {
                 path.display()
             )));
         }
-        let db = Database::create(path)?;
+        let db = builder().create(path)?;
         let tx = db.begin_write()?;
         tx.open_table(META)?;
         tx.open_table(CAS)?;
@@ -256,7 +291,7 @@ impl Store {
                 path.display()
             )));
         }
-        let db = Database::open(path)?;
+        let db = builder().open(path)?;
         // Tables added by later versions are created on first open.
         let tx = db.begin_write()?;
         for t in Table::ALL {
@@ -281,13 +316,6 @@ impl Store {
     pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {
         let tx = self.db.begin_read()?;
         get(&tx.open_table(table.def())?, key)
-    }
-
-    /// Read one row as raw bytes (tables that hold bytes, not JSON: [`Table::Crls`]).
-    pub fn get_bytes(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(table.def())?;
-        Ok(t.get(key)?.map(|v| v.value().to_vec()))
     }
 
     /// Every row of a table, in key order (small tables only: profiles, pending requests).
@@ -458,12 +486,6 @@ impl Tx {
         self.tx
             .open_table(table.def())?
             .insert(key, bytes.as_slice())?;
-        Ok(())
-    }
-
-    /// Write one row of raw bytes (tables that hold bytes, not JSON: [`Table::Crls`]).
-    pub fn put_bytes(&mut self, table: Table, key: &str, value: &[u8]) -> Result<()> {
-        self.tx.open_table(table.def())?.insert(key, value)?;
         Ok(())
     }
 

@@ -468,6 +468,8 @@ impl Hsm {
     /// Sign `data` with the private key `id`, returning the signature as X.509/CMS
     /// carry it: RSA PKCS#1 v1.5 bytes, or a DER ECDSA-Sig-Value.
     pub fn sign(&self, spec: KeySpec, hash: HashAlg, id: &KeyId, data: &[u8]) -> Result<Vec<u8>> {
+        /// Inputs larger than this are signed with C_SignUpdate in parts of this size.
+        const SIGN_PART: usize = 1 << 20;
         if !spec.allows(hash) {
             return Err(Error::Unsupported(format!("{spec} with {hash}")));
         }
@@ -477,7 +479,19 @@ impl Hsm {
                 HashAlg::Sha384 => Mechanism::Sha384RsaPkcs,
                 HashAlg::Sha512 => Mechanism::Sha512RsaPkcs,
             };
-            self.with_key(id, true, "C_Sign", |s, h| s.sign(&mech, h, data))
+            self.with_key(id, true, "C_Sign", |s, h| {
+                if data.len() <= SIGN_PART {
+                    s.sign(&mech, h, data)
+                } else {
+                    // Large input (a CRL of a million entries is ~50 MB): in parts, so the
+                    // module hashes it as it comes instead of copying it whole.
+                    s.sign_init(&mech, h)?;
+                    for part in data.chunks(SIGN_PART) {
+                        s.sign_update(part)?;
+                    }
+                    s.sign_final()
+                }
+            })
         } else {
             // Hash here and use plain CKM_ECDSA: every module has it, not all have ECDSA_SHA*.
             let digest = hash.digest(data);

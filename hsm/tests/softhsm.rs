@@ -124,6 +124,10 @@ fn inner_every_key_type_is_generated_sound_and_signs() {
             }
             let sig = hsm.sign(spec, hash, &id, b"castellan").unwrap();
             verify(spec, hash, &spki_der, b"castellan", &sig);
+            // Large input (signed in parts), not a multiple of the part size.
+            let big: Vec<u8> = (0..(3 << 20) + 17).map(|i| (i * 7) as u8).collect();
+            let sig = hsm.sign(spec, hash, &id, &big).unwrap();
+            verify(spec, hash, &spki_der, &big, &sig);
         }
         // A second key with the same CKA_ID is refused.
         assert!(matches!(

@@ -75,6 +75,8 @@ fn restart_finds_every_ca_and_the_chain_still_verifies() {
     a.start();
     assert!(a.log().matches("castellan-signer ready").count() == 2);
     assert!(a.log().contains("2 CAs"), "{}", a.log());
+    // SIGTERM and check-config closed the store cleanly: no repair at this start.
+    assert!(!a.log().contains("not closed cleanly"), "{}", a.log());
 
     assert_eq!(a.ca_list(), list);
     for (n, before) in ["root", "issuing"].iter().zip(&shows) {
