@@ -590,6 +590,10 @@ fn split_serials(prefix: &str, first: &str, last: &str, parts: usize) -> Vec<Str
     };
     let (lo, hi) = (head(first), head(last));
     let mut bounds = vec![prefix.to_owned()];
+    if hi <= lo {
+        bounds.push(String::new());
+        return bounds;
+    }
     for i in 1..parts as u64 {
         let at = lo + (hi.saturating_sub(lo)) * i / parts as u64;
         let bound = format!("{prefix}{at:08x}");
