@@ -247,9 +247,8 @@ impl CrlWriter {
             .iter()
             .map(|(_, r)| Ok((*r, vec![ext(rfc5280::ID_CE_CRL_REASONS, r)?].to_der()?)))
             .collect::<Result<Arc<[_]>, Error>>()?;
-        let mut buf = Vec::with_capacity(
-            HEADER_ROOM + head.len() + capacity.saturating_mul(ENTRY_SIZE_HINT),
-        );
+        let mut buf =
+            Vec::with_capacity(HEADER_ROOM + head.len() + capacity.saturating_mul(ENTRY_SIZE_HINT));
         buf.resize(HEADER_ROOM + head.len(), 0);
         Ok(CrlWriter {
             info,
@@ -481,30 +480,44 @@ mod tests {
         // Every reason and none; short and long serials, with and without a leading zero;
         // a revocation date past 2049 (GeneralizedTime); list lengths on both sides of the
         // DER long-form length boundaries (127/128, 255/256 bytes, 65535/65536 bytes).
-        let mut reasons: Vec<Option<Reason>> = Reason::NAMES.iter().map(|(_, r)| Some(*r)).collect();
+        let mut reasons: Vec<Option<Reason>> =
+            Reason::NAMES.iter().map(|(_, r)| Some(*r)).collect();
         reasons.push(None);
         let serial = |i: usize| -> Vec<u8> {
             match i % 4 {
                 0 => vec![0x01],
                 1 => vec![0x00, 0x80, i as u8],
-                2 => (0..16).map(|k| (i + k) as u8 | 0x01).map(|b| b & 0x7f).collect(),
-                _ => vec![0x00, 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0x10, 0x01, 0x02],
+                2 => (0..16)
+                    .map(|k| (i + k) as u8 | 0x01)
+                    .map(|b| b & 0x7f)
+                    .collect(),
+                _ => vec![
+                    0x00, 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99, 0x88, 0x77, 0x66, 0x55, 0x44,
+                    0x33, 0x22, 0x11, 0x10, 0x01, 0x02,
+                ],
             }
         };
         for n in [0usize, 1, 2, 3, 5, 6, 7, 40, 2000] {
             let rows: Vec<Row> = (0..n)
                 .map(|i| {
-                    let at = if i % 7 == 3 { 2_600_000_000 } else { 1_799_000_000 + i as i64 };
+                    let at = if i % 7 == 3 {
+                        2_600_000_000
+                    } else {
+                        1_799_000_000 + i as i64
+                    };
                     (serial(i), at, reasons[i % reasons.len()])
                 })
                 .collect();
             for sig in [vec![], vec![0x30, 0x00], vec![7; 512]] {
                 let (tbs, der) = written(&info(), &rows, &sig);
                 assert_eq!(der, reference(&info(), &rows, &sig), "{n} entries");
-                let crl = CertificateList::<x509_cert::certificate::Rfc5280>::from_der(&der).unwrap();
+                let crl =
+                    CertificateList::<x509_cert::certificate::Rfc5280>::from_der(&der).unwrap();
                 assert_eq!(crl.tbs_cert_list.to_der().unwrap(), tbs, "{n} entries");
                 assert_eq!(
-                    crl.tbs_cert_list.revoked_certificates.map_or(0, |r| r.len()),
+                    crl.tbs_cert_list
+                        .revoked_certificates
+                        .map_or(0, |r| r.len()),
                     n
                 );
             }
@@ -517,7 +530,15 @@ mod tests {
             .map(|i| {
                 let mut serial = i.to_be_bytes().to_vec();
                 serial[0] = 0x11;
-                (serial, 1_799_000_000 + i64::from(i), Reason::from_rfc_name(if i % 2 == 0 { "superseded" } else { "keyCompromise" }))
+                (
+                    serial,
+                    1_799_000_000 + i64::from(i),
+                    Reason::from_rfc_name(if i % 2 == 0 {
+                        "superseded"
+                    } else {
+                        "keyCompromise"
+                    }),
+                )
             })
             .collect();
         let (_, whole) = written(&info(), &rows, &[1, 2, 3]);
@@ -536,7 +557,11 @@ mod tests {
     #[test]
     fn a_crl_carries_its_entries_and_extensions() {
         let rows = vec![
-            (vec![0x40, 1, 2, 3, 4, 5, 6, 7], 1_799_000_000, Some(Reason::KeyCompromise)),
+            (
+                vec![0x40, 1, 2, 3, 4, 5, 6, 7],
+                1_799_000_000,
+                Some(Reason::KeyCompromise),
+            ),
             (vec![0x41; 16], 1_799_000_001, None),
         ];
         let (_, der) = written(&info(), &rows, &[0x30, 0x00]);
@@ -554,7 +579,11 @@ mod tests {
             first.crl_entry_extensions.as_ref().unwrap()[0].extn_id,
             rfc5280::ID_CE_CRL_REASONS
         );
-        assert!(t.revoked_certificates.as_ref().unwrap()[1].crl_entry_extensions.is_none());
+        assert!(
+            t.revoked_certificates.as_ref().unwrap()[1]
+                .crl_entry_extensions
+                .is_none()
+        );
     }
 
     #[test]
@@ -568,11 +597,20 @@ mod tests {
         let mut w = CrlWriter::new(info(), 1).unwrap();
         assert!(w.push(&[], 1_799_000_000, None).is_err(), "an empty serial");
         assert!(w.push(&[1], -5, None).is_err(), "a time before 1970");
-        assert!(w.push(&[0x80, 1], 1_799_000_000, None).is_err(), "a negative serial");
-        assert!(w.push(&[1; 22], 1_799_000_000, None).is_err(), "a serial of 22 octets");
+        assert!(
+            w.push(&[0x80, 1], 1_799_000_000, None).is_err(),
+            "a negative serial"
+        );
+        assert!(
+            w.push(&[1; 22], 1_799_000_000, None).is_err(),
+            "a serial of 22 octets"
+        );
         assert_eq!(w.count(), 0, "refused entries are not counted");
         w.push(&[5], 1_799_000_000, None).unwrap();
         let der = w.finish().unwrap().assemble(&[]).unwrap();
-        assert_eq!(der, reference(&info(), &[(vec![5], 1_799_000_000, None)], &[]));
+        assert_eq!(
+            der,
+            reference(&info(), &[(vec![5], 1_799_000_000, None)], &[])
+        );
     }
 }

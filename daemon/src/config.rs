@@ -121,6 +121,10 @@ impl Loaded {
     pub fn crl_dir(&self) -> PathBuf {
         self.state_dir.join("crls")
     }
+    /// The CRL watchdog's metrics, in Prometheus text format.
+    pub fn metrics_file(&self) -> PathBuf {
+        self.state_dir.join("metrics.prom")
+    }
     pub fn ttl_secs(&self) -> i64 {
         i64::from(self.config.proposal_ttl_hours) * 3600
     }
@@ -171,9 +175,13 @@ pub fn load(state_dir: Option<&Path>, config: Option<&Path>) -> Result<Loaded> {
         || c.republish_secs < 60
         || c.republish_secs >= c.validity_secs
         || c.coalesce_ms > 2000
+        || c.warn_before_secs < 0
+        || c.warn_before_secs >= c.validity_secs
     {
         return Err(Error::Config(
-            "[crl]: validity-secs >= 3600, 60 <= republish-secs < validity-secs, coalesce-ms <= 2000".into(),
+            "[crl]: validity-secs >= 3600, 60 <= republish-secs < validity-secs, coalesce-ms <= 2000, \
+             0 <= warn-before-secs < validity-secs"
+                .into(),
         ));
     }
     if !(1..=168).contains(&config.proposal_ttl_hours) {

@@ -15,7 +15,6 @@
 //! 6. issuance: build the leaf, lint it, sign it once in the HSM, record it durably
 //!    (certificate, transaction and challenge use in one transaction), then reply.
 
-
 use der::{Decode, Encode};
 use hsm::{HsmSigner, KeyId};
 use scep::ScepError;

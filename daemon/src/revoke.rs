@@ -70,15 +70,19 @@ pub struct CurrentCrl {
 #[derive(Debug)]
 pub struct CrlCache {
     dir: std::path::PathBuf,
+    /// The watchdog's metrics (Prometheus text format, for node_exporter's textfile
+    /// collector): the signer listens on no metrics port.
+    metrics: std::path::PathBuf,
     current: Mutex<HashMap<String, Arc<CurrentCrl>>>,
     /// One publication at a time (file, then store).
     publishing: Mutex<()>,
 }
 
 impl CrlCache {
-    pub fn new(dir: std::path::PathBuf) -> Self {
+    pub fn new(dir: std::path::PathBuf, metrics: std::path::PathBuf) -> Self {
         CrlCache {
             dir,
+            metrics,
             current: Mutex::default(),
             publishing: Mutex::default(),
         }
@@ -88,26 +92,23 @@ impl CrlCache {
         self.dir.join(format!("{ca}.crl"))
     }
 
-    /// Write a CA's CRL file durably: a temporary file, fsync, rename, fsync the directory.
+    /// Write a CA's CRL file: a temporary file renamed over the old one. Not fsynced: the
+    /// store's record (committed durably after this) vouches for the file by its hash, so
+    /// a file a crash tore or lost is simply not served, and a new CRL (with a new number)
+    /// is published at the next start. Durability of a CRL is its number's, in the store.
     fn write(&self, ca: &str, der: &[u8]) -> Result<()> {
-        use std::io::Write;
         let io = |e: std::io::Error| Error::Store(format!("CRL file of {ca}: {e}"));
         std::fs::create_dir_all(&self.dir).map_err(io)?;
         let path = self.file(ca);
         let tmp = path.with_extension("crl.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(der).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)
+        std::fs::write(&tmp, der).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
     }
 }
 
 /// Largest piece of a published object in one signing-socket reply (base64 and JSON keep
-/// it under [`scep::wire::MAX_FRAME`]).
-pub const CHUNK: usize = 128 * 1024;
+/// it under [`scep::wire::MAX_REPLY`]).
+pub const CHUNK: usize = 2 * 1024 * 1024;
 
 /// Most threads reading a CA's revoked list for its CRL.
 const CRL_THREADS: usize = 4;
@@ -129,6 +130,9 @@ pub struct CrlTiming {
     /// Revocations within this window share one new CRL.
     #[serde(default = "d_coalesce")]
     pub coalesce_ms: u64,
+    /// The watchdog alarms when a CRL is this close to its nextUpdate with no successor.
+    #[serde(default = "d_warn_before")]
+    pub warn_before_secs: i64,
 }
 
 fn d_validity() -> i64 {
@@ -140,6 +144,9 @@ fn d_republish() -> i64 {
 fn d_coalesce() -> u64 {
     500
 }
+fn d_warn_before() -> i64 {
+    86400
+}
 
 impl Default for CrlTiming {
     fn default() -> Self {
@@ -147,6 +154,7 @@ impl Default for CrlTiming {
             validity_secs: d_validity(),
             republish_secs: d_republish(),
             coalesce_ms: d_coalesce(),
+            warn_before_secs: d_warn_before(),
         }
     }
 }
@@ -305,7 +313,12 @@ impl Signer {
     /// published (or an older version left no DER: it is then due).
     pub fn current_crl(&self, ca: &str) -> Result<Option<Arc<CurrentCrl>>> {
         let cache = self.crl_cache();
-        if let Some(c) = cache.current.lock().unwrap_or_else(|p| p.into_inner()).get(ca) {
+        if let Some(c) = cache
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(ca)
+        {
             return Ok(Some(c.clone()));
         }
         let Some(state) = self.crl_state(ca)? else {
@@ -317,7 +330,11 @@ impl Signer {
             Err(e) => return Err(Error::Store(format!("CRL file of {ca}: {e}"))),
         };
         if hex::encode(sha2::Sha256::digest(&der)) != state.sha256 {
-            tracing::warn!(ca, number = state.number, "the CRL file does not match the store: publishing a new CRL");
+            tracing::warn!(
+                ca,
+                number = state.number,
+                "the CRL file does not match the store: publishing a new CRL"
+            );
             return Ok(None);
         }
         Ok(Some(self.cache_crl(ca, state, der)))
@@ -506,11 +523,6 @@ impl Signer {
             }
             let name = ca.spec.name.to_string();
             let state = self.crl_state(&name)?;
-            if let Some(s) = &state
-                && now >= s.next_update - 86400
-            {
-                tracing::error!(ca = %name, next_update = s.next_update, "CRL is within a day of its nextUpdate without a successor");
-            }
             if dirty.contains(&name)
                 || state.is_none_or(|s| now >= s.this_update + timing.republish_secs)
                 || self.current_crl(&name)?.is_none()
@@ -519,6 +531,69 @@ impl Signer {
             }
         }
         Ok(due)
+    }
+
+    /// The watchdog, after each round of publication: an error in the log for every CA whose
+    /// CRL is within `warn-before-secs` of its nextUpdate (no successor was published), and
+    /// the metrics file rewritten. Returns the CAs alarmed about.
+    pub fn crl_watchdog(&self) -> Result<Vec<String>> {
+        let timing = self.crl_timing();
+        let now = crate::now();
+        let mut alarms = Vec::new();
+        let mut text = String::from(
+            "# HELP castellan_crl_next_update_seconds nextUpdate of the CA's current CRL (Unix time).\n\
+             # TYPE castellan_crl_next_update_seconds gauge\n\
+             # HELP castellan_crl_this_update_seconds thisUpdate of the CA's current CRL (Unix time).\n\
+             # TYPE castellan_crl_this_update_seconds gauge\n\
+             # HELP castellan_crl_number CRL number of the CA's current CRL.\n\
+             # TYPE castellan_crl_number gauge\n\
+             # HELP castellan_crl_entries Revoked entries in the CA's current CRL.\n\
+             # TYPE castellan_crl_entries gauge\n\
+             # HELP castellan_crl_stale 1 if the CA's CRL is within warn-before-secs of nextUpdate (or missing) with no successor.\n\
+             # TYPE castellan_crl_stale gauge\n",
+        );
+        for ca in self.store().cas()? {
+            if ca.cert.is_none() || ca.status == CaStatus::SigningRequired {
+                continue;
+            }
+            let name = ca.spec.name.to_string();
+            let state = self.crl_state(&name)?;
+            let stale = state
+                .as_ref()
+                .is_none_or(|s| now >= s.next_update - timing.warn_before_secs);
+            if stale {
+                tracing::error!(
+                    ca = %name,
+                    next_update = state.as_ref().map(|s| s.next_update),
+                    "CRL watchdog: the CRL is missing or within {} s of its nextUpdate and no \
+                     successor was published",
+                    timing.warn_before_secs
+                );
+                alarms.push(name.clone());
+            }
+            if let Some(s) = &state {
+                for (metric, value) in [
+                    ("next_update_seconds", s.next_update),
+                    ("this_update_seconds", s.this_update),
+                    ("number", s.number as i64),
+                    ("entries", s.entries as i64),
+                ] {
+                    text.push_str(&format!(
+                        "castellan_crl_{metric}{{ca=\"{name}\"}} {value}\n"
+                    ));
+                }
+            }
+            text.push_str(&format!(
+                "castellan_crl_stale{{ca=\"{name}\"}} {}\n",
+                u8::from(stale)
+            ));
+        }
+        let path = &self.crl_cache().metrics;
+        let tmp = path.with_extension("prom.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| Error::Store(format!("metrics file {}: {e}", path.display())))?;
+        Ok(alarms)
     }
 
     /// `/crl/<ca>.crl` for the edge, in pieces of at most [`CHUNK`] bytes from `offset`.
@@ -608,21 +683,34 @@ fn split_serials(prefix: &str, first: &str, last: &str, parts: usize) -> Vec<Str
 /// Decode a stored serial (even-length lowercase or uppercase hex, at most `out.len()`
 /// bytes) into `out`.
 fn decode_hex<'a>(hex: &str, out: &'a mut [u8]) -> Option<&'a [u8]> {
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+    /// Nibble value of each byte; 0xff: not a hex digit.
+    const NIBBLE: [u8; 256] = {
+        let mut t = [0xffu8; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            t[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
     };
     let bytes = hex.as_bytes();
-    if bytes.len() % 2 != 0 || bytes.len() / 2 > out.len() {
+    if !bytes.len().is_multiple_of(2) || bytes.len() / 2 > out.len() {
         return None;
     }
     let out = &mut out[..bytes.len() / 2];
+    let mut bad = 0u8;
     for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        let (hi, lo) = (NIBBLE[pair[0] as usize], NIBBLE[pair[1] as usize]);
+        bad |= (hi | lo) & 0xf0;
+        *o = hi << 4 | (lo & 0x0f);
     }
-    Some(out)
+    (bad == 0).then_some(&*out)
 }
 
 /// One piece of a published object for the edge (see [`Signer::published_crl`]).
@@ -671,7 +759,8 @@ mod tests {
     fn published_objects_go_out_in_pieces_and_unchanged_ones_not_at_all() {
         use scep::wire::Reply;
         let der: Vec<u8> = (0..(2 * CHUNK + 10)).map(|i| i as u8).collect();
-        let get = |known: Option<&str>, offset: u64| piece(&der, "\"e1\"", 5, Some(9), known, offset);
+        let get =
+            |known: Option<&str>, offset: u64| piece(&der, "\"e1\"", 5, Some(9), known, offset);
         let mut got = Vec::new();
         let mut known = None;
         loop {
@@ -699,7 +788,10 @@ mod tests {
         assert!(matches!(get(Some("\"e1\""), 0), Reply::NotModified { .. }));
         assert!(matches!(get(Some("\"e0\""), 0), Reply::Published { .. }));
         // A piece of a replaced object, or past the end, is refused.
-        assert!(matches!(get(Some("\"e0\""), 10), Reply::Refused { status: 409, .. }));
+        assert!(matches!(
+            get(Some("\"e0\""), 10),
+            Reply::Refused { status: 409, .. }
+        ));
         assert!(matches!(get(None, 10), Reply::Refused { status: 409, .. }));
         assert!(matches!(
             get(Some("\"e1\""), der.len() as u64 + 1),
@@ -709,15 +801,18 @@ mod tests {
 
     #[test]
     fn serial_ranges_split_the_keys_evenly_and_in_order() {
-        let b = split_serials("ca\0", "ca\04000aa", "ca\07fffff00", 2);
+        let b = split_serials("ca/", "ca/4000aa", "ca/7fffff00", 2);
         assert_eq!(b.len(), 3);
-        assert!(b[1].as_str() > "ca\04000aa" && b[1].as_str() < "ca\07fffff00", "{b:?}");
-        assert_eq!(b[1], "ca\060005480");
-        let b = split_serials("ca\0", "ca\040", "ca\07f", 4);
+        assert!(
+            b[1].as_str() > "ca/4000aa" && b[1].as_str() < "ca/7fffff00",
+            "{b:?}"
+        );
+        assert_eq!(b[1], "ca/60005480");
+        let b = split_serials("ca/", "ca/40", "ca/7f", 4);
         assert_eq!(b.len(), 5);
         assert!(b[1..4].windows(2).all(|w| w[0] < w[1]));
         // One key, or keys too close to split: one range.
-        assert_eq!(split_serials("ca\0", "ca\04a", "ca\04a", 4), vec!["ca\0", ""]);
+        assert_eq!(split_serials("ca/", "ca/4a", "ca/4a", 4), vec!["ca/", ""]);
     }
 
     #[test]

@@ -220,7 +220,7 @@ impl Signer {
             signers: Default::default(),
             crl_timing: loaded.config.crl,
             crl_dirty: Default::default(),
-            crls: crate::revoke::CrlCache::new(loaded.crl_dir()),
+            crls: crate::revoke::CrlCache::new(loaded.crl_dir(), loaded.metrics_file()),
         };
         signer.check_keys()?;
         Ok(signer)

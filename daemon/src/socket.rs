@@ -76,7 +76,7 @@ async fn read_frame(r: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Opti
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     }
-    let len = wire::check_len(u32::from_be_bytes(len))
+    let len = wire::check_len::<Op>(u32::from_be_bytes(len))
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await?;

@@ -10,8 +10,26 @@ use serde::{Deserialize, Serialize};
 
 /// Protocol version, sent by the edge in [`Op::Hello`].
 pub const VERSION: u32 = 1;
-/// Largest frame either side accepts.
-pub const MAX_FRAME: usize = 256 * 1024;
+/// Largest request frame (edge to signer) the signer accepts.
+pub const MAX_REQUEST: usize = 256 * 1024;
+/// Largest reply frame (signer to edge) the edge accepts: pieces of published objects
+/// (a CRL of a million entries is about 50 MB) travel in 2 MiB pieces.
+pub const MAX_REPLY: usize = 4 * 1024 * 1024;
+/// Kept for the fuzz target and older callers: the request cap.
+pub const MAX_FRAME: usize = MAX_REQUEST;
+
+/// What travels in frames, with its size cap.
+pub trait Frame {
+    const MAX: usize;
+}
+
+impl Frame for Op {
+    const MAX: usize = MAX_REQUEST;
+}
+
+impl Frame for Reply {
+    const MAX: usize = MAX_REPLY;
+}
 
 /// What the edge may ask.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +104,7 @@ pub enum Reply {
         message: String,
     },
     /// A piece of a published object (CRL or certificate) with what caches need: the bytes
-    /// from `offset`, at most 128 KiB (a CRL of a million entries is about 50 MB); the edge
+    /// from `offset`, at most 2 MiB (a CRL of a million entries is about 50 MB); the edge
     /// asks for the next piece until it has `total` bytes.
     Published {
         #[serde(with = "b64")]
@@ -104,7 +122,9 @@ pub enum Reply {
         etag: String,
     },
     /// The edge's copy of a published object is current.
-    NotModified { etag: String },
+    NotModified {
+        etag: String,
+    },
     /// RFC 6960: always a DER OCSPResponse, error statuses included.
     Ocsp {
         #[serde(with = "b64")]
@@ -121,8 +141,8 @@ pub enum Reply {
 /// Frame errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    #[error("frame of {0} bytes is larger than {MAX_FRAME}")]
-    TooLarge(usize),
+    #[error("frame of {0} bytes is larger than {1}")]
+    TooLarge(usize, usize),
     #[error("frame shorter than its id")]
     Short,
     #[error("malformed frame body: {0}")]
@@ -130,11 +150,11 @@ pub enum FrameError {
 }
 
 /// Encode a frame: length, id, JSON.
-pub fn encode<T: Serialize>(id: u64, body: &T) -> Result<Vec<u8>, FrameError> {
+pub fn encode<T: Serialize + Frame>(id: u64, body: &T) -> Result<Vec<u8>, FrameError> {
     let json = serde_json::to_vec(body).map_err(|e| FrameError::Body(e.to_string()))?;
     let len = 8 + json.len();
-    if len > MAX_FRAME {
-        return Err(FrameError::TooLarge(len));
+    if len > T::MAX {
+        return Err(FrameError::TooLarge(len, T::MAX));
     }
     let mut out = Vec::with_capacity(4 + len);
     out.extend_from_slice(&(len as u32).to_be_bytes());
@@ -143,11 +163,11 @@ pub fn encode<T: Serialize>(id: u64, body: &T) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
-/// Check a frame length read from the stream before reading the body.
-pub fn check_len(len: u32) -> Result<usize, FrameError> {
+/// Check the length of a frame of `T` read from the stream before reading the body.
+pub fn check_len<T: Frame>(len: u32) -> Result<usize, FrameError> {
     let len = len as usize;
-    if len > MAX_FRAME {
-        Err(FrameError::TooLarge(len))
+    if len > T::MAX {
+        Err(FrameError::TooLarge(len, T::MAX))
     } else if len < 8 {
         Err(FrameError::Short)
     } else {
@@ -156,12 +176,12 @@ pub fn check_len(len: u32) -> Result<usize, FrameError> {
 }
 
 /// Decode a frame body (after its length).
-pub fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8]) -> Result<(u64, T), FrameError> {
+pub fn decode<T: for<'de> Deserialize<'de> + Frame>(frame: &[u8]) -> Result<(u64, T), FrameError> {
     if frame.len() < 8 {
         return Err(FrameError::Short);
     }
-    if frame.len() > MAX_FRAME {
-        return Err(FrameError::TooLarge(frame.len()));
+    if frame.len() > T::MAX {
+        return Err(FrameError::TooLarge(frame.len(), T::MAX));
     }
     let (id, json) = frame.split_at(8);
     let id = u64::from_be_bytes(id.try_into().map_err(|_| FrameError::Short)?);
@@ -195,7 +215,7 @@ mod tests {
             message: vec![1, 2, 3],
         };
         let f = encode(7, &op).unwrap();
-        let len = check_len(u32::from_be_bytes(f[..4].try_into().unwrap())).unwrap();
+        let len = check_len::<Op>(u32::from_be_bytes(f[..4].try_into().unwrap())).unwrap();
         assert_eq!(len, f.len() - 4);
         let (id, back): (u64, Op) = decode(&f[4..]).unwrap();
         assert_eq!((id, back), (7, op));
@@ -203,8 +223,13 @@ mod tests {
 
     #[test]
     fn bad_frames_are_errors() {
-        assert!(check_len(u32::MAX).is_err());
-        assert!(check_len(3).is_err());
+        assert!(check_len::<Op>(u32::MAX).is_err());
+        assert!(check_len::<Op>(3).is_err());
+        // A reply may be larger than a request, within its own cap.
+        let big = (MAX_REQUEST + 1) as u32;
+        assert!(check_len::<Op>(big).is_err());
+        assert!(check_len::<Reply>(big).is_ok());
+        assert!(check_len::<Reply>((MAX_REPLY + 1) as u32).is_err());
         assert!(decode::<Op>(&[0; 4]).is_err());
         assert!(decode::<Op>(b"\0\0\0\0\0\0\0\x01{\"op\":\"format-disk\"}").is_err());
         assert!(

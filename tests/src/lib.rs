@@ -538,6 +538,11 @@ impl Appliance {
 
     /// Start `castellan-signer run` and wait for its ready line; panics with the log otherwise.
     pub fn start(&mut self) {
+        self.start_wrapped(&[]);
+    }
+
+    /// Start `castellan-signer run` under a wrapper command (e.g. `faketime -f -2d`).
+    pub fn start_wrapped(&mut self, wrapper: &[&str]) {
         assert!(self.child.is_none(), "the signer is already running");
         let log = fs::OpenOptions::new()
             .create(true)
@@ -545,8 +550,21 @@ impl Appliance {
             .open(&self.log)
             .unwrap();
         let offset = log.metadata().unwrap().len() as usize;
-        let mut child = self
-            .signer_cmd("run")
+        let mut cmd = self.signer_cmd("run");
+        if let Some((program, args)) = wrapper.split_first() {
+            let mut wrapped = Command::new(program);
+            wrapped
+                .args(args)
+                .arg(cmd.get_program())
+                .args(cmd.get_args());
+            for (k, v) in cmd.get_envs() {
+                if let Some(v) = v {
+                    wrapped.env(k, v);
+                }
+            }
+            cmd = wrapped;
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -560,6 +578,37 @@ impl Appliance {
             READY_MARKER,
         );
         self.child = Some(child);
+    }
+
+    /// Set `key = value` (TOML) in `[section]` of signer.toml, replacing the key if it is
+    /// there; the signer reads it at its next start.
+    pub fn set_config(&self, section: &str, key: &str, value: &str) {
+        let path = self.state.join("signer.toml");
+        let text = fs::read_to_string(&path).unwrap();
+        let header = format!("[{section}]");
+        let mut out = Vec::new();
+        let mut in_section = false;
+        let mut done = false;
+        for line in text.lines() {
+            if line.trim_start().starts_with('[') {
+                if in_section && !done {
+                    out.push(format!("{key} = {value}"));
+                    done = true;
+                }
+                in_section = line.trim() == header;
+            }
+            if in_section && line.split('=').next().map(str::trim) == Some(key) {
+                continue;
+            }
+            out.push(line.to_owned());
+        }
+        if !done {
+            if !in_section {
+                out.push(header);
+            }
+            out.push(format!("{key} = {value}"));
+        }
+        write_file(&path, out.join("\n") + "\n", 0o600);
     }
 
     /// Stop the signer: SIGTERM (a clean stop), SIGKILL after 10 s. Idempotent.

@@ -472,3 +472,148 @@ fn revoking_an_issuing_ca_puts_it_on_the_root_crl_and_stops_it_signing() {
         out.stdout
     );
 }
+
+/// `castellan_crl_{metric}{ca="CA"} VALUE` from the watchdog's metrics file.
+fn metric(a: &Appliance, metric: &str, ca: &str) -> Option<i64> {
+    let text = fs::read_to_string(a.state.join("metrics.prom")).ok()?;
+    let prefix = format!("castellan_crl_{metric}{{ca=\"{ca}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn wait_metric(a: &Appliance, name: &str, ca: &str, want: i64) {
+    let start = Instant::now();
+    while metric(a, name, ca) != Some(want) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "castellan_crl_{name} of {ca} is {:?}, not {want}\n{}",
+            metric(a, name, ca),
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_crl_of_twenty_thousand_entries_is_served_whole_and_the_watchdog_reports() {
+    let mut a = appliance();
+    a.stop_edge();
+    a.stop();
+    // 20,000 revoked rows written into the store as `cert revoke` writes them (a CRL of
+    // about 1 MB: many times the signing socket's frame), and one issued certificate.
+    let populate = tests::run(
+        std::process::Command::new(tests::bin("crl-bench"))
+            .args(["populate", "--state-dir"])
+            .arg(&a.state)
+            .args(["--ca", ISSUING, "--n", "20000"])
+            .env("SOFTHSM2_CONF", &a.softhsm_conf),
+    );
+    let spare = populate.expect_ok().trim().to_owned();
+    // A CRL valid 2 h, re-published hourly; the watchdog alarms 1 h before nextUpdate.
+    a.set_config("crl", "validity-secs", "7200");
+    a.set_config("crl", "republish-secs", "3600");
+    a.set_config("crl", "warn-before-secs", "3600");
+    a.start();
+    a.start_edge();
+    a.cli_ok(
+        "alice",
+        &[
+            "cert",
+            "revoke",
+            &spare,
+            "--ca",
+            ISSUING,
+            "--reason",
+            "keyCompromise",
+        ],
+    );
+    let (_, der) = wait_listed(&a, ISSUING, &spare, Duration::from_secs(10));
+    assert!(der.len() > 512 * 1024, "{} bytes", der.len());
+    let text = crl_text(&a, &der, "big.crl");
+    assert_eq!(text.matches("Serial Number:").count(), 20_001);
+    let pem = der_to_pem_crl(&a, &der, "big.pem");
+    let root = a.save_cert(ISSUING, "issuing.pem");
+    let verified = openssl(
+        a.dir(),
+        &[
+            "crl",
+            "-in",
+            pem.to_str().unwrap(),
+            "-CAfile",
+            root.to_str().unwrap(),
+            "-noout",
+            "-verify",
+        ],
+    );
+    assert!(verified.stderr.contains("verify OK"), "{verified}");
+    // The edge's copy is revalidated, not fetched again: same bytes, same ETag.
+    let again = get_crl(&a, ISSUING);
+    assert_eq!(again.body, der);
+
+    // Metrics: a fresh CRL is not stale.
+    wait_metric(&a, "entries", ISSUING, 20_001);
+    assert_eq!(metric(&a, "stale", ISSUING), Some(0));
+    assert!(metric(&a, "next_update_seconds", ISSUING).is_some());
+    assert!(!a.log().contains("CRL watchdog"));
+
+    // The alarm window now covers the whole validity: the CRLs (not due for
+    // re-publication for an hour) are reported stale, in the log and the metrics.
+    a.stop();
+    a.set_config("crl", "warn-before-secs", "7199");
+    a.start();
+    wait_metric(&a, "stale", ISSUING, 1);
+    assert!(a.log().contains("CRL watchdog"), "{}", a.log());
+}
+
+#[test]
+fn the_crl_number_keeps_growing_when_the_clock_goes_back() {
+    let mut a = appliance();
+    let (_, serial) = enrol(&a, "dev-clock");
+    a.cli_ok(
+        "alice",
+        &[
+            "cert",
+            "revoke",
+            &serial,
+            "--ca",
+            ISSUING,
+            "--reason",
+            "superseded",
+        ],
+    );
+    let (_, der) = wait_listed(&a, ISSUING, &serial, Duration::from_secs(5));
+    let before = crl_text(&a, &der, "before.crl");
+    let number = crl_number(&before);
+
+    // The signer restarts with its clock two days behind (libfaketime), and publishes.
+    a.stop();
+    a.start_wrapped(&["faketime", "-f", "-2d"]);
+    let (_, serial2) = enrol(&a, "dev-clock-2");
+    a.cli_ok(
+        "alice",
+        &[
+            "cert",
+            "revoke",
+            &serial2,
+            "--ca",
+            ISSUING,
+            "--reason",
+            "superseded",
+        ],
+    );
+    let (_, der2) = wait_listed(&a, ISSUING, &serial2, Duration::from_secs(5));
+    let after = crl_text(&a, &der2, "after.crl");
+    assert!(
+        crl_number(&after) > number,
+        "CRL number {} after the clock went back, {number} before",
+        crl_number(&after)
+    );
+    // It really ran two days behind: its thisUpdate is earlier than the first CRL's.
+    let last_update = |t: &str| {
+        let i = t.find("Last Update:").unwrap();
+        t[i..].lines().next().unwrap().to_owned()
+    };
+    assert_ne!(last_update(&before), last_update(&after));
+    assert!(after.to_ascii_lowercase().contains(&serial));
+}

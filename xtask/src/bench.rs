@@ -253,13 +253,63 @@ fn reported_cas(line: &str) -> Option<usize> {
 pub enum Bench {
     Ca(Options),
     Scep(crate::bench_scep::Options),
+    Crl(crate::bench_crl::Options),
+    Store(StoreOptions),
 }
 
 pub fn run(bench: &Bench) -> Result<()> {
     match bench {
         Bench::Ca(options) => run_ca(options),
         Bench::Scep(options) => crate::bench_scep::run(options),
+        Bench::Crl(options) => crate::bench_crl::run(options),
+        Bench::Store(options) => run_store(options),
     }
+}
+
+/// `cargo xtask bench store`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Certificates in the store.
+    pub n: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { n: 1_000_000 }
+    }
+}
+
+/// `store-bench --n N` on a release build (its store is in a temporary directory, deleted
+/// after); its report is printed and kept in `var/bench-store/report.txt`.
+fn run_store(options: &StoreOptions) -> Result<()> {
+    let root = crate::workspace_root();
+    let mut build = Command::new(crate::cargo());
+    build
+        .args(["build", "--release", "-p", "daemon", "--bin", "store-bench"])
+        .current_dir(&root);
+    tools::run_step(&mut build)?;
+    let dir = root.join("var").join("bench-store");
+    if dir.exists() {
+        fs::remove_dir_all(&dir).context(format!("delete {}", dir.display()))?;
+    }
+    fs::create_dir_all(&dir).context(format!("create {}", dir.display()))?;
+    let bin = demo::target_dir(&root).join("release").join("store-bench");
+    let out = Command::new(&bin)
+        .args(["--n", &options.n.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("run store-bench")?;
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{report}");
+    demo::write_file(&dir.join("report.txt"), report.as_bytes(), 0o644)?;
+    if !out.status.success() {
+        return Err(Failure::new(format!("store-bench failed: {}", out.status)));
+    }
+    println!(
+        "
+written to var/bench-store/report.txt"
+    );
+    Ok(())
 }
 
 /// A flag that SIGINT and SIGTERM set: the first signal stops at the next step (stopping the

@@ -322,7 +322,10 @@ fn cpu_use(
     Some(CpuUse {
         processes,
         machine: cores(first.machine.map(|m| m.busy), last.machine.map(|m| m.busy))?,
-        steal: cores(first.machine.map(|m| m.steal), last.machine.map(|m| m.steal))?,
+        steal: cores(
+            first.machine.map(|m| m.steal),
+            last.machine.map(|m| m.steal),
+        )?,
         cpus: std::thread::available_parallelism()
             .map(usize::from)
             .unwrap_or(1),
@@ -488,9 +491,15 @@ pub fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// The root and issuing CA (RSA-2048) and the profile `bench` with a random static challenge,
-/// each proposed by alice and approved by bob. Returns the challenge.
-fn create_cas_and_profile(paths: &Paths, demo: &Demo, stop: &AtomicBool) -> Result<String> {
+/// An RSA-2048 root `root` and issuing CA `issuing` (client-auth), each proposed by alice and
+/// approved by bob.
+pub(crate) fn create_root_and_issuing(
+    paths: &Paths,
+    demo: &Demo,
+    stop: &AtomicBool,
+    root: &str,
+    issuing: &str,
+) -> Result<()> {
     let [alice, bob, ..] = demo.officers.as_slice() else {
         return Err(Failure::new("the appliance needs two officers"));
     };
@@ -503,7 +512,7 @@ fn create_cas_and_profile(paths: &Paths, demo: &Demo, stop: &AtomicBool) -> Resu
     create(&[
         "ca",
         "create-root",
-        ROOT_CA,
+        root,
         "--subject",
         "CN=Castellan Bench Root,O=Castellan Bench,C=US",
         "--key",
@@ -519,9 +528,9 @@ fn create_cas_and_profile(paths: &Paths, demo: &Demo, stop: &AtomicBool) -> Resu
     create(&[
         "ca",
         "create-issuing",
-        ISSUING_CA,
+        issuing,
         "--parent",
-        ROOT_CA,
+        root,
         "--subject",
         "CN=Castellan Bench Issuing,O=Castellan Bench,C=US",
         "--key",
@@ -533,7 +542,22 @@ fn create_cas_and_profile(paths: &Paths, demo: &Demo, stop: &AtomicBool) -> Resu
         "--eku",
         "client-auth",
         "--json",
-    ])?;
+    ])
+}
+
+/// The root and issuing CA (RSA-2048) and the profile `bench` with a random static challenge,
+/// each proposed by alice and approved by bob. Returns the challenge.
+fn create_cas_and_profile(paths: &Paths, demo: &Demo, stop: &AtomicBool) -> Result<String> {
+    create_root_and_issuing(paths, demo, stop, ROOT_CA, ISSUING_CA)?;
+    let [alice, bob, ..] = demo.officers.as_slice() else {
+        return Err(Failure::new("the appliance needs two officers"));
+    };
+    let create = |args: &[&str]| {
+        if stop.load(Ordering::SeqCst) {
+            return Err(interrupted());
+        }
+        demo::propose_and_approve_timed(paths, demo, alice, bob, args, Some(WAIT)).map(|_| ())
+    };
     let challenge = demo::random_hex(16)?;
     let secret_file = paths.demo.join(format!("{PROFILE}.challenge"));
     demo::write_file(&secret_file, format!("{challenge}\n").as_bytes(), 0o600)?;
@@ -1160,12 +1184,18 @@ mod tests {
             Sample {
                 at: at(1000),
                 processes: vec![Some(100), Some(50)],
-                machine: Some(MachineTicks { busy: 200, steal: 20 }),
+                machine: Some(MachineTicks {
+                    busy: 200,
+                    steal: 20,
+                }),
             },
             Sample {
                 at: at(2000),
                 processes: vec![Some(200), None],
-                machine: Some(MachineTicks { busy: 400, steal: 40 }),
+                machine: Some(MachineTicks {
+                    busy: 400,
+                    steal: 40,
+                }),
             },
         ];
         let names = vec!["signer".to_owned(), "edge".to_owned()];

@@ -6,6 +6,9 @@
 //! - `cargo xtask bench ca [--runs N]`: time CA creation per key type and signer start-up with
 //!   10 CAs, on release binaries, in fresh appliances under `var/bench-ca/` and
 //!   `var/bench-start/`; results in `var/bench-ca/results.json`.
+//! - `cargo xtask bench crl [-n N]`: a CRL of N revoked entries: build + HSM sign time and
+//!   memory next to `openssl ca -gencrl`, and revocation to served CRL; `var/bench-crl/`.
+//! - `cargo xtask bench store [-n N]`: report queries over N certificates (store-bench).
 //! - `cargo xtask bench scep [-n N] [--concurrency C] [--sessions S]`: SCEP enrolments per second
 //!   of castellan-edge + castellan-signer in a fresh appliance under `var/bench-scep/`, next to
 //!   the HSM-bound limit (hsm-bench on the same token) and micromdm's scepserver; results in
@@ -14,6 +17,7 @@
 //!   workspace, stopping at the first failure with its exit code.
 
 mod bench;
+mod bench_crl;
 mod bench_scep;
 mod demo;
 mod suite;
@@ -40,6 +44,17 @@ commands:
         the key in the token and signs) separately; then, in var/bench-start/ with exactly
         10 CAs, time castellan-signer run from spawn to its ready line, 5 times. Prints
         min/median/max and writes var/bench-ca/results.json.
+  bench crl [-n N]
+        Benchmark on release binaries: in a fresh appliance under var/bench-crl/, N
+        (default 1000000) revoked entries on one RSA-2048 issuing CA; time and peak memory
+        to build, HSM-sign and store its CRL (crl-bench), next to `openssl ca -gencrl` over
+        the same entries with the same key in the same token (pkcs11 engine); then the time
+        from `castellan cert revoke` of one more certificate to the edge serving the new
+        CRL. Writes var/bench-crl/results.json.
+  bench store [-n N]
+        Report queries at scale (store-bench, release build, no HSM): N (default 1000000)
+        certificates; status-filtered pages of 100, search, stats; bytes on disk per
+        certificate.
   bench scep [-n N] [--concurrency C] [--sessions S]
         SCEP enrolment throughput on release binaries (builds them): in a fresh appliance
         under var/bench-scep/ (RSA-2048 root and issuing CA, profile `bench`), measure the
@@ -190,19 +205,21 @@ fn parse_demo_args(args: &[String]) -> Result<demo::Options> {
 fn parse_bench_args(args: &[String]) -> Result<bench::Bench> {
     let Some((what, rest)) = args.split_first() else {
         return Err(Failure::new(format!(
-            "bench: say what to measure (`ca` or `scep`)\n\n{USAGE}"
+            "bench: say what to measure (`ca`, `scep`, `crl` or `store`)\n\n{USAGE}"
         )));
     };
     let mut bench = match what.as_str() {
         "ca" => bench::Bench::Ca(bench::Options::default()),
         "scep" => bench::Bench::Scep(bench_scep::Options::default()),
+        "crl" => bench::Bench::Crl(bench_crl::Options::default()),
+        "store" => bench::Bench::Store(bench::StoreOptions::default()),
         "-h" | "--help" => {
             print!("{USAGE}");
             std::process::exit(0);
         }
         other => {
             return Err(Failure::new(format!(
-                "bench: unknown benchmark `{other}` (there are `ca` and `scep`)\n\n{USAGE}"
+                "bench: unknown benchmark `{other}` (there are `ca`, `scep`, `crl` and `store`)\n\n{USAGE}"
             )));
         }
     };
@@ -222,6 +239,8 @@ fn parse_bench_args(args: &[String]) -> Result<bench::Bench> {
             (bench::Bench::Scep(o), "-n") => (&mut o.n, 1..=100_000),
             (bench::Bench::Scep(o), "--concurrency" | "-c") => (&mut o.concurrency, 1..=1024),
             (bench::Bench::Scep(o), "--sessions") => (&mut o.sessions, 1..=64),
+            (bench::Bench::Crl(o), "-n") => (&mut o.n, 1..=100_000_000),
+            (bench::Bench::Store(o), "-n") => (&mut o.n, 1..=100_000_000),
             _ => {
                 return Err(Failure::new(format!(
                     "bench {what}: unknown argument `{arg}`\n\n{USAGE}"

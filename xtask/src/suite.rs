@@ -6,9 +6,16 @@ use crate::Result;
 use crate::tools::{self, Requirements};
 
 /// The tools the integration tests drive: SoftHSM2 tokens, pkcs11-tool, openssl (with the
-/// PKCS#11 engine for `pkcs11:` key URIs) and micromdm's SCEP client.
-const TEST_TOOLS: Requirements = Requirements {
-    programs: &["softhsm2-util", "pkcs11-tool", "openssl", "scepclient"],
+/// PKCS#11 engine for `pkcs11:` key URIs), micromdm's SCEP client, and libfaketime (a
+/// signer whose clock went back).
+pub(crate) const TEST_TOOLS: Requirements = Requirements {
+    programs: &[
+        "softhsm2-util",
+        "pkcs11-tool",
+        "openssl",
+        "scepclient",
+        "faketime",
+    ],
     libraries: &["libengine-pkcs11-openssl"],
     packages: &[
         "softhsm2",
@@ -16,6 +23,7 @@ const TEST_TOOLS: Requirements = Requirements {
         "openssl",
         "scep",
         "libengine-pkcs11-openssl",
+        "faketime",
     ],
 };
 

@@ -286,6 +286,9 @@ fn run(w: Where) -> i32 {
                         }
                         Err(e) => tracing::error!(error = %e, "cannot list CRLs due"),
                     }
+                    if let Err(e) = s.crl_watchdog() {
+                        tracing::error!(error = %e, "CRL watchdog failed");
+                    }
                 })
                 .await;
                 tokio::select! {

@@ -2,11 +2,14 @@
 //! state directory and token (the signer must be stopped). Driven by `cargo xtask bench crl`.
 //!
 //! ```text
-//! crl-bench populate --state-dir DIR --ca NAME --n 1000000 --openssl-index FILE
+//! crl-bench populate --state-dir DIR --ca NAME --n 1000000 [--openssl-dir DIR]
 //!     N revoked rows for CA NAME (random 16-byte serials, several reasons and none), as
-//!     `cert revoke` writes them, and the same entries as an `openssl ca` index.txt; plus
-//!     one issued, not revoked certificate row whose serial is printed (for a timed
-//!     `castellan cert revoke`).
+//!     `cert revoke` writes them, plus one issued, not revoked certificate row whose serial
+//!     is printed (for a timed `castellan cert revoke`). With --openssl-dir: the same
+//!     entries as an `openssl ca` database (index.txt), the CA certificate, and an
+//!     openssl.cnf whose pkcs11 engine signs with the CA's key in the token: run
+//!     `OPENSSL_CONF=DIR/openssl.cnf openssl ca -config DIR/openssl.cnf -gencrl -engine pkcs11
+//!     -keyform engine -keyfile "$(cat DIR/key-uri)" -out crl.pem`.
 //! crl-bench build --state-dir DIR --ca NAME [--runs K]
 //!     Open the signer as `castellan-signer run` does, then build, HSM-sign and store the
 //!     CA's CRL K times; prints the times, the CRL's size and entries, and the process's
@@ -43,14 +46,14 @@ struct Args {
     ca: String,
     n: usize,
     runs: usize,
-    openssl_index: Option<PathBuf>,
+    openssl_dir: Option<PathBuf>,
 }
 
 fn args() -> Args {
     let usage = || -> ! {
         die(
             "usage: crl-bench populate|build --state-dir DIR --ca NAME [--n N] [--runs K] \
-             [--openssl-index FILE]",
+             [--openssl-dir DIR]",
         )
     };
     let mut it = std::env::args().skip(1);
@@ -61,7 +64,7 @@ fn args() -> Args {
         ca: String::new(),
         n: 1_000_000,
         runs: 3,
-        openssl_index: None,
+        openssl_dir: None,
     };
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| usage());
@@ -70,7 +73,7 @@ fn args() -> Args {
             "--ca" => a.ca = value,
             "--n" => a.n = value.replace('_', "").parse().unwrap_or_else(|_| usage()),
             "--runs" => a.runs = value.parse().unwrap_or_else(|_| usage()),
-            "--openssl-index" => a.openssl_index = Some(value.into()),
+            "--openssl-dir" => a.openssl_dir = Some(value.into()),
             _ => usage(),
         }
     }
@@ -104,13 +107,17 @@ fn openssl_time(unix: i64) -> String {
 
 fn populate(a: &Args) {
     let store = Store::open(&a.state_dir.join("store.redb")).unwrap_or_else(|e| die(e));
-    if store.ca(&a.ca).unwrap_or_else(|e| die(e)).is_none() {
-        die(format!("no CA {:?} in the store", a.ca));
-    }
+    let ca = store
+        .ca(&a.ca)
+        .unwrap_or_else(|e| die(e))
+        .unwrap_or_else(|| die(format!("no CA {:?} in the store", a.ca)));
     let now = daemon::now();
     let not_after = now + 365 * 86400;
-    let mut index = a.openssl_index.as_ref().map(|p| {
-        std::io::BufWriter::new(std::fs::File::create(p).unwrap_or_else(|e| die(e)))
+    let mut index = a.openssl_dir.as_ref().map(|dir| {
+        openssl_ca(a, dir, &ca);
+        std::io::BufWriter::new(
+            std::fs::File::create(dir.join("index.txt")).unwrap_or_else(|e| die(e)),
+        )
     });
     let started = Instant::now();
     let mut serial = [0u8; 16];
@@ -187,6 +194,62 @@ fn populate(a: &Args) {
         started.elapsed().as_secs_f64()
     );
     println!("{}", spare.serial);
+}
+
+/// An `openssl ca` directory for the same CA: its certificate, an empty database, the
+/// next CRL number, an openssl.cnf with the pkcs11 engine, and the key's `pkcs11:` URI.
+fn openssl_ca(a: &Args, dir: &std::path::Path, ca: &daemon::model::CaRecord) {
+    let loaded = daemon::config::load(Some(&a.state_dir), None).unwrap_or_else(|e| die(e));
+    let hsm = &loaded.config.hsm;
+    let pin_file = hsm
+        .pin_file
+        .as_ref()
+        .unwrap_or_else(|| die("the bench needs a PIN file"));
+    let pin = std::fs::read_to_string(pin_file).unwrap_or_else(|e| die(e));
+    let cert = ca
+        .cert
+        .as_deref()
+        .unwrap_or_else(|| die("the CA has no certificate"));
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| die(e));
+    let write = |name: &str, text: String| {
+        std::fs::write(dir.join(name), text).unwrap_or_else(|e| die(e));
+    };
+    write("ca.pem", daemon::x509::to_pem("CERTIFICATE", cert));
+    write("crlnumber", "01\n".into());
+    let id: String = ca
+        .key_id
+        .as_bytes()
+        .chunks(2)
+        .map(|c| format!("%{}", String::from_utf8_lossy(c)))
+        .collect();
+    write(
+        "key-uri",
+        format!(
+            "pkcs11:token={};id={id};type=private;pin-value={}",
+            hsm.token_label,
+            pin.trim()
+        ),
+    );
+    // It holds the token PIN.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("key-uri"), std::fs::Permissions::from_mode(0o600))
+        .unwrap_or_else(|e| die(e));
+    let d = dir.display();
+    write(
+        "openssl.cnf",
+        format!(
+            "openssl_conf = openssl_init\n\
+             [openssl_init]\nengines = engine_section\n\
+             [engine_section]\npkcs11 = pkcs11_section\n\
+             [pkcs11_section]\nengine_id = pkcs11\nMODULE_PATH = {}\ninit = 0\n\
+             [ca]\ndefault_ca = bench\n\
+             [bench]\ndatabase = {d}/index.txt\ncrlnumber = {d}/crlnumber\n\
+             certificate = {d}/ca.pem\ndefault_md = sha256\ndefault_crl_days = 7\n\
+             crl_extensions = crl_ext\n\
+             [crl_ext]\nauthorityKeyIdentifier = keyid:always\n",
+            hsm.module.display()
+        ),
+    );
 }
 
 /// VmRSS and VmHWM of this process, in bytes.

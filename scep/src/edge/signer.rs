@@ -336,7 +336,7 @@ async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R) -> Result<(u64, Reply), Si
         std::io::ErrorKind::UnexpectedEof => SignerError::Disconnected,
         _ => SignerError::Protocol(e.to_string()),
     })?;
-    let len = wire::check_len(u32::from_be_bytes(len))
+    let len = wire::check_len::<Reply>(u32::from_be_bytes(len))
         .map_err(|e| SignerError::Protocol(e.to_string()))?;
     let mut body = vec![0u8; len];
     rd.read_exact(&mut body)

@@ -111,7 +111,7 @@ async fn fake_connection(stream: tokio::net::UnixStream, seen: Arc<Mutex<Vec<Op>
         if rd.read_exact(&mut len).await.is_err() {
             break;
         }
-        let len = wire::check_len(u32::from_be_bytes(len)).unwrap();
+        let len = wire::check_len::<Op>(u32::from_be_bytes(len)).unwrap();
         let mut body = vec![0; len];
         rd.read_exact(&mut body).await.unwrap();
         let (id, op): (u64, Op) = wire::decode(&body).unwrap();
