@@ -213,10 +213,48 @@ impl Entries {
         Ok(())
     }
 
+    /// Add one entry already encoded by [`encode_entry`] (checked to be one whole DER
+    /// SEQUENCE, nothing more).
+    pub fn push_encoded(&mut self, der: &[u8]) -> Result<(), Error> {
+        let mut reader = der::SliceReader::new(der)?;
+        let header = Header::decode(&mut reader)?;
+        let whole = (header.encoded_len()? + header.length())?;
+        if header.tag() != Tag::Sequence || usize::try_from(whole)? != der.len() {
+            return Err(Error::Invalid("not one encoded CRL entry".into()));
+        }
+        self.buf.extend_from_slice(der);
+        self.count += 1;
+        Ok(())
+    }
+
     /// Entries pushed so far.
     pub fn count(&self) -> usize {
         self.count
     }
+}
+
+/// One revokedCertificates entry as DER, to keep with the revocation and add to every CRL
+/// with [`Entries::push_encoded`] (no encoding work per CRL). `serial` is the serial
+/// number's DER content octets.
+pub fn encode_entry(
+    serial: &[u8],
+    revoked_at: i64,
+    reason: Option<Reason>,
+) -> Result<Vec<u8>, Error> {
+    let reasons: Arc<[(Reason, Vec<u8>)]> = match reason {
+        Some(r) => Arc::from(vec![(
+            r,
+            vec![ext(rfc5280::ID_CE_CRL_REASONS, &r)?].to_der()?,
+        )]),
+        None => Arc::from(Vec::new()),
+    };
+    let mut one = Entries {
+        buf: Vec::with_capacity(ENTRY_SIZE_HINT),
+        count: 0,
+        reasons,
+    };
+    one.push(serial, revoked_at, reason)?;
+    Ok(one.buf)
 }
 
 /// Builds a v2 CRL (RFC 5280 §5) of any size in one buffer: entries are encoded as they
@@ -552,6 +590,40 @@ mod tests {
         }
         assert_eq!(w.count(), 300);
         assert_eq!(w.finish().unwrap().assemble(&[1, 2, 3]).unwrap(), whole);
+    }
+
+    #[test]
+    fn pre_encoded_entries_give_the_same_crl_and_bad_ones_are_refused() {
+        let rows: Vec<Row> = (0..50u8)
+            .map(|i| {
+                let reason = if i % 3 == 0 {
+                    None
+                } else {
+                    Some(Reason::Superseded)
+                };
+                (vec![0x10, i, 7], 1_799_000_000 + i64::from(i), reason)
+            })
+            .collect();
+        let (_, whole) = written(&info(), &rows, &[9]);
+        let mut w = CrlWriter::new(info(), 0).unwrap();
+        w.first_part(|e| {
+            for (serial, at, reason) in &rows {
+                e.push_encoded(&encode_entry(serial, *at, *reason).unwrap())
+                    .unwrap();
+            }
+        });
+        assert_eq!(w.finish().unwrap().assemble(&[9]).unwrap(), whole);
+        let good = encode_entry(&[1], 1_799_000_000, None).unwrap();
+        let mut e = CrlWriter::new(info(), 0).unwrap().part(1);
+        for bad in [
+            &good[..good.len() - 1],
+            &[good.clone(), vec![0]].concat(),
+            &[0x31, 0x00],
+            &[],
+        ] {
+            assert!(e.push_encoded(bad).is_err(), "{bad:02x?}");
+        }
+        assert_eq!(e.count(), 0);
     }
 
     #[test]

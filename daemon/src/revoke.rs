@@ -33,15 +33,6 @@ pub struct RevokedRow {
     pub not_after: i64,
 }
 
-/// [`RevokedRow`] read without allocating (CRL builds read millions of them).
-#[derive(Debug, Deserialize)]
-struct RevokedRowRef<'a> {
-    revoked_at: i64,
-    #[serde(borrow)]
-    reason: Option<std::borrow::Cow<'a, str>>,
-    not_after: i64,
-}
-
 /// What is known of the current CRL of a CA (meta key `crl:CA`). Its DER is the file
 /// `crls/CA.crl` in the state directory, with this SHA-256: a file that does not match
 /// (a crash between writing it and committing this) is not served, and a new CRL is
@@ -179,6 +170,81 @@ impl Dirty {
     }
 }
 
+/// The [`Table::CrlEntries`] value of a revoked row keyed `CA\0SERIAL-HEX`: notAfter
+/// (8 bytes, big-endian), then the DER CRL entry.
+pub fn crl_entry(key: &str, row: &RevokedRow) -> Result<Vec<u8>> {
+    let hex_serial = key
+        .split_once('\0')
+        .map(|(_, s)| s)
+        .ok_or_else(|| Error::Store(format!("revoked row key {key:?}")))?;
+    let mut serial = [0u8; 32];
+    let serial = decode_hex(hex_serial, &mut serial)
+        .ok_or_else(|| Error::Store(format!("revoked row {hex_serial:?}")))?;
+    let reason = row.reason.as_deref().and_then(crl::Reason::from_rfc_name);
+    let der = crl::encode_entry(serial, row.revoked_at, reason)
+        .map_err(|e| Error::Encoding(e.to_string()))?;
+    let mut value = row.not_after.to_be_bytes().to_vec();
+    value.extend_from_slice(&der);
+    Ok(value)
+}
+
+/// Record a revocation (`CA\0SERIAL-HEX`) and its CRL entry, in the caller's transaction.
+pub fn put_revoked(tx: &mut crate::store::Tx, key: &str, row: &RevokedRow) -> Result<()> {
+    tx.put(Table::Revoked, key, row)?;
+    tx.put_bytes(Table::CrlEntries, key, &crl_entry(key, row)?)
+}
+
+/// The same into a batch (bulk loads: the benchmarks).
+pub fn put_revoked_batch(
+    batch: &mut crate::store::Batch,
+    key: &str,
+    row: &RevokedRow,
+) -> Result<()> {
+    batch.put(Table::Revoked, key, row)?;
+    batch.put_bytes(Table::CrlEntries, key, crl_entry(key, row)?);
+    Ok(())
+}
+
+/// Remove a revocation and its CRL entry (a lifted hold), in the caller's transaction.
+pub fn delete_revoked(tx: &mut crate::store::Tx, key: &str) -> Result<()> {
+    tx.delete(Table::Revoked, key)?;
+    tx.delete(Table::CrlEntries, key)?;
+    Ok(())
+}
+
+/// Meta key: the CRL entries were built from the revoked rows (stores of versions before
+/// `crl_entries` existed get them at their first start).
+const CRL_ENTRIES_BUILT: &str = "crl-entries-built";
+
+/// Build [`Table::CrlEntries`] from [`Table::Revoked`] once, for a store written before the
+/// table existed. Runs at start-up, before anything is served.
+pub fn ensure_crl_entries(store: &crate::store::Store) -> Result<()> {
+    if store.meta::<bool>(CRL_ENTRIES_BUILT)?.unwrap_or(false) {
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    store.reader()?.visit(Table::Revoked, "", |key, value| {
+        let row: RevokedRow = serde_json::from_slice(value)?;
+        rows.push((key.to_owned(), crl_entry(key, &row)?));
+        Ok(true)
+    })?;
+    let n = rows.len();
+    store.write(|tx| {
+        tx.clear(Table::CrlEntries)?;
+        for (key, value) in &rows {
+            tx.put_bytes(Table::CrlEntries, key, value)?;
+        }
+        tx.put_meta(CRL_ENTRIES_BUILT, &true)
+    })?;
+    if n > 0 {
+        tracing::info!(
+            entries = n,
+            "CRL entries built for the revoked certificates"
+        );
+    }
+    Ok(())
+}
+
 fn crl_key(ca: &str) -> String {
     format!("crl:{ca}")
 }
@@ -245,7 +311,7 @@ impl Signer {
                         "{serial} is not on hold: removeFromCRL only lifts a certificateHold"
                     )));
                 }
-                tx.delete(Table::Revoked, &key)?;
+                delete_revoked(tx, &key)?;
                 rec.revoked_at = None;
                 tx.put(Table::Certs, &key, &rec)?;
                 crate::report::index_unrevoked(tx, &rec)?;
@@ -264,8 +330,8 @@ impl Signer {
             if row.is_none() {
                 crate::report::index_revoked(tx, &rec)?;
             }
-            tx.put(
-                Table::Revoked,
+            put_revoked(
+                tx,
                 &key,
                 &RevokedRow {
                     revoked_at,
@@ -293,8 +359,8 @@ impl Signer {
         let cert = Certificate::from_der(ca.cert.as_deref().unwrap_or_default())?;
         let serial = hex::encode(cert.tbs_certificate().serial_number().as_bytes());
         let (_, not_after) = crate::x509::cert_window(&cert);
-        tx.put(
-            Table::Revoked,
+        put_revoked(
+            tx,
             &format!("{parent}\0{serial}"),
             &RevokedRow {
                 revoked_at: crate::now(),
@@ -420,7 +486,7 @@ impl Signer {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, CRL_THREADS);
-        let bounds = match reader.key_bounds(Table::Revoked, &prefix)? {
+        let bounds = match reader.key_bounds(Table::CrlEntries, &prefix)? {
             Some((first, last)) if threads > 1 => split_serials(&prefix, &first, &last, threads),
             _ => vec![prefix.clone(), String::new()],
         };
@@ -428,24 +494,22 @@ impl Signer {
         let mut parts: Vec<crl::Entries> =
             (2..bounds.len()).map(|_| writer.part(expected)).collect();
         let fill = |entries: &mut crl::Entries, from: &str, to: &str| -> Result<()> {
-            reader.visit(Table::Revoked, from, |key, value| {
+            reader.visit(Table::CrlEntries, from, |key, value| {
                 if !to.is_empty() && key >= to {
                     return Ok(false);
                 }
-                let Some(hex_serial) = key.strip_prefix(prefix.as_str()) else {
+                if !key.starts_with(prefix.as_str()) {
                     return Ok(false);
-                };
-                let row: RevokedRowRef = serde_json::from_slice(value)?;
-                if row.not_after < now {
+                }
+                let (not_after, der) = value
+                    .split_first_chunk::<8>()
+                    .ok_or_else(|| Error::Store(format!("CRL entry {key:?}")))?;
+                if i64::from_be_bytes(*not_after) < now {
                     return Ok(true); // expired: may leave the CRL (RFC 5280 §3.3)
                 }
-                let mut serial = [0u8; 32];
-                let serial = decode_hex(hex_serial, &mut serial)
-                    .ok_or_else(|| Error::Store(format!("revoked row {hex_serial:?}")))?;
-                let reason = row.reason.as_deref().and_then(crl::Reason::from_rfc_name);
                 entries
-                    .push(serial, row.revoked_at, reason)
-                    .map_err(|e| Error::Encoding(e.to_string()))?;
+                    .push_encoded(der)
+                    .map_err(|e| Error::Store(format!("CRL entry {key:?}: {e}")))?;
                 Ok(true)
             })
         };
@@ -813,6 +877,62 @@ mod tests {
         assert!(b[1..4].windows(2).all(|w| w[0] < w[1]));
         // One key, or keys too close to split: one range.
         assert_eq!(split_serials("ca/", "ca/4a", "ca/4a", 4), vec!["ca/", ""]);
+    }
+
+    #[test]
+    fn crl_entries_follow_the_revoked_rows_and_older_stores_get_them_once() {
+        use crate::store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(&dir.path().join("s.redb")).unwrap();
+        let key = |serial: &str| format!("ca\0{serial}");
+        let row = |reason: Option<&str>| RevokedRow {
+            revoked_at: 1_800_000_000,
+            reason: reason.map(str::to_owned),
+            not_after: 1_900_000_000,
+        };
+        // An older store: revoked rows only.
+        store
+            .write(|tx| {
+                tx.put(Table::Revoked, &key("4a01"), &row(Some("keyCompromise")))?;
+                tx.put(Table::Revoked, &key("4a02"), &row(None))
+            })
+            .unwrap();
+        ensure_crl_entries(&store).unwrap();
+        let entries = |store: &Store| {
+            let mut out = Vec::new();
+            store
+                .reader()
+                .unwrap()
+                .visit(Table::CrlEntries, "", |k, v| {
+                    out.push((k.to_owned(), v.to_vec()));
+                    Ok(true)
+                })
+                .unwrap();
+            out
+        };
+        let built = entries(&store);
+        assert_eq!(built.len(), 2);
+        assert_eq!(
+            built[0].1,
+            crl_entry(&key("4a01"), &row(Some("keyCompromise"))).unwrap()
+        );
+        assert_eq!(&built[1].1[..8], &1_900_000_000i64.to_be_bytes());
+        // Written and removed together from now on; the build runs once.
+        store
+            .write(|tx| {
+                put_revoked(tx, &key("4a03"), &row(Some("superseded")))?;
+                delete_revoked(tx, &key("4a01"))
+            })
+            .unwrap();
+        ensure_crl_entries(&store).unwrap();
+        let keys: Vec<String> = entries(&store).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![key("4a02"), key("4a03")]);
+        assert!(
+            store
+                .get::<RevokedRow>(Table::Revoked, &key("4a01"))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

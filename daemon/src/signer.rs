@@ -210,6 +210,7 @@ impl Signer {
     pub fn open(loaded: &Loaded) -> Result<Signer> {
         let hsm = Hsm::open(&loaded.config.hsm.to_hsm_config()?)?;
         let store = Arc::new(Store::open(&loaded.store_path())?);
+        crate::revoke::ensure_crl_entries(&store)?;
         let signer = Signer {
             hsm,
             committer: crate::commit::Committer::start(store.clone()),

@@ -37,8 +37,14 @@ pub enum Table {
     Nonces,
     /// Requests waiting for manual approval by `PROFILE\0TRANSACTION-ID`.
     Pending,
-    /// Revoked certificates by `CA\0SERIAL-HEX` (what each CA's CRL lists).
+    /// Revoked certificates by `CA\0SERIAL-HEX` (what each CA's CRL lists). Written only
+    /// through `revoke::put_revoked` / `revoke::delete_revoked`, which keep [`Table::CrlEntries`]
+    /// in step in the same transaction.
     Revoked,
+    /// The CRL entry of each row of [`Table::Revoked`], same key, not JSON: the
+    /// certificate's notAfter (8 bytes, big-endian) then the DER revokedCertificates entry,
+    /// so a CRL of millions of entries is built without encoding any of them.
+    CrlEntries,
     /// Report index: certificates not revoked, by `CA\0{not_after:020}\0SERIAL-HEX` (see `report`).
     ByExpiry,
     /// The same across CAs: `{not_after:020}\0CA\0SERIAL-HEX`.
@@ -61,9 +67,10 @@ impl Table {
             Table::ByExpiry => "by_expiry",
             Table::ByExpiryAll => "by_expiry_all",
             Table::Counts => "counts",
+            Table::CrlEntries => "crl_entries",
         })
     }
-    const ALL: [Table; 10] = [
+    const ALL: [Table; 11] = [
         Table::Revoked,
         Table::Profiles,
         Table::Certs,
@@ -74,6 +81,7 @@ impl Table {
         Table::ByExpiry,
         Table::ByExpiryAll,
         Table::Counts,
+        Table::CrlEntries,
     ];
 }
 
@@ -137,6 +145,11 @@ impl Batch {
         self.puts
             .push((table, key.to_owned(), serde_json::to_vec(value)?));
         Ok(())
+    }
+
+    /// A row of raw bytes (tables that are not JSON: [`Table::CrlEntries`]).
+    pub fn put_bytes(&mut self, table: Table, key: &str, value: Vec<u8>) {
+        self.puts.push((table, key.to_owned(), value));
     }
 
     /// Change a counter by `delta` when the batch is applied.
@@ -486,6 +499,12 @@ impl Tx {
         self.tx
             .open_table(table.def())?
             .insert(key, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Write one row of raw bytes (tables that are not JSON: [`Table::CrlEntries`]).
+    pub fn put_bytes(&mut self, table: Table, key: &str, value: &[u8]) -> Result<()> {
+        self.tx.open_table(table.def())?.insert(key, value)?;
         Ok(())
     }
 

@@ -107,6 +107,7 @@ fn openssl_time(unix: i64) -> String {
 
 fn populate(a: &Args) {
     let store = Store::open(&a.state_dir.join("store.redb")).unwrap_or_else(|e| die(e));
+    daemon::revoke::ensure_crl_entries(&store).unwrap_or_else(|e| die(e));
     let ca = store
         .ca(&a.ca)
         .unwrap_or_else(|e| die(e))
@@ -136,8 +137,7 @@ fn populate(a: &Args) {
                 reason: reason.map(str::to_owned),
                 not_after,
             };
-            batch
-                .put(Table::Revoked, &format!("{}\0{hex_serial}", a.ca), &row)
+            daemon::revoke::put_revoked_batch(&mut batch, &format!("{}\0{hex_serial}", a.ca), &row)
                 .unwrap_or_else(|e| die(e));
             if let Some(w) = index.as_mut() {
                 let revoked = match reason {

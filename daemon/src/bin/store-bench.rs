@@ -271,8 +271,8 @@ fn main() -> daemon::Result<()> {
                 rec.revoked_at = Some(now - 3600);
                 tx.put(Table::Certs, &key, &rec)?;
                 report::index_revoked(tx, &rec)?;
-                tx.put(
-                    Table::Revoked,
+                daemon::revoke::put_revoked(
+                    tx,
                     &key,
                     &RevokedRow {
                         revoked_at: now - 3600,
