@@ -40,9 +40,14 @@ pub struct Config {
     #[serde(default = "default_public_url")]
     pub public_url: String,
     pub hsm: HsmSection,
-    /// CRL validity, re-publication and coalescing (defaults: 7 days, 3.5 days, 500 ms).
+    /// CRL validity, re-publication, coalescing and the watchdog's window (defaults: 7
+    /// days, 3.5 days, 500 ms, 1 day).
     #[serde(default)]
     pub crl: crate::revoke::CrlTiming,
+    /// Where the CRL watchdog writes its metrics (Prometheus text format), e.g. node_exporter's
+    /// textfile directory; default `STATE/metrics.prom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_file: Option<PathBuf>,
     /// The signing socket for castellan-edge; absent: no socket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket: Option<SocketSection>,
@@ -123,7 +128,10 @@ impl Loaded {
     }
     /// The CRL watchdog's metrics, in Prometheus text format.
     pub fn metrics_file(&self) -> PathBuf {
-        self.state_dir.join("metrics.prom")
+        self.config
+            .metrics_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("metrics.prom"))
     }
     pub fn ttl_secs(&self) -> i64 {
         i64::from(self.config.proposal_ttl_hours) * 3600

@@ -175,6 +175,7 @@ impl Signer {
             admin_listen: opts.admin_listen,
             proposal_ttl_hours: 24,
             crl: Default::default(),
+            metrics_file: None,
             public_url: opts.public_url.clone(),
             hsm: opts.hsm.clone(),
             socket: opts.socket.clone(),
