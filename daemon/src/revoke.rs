@@ -589,7 +589,8 @@ impl Signer {
             let state = self.crl_state(&name)?;
             if dirty.contains(&name)
                 || state.is_none_or(|s| now >= s.this_update + timing.republish_secs)
-                || self.current_crl(&name)?.is_none()
+                // No usable CRL file (missing, unreadable, or not the one the store vouches for).
+                || !matches!(self.current_crl(&name), Ok(Some(_)))
             {
                 due.push(name);
             }
