@@ -15,8 +15,6 @@ pub const MAX_REQUEST: usize = 256 * 1024;
 /// Largest reply frame (signer to edge) the edge accepts: pieces of published objects
 /// (a CRL of a million entries is about 50 MB) travel in 2 MiB pieces.
 pub const MAX_REPLY: usize = 4 * 1024 * 1024;
-/// Kept for the fuzz target and older callers: the request cap.
-pub const MAX_FRAME: usize = MAX_REQUEST;
 
 /// What travels in frames, with its size cap.
 pub trait Frame {
