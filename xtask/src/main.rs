@@ -64,7 +64,7 @@ commands:
         8, after a 20-request warm-up). Prints the figures and ratios and writes
         var/bench-scep/results.json.
   test [-- ARGS]
-        Install missing test tools (softhsm2, opensc, openssl, scep, pkcs11 engine), then
+        Install missing test tools (softhsm2, opensc, openssl, scep, pkcs11 engine, faketime), then
         run cargo fmt --check, clippy -D warnings, build and `cargo test --workspace ARGS`.
         Example: cargo xtask test -- -p hsm -- --nocapture
 ";

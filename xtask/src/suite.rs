@@ -41,7 +41,10 @@ pub struct Options {
 /// 4. `cargo build --workspace --bins` (the integration tests run the real binaries);
 /// 5. `cargo test --workspace [ARGS]`.
 pub fn run(options: &Options) -> Result<()> {
-    println!("==> checking test tools (softhsm2-util, pkcs11-tool, openssl, scepclient)");
+    println!(
+        "==> checking test tools ({})",
+        TEST_TOOLS.programs.join(", ")
+    );
     tools::ensure(&TEST_TOOLS)?;
 
     let root = crate::workspace_root();
