@@ -41,13 +41,33 @@ impl Committer {
 
     /// Apply a batch durably (together with whatever else is waiting).
     pub fn commit(&self, batch: Batch) -> Result<()> {
+        self.submit(batch)?.wait()
+    }
+
+    /// Hand a batch to the committer and return at once: the caller can do other work
+    /// (build its reply) while the group commits, and must [`PendingCommit::wait`] before
+    /// anything that depends on the batch leaves the process.
+    pub fn submit(&self, batch: Batch) -> Result<PendingCommit> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.jobs
             .as_ref()
             .ok_or_else(|| Error::Store("the committer has stopped".into()))?
             .send((batch, tx))
             .map_err(|_| Error::Store("the committer has stopped".into()))?;
-        rx.recv()
+        Ok(PendingCommit(rx))
+    }
+}
+
+/// A batch handed to the committer: [`PendingCommit::wait`] says whether it was recorded.
+#[derive(Debug)]
+#[must_use = "a submitted batch is recorded only once wait() says so"]
+pub struct PendingCommit(mpsc::Receiver<Result<()>>);
+
+impl PendingCommit {
+    /// Wait until the batch's transaction is durable (Ok) or refused (nothing written).
+    pub fn wait(self) -> Result<()> {
+        self.0
+            .recv()
             .map_err(|_| Error::Store("the committer has stopped".into()))?
     }
 }

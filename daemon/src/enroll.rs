@@ -113,6 +113,33 @@ fn internal(e: impl std::fmt::Display) -> ScepError {
     ScepError::bad_request("the CA could not complete the request; try again later")
 }
 
+/// A leaf certificate signed and handed to the group committer.
+#[derive(Debug)]
+pub(crate) struct Issued {
+    rec: CertRecord,
+    commit: crate::commit::PendingCommit,
+}
+
+impl Issued {
+    /// Wait until the certificate is durable; only then may its bytes leave the signer.
+    pub(crate) fn finish(self) -> Result<CertRecord, ScepError> {
+        commit_result(self.commit.wait())?;
+        let rec = self.rec;
+        tracing::info!(ca = %rec.ca, serial = %rec.serial, subject = %rec.subject, profile = %rec.profile, "issued");
+        Ok(rec)
+    }
+}
+
+/// A group commit's result as a SCEP refusal: a conflict (a one-time challenge or nonce
+/// used by another request first) is the client's; anything else is ours.
+fn commit_result(r: crate::Result<()>) -> Result<(), ScepError> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(crate::Error::Conflict(m)) => Err(ScepError::bad_request(m)),
+        Err(e) => Err(internal(e)),
+    }
+}
+
 impl Signer {
     /// Answer one signing-socket operation.
     pub fn scep(&self, op: Op) -> Reply {
@@ -226,17 +253,30 @@ impl Signer {
             requester: msg.signer_cert.clone(),
         };
         // 2-6. Every refusal from here on is a signed FAILURE.
-        let outcome = match self.decide(&spec, &ca, &ra_cert, &msg) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::info!(profile, transaction = %msg.transaction_id, fail_info = ?e.info, reason = %e.text, "SCEP request refused");
-                Outcome::Failure {
-                    info: e.info,
-                    text: e.text,
-                }
+        let refused = |e: ScepError| {
+            tracing::info!(profile, transaction = %msg.transaction_id, fail_info = ?e.info, reason = %e.text, "SCEP request refused");
+            Outcome::Failure {
+                info: e.info,
+                text: e.text,
             }
         };
-        match certrep::cert_rep::<_, hsm::HsmSignature>(&reply_to, &outcome, &ra_cert, &ra_signer) {
+        let (outcome, issued) = match self.decide(&spec, &ca, &ra_cert, &msg) {
+            Ok(x) => x,
+            Err(e) => (refused(e), None),
+        };
+        let rep = |outcome: &Outcome| {
+            certrep::cert_rep::<_, hsm::HsmSignature>(&reply_to, outcome, &ra_cert, &ra_signer)
+        };
+        // A new certificate's CertRep is signed while its group commits; it leaves only once
+        // the certificate is durable. If the commit refuses it (a one-time challenge used by
+        // another request meanwhile), nothing was recorded and the answer is a FAILURE.
+        let mut reply = rep(&outcome);
+        if let Some(issued) = issued
+            && let Err(e) = issued.finish()
+        {
+            reply = rep(&refused(e));
+        }
+        match reply {
             Ok(der) => Reply::CertRep { der },
             Err(e) => Reply::Refused {
                 status: 500,
@@ -251,7 +291,7 @@ impl Signer {
         ca: &CaRecord,
         ra_cert: &Certificate,
         msg: &PkiMessage,
-    ) -> Result<Outcome, ScepError> {
+    ) -> Result<(Outcome, Option<Issued>), ScepError> {
         if let Some(bits) = msg.weak_rsa_bits {
             return Err(ScepError::bad_alg(format!(
                 "RSA-{bits} keys are refused: at least 2048 bits are required"
@@ -278,18 +318,21 @@ impl Signer {
             MessageType::PkcsReq | MessageType::RenewalReq => {
                 self.enrol(spec, ca, msg, &opened.content, opened.alg)
             }
-            MessageType::CertPoll => self.poll(spec, msg, opened.alg),
-            MessageType::GetCert => self.get_cert(ca, &opened.content, opened.alg),
+            MessageType::CertPoll => Ok((self.poll(spec, msg, opened.alg)?, None)),
+            MessageType::GetCert => Ok((self.get_cert(ca, &opened.content, opened.alg)?, None)),
             MessageType::GetCrl => {
                 cms::cert::IssuerAndSerialNumber::from_der(&opened.content)
                     .map_err(|_| ScepError::bad_request("GetCRL needs an IssuerAndSerialNumber"))?;
                 let crl = self
                     .crl_for_scep(ca.spec.name.as_str())
                     .map_err(ScepError::bad_request)?;
-                Ok(Outcome::Crl {
-                    crl,
-                    alg: opened.alg,
-                })
+                Ok((
+                    Outcome::Crl {
+                        crl,
+                        alg: opened.alg,
+                    },
+                    None,
+                ))
             }
             MessageType::CertRep => Err(ScepError::bad_request("CertRep is not a request")),
         }
@@ -316,7 +359,7 @@ impl Signer {
         msg: &PkiMessage,
         csr_der: &[u8],
         alg: ContentAlg,
-    ) -> Result<Outcome, ScepError> {
+    ) -> Result<(Outcome, Option<Issued>), ScepError> {
         let req = leaf::parse_csr(csr_der, spec.legacy_algorithms)?;
         let kh = key_hash(&req.spki)?;
         // Idempotency: the same transaction and key get the same answer. A renewal is
@@ -343,10 +386,10 @@ impl Signer {
                 )));
             }
             if let Some(c) = t.cert {
-                return self.success(&self.stored_cert(&c)?, alg);
+                return Ok((self.success(&self.stored_cert(&c)?, alg)?, None));
             }
             if t.pending {
-                return Ok(Outcome::Pending);
+                return Ok((Outcome::Pending, None));
             }
         }
         if ca.status != CaStatus::Active {
@@ -402,11 +445,14 @@ impl Signer {
                     },
                 )
                 .map_err(internal)?;
-            self.commit_batch(&one_time, &nonce, &msg.transaction_id, batch)?;
+            commit_result(
+                self.submit_batch(&one_time, &nonce, &msg.transaction_id, batch)?
+                    .wait(),
+            )?;
             tracing::info!(profile = %spec.name, request = %id, "SCEP request waits for manual approval");
-            return Ok(Outcome::Pending);
+            return Ok((Outcome::Pending, None));
         }
-        let rec = self.issue_leaf(
+        let issued = self.issue_leaf_submitted(
             spec,
             ca,
             &req,
@@ -416,7 +462,7 @@ impl Signer {
             &one_time,
             &nonce,
         )?;
-        self.success(&rec, alg)
+        Ok((self.success(&issued.rec, alg)?, Some(issued)))
     }
 
     /// Sign a leaf and record it durably (with the transaction and the challenge use) before returning.
@@ -432,6 +478,33 @@ impl Signer {
         one_time: &Option<String>,
         nonce: &Option<(String, i64)>,
     ) -> Result<CertRecord, ScepError> {
+        self.issue_leaf_submitted(
+            spec,
+            ca,
+            req,
+            transaction_id,
+            txk,
+            renewed_from,
+            one_time,
+            nonce,
+        )?
+        .finish()
+    }
+
+    /// Sign a leaf and hand its record (with the transaction and the challenge use) to the
+    /// group committer; [`Issued::finish`] waits until it is durable.
+    #[allow(clippy::too_many_arguments)]
+    fn issue_leaf_submitted(
+        &self,
+        spec: &ProfileSpec,
+        ca: &CaRecord,
+        req: &LeafRequest,
+        transaction_id: &str,
+        txk: &str,
+        renewed_from: Option<String>,
+        one_time: &Option<String>,
+        nonce: &Option<(String, i64)>,
+    ) -> Result<Issued, ScepError> {
         let ca_cert =
             Certificate::from_der(ca.cert.as_deref().unwrap_or_default()).map_err(internal)?;
         let (_, ca_end) = x509::cert_window(&ca_cert);
@@ -500,28 +573,23 @@ impl Signer {
                 },
             )
             .map_err(internal)?;
-        self.commit_batch(one_time, nonce, transaction_id, batch)?;
-        tracing::info!(ca = %rec.ca, serial = %rec.serial, subject = %rec.subject, profile = %rec.profile, "issued");
-        Ok(rec)
+        let commit = self.submit_batch(one_time, nonce, transaction_id, batch)?;
+        Ok(Issued { rec, commit })
     }
 
-    /// Record a batch through the group committer, consuming the one-time challenge
-    /// or nonce in the same transaction (refused if another request used it first):
-    /// two concurrent uses of one challenge give exactly one success.
-    fn commit_batch(
+    /// Hand a batch to the group committer, consuming the one-time challenge or nonce in
+    /// the same transaction (refused if another request used it first): two concurrent
+    /// uses of one challenge give exactly one success.
+    fn submit_batch(
         &self,
         one_time: &Option<String>,
         nonce: &Option<(String, i64)>,
         transaction_id: &str,
         mut batch: crate::store::Batch,
-    ) -> Result<(), ScepError> {
+    ) -> Result<crate::commit::PendingCommit, ScepError> {
         batch.use_challenge = one_time.clone().map(|k| (k, transaction_id.to_owned()));
         batch.use_nonce = nonce.clone();
-        match self.committer().commit(batch) {
-            Ok(()) => Ok(()),
-            Err(crate::Error::Conflict(m)) => Err(ScepError::bad_request(m)),
-            Err(e) => Err(internal(e)),
-        }
+        self.committer().submit(batch).map_err(internal)
     }
 
     fn authorise_challenge(
