@@ -524,9 +524,7 @@ impl Signer {
         let profile = Profile {
             subject: req.subject.clone(),
             issuer: Some(ca_cert.tbs_certificate().subject().clone()),
-            issuer_key_id: Some(x509::cert_ski(&ca_cert).unwrap_or_else(|| {
-                x509::key_identifier(ca_cert.tbs_certificate().subject_public_key_info())
-            })),
+            issuer_key_id: Some(x509::ca_key_id(&ca_cert)),
             extensions,
         };
         let serial = x509::random_serial().map_err(internal)?;

@@ -3,7 +3,7 @@
 
 use const_oid::ObjectIdentifier;
 use const_oid::db::{rfc4519, rfc5280, rfc5912};
-use der::asn1::{Ia5String, OctetString};
+use der::asn1::Ia5String;
 use der::{Decode, Encode};
 use scep::ScepError;
 use spki::SubjectPublicKeyInfoOwned;
@@ -13,7 +13,7 @@ use x509_cert::ext::pkix::AccessDescription;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName, OtherName};
 use x509_cert::ext::pkix::{
-    AuthorityInfoAccessSyntax, BasicConstraints, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage,
+    AuthorityInfoAccessSyntax, BasicConstraints, CrlDistributionPoints, ExtendedKeyUsage,
     KeyUsages, SubjectAltName,
 };
 use x509_cert::name::Name;
@@ -318,13 +318,6 @@ pub fn extensions(
     ca: &str,
     public_url: &str,
 ) -> Result<Vec<Extension>, der::Error> {
-    let ext = |oid, critical, der: Vec<u8>| -> Result<Extension, der::Error> {
-        Ok(Extension {
-            extn_id: oid,
-            critical,
-            extn_value: OctetString::new(der)?,
-        })
-    };
     let mut ku = flagset::FlagSet::<KeyUsages>::default();
     for k in &spec.key_usage {
         ku |= match k {
@@ -338,46 +331,35 @@ pub fn extensions(
     let uri = |s: String| -> Result<GeneralName, der::Error> {
         Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(&s)?))
     };
-    let mut v = vec![
-        ext(
-            rfc5280::ID_CE_BASIC_CONSTRAINTS,
-            true,
-            BasicConstraints {
-                ca: false,
-                path_len_constraint: None,
-            }
-            .to_der()?,
-        )?,
-        ext(rfc5280::ID_CE_KEY_USAGE, true, KeyUsage(ku).to_der()?)?,
-        ext(
-            rfc5280::ID_CE_EXT_KEY_USAGE,
-            false,
-            ExtendedKeyUsage(spec.ekus.iter().map(|e| e.oid()).collect()).to_der()?,
-        )?,
-    ];
+    use crate::x509::ext;
+    let mut v = crate::x509::end_entity(ku)?;
+    v.push(ext(
+        rfc5280::ID_CE_EXT_KEY_USAGE,
+        false,
+        &ExtendedKeyUsage(spec.ekus.iter().map(|e| e.oid()).collect()),
+    )?);
     if !sans.is_empty() {
         v.push(ext(
             rfc5280::ID_CE_SUBJECT_ALT_NAME,
             subject_empty,
-            SubjectAltName(general_names(sans)?).to_der()?,
+            &SubjectAltName(general_names(sans)?),
         )?);
     }
     v.push(ext(
         rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS,
         false,
-        CrlDistributionPoints(vec![DistributionPoint {
+        &CrlDistributionPoints(vec![DistributionPoint {
             distribution_point: Some(DistributionPointName::FullName(vec![uri(format!(
                 "{base}/crl/{ca}.crl"
             ))?])),
             reasons: None,
             crl_issuer: None,
-        }])
-        .to_der()?,
+        }]),
     )?);
     v.push(ext(
         rfc5280::ID_PE_AUTHORITY_INFO_ACCESS,
         false,
-        AuthorityInfoAccessSyntax(vec![
+        &AuthorityInfoAccessSyntax(vec![
             AccessDescription {
                 access_method: rfc5280::ID_AD_OCSP,
                 access_location: uri(format!("{base}/ocsp"))?,
@@ -386,8 +368,7 @@ pub fn extensions(
                 access_method: rfc5280::ID_AD_CA_ISSUERS,
                 access_location: uri(format!("{base}/aia/{ca}.crt"))?,
             },
-        ])
-        .to_der()?,
+        ]),
     )?);
     Ok(v)
 }

@@ -47,7 +47,7 @@ use scep::edge::ocsp::{
 use scep::wire::Reply;
 use x509_cert::Certificate;
 use x509_cert::ext::Extension;
-use x509_cert::ext::pkix::{BasicConstraints, CrlReason, ExtendedKeyUsage, KeyUsage, KeyUsages};
+use x509_cert::ext::pkix::{CrlReason, ExtendedKeyUsage, KeyUsages};
 
 use crate::model::{CaRecord, CaStatus, RaRecord};
 use crate::revoke::RevokedRow;
@@ -513,42 +513,18 @@ impl Signer {
                 (id, spki)
             }
         };
-        let ext = |oid, critical, der: Vec<u8>| -> Result<Extension> {
-            Ok(Extension {
-                extn_id: oid,
-                critical,
-                extn_value: OctetString::new(der)?,
-            })
-        };
-        let extensions = vec![
-            ext(
-                const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
-                true,
-                BasicConstraints {
-                    ca: false,
-                    path_len_constraint: None,
-                }
-                .to_der()?,
-            )?,
-            ext(
-                const_oid::db::rfc5280::ID_CE_KEY_USAGE,
-                true,
-                KeyUsage(KeyUsages::DigitalSignature.into()).to_der()?,
-            )?,
-            ext(
-                const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE,
-                false,
-                ExtendedKeyUsage(vec![asn1::ID_KP_OCSP_SIGNING]).to_der()?,
-            )?,
-            ext(asn1::ID_PKIX_OCSP_NOCHECK, false, Null.to_der()?)?,
-        ];
+        let mut extensions = x509::end_entity(KeyUsages::DigitalSignature.into())?;
+        extensions.push(x509::ext(
+            const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE,
+            false,
+            &ExtendedKeyUsage(vec![asn1::ID_KP_OCSP_SIGNING]),
+        )?);
+        extensions.push(x509::ext(asn1::ID_PKIX_OCSP_NOCHECK, false, &Null)?);
         let cert = x509::issue(
             Profile {
                 subject: format!("CN={name} OCSP Responder").parse()?,
                 issuer: Some(ca_cert.tbs_certificate().subject().clone()),
-                issuer_key_id: Some(x509::cert_ski(&ca_cert).unwrap_or_else(|| {
-                    x509::key_identifier(ca_cert.tbs_certificate().subject_public_key_info())
-                })),
+                issuer_key_id: Some(x509::ca_key_id(&ca_cert)),
                 extensions,
             },
             x509::random_serial()?,

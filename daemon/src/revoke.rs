@@ -466,9 +466,7 @@ impl Signer {
         let signer = self.ca_signer(&ca)?;
         let info = crl::Info {
             issuer: cert.tbs_certificate().subject().clone(),
-            authority_key_id: crate::x509::cert_ski(&cert).unwrap_or_else(|| {
-                crate::x509::key_identifier(cert.tbs_certificate().subject_public_key_info())
-            }),
+            authority_key_id: crate::x509::ca_key_id(&cert),
             number,
             this_update: now,
             next_update: now + timing.validity_secs,

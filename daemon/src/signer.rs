@@ -1085,9 +1085,7 @@ impl Signer {
                     Profile {
                         subject: spec.subject.name()?,
                         issuer: Some(pcert.tbs_certificate().subject().clone()),
-                        issuer_key_id: Some(x509::cert_ski(&pcert).unwrap_or_else(|| {
-                            x509::key_identifier(pcert.tbs_certificate().subject_public_key_info())
-                        })),
+                        issuer_key_id: Some(x509::ca_key_id(&pcert)),
                         extensions: x509::ca_extensions(spec.path_len, &oids(&spec.ekus))?,
                     },
                     x509::random_serial()?,
@@ -1256,7 +1254,7 @@ impl Signer {
     /// Make a CA's SCEP RA: an RSA-2048 key in the token (sign + decrypt) and a
     /// certificate from the CA with digitalSignature + keyEncipherment (RFC 8894 §2.1).
     fn make_ra(&self, ca: &CaRecord) -> Result<crate::model::RaRecord> {
-        use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+        use x509_cert::ext::pkix::KeyUsages;
         let ca_cert = Certificate::from_der(ca.cert.as_deref().unwrap_or_default())?;
         let id = new_key_id()?;
         let spki = self.hsm.generate(
@@ -1265,38 +1263,15 @@ impl Signer {
             &format!("castellan-ra:{}", ca.spec.name),
             KeyUse::SignDecrypt,
         )?;
-        let ext = |oid, critical, der: Vec<u8>| -> Result<x509_cert::ext::Extension> {
-            Ok(x509_cert::ext::Extension {
-                extn_id: oid,
-                critical,
-                extn_value: der::asn1::OctetString::new(der)?,
-            })
-        };
-        let extensions = vec![
-            ext(
-                const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
-                true,
-                BasicConstraints {
-                    ca: false,
-                    path_len_constraint: None,
-                }
-                .to_der()?,
-            )?,
-            ext(
-                const_oid::db::rfc5280::ID_CE_KEY_USAGE,
-                true,
-                KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment).to_der()?,
-            )?,
-        ];
+        let extensions =
+            x509::end_entity(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment)?;
         let (_, ca_end) = x509::cert_window(&ca_cert);
         let secs = (ca_end - crate::now()).clamp(3600, 2 * 365 * 86400) as u64;
         let cert = x509::issue(
             Profile {
                 subject: format!("CN={} SCEP RA", ca.spec.name).parse()?,
                 issuer: Some(ca_cert.tbs_certificate().subject().clone()),
-                issuer_key_id: Some(x509::cert_ski(&ca_cert).unwrap_or_else(|| {
-                    x509::key_identifier(ca_cert.tbs_certificate().subject_public_key_info())
-                })),
+                issuer_key_id: Some(x509::ca_key_id(&ca_cert)),
                 extensions,
             },
             x509::random_serial()?,

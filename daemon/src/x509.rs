@@ -44,12 +44,42 @@ pub fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
     sha2::Sha256::digest(spki.subject_public_key.raw_bytes())[..20].to_vec()
 }
 
-fn ext<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> Result<Extension> {
+/// An extension holding `value`'s DER.
+pub fn ext<T: Encode>(
+    oid: ObjectIdentifier,
+    critical: bool,
+    value: &T,
+) -> std::result::Result<Extension, der::Error> {
     Ok(Extension {
         extn_id: oid,
         critical,
         extn_value: OctetString::new(value.to_der()?)?,
     })
+}
+
+/// What every end-entity certificate the appliance issues starts with: basicConstraints
+/// CA:FALSE and `key_usage`, both critical.
+pub fn end_entity(
+    key_usage: flagset::FlagSet<x509_cert::ext::pkix::KeyUsages>,
+) -> std::result::Result<Vec<Extension>, der::Error> {
+    use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
+    Ok(vec![
+        ext(
+            rfc5280::ID_CE_BASIC_CONSTRAINTS,
+            true,
+            &BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            },
+        )?,
+        ext(rfc5280::ID_CE_KEY_USAGE, true, &KeyUsage(key_usage))?,
+    ])
+}
+
+/// The key identifier a CA's certificates and CRLs name as their authority: its subject key
+/// identifier, else one computed from its key.
+pub fn ca_key_id(ca: &Certificate) -> Vec<u8> {
+    cert_ski(ca).unwrap_or_else(|| key_identifier(ca.tbs_certificate().subject_public_key_info()))
 }
 
 /// The subject key identifier a certificate carries, if any.
