@@ -115,14 +115,14 @@ fn internal(e: impl std::fmt::Display) -> ScepError {
 
 /// A leaf certificate signed and handed to the group committer.
 #[derive(Debug)]
-pub(crate) struct Issued {
+struct Issued {
     rec: CertRecord,
     commit: crate::commit::PendingCommit,
 }
 
 impl Issued {
     /// Wait until the certificate is durable; only then may its bytes leave the signer.
-    pub(crate) fn finish(self) -> Result<CertRecord, ScepError> {
+    fn finish(self) -> Result<CertRecord, ScepError> {
         commit_result(self.commit.wait())?;
         let rec = self.rec;
         tracing::info!(ca = %rec.ca, serial = %rec.serial, subject = %rec.subject, profile = %rec.profile, "issued");
@@ -452,7 +452,7 @@ impl Signer {
             tracing::info!(profile = %spec.name, request = %id, "SCEP request waits for manual approval");
             return Ok((Outcome::Pending, None));
         }
-        let issued = self.issue_leaf_submitted(
+        let issued = self.issue_leaf(
             spec,
             ca,
             &req,
@@ -465,36 +465,10 @@ impl Signer {
         Ok((self.success(&issued.rec, alg)?, Some(issued)))
     }
 
-    /// Sign a leaf and record it durably (with the transaction and the challenge use) before returning.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn issue_leaf(
-        &self,
-        spec: &ProfileSpec,
-        ca: &CaRecord,
-        req: &LeafRequest,
-        transaction_id: &str,
-        txk: &str,
-        renewed_from: Option<String>,
-        one_time: &Option<String>,
-        nonce: &Option<(String, i64)>,
-    ) -> Result<CertRecord, ScepError> {
-        self.issue_leaf_submitted(
-            spec,
-            ca,
-            req,
-            transaction_id,
-            txk,
-            renewed_from,
-            one_time,
-            nonce,
-        )?
-        .finish()
-    }
-
     /// Sign a leaf and hand its record (with the transaction and the challenge use) to the
     /// group committer; [`Issued::finish`] waits until it is durable.
     #[allow(clippy::too_many_arguments)]
-    fn issue_leaf_submitted(
+    fn issue_leaf(
         &self,
         spec: &ProfileSpec,
         ca: &CaRecord,
@@ -809,6 +783,7 @@ impl Signer {
                 &None,
                 &None,
             )
+            .and_then(Issued::finish)
             .map_err(|e| crate::Error::Invalid(e.text))?;
         self.store().write(|tx| {
             tx.delete(Table::Pending, id)?;
