@@ -246,6 +246,29 @@ fn get<T: DeserializeOwned>(
     }
 }
 
+/// JSON rows whose key starts with `prefix`, in key order, after `after` (exclusive), at
+/// most `limit`.
+fn scan<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(String, T)>> {
+    let mut out = Vec::new();
+    for row in table.range(after.unwrap_or(prefix)..)? {
+        let (k, v) = row?;
+        let key = k.value();
+        if !key.starts_with(prefix) || out.len() >= limit {
+            break;
+        }
+        if Some(key) == after {
+            continue;
+        }
+        out.push((key.to_owned(), serde_json::from_slice(v.value())?));
+    }
+    Ok(out)
+}
+
 fn all<T: DeserializeOwned>(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
 ) -> Result<Vec<T>> {
@@ -349,21 +372,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(String, T)>> {
         let tx = self.db.begin_read()?;
-        let t = tx.open_table(table.def())?;
-        let mut out = Vec::new();
-        let start = after.unwrap_or(prefix);
-        for row in t.range(start..)? {
-            let (k, v) = row?;
-            let key = k.value();
-            if !key.starts_with(prefix) || out.len() >= limit {
-                break;
-            }
-            if Some(key) == after {
-                continue;
-            }
-            out.push((key.to_owned(), serde_json::from_slice(v.value())?));
-        }
-        Ok(out)
+        scan(&tx.open_table(table.def())?, prefix, after, limit)
     }
 
     /// A read transaction: one consistent snapshot for several reads (reports).
@@ -596,20 +605,7 @@ impl Tx {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, T)>> {
-        let t = self.tx.open_table(table.def())?;
-        let mut out = Vec::new();
-        for row in t.range(after.unwrap_or(prefix)..)? {
-            let (k, v) = row?;
-            let key = k.value();
-            if !key.starts_with(prefix) || out.len() >= limit {
-                break;
-            }
-            if Some(key) == after {
-                continue;
-            }
-            out.push((key.to_owned(), serde_json::from_slice(v.value())?));
-        }
-        Ok(out)
+        scan(&self.tx.open_table(table.def())?, prefix, after, limit)
     }
 
     /// Delete one row; true if it existed.
