@@ -253,7 +253,7 @@ fn run(w: Where) -> i32 {
             None => None,
         };
         let cas = signer.store().cas().map(|c| c.len()).unwrap_or(0);
-        notify::notify("READY=1");
+        notify("READY=1");
         tracing::info!(
             "castellan-signer ready: admin port https://{addr}, {cas} CAs, started in {} ms",
             started.elapsed().as_millis()
@@ -309,8 +309,8 @@ fn run(w: Where) -> i32 {
         };
         tokio::select! {
             r = serve => match r { Ok(()) => 0, Err(e) => fail(e) },
-            _ = term.recv() => { notify::notify("STOPPING=1"); tracing::info!("stopping"); 0 }
-            _ = tokio::signal::ctrl_c() => { notify::notify("STOPPING=1"); tracing::info!("stopping"); 0 }
+            _ = term.recv() => { notify("STOPPING=1"); tracing::info!("stopping"); 0 }
+            _ = tokio::signal::ctrl_c() => { notify("STOPPING=1"); tracing::info!("stopping"); 0 }
         }
     })
 }
