@@ -7,7 +7,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use const_oid::db::rfc5280;
@@ -170,47 +169,17 @@ const ENTRY_SIZE_HINT: usize = 48;
 pub struct Entries {
     buf: Vec<u8>,
     count: usize,
-    /// The crlEntryExtensions (one reasonCode) of each reason.
-    reasons: Arc<[(Reason, Vec<u8>)]>,
 }
 
 impl Entries {
-    /// Add one revoked certificate. `serial` is the serial number's DER content octets.
+    /// Add one revoked certificate (see [`encode_entry`]).
     pub fn push(
         &mut self,
         serial: &[u8],
         revoked_at: i64,
         reason: Option<Reason>,
     ) -> Result<(), Error> {
-        // RFC 5280 §4.1.2.2: positive, at most 20 octets (plus a leading zero octet).
-        if serial.is_empty() || serial.len() > 21 || serial[0] & 0x80 != 0 {
-            return Err(Error::Invalid(format!(
-                "serial number {serial:02x?} is not a positive INTEGER of at most 20 octets"
-            )));
-        }
-        let extensions = match reason {
-            Some(r) => {
-                let (_, der) = self
-                    .reasons
-                    .iter()
-                    .find(|(x, _)| *x == r)
-                    .ok_or_else(|| Error::Invalid(format!("reason {r}")))?;
-                Some(AnyRef::from_der(der)?)
-            }
-            None => None,
-        };
-        let entry = EntryRef {
-            serial: IntRef::new(serial)?,
-            date: time(revoked_at)?,
-            extensions,
-        };
-        let len = self.buf.len();
-        if let Err(e) = entry.encode_to_vec(&mut self.buf) {
-            self.buf.truncate(len);
-            return Err(e.into());
-        }
-        self.count += 1;
-        Ok(())
+        self.push_encoded(&encode_entry(serial, revoked_at, reason)?)
     }
 
     /// Add one entry already encoded by [`encode_entry`] (checked to be one whole DER
@@ -241,20 +210,22 @@ pub fn encode_entry(
     revoked_at: i64,
     reason: Option<Reason>,
 ) -> Result<Vec<u8>, Error> {
-    let reasons: Arc<[(Reason, Vec<u8>)]> = match reason {
-        Some(r) => Arc::from(vec![(
-            r,
-            vec![ext(rfc5280::ID_CE_CRL_REASONS, &r)?].to_der()?,
-        )]),
-        None => Arc::from(Vec::new()),
+    // RFC 5280 §4.1.2.2: positive, at most 20 octets (plus a leading zero octet).
+    if serial.is_empty() || serial.len() > 21 || serial[0] & 0x80 != 0 {
+        return Err(Error::Invalid(format!(
+            "serial number {serial:02x?} is not a positive INTEGER of at most 20 octets"
+        )));
+    }
+    let extensions = match reason {
+        Some(r) => Some(vec![ext(rfc5280::ID_CE_CRL_REASONS, &r)?].to_der()?),
+        None => None,
     };
-    let mut one = Entries {
-        buf: Vec::with_capacity(ENTRY_SIZE_HINT),
-        count: 0,
-        reasons,
-    };
-    one.push(serial, revoked_at, reason)?;
-    Ok(one.buf)
+    Ok(EntryRef {
+        serial: IntRef::new(serial)?,
+        date: time(revoked_at)?,
+        extensions: extensions.as_deref().map(AnyRef::from_der).transpose()?,
+    }
+    .to_der()?)
 }
 
 /// Builds a v2 CRL (RFC 5280 §5) of any size in one buffer: entries are encoded as they
@@ -281,21 +252,13 @@ impl CrlWriter {
         info.issuer.encode_to_vec(&mut head)?;
         time(info.this_update)?.encode_to_vec(&mut head)?;
         time(info.next_update)?.encode_to_vec(&mut head)?;
-        let reasons = Reason::NAMES
-            .iter()
-            .map(|(_, r)| Ok((*r, vec![ext(rfc5280::ID_CE_CRL_REASONS, r)?].to_der()?)))
-            .collect::<Result<Arc<[_]>, Error>>()?;
         let mut buf =
             Vec::with_capacity(HEADER_ROOM + head.len() + capacity.saturating_mul(ENTRY_SIZE_HINT));
         buf.resize(HEADER_ROOM + head.len(), 0);
         Ok(CrlWriter {
             info,
             head,
-            entries: Entries {
-                buf,
-                count: 0,
-                reasons,
-            },
+            entries: Entries { buf, count: 0 },
         })
     }
 
@@ -315,7 +278,6 @@ impl CrlWriter {
         Entries {
             buf: Vec::with_capacity(capacity.saturating_mul(ENTRY_SIZE_HINT)),
             count: 0,
-            reasons: self.entries.reasons.clone(),
         }
     }
 
