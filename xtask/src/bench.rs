@@ -312,6 +312,95 @@ written to var/bench-store/report.txt"
     Ok(())
 }
 
+/// A fresh appliance for a benchmark in `dir` (deleted first), run with the binaries in
+/// `bin_dir`: token `token`, alice/bob/carol with quorum 2, the admin port and the edge's
+/// HTTP port free on 127.0.0.1. Returns its paths, its handle (naming `cas`) and the HTTP port.
+pub(crate) fn fresh_appliance(
+    root: &Path,
+    dir: &Path,
+    bin_dir: PathBuf,
+    token: &str,
+    cas: &[&str],
+) -> Result<(Paths, Demo, u16)> {
+    let paths = Paths::at(root.to_path_buf(), dir.to_path_buf(), bin_dir);
+    if dir.exists() {
+        println!("==> deleting {}", paths.show(dir));
+        fs::remove_dir_all(dir).context(format!("delete {}", dir.display()))?;
+    }
+    demo::check_socket_path(&paths.socket)?;
+    let admin_port = free_port()?;
+    let http_port = loop {
+        let port = free_port()?;
+        if port != admin_port {
+            break port;
+        }
+    };
+    let officers = demo::set_up(&paths, admin_port, token, Some(http_port))?;
+    let demo = Demo {
+        admin_url: format!("https://127.0.0.1:{admin_port}"),
+        admin_port,
+        admin_ca: paths.state.join("admin-ca.pem"),
+        officers,
+        cas: cas.iter().map(|c| (*c).to_owned()).collect(),
+        scep: None,
+    };
+    Ok((paths, demo, http_port))
+}
+
+/// An RSA-2048 root `root` and issuing CA `issuing` (client-auth), each proposed by alice and
+/// approved by bob.
+pub(crate) fn create_root_and_issuing(
+    paths: &Paths,
+    demo: &Demo,
+    stop: &AtomicBool,
+    root: &str,
+    issuing: &str,
+) -> Result<()> {
+    let [alice, bob, ..] = demo.officers.as_slice() else {
+        return Err(Failure::new("the appliance needs two officers"));
+    };
+    let create = |args: &[&str]| {
+        if stop.load(Ordering::SeqCst) {
+            return Err(interrupted());
+        }
+        demo::propose_and_approve_timed(paths, demo, alice, bob, args, Some(WAIT)).map(|_| ())
+    };
+    create(&[
+        "ca",
+        "create-root",
+        root,
+        "--subject",
+        "CN=Castellan Bench Root,O=Castellan Bench,C=US",
+        "--key",
+        "rsa-2048",
+        "--hash",
+        "sha256",
+        "--validity",
+        "10y",
+        "--eku",
+        "client-auth",
+        "--json",
+    ])?;
+    create(&[
+        "ca",
+        "create-issuing",
+        issuing,
+        "--parent",
+        root,
+        "--subject",
+        "CN=Castellan Bench Issuing,O=Castellan Bench,C=US",
+        "--key",
+        "rsa-2048",
+        "--hash",
+        "sha256",
+        "--validity",
+        "5y",
+        "--eku",
+        "client-auth",
+        "--json",
+    ])
+}
+
 /// A flag that SIGINT and SIGTERM set: the first signal stops at the next step (stopping the
 /// children on the way out); a second one exits at once.
 pub(crate) fn stop_flag() -> Result<Arc<AtomicBool>> {

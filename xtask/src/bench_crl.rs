@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::bench::{WAIT, free_port, interrupted, stop_flag};
-use crate::demo::{self, Demo, Paths, Service};
+use crate::bench::{WAIT, interrupted, stop_flag};
+use crate::demo::{self, Paths, Service};
 use crate::{Context, Failure, Result};
 
 const TOKEN_LABEL: &str = "castellan-bench-crl";
@@ -67,37 +67,16 @@ pub fn run(options: &Options) -> Result<()> {
     let stop = stop_flag()?;
 
     let dir = root.join("var").join("bench-crl");
-    let paths = Paths::at(root.clone(), dir.clone(), bin_dir);
-    if dir.exists() {
-        println!("==> deleting {}", paths.show(&dir));
-        fs::remove_dir_all(&dir).context(format!("delete {}", dir.display()))?;
-    }
-    demo::check_socket_path(&paths.socket)?;
-
     // 1. The appliance and its CAs.
     println!("\n=== appliance");
-    let admin_port = free_port()?;
-    let http_port = loop {
-        let port = free_port()?;
-        if port != admin_port {
-            break port;
-        }
-    };
-    let officers = demo::set_up(&paths, admin_port, TOKEN_LABEL, Some(http_port))?;
-    let demo = Demo {
-        admin_url: format!("https://127.0.0.1:{admin_port}"),
-        admin_port,
-        admin_ca: paths.state.join("admin-ca.pem"),
-        officers,
-        cas: vec![ROOT_CA.into(), ISSUING_CA.into()],
-        scep: None,
-    };
+    let (paths, demo, http_port) =
+        crate::bench::fresh_appliance(&root, &dir, bin_dir, TOKEN_LABEL, &[ROOT_CA, ISSUING_CA])?;
     {
         let mut signer = Service::signer(&paths, false)?;
         if signer.wait_ready_line(&stop)?.is_none() {
             return Err(interrupted());
         }
-        crate::bench_scep::create_root_and_issuing(&paths, &demo, &stop, ROOT_CA, ISSUING_CA)?;
+        crate::bench::create_root_and_issuing(&paths, &demo, &stop, ROOT_CA, ISSUING_CA)?;
         signer.stop();
     }
 

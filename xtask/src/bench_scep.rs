@@ -380,31 +380,10 @@ pub fn run(options: &Options) -> Result<()> {
     let stop = stop_flag()?;
 
     let dir = root.join("var").join("bench-scep");
-    let paths = Paths::at(root.clone(), dir.clone(), bin_dir);
-    if dir.exists() {
-        println!("==> deleting {}", paths.show(&dir));
-        fs::remove_dir_all(&dir).context(format!("delete {}", dir.display()))?;
-    }
-    demo::check_socket_path(&paths.socket)?;
-
     // 1. The appliance.
     println!("\n=== appliance");
-    let admin_port = free_port()?;
-    let http_port = loop {
-        let port = free_port()?;
-        if port != admin_port {
-            break port;
-        }
-    };
-    let officers = demo::set_up(&paths, admin_port, TOKEN_LABEL, Some(http_port))?;
-    let demo = Demo {
-        admin_url: format!("https://127.0.0.1:{admin_port}"),
-        admin_port,
-        admin_ca: paths.state.join("admin-ca.pem"),
-        officers,
-        cas: vec![ROOT_CA.into(), ISSUING_CA.into()],
-        scep: None,
-    };
+    let (paths, demo, http_port) =
+        crate::bench::fresh_appliance(&root, &dir, bin_dir, TOKEN_LABEL, &[ROOT_CA, ISSUING_CA])?;
     // Dropped in reverse order: the edge (the signer's client) stops first.
     let mut signer = Service::signer(&paths, false)?;
     if signer.wait_ready_line(&stop)?.is_none() {
@@ -491,64 +470,10 @@ pub fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// An RSA-2048 root `root` and issuing CA `issuing` (client-auth), each proposed by alice and
-/// approved by bob.
-pub(crate) fn create_root_and_issuing(
-    paths: &Paths,
-    demo: &Demo,
-    stop: &AtomicBool,
-    root: &str,
-    issuing: &str,
-) -> Result<()> {
-    let [alice, bob, ..] = demo.officers.as_slice() else {
-        return Err(Failure::new("the appliance needs two officers"));
-    };
-    let create = |args: &[&str]| {
-        if stop.load(Ordering::SeqCst) {
-            return Err(interrupted());
-        }
-        demo::propose_and_approve_timed(paths, demo, alice, bob, args, Some(WAIT)).map(|_| ())
-    };
-    create(&[
-        "ca",
-        "create-root",
-        root,
-        "--subject",
-        "CN=Castellan Bench Root,O=Castellan Bench,C=US",
-        "--key",
-        "rsa-2048",
-        "--hash",
-        "sha256",
-        "--validity",
-        "10y",
-        "--eku",
-        "client-auth",
-        "--json",
-    ])?;
-    create(&[
-        "ca",
-        "create-issuing",
-        issuing,
-        "--parent",
-        root,
-        "--subject",
-        "CN=Castellan Bench Issuing,O=Castellan Bench,C=US",
-        "--key",
-        "rsa-2048",
-        "--hash",
-        "sha256",
-        "--validity",
-        "5y",
-        "--eku",
-        "client-auth",
-        "--json",
-    ])
-}
-
 /// The root and issuing CA (RSA-2048) and the profile `bench` with a random static challenge,
 /// each proposed by alice and approved by bob. Returns the challenge.
 fn create_cas_and_profile(paths: &Paths, demo: &Demo, stop: &AtomicBool) -> Result<String> {
-    create_root_and_issuing(paths, demo, stop, ROOT_CA, ISSUING_CA)?;
+    crate::bench::create_root_and_issuing(paths, demo, stop, ROOT_CA, ISSUING_CA)?;
     let [alice, bob, ..] = demo.officers.as_slice() else {
         return Err(Failure::new("the appliance needs two officers"));
     };
