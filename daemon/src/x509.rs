@@ -412,7 +412,6 @@ fn pem_blocks(text: &str) -> Vec<Result<(String, Vec<u8>), String>> {
 
 /// Certificates inside a PKCS#7/CMS SignedData (a "degenerate" .p7b).
 pub fn p7b_certificates(der: &[u8]) -> std::result::Result<Vec<Certificate>, String> {
-    use cms::cert::CertificateChoices;
     use cms::content_info::ContentInfo;
     use cms::signed_data::SignedData;
     let ci = ContentInfo::from_der(der).map_err(|e| e.to_string())?;
@@ -423,19 +422,7 @@ pub fn p7b_certificates(der: &[u8]) -> std::result::Result<Vec<Certificate>, Str
         .content
         .decode_as()
         .map_err(|e: der::Error| e.to_string())?;
-    Ok(sd
-        .certificates
-        .map(|set| {
-            set.0
-                .into_vec()
-                .into_iter()
-                .filter_map(|c| match c {
-                    CertificateChoices::Certificate(c) => Some(c),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default())
+    Ok(scep::message::certificates(&sd).cloned().collect())
 }
 
 /// A degenerate SignedData carrying only certificates (RFC 8894 §3.4, the .p7b format).

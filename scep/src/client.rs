@@ -338,18 +338,7 @@ pub fn read_reply(der: &[u8], ra: &Certificate, device: &Device) -> Result<Reply
         })?;
         let inner = ContentInfo::from_der(&opened.content).map_err(err("certs"))?;
         let inner: SignedData = inner.content.decode_as().map_err(err("certs"))?;
-        reply.certs = inner
-            .certificates
-            .map(|s| {
-                s.0.into_vec()
-                    .into_iter()
-                    .filter_map(|c| match c {
-                        CertificateChoices::Certificate(c) => Some(c),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        reply.certs = crate::message::certificates(&inner).cloned().collect();
         reply.crls = inner
             .crls
             .as_ref()

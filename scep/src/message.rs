@@ -339,18 +339,7 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
     if sender_nonce.len() != 16 {
         return Err(ScepError::bad_request("senderNonce must be 16 bytes"));
     }
-    let certs: Vec<&Certificate> = sd
-        .certificates
-        .as_ref()
-        .map(|c| {
-            c.0.iter()
-                .filter_map(|c| match c {
-                    CertificateChoices::Certificate(c) => Some(c),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let certs: Vec<&Certificate> = certificates(&sd).collect();
     if certs.len() > MAX_CERTS {
         return Err(ScepError::bad_request(
             "too many certificates in the request",
@@ -424,4 +413,15 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
         envelope,
         weak_rsa_bits,
     })
+}
+
+/// The X.509 certificates a SignedData carries (other certificate choices are skipped).
+pub fn certificates(sd: &SignedData) -> impl Iterator<Item = &Certificate> {
+    sd.certificates
+        .iter()
+        .flat_map(|set| set.0.iter())
+        .filter_map(|c| match c {
+            CertificateChoices::Certificate(c) => Some(c),
+            _ => None,
+        })
 }

@@ -113,24 +113,13 @@ fn recipient(der: &[u8]) -> Certificate {
     let certs: Vec<Certificate> = match Certificate::from_der(der) {
         Ok(c) => vec![c],
         Err(_) => {
-            use cms::cert::CertificateChoices;
             let ci = cms::content_info::ContentInfo::from_der(der)
                 .unwrap_or_else(|e| die(format!("GetCACert: {e}")));
             let sd: cms::signed_data::SignedData = ci
                 .content
                 .decode_as()
                 .unwrap_or_else(|e| die(format!("GetCACert: {e}")));
-            sd.certificates
-                .map(|s| {
-                    s.0.into_vec()
-                        .into_iter()
-                        .filter_map(|c| match c {
-                            CertificateChoices::Certificate(c) => Some(c),
-                            _ => None,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
+            scep::message::certificates(&sd).cloned().collect()
         }
     };
     let is_ca = |c: &Certificate| {
