@@ -55,6 +55,39 @@ fn enrol(a: &Appliance, cn: &str) -> (PathBuf, String) {
     (cert, serial)
 }
 
+/// `castellan cert revoke SERIAL --ca issuing --reason REASON` as alice; panics if refused.
+fn revoke(a: &Appliance, serial: &str, reason: &str) -> String {
+    a.cli_ok(
+        "alice",
+        &[
+            "cert", "revoke", serial, "--ca", ISSUING, "--reason", reason,
+        ],
+    )
+}
+
+/// `openssl verify -crl_check_all` of `cert` under `root` and `issuing`, with these CRLs.
+fn verify_crl_check_all(
+    a: &Appliance,
+    root: &std::path::Path,
+    issuing: &std::path::Path,
+    crls: &[&std::path::Path],
+    cert: &std::path::Path,
+) -> tests::Out {
+    let mut args = vec![
+        "verify",
+        "-crl_check_all",
+        "-CAfile",
+        root.to_str().unwrap(),
+        "-untrusted",
+        issuing.to_str().unwrap(),
+    ];
+    for crl in crls {
+        args.extend(["-CRLfile", crl.to_str().unwrap()]);
+    }
+    args.push(cert.to_str().unwrap());
+    openssl(a.dir(), &args)
+}
+
 fn get_crl(a: &Appliance, ca: &str) -> HttpReply {
     http(a.edge_port, "GET", &format!("/crl/{ca}.crl"), None)
 }
@@ -157,18 +190,7 @@ fn a_revoked_certificate_is_on_the_served_crl_within_two_seconds() {
 
     // Revoke, and time until the edge serves a CRL that lists it.
     let t0 = Instant::now();
-    a.cli_ok(
-        "alice",
-        &[
-            "cert",
-            "revoke",
-            &serial,
-            "--ca",
-            ISSUING,
-            "--reason",
-            "keyCompromise",
-        ],
-    );
+    revoke(&a, &serial, "keyCompromise");
     let (_, der) = wait_listed(&a, ISSUING, &serial, Duration::from_secs(2));
     let took = t0.elapsed();
     assert!(took < Duration::from_secs(2), "took {took:?}");
@@ -197,22 +219,7 @@ fn a_revoked_certificate_is_on_the_served_crl_within_two_seconds() {
         v.stderr
     );
     let root_crl = der_to_pem_crl(&a, &get_crl(&a, "root").body, "root-crl.pem");
-    let chk = openssl(
-        a.dir(),
-        &[
-            "verify",
-            "-crl_check_all",
-            "-CAfile",
-            root.to_str().unwrap(),
-            "-untrusted",
-            issuing.to_str().unwrap(),
-            "-CRLfile",
-            crl_pem.to_str().unwrap(),
-            "-CRLfile",
-            root_crl.to_str().unwrap(),
-            cert.to_str().unwrap(),
-        ],
-    );
+    let chk = verify_crl_check_all(&a, &root, &issuing, &[&crl_pem, &root_crl], &cert);
     assert!(!chk.ok(), "a revoked certificate verified");
     assert!(
         format!("{}{}", chk.stdout, chk.stderr).contains("certificate revoked"),
@@ -222,22 +229,7 @@ fn a_revoked_certificate_is_on_the_served_crl_within_two_seconds() {
     );
     // A certificate that is not revoked passes the same check.
     let (good, _) = enrol(&a, "dev2");
-    let ok = openssl(
-        a.dir(),
-        &[
-            "verify",
-            "-crl_check_all",
-            "-CAfile",
-            root.to_str().unwrap(),
-            "-untrusted",
-            issuing.to_str().unwrap(),
-            "-CRLfile",
-            crl_pem.to_str().unwrap(),
-            "-CRLfile",
-            root_crl.to_str().unwrap(),
-            good.to_str().unwrap(),
-        ],
-    );
+    let ok = verify_crl_check_all(&a, &root, &issuing, &[&crl_pem, &root_crl], &good);
     assert!(ok.ok(), "{} {}", ok.stdout, ok.stderr);
 
     // Refusals change nothing.
@@ -265,32 +257,10 @@ fn a_revoked_certificate_is_on_the_served_crl_within_two_seconds() {
 fn a_hold_can_be_lifted_and_the_aia_certificate_is_served() {
     let a = appliance();
     let (_, serial) = enrol(&a, "dev-hold");
-    a.cli_ok(
-        "alice",
-        &[
-            "cert",
-            "revoke",
-            &serial,
-            "--ca",
-            ISSUING,
-            "--reason",
-            "certificateHold",
-        ],
-    );
+    revoke(&a, &serial, "certificateHold");
     let (_, der) = wait_listed(&a, ISSUING, &serial, Duration::from_secs(2));
     assert!(crl_text(&a, &der, "hold.crl").contains("Certificate Hold"));
-    a.cli_ok(
-        "alice",
-        &[
-            "cert",
-            "revoke",
-            &serial,
-            "--ca",
-            ISSUING,
-            "--reason",
-            "removeFromCRL",
-        ],
-    );
+    revoke(&a, &serial, "removeFromCRL");
     let start = Instant::now();
     loop {
         let r = get_crl(&a, ISSUING);
@@ -378,18 +348,7 @@ fn the_edge_serves_the_last_crl_while_the_signer_is_down_and_numbers_keep_growin
     let cache = a.path("edge-cache");
     a.start_edge_with(&["--cache-dir", cache.to_str().unwrap()]);
     let (_, serial) = enrol(&a, "dev3");
-    a.cli_ok(
-        "alice",
-        &[
-            "cert",
-            "revoke",
-            &serial,
-            "--ca",
-            ISSUING,
-            "--reason",
-            "superseded",
-        ],
-    );
+    revoke(&a, &serial, "superseded");
     let (_, der) = wait_listed(&a, ISSUING, &serial, Duration::from_secs(2));
     let number = crl_number(&crl_text(&a, &der, "n1.crl"));
 
@@ -406,18 +365,7 @@ fn the_edge_serves_the_last_crl_while_the_signer_is_down_and_numbers_keep_growin
     // Signer back: a new revocation gets a larger CRL number than before the restart.
     a.start();
     let (_, serial2) = enrol(&a, "dev4");
-    a.cli_ok(
-        "alice",
-        &[
-            "cert",
-            "revoke",
-            &serial2,
-            "--ca",
-            ISSUING,
-            "--reason",
-            "affiliationChanged",
-        ],
-    );
+    revoke(&a, &serial2, "affiliationChanged");
     let (_, der2) = wait_listed(&a, ISSUING, &serial2, Duration::from_secs(2));
     let text2 = crl_text(&a, &der2, "n2.crl");
     assert!(crl_number(&text2) > number);
@@ -516,18 +464,7 @@ fn a_crl_of_twenty_thousand_entries_is_served_whole_and_the_watchdog_reports() {
     a.set_config("crl", "warn-before-secs", "3600");
     a.start();
     a.start_edge();
-    a.cli_ok(
-        "alice",
-        &[
-            "cert",
-            "revoke",
-            &spare,
-            "--ca",
-            ISSUING,
-            "--reason",
-            "keyCompromise",
-        ],
-    );
+    revoke(&a, &spare, "keyCompromise");
     let (_, der) = wait_listed(&a, ISSUING, &spare, Duration::from_secs(10));
     assert!(der.len() > 512 * 1024, "{} bytes", der.len());
     let text = crl_text(&a, &der, "big.crl");
@@ -570,18 +507,7 @@ fn a_crl_of_twenty_thousand_entries_is_served_whole_and_the_watchdog_reports() {
 fn the_crl_number_keeps_growing_when_the_clock_goes_back() {
     let mut a = appliance();
     let (_, serial) = enrol(&a, "dev-clock");
-    a.cli_ok(
-        "alice",
-        &[
-            "cert",
-            "revoke",
-            &serial,
-            "--ca",
-            ISSUING,
-            "--reason",
-            "superseded",
-        ],
-    );
+    revoke(&a, &serial, "superseded");
     let (_, der) = wait_listed(&a, ISSUING, &serial, Duration::from_secs(5));
     let before = crl_text(&a, &der, "before.crl");
     let number = crl_number(&before);
