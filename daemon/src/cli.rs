@@ -190,6 +190,17 @@ pub struct ProfileArgs {
     /// Also accept DES/3DES envelopes and SHA-1 signatures (old clients)
     #[arg(long)]
     pub legacy_algorithms: bool,
+    /// RA layout: split (NDES: a signing and an encryption RA certificate; serves every
+    /// common client), combined (one RA certificate for both), or ca (no RA: the RSA issuing
+    /// CA's key decrypts)
+    #[arg(long, default_value = "split")]
+    pub ra_layout: String,
+    /// RA certificates also carry the Windows Certificate Request Agent EKU
+    #[arg(long)]
+    pub ra_windows_eku: bool,
+    /// GetCACert returns the issuing CA only, or the full chain up to the root
+    #[arg(long, default_value = "issuing")]
+    pub ca_chain: String,
     #[command(flatten)]
     pub json: Json,
 }
@@ -851,6 +862,9 @@ fn profile_spec(a: &ProfileArgs) -> Result<crate::profile::ProfileSpec> {
         },
         challenge,
         legacy_algorithms: a.legacy_algorithms,
+        ra_layout: crate::profile::RaLayout::parse(&a.ra_layout)?,
+        ra_windows_eku: a.ra_windows_eku,
+        ca_chain: crate::profile::CaCertChain::parse(&a.ca_chain)?,
     };
     spec.check()?;
     Ok(spec)
@@ -860,6 +874,12 @@ fn profile_spec(a: &ProfileArgs) -> Result<crate::profile::ProfileSpec> {
 pub fn profile_json(p: &crate::profile::ProfileSpec) -> serde_json::Value {
     use crate::profile::ChallengeMode;
     let mut v = serde_json::to_value(p).unwrap_or_default();
+    v["ra_layout"] = json!(p.ra_layout.as_str());
+    v["ca_chain"] = json!(match p.ca_chain {
+        crate::profile::CaCertChain::Issuing => "issuing",
+        crate::profile::CaCertChain::Full => "full",
+    });
+    v["ra_windows_eku"] = json!(p.ra_windows_eku);
     v["challenge"] = json!(match &p.challenge {
         ChallengeMode::Static { .. } => "static",
         ChallengeMode::OneTime => "one-time",

@@ -19,7 +19,7 @@ use der::{Decode, Encode};
 use hsm::{HsmSigner, KeyId};
 use scep::ScepError;
 use scep::certrep::{self, Outcome, ReplyTo};
-use scep::envelope::{self, ContentAlg};
+use scep::envelope::{self, ContentAlg, Envelope, KeyTransport, Recipient};
 use scep::message::{DigestAlg, MessageType, PkiMessage};
 use scep::wire::{Op, Reply};
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,7 @@ use x509_cert::Certificate;
 use crate::challenge::{self, OneTime, San};
 use crate::leaf::{self, LeafRequest};
 use crate::model::{CaRecord, CaStatus};
-use crate::profile::{ApprovalMode, ChallengeMode, ProfileSpec};
+use crate::profile::{ApprovalMode, CaCertChain, ChallengeMode, ProfileSpec, RaLayout};
 use crate::signer::Signer;
 use crate::store::Table;
 use crate::x509::{self, Profile};
@@ -108,6 +108,47 @@ fn cert_key(ca: &str, serial: &str) -> String {
     format!("{ca}\0{serial}")
 }
 
+/// A profile's RA as one request meets it: who signs the CertRep, which keys open the
+/// envelope, and the RA certificates GetCACert publishes (encryption first).
+#[derive(Debug)]
+struct Ra {
+    signer: HsmSigner,
+    signer_cert: Certificate,
+    /// The token keys that open envelopes, with the certificate each is named by.
+    decrypt: Vec<(KeyId, Recipient)>,
+    /// RA certificates for GetCACert, in order (none for layout `ca`).
+    published: Vec<Certificate>,
+    ca_cert: Certificate,
+}
+
+/// A badCertId from [`envelope::open`], made specific: which published certificate the
+/// client encrypted to, and which one this profile's layout decrypts with.
+fn wrong_recipient(e: ScepError, spec: &ProfileSpec, ra: &Ra, env: &Envelope) -> ScepError {
+    if e.info != scep::FailInfo::BadCertId {
+        return e;
+    }
+    let to_ca = Recipient::of(&ra.ca_cert).is_ok_and(|r| env.is_addressed_to(&r));
+    let to_signer = Recipient::of(&ra.signer_cert).is_ok_and(|r| env.is_addressed_to(&r));
+    let want = match spec.ra_layout {
+        RaLayout::Split => "the RA encryption certificate (keyEncipherment only)",
+        RaLayout::Combined => "the RA certificate",
+        RaLayout::Ca => "the CA certificate",
+    };
+    let got = if to_ca && spec.ra_layout != RaLayout::Ca {
+        "the CA certificate"
+    } else if to_signer && spec.ra_layout == RaLayout::Split {
+        "the RA signing certificate"
+    } else {
+        "a certificate this profile does not publish"
+    };
+    ScepError::bad_cert_id(format!(
+        "the envelope is encrypted to {got}; profile {} (RA layout {}) decrypts only with {want} \
+         from GetCACert",
+        spec.name,
+        spec.ra_layout.as_str()
+    ))
+}
+
 fn internal(e: impl std::fmt::Display) -> ScepError {
     tracing::error!(error = %e, "enrolment failed inside the signer");
     ScepError::bad_request("the CA could not complete the request; try again later")
@@ -151,10 +192,9 @@ impl Signer {
             },
             Op::GetCaCert { profile } => match self
                 .scep_profile(&profile)
-                .and_then(|(_, ca)| self.ca_ra_chain(&ca))
+                .and_then(|(spec, ca)| self.ca_ra_chain(&spec, &ca))
             {
-                Ok(der) => Reply::CaCert { der, ra: true },
-                Err(r) => r,
+                Ok(r) | Err(r) => r,
             },
             Op::GetNextCaCert { profile } => match self.scep_profile(&profile) {
                 Ok(_) => Reply::Refused {
@@ -196,31 +236,94 @@ impl Signer {
         Ok((spec, ca))
     }
 
-    /// GetCACert: the RA certificate and the issuing CA certificate, as a degenerate PKCS#7.
-    fn ca_ra_chain(&self, ca: &CaRecord) -> Result<Vec<u8>, Reply> {
+    /// The RA a profile presents (RFC 8894 §2.1, §2.2), by its layout.
+    fn ra(&self, spec: &ProfileSpec, ca: &CaRecord) -> Result<Ra, ScepError> {
+        let ca_cert =
+            Certificate::from_der(ca.cert.as_deref().unwrap_or_default()).map_err(internal)?;
+        let sha256 = |id: &str| {
+            self.key_signer(id, hsm::KeySpec::Rsa2048, hsm::HashAlg::Sha256)
+                .map_err(internal)
+        };
+        let cert = |r: &crate::model::RaRecord| Certificate::from_der(&r.cert).map_err(internal);
+        let key = |id: &str| -> Result<KeyId, ScepError> { id.parse().map_err(internal) };
+        let missing = || {
+            internal(format!(
+                "CA {} has no RA for profile {}",
+                ca.spec.name, spec.name
+            ))
+        };
+        Ok(match spec.ra_layout {
+            RaLayout::Ca => {
+                let key_spec = crate::model::key_spec(&ca.spec.key).map_err(internal)?;
+                let signer = self
+                    .key_signer(&ca.key_id, key_spec, hsm::HashAlg::Sha256)
+                    .map_err(internal)?;
+                Ra {
+                    decrypt: vec![(key(&ca.key_id)?, Recipient::of(&ca_cert)?)],
+                    published: Vec::new(),
+                    signer,
+                    signer_cert: ca_cert.clone(),
+                    ca_cert,
+                }
+            }
+            layout => {
+                let (sign, encrypt) = if layout == RaLayout::Combined && !spec.ra_windows_eku {
+                    (ca.ra.as_ref().ok_or_else(missing)?, None)
+                } else {
+                    let set = ca
+                        .ra_sets
+                        .iter()
+                        .find(|r| r.layout == layout && r.windows_eku == spec.ra_windows_eku)
+                        .ok_or_else(missing)?;
+                    (&set.sign, set.encrypt.as_ref())
+                };
+                let signer_cert = cert(sign)?;
+                let (dec, dec_cert) = match encrypt {
+                    Some(e) => (e, cert(e)?),
+                    None => (sign, signer_cert.clone()),
+                };
+                // The encryption certificate first: clients that take the first non-CA
+                // certificate of GetCACert encrypt to it.
+                let mut published = vec![dec_cert.clone()];
+                if encrypt.is_some() {
+                    published.push(signer_cert.clone());
+                }
+                Ra {
+                    decrypt: vec![(key(&dec.key_id)?, Recipient::of(&dec_cert)?)],
+                    published,
+                    signer: sha256(&sign.key_id)?,
+                    signer_cert,
+                    ca_cert,
+                }
+            }
+        })
+    }
+
+    /// GetCACert (RFC 8894 §4.2.1): the profile's RA certificates (encryption first) and the
+    /// issuing CA, or with `ca-chain full` every CA up to the root, as a degenerate PKCS#7
+    /// in that order; a profile without an RA and without the chain gets the single CA
+    /// certificate (`application/x-x509-ca-cert`).
+    fn ca_ra_chain(&self, spec: &ProfileSpec, ca: &CaRecord) -> Result<Reply, Reply> {
         let fail = |e: String| Reply::Refused {
             status: 500,
             message: internal(e).text,
         };
-        let ra = ca.ra.as_ref().ok_or_else(|| fail("CA has no RA".into()))?;
-        // The RA certificate and the issuing CA's only (RFC 8894 §4.2.1.2), not the chain
-        // above it: some clients (micromdm scepclient) encrypt to every certificate
-        // returned and fail on a non-RSA root. The chain is at /aia and in `ca chain`.
-        let certs = vec![
-            Certificate::from_der(&ra.cert).map_err(|e| fail(e.to_string()))?,
-            Certificate::from_der(ca.cert.as_deref().unwrap_or_default())
-                .map_err(|e| fail(e.to_string()))?,
-        ];
-        certrep::degenerate(&certs).map_err(|e| fail(e.text))
-    }
-
-    fn ra_signer(&self, ca: &CaRecord) -> Result<(HsmSigner, Certificate), ScepError> {
-        let ra = ca.ra.as_ref().ok_or_else(|| internal("CA has no RA"))?;
-        let cert = Certificate::from_der(&ra.cert).map_err(internal)?;
-        let s = self
-            .key_signer(&ra.key_id, hsm::KeySpec::Rsa2048, hsm::HashAlg::Sha256)
-            .map_err(internal)?;
-        Ok((s, cert))
+        let ra = self.ra(spec, ca).map_err(|e| fail(e.text))?;
+        let mut certs = ra.published;
+        match spec.ca_chain {
+            CaCertChain::Issuing => certs.push(ra.ca_cert),
+            CaCertChain::Full => certs.extend(self.chain(ca).map_err(|e| fail(e.to_string()))?),
+        }
+        if let [single] = certs.as_slice() {
+            return Ok(Reply::CaCert {
+                der: single.to_der().map_err(|e| fail(e.to_string()))?,
+                ra: false,
+            });
+        }
+        Ok(Reply::CaCert {
+            der: certrep::degenerate(&certs).map_err(|e| fail(e.text))?,
+            ra: true,
+        })
     }
 
     fn pki_operation(&self, profile: &str, bytes: &[u8]) -> Reply {
@@ -238,11 +341,19 @@ impl Signer {
                 };
             }
         };
-        let (ra_signer, ra_cert) = match self.ra_signer(&ca) {
+        let refused_500 = |e: ScepError| Reply::Refused {
+            status: 500,
+            message: e.text,
+        };
+        let ra = match self.ra(&spec, &ca) {
             Ok(x) => x,
+            Err(e) => return refused_500(e),
+        };
+        let requester = match Recipient::of(&msg.signer_cert) {
+            Ok(r) => r,
             Err(e) => {
                 return Reply::Refused {
-                    status: 500,
+                    status: 400,
                     message: e.text,
                 };
             }
@@ -250,7 +361,7 @@ impl Signer {
         let reply_to = ReplyTo {
             transaction_id: msg.transaction_id.clone(),
             sender_nonce: msg.sender_nonce.clone(),
-            requester: msg.signer_cert.clone(),
+            requester,
         };
         // 2-6. Every refusal from here on is a signed FAILURE.
         let refused = |e: ScepError| {
@@ -260,12 +371,17 @@ impl Signer {
                 text: e.text,
             }
         };
-        let (outcome, issued) = match self.decide(&spec, &ca, &ra_cert, &msg) {
+        let (outcome, issued) = match self.decide(&spec, &ca, &ra, &msg) {
             Ok(x) => x,
             Err(e) => (refused(e), None),
         };
         let rep = |outcome: &Outcome| {
-            certrep::cert_rep::<_, hsm::HsmSignature>(&reply_to, outcome, &ra_cert, &ra_signer)
+            certrep::cert_rep::<_, hsm::HsmSignature>(
+                &reply_to,
+                outcome,
+                &ra.signer_cert,
+                &ra.signer,
+            )
         };
         // A new certificate's CertRep is signed while its group commits; it leaves only once
         // the certificate is durable. If the commit refuses it (a one-time challenge used by
@@ -289,7 +405,7 @@ impl Signer {
         &self,
         spec: &ProfileSpec,
         ca: &CaRecord,
-        ra_cert: &Certificate,
+        ra: &Ra,
         msg: &PkiMessage,
     ) -> Result<(Outcome, Option<Issued>), ScepError> {
         if let Some(bits) = msg.weak_rsa_bits {
@@ -305,12 +421,23 @@ impl Signer {
             }
             tracing::warn!(profile = %spec.name, "legacy SCEP request signed with SHA-1");
         }
-        let ra = ca.ra.as_ref().ok_or_else(|| internal("no RA"))?;
-        let ra_id: KeyId = ra.key_id.parse().map_err(internal)?;
         let hsm = self.hsm().clone();
-        let opened = envelope::open(&msg.envelope, ra_cert, spec.legacy_algorithms, &mut |ek| {
-            hsm.rsa_decrypt(&ra_id, ek).ok()
-        })?;
+        let keys: Vec<Recipient> = ra.decrypt.iter().map(|(_, r)| r.clone()).collect();
+        let opened = envelope::open(
+            &msg.envelope,
+            &keys,
+            spec.legacy_algorithms,
+            &mut |i, transport, ek| {
+                let padding = match transport {
+                    KeyTransport::Pkcs1 => hsm::RsaPadding::Pkcs1,
+                    KeyTransport::OaepSha1 => hsm::RsaPadding::OaepSha1,
+                    KeyTransport::OaepSha256 => hsm::RsaPadding::OaepSha256,
+                };
+                let (id, _) = ra.decrypt.get(i)?;
+                hsm.rsa_decrypt_with(id, padding, ek).ok()
+            },
+        )
+        .map_err(|e| wrong_recipient(e, spec, ra, &msg.envelope))?;
         if opened.alg.is_legacy() {
             tracing::warn!(profile = %spec.name, alg = opened.alg.name(), "legacy SCEP envelope");
         }

@@ -351,9 +351,14 @@ pub struct CaRecord {
     pub csr: Option<Vec<u8>>,
     pub created_at: i64,
     pub proposal: String,
-    /// The SCEP RA key and certificate, made when the first profile names this CA.
+    /// The SCEP RA key and certificate (layout `combined`, no extra EKU), made when the
+    /// first such profile names this CA.
     #[serde(default)]
     pub ra: Option<RaRecord>,
+    /// The other RA layouts profiles of this CA chose (`split`, and any with the Windows
+    /// EKU), one set per (layout, EKU) pair, shared by the profiles that chose it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ra_sets: Vec<RaSet>,
     /// The delegated OCSP responder key (EC P-256) and certificate (RFC 6960 §4.2.2.2),
     /// made the first time an OCSP request names this CA, renewed before it expires.
     #[serde(default)]
@@ -367,6 +372,17 @@ pub struct RaRecord {
     pub key_id: String,
     #[serde(with = "crate::b64")]
     pub cert: Vec<u8>,
+}
+
+/// The RA certificates of one layout: the signing one (also the encryption one when
+/// `encrypt` is `None`, layout `combined`) and, for `split`, the encryption one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaSet {
+    pub layout: crate::profile::RaLayout,
+    pub windows_eku: bool,
+    pub sign: RaRecord,
+    #[serde(default)]
+    pub encrypt: Option<RaRecord>,
 }
 
 #[cfg(test)]

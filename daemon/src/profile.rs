@@ -170,6 +170,83 @@ pub struct ProfileSpec {
     pub challenge: ChallengeMode,
     /// Also accept DES/3DES envelopes and SHA-1 signatures (old clients); logged as a warning.
     pub legacy_algorithms: bool,
+    /// How the RA is presented and which key opens envelopes. Profiles stored before RA
+    /// layouts existed read as `combined` (what they had); new ones default to `split`.
+    #[serde(default, skip_serializing_if = "RaLayout::is_combined")]
+    pub ra_layout: RaLayout,
+    /// RA certificates also carry the Windows Certificate Request Agent EKU
+    /// (1.3.6.1.4.1.311.20.2.1), as NDES's do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ra_windows_eku: bool,
+    /// What GetCACert returns besides the RA certificates.
+    #[serde(default, skip_serializing_if = "CaCertChain::is_issuing")]
+    pub ca_chain: CaCertChain,
+}
+
+/// The SCEP RA of a profile (RFC 8894 §2.1, §2.2): who signs CertReps and whose key opens
+/// request envelopes. Clients choose the envelope's recipient from GetCACert by their own
+/// conventions; `split` serves all three common ones (see the README).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RaLayout {
+    /// One RA certificate with digitalSignature + keyEncipherment.
+    #[default]
+    Combined,
+    /// Microsoft NDES: a signing RA certificate (digitalSignature) and an encryption RA
+    /// certificate (keyEncipherment only), each with its own key in the token. GetCACert
+    /// lists the encryption certificate first.
+    Split,
+    /// No RA: the issuing CA signs CertReps and its key decrypts (RSA CAs only).
+    Ca,
+}
+
+impl RaLayout {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "combined" => Ok(RaLayout::Combined),
+            "split" => Ok(RaLayout::Split),
+            "ca" => Ok(RaLayout::Ca),
+            other => Err(Error::Invalid(format!(
+                "--ra-layout {other:?}: use split, combined or ca"
+            ))),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RaLayout::Combined => "combined",
+            RaLayout::Split => "split",
+            RaLayout::Ca => "ca",
+        }
+    }
+    fn is_combined(&self) -> bool {
+        *self == RaLayout::Combined
+    }
+}
+
+/// The CA certificates GetCACert returns with the RA certificates (RFC 8894 §4.2.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaCertChain {
+    /// The issuing CA only (a single `application/x-x509-ca-cert` certificate without an RA).
+    #[default]
+    Issuing,
+    /// The issuing CA and every CA above it, up to the root.
+    Full,
+}
+
+impl CaCertChain {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "issuing" => Ok(CaCertChain::Issuing),
+            "full" => Ok(CaCertChain::Full),
+            other => Err(Error::Invalid(format!(
+                "--ca-chain {other:?}: use issuing or full"
+            ))),
+        }
+    }
+    fn is_issuing(&self) -> bool {
+        *self == CaCertChain::Issuing
+    }
 }
 
 const SUBJECT_ATTRS: [&str; 7] = ["CN", "O", "OU", "C", "ST", "L", "E"];
@@ -203,6 +280,11 @@ impl ProfileSpec {
             for k in keys {
                 crate::challenge::mdm_key(k)?;
             }
+        }
+        if self.ra_layout == RaLayout::Ca && self.ra_windows_eku {
+            return Err(Error::Invalid(
+                "--ra-windows-eku needs RA certificates: use --ra-layout split or combined".into(),
+            ));
         }
         if let ChallengeMode::Static { secret_hash } = &self.challenge
             && (secret_hash.len() != 64 || !secret_hash.bytes().all(|b| b.is_ascii_hexdigit()))

@@ -598,11 +598,15 @@ impl Signer {
 
     /// The watchdog, after each round of publication: an error in the log for every CA whose
     /// CRL is within `warn-before-secs` of its nextUpdate (no successor was published), and
-    /// the metrics file rewritten. Returns the CAs alarmed about.
-    pub fn crl_watchdog(&self) -> Result<Vec<String>> {
+    /// the metrics file rewritten. Returns the CAs alarmed about and when the watchdog must
+    /// look again: the earliest time (Unix seconds) at which a CRL crosses its warning
+    /// threshold or falls due for re-publication, so the publisher wakes exactly then
+    /// instead of on a fixed tick.
+    pub fn crl_watchdog(&self) -> Result<Watch> {
         let timing = self.crl_timing();
         let now = crate::now();
         let mut alarms = Vec::new();
+        let mut next_check: Option<i64> = None;
         let mut text = String::from(
             "# HELP castellan_crl_next_update_seconds nextUpdate of the CA's current CRL (Unix time).\n\
              # TYPE castellan_crl_next_update_seconds gauge\n\
@@ -624,6 +628,15 @@ impl Signer {
             let stale = state
                 .as_ref()
                 .is_none_or(|s| now >= s.next_update - timing.warn_before_secs);
+            if let Some(s) = &state {
+                let warn_at = s.next_update - timing.warn_before_secs;
+                let due_at = s.this_update + timing.republish_secs;
+                for t in [warn_at, due_at] {
+                    if t > now {
+                        next_check = Some(next_check.map_or(t, |n| n.min(t)));
+                    }
+                }
+            }
             if stale {
                 tracing::error!(
                     ca = %name,
@@ -656,7 +669,7 @@ impl Signer {
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, path))
             .map_err(|e| Error::Store(format!("metrics file {}: {e}", path.display())))?;
-        Ok(alarms)
+        Ok(Watch { alarms, next_check })
     }
 
     /// `/crl/<ca>.crl` for the edge, in pieces of at most [`CHUNK`] bytes from `offset`.
@@ -813,10 +826,45 @@ fn piece(
     }
 }
 
+/// How long to sleep until `at` (Unix seconds; the threshold is crossed at the start of that
+/// second), at most `cap`; zero if `at` has passed.
+pub fn until(at: Option<i64>, cap: std::time::Duration) -> std::time::Duration {
+    let Some(at) = at else { return cap };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let target = std::time::Duration::from_secs(u64::try_from(at).unwrap_or(0));
+    target.saturating_sub(now).min(cap)
+}
+
+/// What one watchdog round found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// The CAs alarmed about (CRL missing or within `warn-before-secs` of nextUpdate).
+    pub alarms: Vec<String>,
+    /// The next time (Unix seconds) a CRL crosses its warning threshold or falls due for
+    /// re-publication; `None` if no CRL will.
+    pub next_check: Option<i64>,
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watchdog_sleeps_until_the_next_threshold_and_no_longer_than_the_cap() {
+        use std::time::Duration;
+        let cap = Duration::from_secs(30);
+        assert_eq!(until(None, cap), cap);
+        assert_eq!(until(Some(0), cap), Duration::ZERO);
+        let soon = until(Some(crate::now() + 2), cap);
+        assert!(
+            soon > Duration::from_secs(1) && soon <= Duration::from_secs(2),
+            "{soon:?}"
+        );
+        assert_eq!(until(Some(crate::now() + 3600), cap), cap);
+    }
 
     #[test]
     fn published_objects_go_out_in_pieces_and_unchanged_ones_not_at_all() {

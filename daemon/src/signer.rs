@@ -309,11 +309,14 @@ impl Signer {
         hash: hsm::HashAlg,
     ) -> Result<HsmSigner> {
         let mut cache = self.signers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = cache.get(key_id) {
+        // One key may sign with two hashes (a CA's own, and SHA-256 for CertReps when the
+        // CA is its own RA).
+        let cache_key = format!("{key_id}/{hash:?}");
+        if let Some(s) = cache.get(&cache_key) {
             return Ok(s.clone());
         }
         let s = HsmSigner::new(self.hsm.clone(), self::key_id(key_id)?, spec, hash)?;
-        cache.insert(key_id.to_owned(), s.clone());
+        cache.insert(cache_key, s.clone());
         Ok(s)
     }
     pub fn public_url(&self) -> String {
@@ -1185,32 +1188,76 @@ impl Signer {
         }
     }
 
-    /// Create a profile, and the CA's RA first if it has none. The caller writes the
-    /// profile, the CA record and the proposal in one transaction.
+    /// Create a profile, and the RA its layout needs first if the CA has none yet (RA sets
+    /// are shared by the profiles of a CA that chose the same layout and EKU). The caller
+    /// writes the profile, the CA record and the proposal in one transaction.
     fn create_profile(
         &self,
         spec: &crate::profile::ProfileSpec,
     ) -> Result<(Option<CaRecord>, String)> {
+        use crate::profile::RaLayout;
         let mut ca = self.ca(spec.ca.as_str())?;
-        let mut made_ra = false;
-        if ca.ra.is_none() {
-            ca.ra = Some(self.make_ra(&ca)?);
-            made_ra = true;
-        }
+        let (layout, eku) = (spec.ra_layout, spec.ra_windows_eku);
+        let made = match layout {
+            RaLayout::Combined if !eku => {
+                if ca.ra.is_none() {
+                    ca.ra = Some(self.make_ra(&ca, RaRole::Combined, false)?);
+                    " (RA key and certificate made)"
+                } else {
+                    ""
+                }
+            }
+            RaLayout::Ca => {
+                if !crate::model::key_spec(&ca.spec.key)?.is_rsa() {
+                    return Err(Error::Invalid(format!(
+                        "--ra-layout ca needs an RSA issuing CA: {} has an {} key, which cannot \
+                         decrypt (use --ra-layout split)",
+                        ca.spec.name, ca.spec.key
+                    )));
+                }
+                let id: KeyId = ca.key_id.parse().map_err(Error::Invalid)?;
+                self.hsm.allow_decrypt(&id)?;
+                tracing::warn!(ca = %ca.spec.name, profile = %spec.name, "the CA key may now decrypt SCEP envelopes (RA layout ca)");
+                " (no RA: the CA key decrypts)"
+            }
+            _ if ca
+                .ra_sets
+                .iter()
+                .any(|r| r.layout == layout && r.windows_eku == eku) =>
+            {
+                ""
+            }
+            RaLayout::Split => {
+                let set = crate::model::RaSet {
+                    layout,
+                    windows_eku: eku,
+                    sign: self.make_ra(&ca, RaRole::Sign, eku)?,
+                    encrypt: Some(self.make_ra(&ca, RaRole::Encrypt, eku)?),
+                };
+                ca.ra_sets.push(set);
+                " (signing and encryption RA keys and certificates made)"
+            }
+            RaLayout::Combined => {
+                let set = crate::model::RaSet {
+                    layout,
+                    windows_eku: eku,
+                    sign: self.make_ra(&ca, RaRole::Combined, eku)?,
+                    encrypt: None,
+                };
+                ca.ra_sets.push(set);
+                " (RA key and certificate made)"
+            }
+        };
         if spec.legacy_algorithms {
             tracing::warn!(profile = %spec.name, "profile allows legacy algorithms (DES/3DES envelopes, SHA-1 signatures)");
         }
         Ok((
             Some(ca),
             format!(
-                "SCEP profile {} created on CA {}{}",
+                "SCEP profile {} created on CA {} (RA layout {}){made}",
                 spec.name,
                 spec.ca,
-                if made_ra {
-                    " (RA key and certificate made)"
-                } else {
-                    ""
-                }
+                layout.as_str()
             ),
         ))
     }
@@ -1240,6 +1287,7 @@ impl Signer {
             created_at: now,
             proposal: proposal.to_owned(),
             ra: None,
+            ra_sets: Vec::new(),
             ocsp: None,
         }
     }
@@ -1251,25 +1299,57 @@ impl Signer {
         self.key_signer(&ca.key_id, spec, hash)
     }
 
-    /// Make a CA's SCEP RA: an RSA-2048 key in the token (sign + decrypt) and a
-    /// certificate from the CA with digitalSignature + keyEncipherment (RFC 8894 §2.1).
-    fn make_ra(&self, ca: &CaRecord) -> Result<crate::model::RaRecord> {
+    /// Make one SCEP RA certificate of a CA (RFC 8894 §2.1): an RSA-2048 key in the token
+    /// with the usage its role needs, and a certificate from the CA with the matching key
+    /// usage (and the Windows Certificate Request Agent EKU if `windows_eku`).
+    fn make_ra(
+        &self,
+        ca: &CaRecord,
+        role: RaRole,
+        windows_eku: bool,
+    ) -> Result<crate::model::RaRecord> {
         use x509_cert::ext::pkix::KeyUsages;
         let ca_cert = Certificate::from_der(ca.cert.as_deref().unwrap_or_default())?;
         let id = new_key_id()?;
+        let (usage, key_usage, label, cn) = match role {
+            RaRole::Combined => (
+                KeyUse::SignDecrypt,
+                KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment,
+                "castellan-ra",
+                "SCEP RA",
+            ),
+            RaRole::Sign => (
+                KeyUse::Sign,
+                KeyUsages::DigitalSignature.into(),
+                "castellan-ra-sign",
+                "SCEP RA Signing",
+            ),
+            RaRole::Encrypt => (
+                KeyUse::Decrypt,
+                KeyUsages::KeyEncipherment.into(),
+                "castellan-ra-encrypt",
+                "SCEP RA Encryption",
+            ),
+        };
         let spki = self.hsm.generate(
             hsm::KeySpec::Rsa2048,
             &id,
-            &format!("castellan-ra:{}", ca.spec.name),
-            KeyUse::SignDecrypt,
+            &format!("{label}:{}", ca.spec.name),
+            usage,
         )?;
-        let extensions =
-            x509::end_entity(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment)?;
+        let mut extensions = x509::end_entity(key_usage)?;
+        if windows_eku {
+            extensions.push(x509::ext(
+                const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE,
+                false,
+                &x509_cert::ext::pkix::ExtendedKeyUsage(vec![WINDOWS_CERTIFICATE_REQUEST_AGENT]),
+            )?);
+        }
         let (_, ca_end) = x509::cert_window(&ca_cert);
         let secs = (ca_end - crate::now()).clamp(3600, 2 * 365 * 86400) as u64;
         let cert = x509::issue(
             Profile {
-                subject: format!("CN={} SCEP RA", ca.spec.name).parse()?,
+                subject: format!("CN={} {cn}", ca.spec.name).parse()?,
                 issuer: Some(ca_cert.tbs_certificate().subject().clone()),
                 issuer_key_id: Some(x509::ca_key_id(&ca_cert)),
                 extensions,
@@ -1286,6 +1366,22 @@ impl Signer {
         })
     }
 }
+
+/// What an RA certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RaRole {
+    /// Signs CertReps and decrypts envelopes (layout `combined`).
+    Combined,
+    /// Signs CertReps only (layout `split`).
+    Sign,
+    /// Decrypts envelopes only (layout `split`): keyEncipherment without digitalSignature,
+    /// which is how NDES-convention clients find it.
+    Encrypt,
+}
+
+/// Microsoft Certificate Request Agent EKU (szOID_ENROLLMENT_AGENT), on NDES's RA certificates.
+const WINDOWS_CERTIFICATE_REQUEST_AGENT: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.1");
 
 fn oids(ekus: &[Eku]) -> Vec<const_oid::ObjectIdentifier> {
     ekus.iter().map(Eku::oid).collect()

@@ -186,6 +186,27 @@ pub enum KeyUse {
     Sign,
     /// SCEP RA keys: sign CertReps and decrypt (unwrap) request envelopes. RSA only.
     SignDecrypt,
+    /// A SCEP encryption RA key (the NDES "CEP Encryption" certificate): decrypt request
+    /// envelopes, never sign. RSA only.
+    Decrypt,
+}
+
+impl KeyUse {
+    pub fn signs(self) -> bool {
+        matches!(self, KeyUse::Sign | KeyUse::SignDecrypt)
+    }
+    pub fn decrypts(self) -> bool {
+        matches!(self, KeyUse::SignDecrypt | KeyUse::Decrypt)
+    }
+}
+
+/// The padding of an RSA key transport (RFC 8017): PKCS#1 v1.5, or OAEP with SHA-1
+/// (the defaults of RSAES-OAEP-params, what Windows sends) or SHA-256 (hash and MGF1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RsaPadding {
+    Pkcs1,
+    OaepSha1,
+    OaepSha256,
 }
 
 /// The security attributes of a private key, as the token reports them.

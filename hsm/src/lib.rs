@@ -33,7 +33,8 @@ use spki::SubjectPublicKeyInfoOwned;
 
 pub use error::{Error, PinError, Result};
 pub use key::{
-    HashAlg, KeyAttributes, KeyId, KeySpec, KeyUse, ecdsa_raw_to_der, signature_algorithm,
+    HashAlg, KeyAttributes, KeyId, KeySpec, KeyUse, RsaPadding, ecdsa_raw_to_der,
+    signature_algorithm,
 };
 pub use pin::{PinSource, check_private, read_private_file};
 pub use signer::{HsmSignature, HsmSigner, PublicKey};
@@ -257,19 +258,19 @@ impl Hsm {
         label: &str,
         usage: KeyUse,
     ) -> Result<SubjectPublicKeyInfoOwned> {
-        if usage == KeyUse::SignDecrypt && !spec.is_rsa() {
+        if usage.decrypts() && !spec.is_rsa() {
             return Err(Error::Unsupported(format!("{spec} cannot decrypt")));
         }
         if self.find_key(id, true).is_ok() {
             return Err(Error::KeyExists { id: id.to_string() });
         }
-        let decrypt = usage == KeyUse::SignDecrypt;
+        let decrypt = usage.decrypts();
         let common_pub = vec![
             Attribute::Token(true),
             Attribute::Private(false),
             Attribute::Id(id.as_bytes().to_vec()),
             Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::Verify(true),
+            Attribute::Verify(usage.signs()),
             Attribute::Encrypt(decrypt),
             Attribute::Wrap(false),
             Attribute::Derive(false),
@@ -281,7 +282,7 @@ impl Hsm {
             Attribute::Extractable(false),
             Attribute::Id(id.as_bytes().to_vec()),
             Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::Sign(true),
+            Attribute::Sign(usage.signs()),
             Attribute::Decrypt(decrypt),
             Attribute::Unwrap(false),
             Attribute::Derive(false),
@@ -505,8 +506,39 @@ impl Hsm {
     /// Decrypt with an RSA private key using PKCS#1 v1.5 (CKM_RSA_PKCS), e.g. a
     /// SCEP content-encryption key. Callers must not reveal why it failed.
     pub fn rsa_decrypt(&self, id: &KeyId, ciphertext: &[u8]) -> Result<Vec<u8>> {
+        self.rsa_decrypt_with(id, RsaPadding::Pkcs1, ciphertext)
+    }
+
+    /// [`Hsm::rsa_decrypt`] with the padding the key transport named (CKM_RSA_PKCS or
+    /// CKM_RSA_PKCS_OAEP with an empty label).
+    pub fn rsa_decrypt_with(
+        &self,
+        id: &KeyId,
+        padding: RsaPadding,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>> {
+        use cryptoki::mechanism::MechanismType;
+        use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+        let oaep = |hash, mgf| {
+            Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()))
+        };
+        let mechanism = match padding {
+            RsaPadding::Pkcs1 => Mechanism::RsaPkcs,
+            RsaPadding::OaepSha1 => oaep(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
+            RsaPadding::OaepSha256 => oaep(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+        };
         self.with_key(id, true, "C_Decrypt", |s, h| {
-            s.decrypt(&Mechanism::RsaPkcs, h, ciphertext)
+            s.decrypt(&mechanism, h, ciphertext)
+        })
+    }
+
+    /// Let an existing RSA private key decrypt (CKA_DECRYPT true): a SCEP profile without
+    /// an RA, where the CA key opens request envelopes (RFC 8894 §2.2). Refused by a token
+    /// that keeps the attribute fixed.
+    pub fn allow_decrypt(&self, id: &KeyId) -> Result<()> {
+        let h = self.find_key(id, true)?;
+        self.with_session("C_SetAttributeValue", |_, s| {
+            s.update_attributes(h, &[Attribute::Decrypt(true)])
         })
     }
 

@@ -8,7 +8,7 @@ use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::ContentInfo;
 use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier};
 use der::asn1::{OctetString, PrintableStringRef, SetOfVec, Utf8StringRef};
-use der::{Any, Encode};
+use der::{Any, Decode, Encode};
 use signature::{Keypair, Signer};
 use spki::{
     AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey,
@@ -47,8 +47,9 @@ pub enum Outcome {
 pub struct ReplyTo {
     pub transaction_id: String,
     pub sender_nonce: Vec<u8>,
-    /// The requester's signer certificate: the reply is encrypted to its key.
-    pub requester: Certificate,
+    /// The requester's signer certificate: the reply is encrypted to its key and names it
+    /// as the requester did (its serial number may be longer than RFC 5280 allows).
+    pub requester: envelope::Recipient,
 }
 
 fn attr(oid: const_oid::ObjectIdentifier, value: Any) -> Result<Attribute> {
@@ -65,25 +66,51 @@ fn enc<E>(_: E) -> ScepError {
     ScepError::bad_request("encoding the reply failed")
 }
 
-/// A degenerate SignedData (certificates only) as DER: what a SUCCESS envelope holds
-/// and what GetCACert returns (RFC 8894 §3.4).
+/// A degenerate SignedData whose certificates keep the order they were given in.
+///
+/// ```text
+/// SignedData ::= SEQUENCE { version CMSVersion, digestAlgorithms SET OF (empty),
+///   encapContentInfo EncapsulatedContentInfo (id-data, no content),
+///   certificates [0] IMPLICIT CertificateSet }
+/// ```
+///
+/// The CertificateSet is written in the given order, not DER-sorted (CMS is BER, RFC 5652
+/// §1.2): SCEP clients pick certificates by position (the issued certificate first in a
+/// SUCCESS; the first non-CA certificate of GetCACert as the encryption recipient).
+#[derive(Debug, der::Sequence)]
+struct Degenerate {
+    version: cms::content_info::CmsVersion,
+    digest_algorithms: SetOfVec<AlgorithmIdentifierOwned>,
+    encap_content_info: EncapsulatedContentInfo,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", constructed = "true")]
+    certificates: Vec<Certificate>,
+    signer_infos: SetOfVec<Any>,
+}
+
+/// A degenerate SignedData (certificates only, in this order) as DER: what a SUCCESS
+/// envelope holds and what GetCACert returns (RFC 8894 §3.4, §4.2.1.2).
 pub fn degenerate(certs: &[Certificate]) -> Result<Vec<u8>> {
-    let content = EncapsulatedContentInfo {
-        econtent_type: oids::ID_DATA,
-        econtent: None,
+    let sd = Degenerate {
+        version: cms::content_info::CmsVersion::V1,
+        digest_algorithms: SetOfVec::new(),
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: oids::ID_DATA,
+            econtent: None,
+        },
+        certificates: certs.to_vec(),
+        signer_infos: SetOfVec::new(),
     };
-    let mut b = SignedDataBuilder::new(&content);
-    for c in certs {
-        b.add_certificate(CertificateChoices::Certificate(c.clone()))
-            .map_err(enc)?;
+    ContentInfo {
+        content_type: oids::ID_SIGNED_DATA,
+        content: Any::encode_from(&sd).map_err(enc)?,
     }
-    b.build().map_err(enc)?.to_der().map_err(enc)
+    .to_der()
+    .map_err(enc)
 }
 
 /// A degenerate SignedData carrying one CRL.
 pub fn degenerate_crl(crl: &[u8]) -> Result<Vec<u8>> {
     use cms::revocation::RevocationInfoChoice;
-    use der::Decode;
     let list = x509_cert::crl::CertificateList::from_der(crl).map_err(enc)?;
     let content = EncapsulatedContentInfo {
         econtent_type: oids::ID_DATA,
@@ -113,10 +140,10 @@ where
                 Outcome::Crl { crl, alg } => (degenerate_crl(crl)?, *alg),
                 _ => return Err(ScepError::bad_request("unreachable")),
             };
-            let env = envelope::seal(&inner, &reply_to.requester, alg)?;
+            let env = envelope::seal(&inner, std::slice::from_ref(&reply_to.requester), alg)?;
             let ci = ContentInfo {
                 content_type: oids::ID_ENVELOPED_DATA,
-                content: Any::encode_from(&env).map_err(enc)?,
+                content: Any::from_der(&env).map_err(enc)?,
             };
             Some(
                 Any::encode_from(&OctetString::new(ci.to_der().map_err(enc)?).map_err(enc)?)

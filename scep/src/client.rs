@@ -1,31 +1,107 @@
 //! A strict SCEP client (AES-256-CBC and SHA-256 by default): builds PKCSReq /
 //! RenewalReq / GetCert messages and reads CertReps. Used by `scep-bench` and the
-//! tests; its knobs build the malformed messages the tests need.
+//! tests; its knobs build the malformed messages the tests need, the throwaway
+//! certificates of other clients ([`Transient`]), and their ways of choosing the
+//! envelope's recipients from GetCACert ([`RecipientChoice`]).
 //!
 //! The device key is a software RSA key: this code plays the device, and devices
 //! make their own keys.
 
-use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
-use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
-use cms::content_info::ContentInfo;
-use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier};
-use der::asn1::{OctetString, PrintableStringRef, SetOfVec};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::signed_data::{EncapsulatedContentInfo, SignedData};
+use der::asn1::{BitString, OctetString, PrintableStringRef, SetOfVec};
 use der::{Any, Decode, Encode};
 use rsa::RsaPrivateKey;
 use sha2::Sha256;
 use spki::{AlgorithmIdentifierOwned, EncodePublicKey};
 use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
-use x509_cert::builder::{Builder, CertificateBuilder, RequestBuilder};
+use x509_cert::builder::{Builder, RequestBuilder};
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 use x509_cert::name::Name;
+use x509_cert::time::Time;
 
-use crate::envelope::{self, ContentAlg};
+use crate::envelope::{self, ContentAlg, Recipient};
 use crate::error::{Result, ScepError};
-use crate::message::{self, DigestAlg};
+use crate::message::{
+    self, DigestAlg, RequestSignedData, RequestSignerInfo, RequesterCert, SignerId,
+};
 use crate::oids;
 
 fn err<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> ScepError {
     move |e| ScepError::bad_request(format!("{what}: {e}"))
+}
+
+/// How a device's throwaway certificate (RFC 8894 §2.3) is made. The default is what a
+/// strict client makes; the other settings are what real clients were seen to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transient {
+    /// Serial number length in octets (RFC 5280 allows 20; some clients use 32).
+    pub serial_len: usize,
+    /// GeneralizedTime for dates before 2050 (RFC 5280 wants UTCTime there).
+    pub generalized_time: bool,
+    /// A version 1 certificate (no extensions).
+    pub v1: bool,
+    /// An empty subject and issuer.
+    pub empty_subject: bool,
+    /// basicConstraints CA:TRUE and keyCertSign (some toolkits mark any self-signed
+    /// certificate as a CA).
+    pub ca_flag: bool,
+}
+
+impl Default for Transient {
+    fn default() -> Self {
+        Transient {
+            serial_len: 8,
+            generalized_time: false,
+            v1: false,
+            empty_subject: false,
+            ca_flag: false,
+        }
+    }
+}
+
+/// TBSCertificate (RFC 5280 §4.1) as the test client writes it, time encodings and serial
+/// length as chosen (x509-cert's builder enforces RFC 5280, which is the point here).
+#[derive(Debug, der::Sequence)]
+struct TbsOut {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    version: Option<x509_cert::certificate::Version>,
+    serial_number: der::asn1::Int,
+    signature: AlgorithmIdentifierOwned,
+    issuer: Name,
+    validity: ValidityOut,
+    subject: Name,
+    subject_public_key_info: spki::SubjectPublicKeyInfoOwned,
+    #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
+    extensions: Option<Vec<x509_cert::ext::Extension>>,
+}
+
+#[derive(Debug, der::Sequence)]
+struct ValidityOut {
+    not_before: Time,
+    not_after: Time,
+}
+
+#[derive(Debug, der::Sequence)]
+struct CertOut {
+    tbs: TbsOut,
+    signature_algorithm: AlgorithmIdentifierOwned,
+    signature: BitString,
+}
+
+fn sha256_with_rsa() -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned {
+        oid: oids::SHA256_WITH_RSA,
+        parameters: Some(der::asn1::Null.into()),
+    }
+}
+
+fn rsa_sign(key: &RsaPrivateKey, data: &[u8]) -> Result<Vec<u8>> {
+    use signature::{SignatureEncoding, Signer};
+    let k = rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone());
+    let sig: rsa::pkcs1v15::Signature = k.try_sign(data).map_err(err("sign"))?;
+    Ok(sig.to_vec())
 }
 
 /// A device: its RSA key and a certificate for it (self-signed before enrolment,
@@ -33,7 +109,7 @@ fn err<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> ScepError 
 #[derive(Debug, Clone)]
 pub struct Device {
     pub key: RsaPrivateKey,
-    pub cert: Certificate,
+    pub cert: RequesterCert,
 }
 
 impl Device {
@@ -45,25 +121,80 @@ impl Device {
     }
 
     pub fn with_key(key: RsaPrivateKey, subject: &str) -> Result<Device> {
+        Device::transient(key, subject, &Transient::default())
+    }
+
+    /// A device whose throwaway certificate is made as `t` says.
+    pub fn transient(key: RsaPrivateKey, subject: &str, t: &Transient) -> Result<Device> {
         use std::str::FromStr;
-        let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone());
-        let name = Name::from_str(subject).map_err(err("subject"))?;
+        let name = if t.empty_subject {
+            Name::default()
+        } else {
+            Name::from_str(subject).map_err(err("subject"))?
+        };
         let spki =
             spki::SubjectPublicKeyInfoOwned::from_key(&key.to_public_key()).map_err(err("spki"))?;
-        let mut serial = [0u8; 8];
+        let mut serial = vec![0u8; t.serial_len.max(1)];
         envelope::random(&mut serial)?;
         serial[0] &= 0x7f;
         serial[0] |= 1;
-        let cert = CertificateBuilder::new(
-            SelfSigned(name),
-            x509_cert::serial_number::SerialNumber::new(&serial).map_err(err("serial"))?,
-            x509_cert::time::Validity::from_now(std::time::Duration::from_secs(3600))
-                .map_err(err("validity"))?,
-            spki,
-        )
-        .map_err(err("certificate"))?
-        .build::<_, rsa::pkcs1v15::Signature>(&signer)
+        let now = std::time::SystemTime::now();
+        let time = |at: std::time::SystemTime| -> Result<Time> {
+            let dt = der::DateTime::from_system_time(at).map_err(err("time"))?;
+            Ok(if t.generalized_time {
+                Time::GeneralTime(der::asn1::GeneralizedTime::from_date_time(dt))
+            } else {
+                Time::UtcTime(der::asn1::UtcTime::from_date_time(dt).map_err(err("time"))?)
+            })
+        };
+        let mut extensions = Vec::new();
+        if t.ca_flag {
+            use x509_cert::ext::ToExtension;
+            let subject = &name;
+            extensions.push(
+                BasicConstraints {
+                    ca: true,
+                    path_len_constraint: None,
+                }
+                .to_extension(subject, &extensions)
+                .map_err(err("extension"))?,
+            );
+            extensions.push(
+                KeyUsage(KeyUsages::KeyCertSign | KeyUsages::DigitalSignature)
+                    .to_extension(subject, &extensions)
+                    .map_err(err("extension"))?,
+            );
+        }
+        let tbs = TbsOut {
+            version: (!t.v1).then_some(x509_cert::certificate::Version::V3),
+            serial_number: der::asn1::Int::new(&serial).map_err(err("serial"))?,
+            signature: sha256_with_rsa(),
+            issuer: name.clone(),
+            validity: ValidityOut {
+                not_before: time(now - std::time::Duration::from_secs(60))?,
+                not_after: time(now + std::time::Duration::from_secs(3600))?,
+            },
+            subject: name,
+            subject_public_key_info: spki,
+            extensions: (!t.v1 && !extensions.is_empty()).then_some(extensions),
+        };
+        let tbs_der = tbs.to_der().map_err(err("certificate"))?;
+        let cert = CertOut {
+            tbs,
+            signature_algorithm: sha256_with_rsa(),
+            signature: BitString::from_bytes(&rsa_sign(&key, &tbs_der)?)
+                .map_err(err("certificate"))?,
+        }
+        .to_der()
         .map_err(err("certificate"))?;
+        let cert = RequesterCert::from_der(&cert).map_err(err("certificate"))?;
+        Ok(Device { key, cert })
+    }
+
+    /// A device that signs with a certificate it already has (RenewalReq, GetCert).
+    pub fn holding(key: RsaPrivateKey, cert: &Certificate) -> Result<Device> {
+        let cert = RequesterCert::from_der(&cert.to_der().map_err(err("certificate"))?)
+            .map_err(err("certificate"))?;
         Ok(Device { key, cert })
     }
 
@@ -87,24 +218,138 @@ impl Device {
     }
 }
 
-/// A self-signed profile with no extensions.
-#[derive(Debug)]
-struct SelfSigned(Name);
-impl x509_cert::builder::profile::BuilderProfile for SelfSigned {
-    fn get_issuer(&self, subject: &Name) -> Name {
-        subject.clone()
+/// How a client picks the envelope's recipients from the certificates GetCACert returned:
+/// the conventions of real SCEP stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecipientChoice {
+    /// Microsoft NDES convention (Windows, Intune, many C clients): the first certificate
+    /// with keyEncipherment and without digitalSignature, else the first with
+    /// dataEncipherment only, else the CA certificate.
+    Ndes,
+    /// The first certificate that is not a CA.
+    FirstNonCa,
+    /// Every certificate in the bag (micromdm scepclient).
+    All,
+    /// The issuing CA's certificate (RFC 8894 §2.2 without an RA).
+    Ca,
+}
+
+fn key_usage(c: &Certificate) -> Option<KeyUsage> {
+    c.tbs_certificate()
+        .get_extension::<KeyUsage>()
+        .ok()
+        .flatten()
+        .map(|(_, ku)| ku)
+}
+
+/// Is `c` a CA certificate (basicConstraints cA)?
+pub fn is_ca(c: &Certificate) -> bool {
+    c.tbs_certificate()
+        .get_extension::<BasicConstraints>()
+        .ok()
+        .flatten()
+        .is_some_and(|(_, bc)| bc.ca)
+}
+
+/// The issuing CA in a GetCACert bag: the CA certificate that issued the non-CA ones, or
+/// else the CA certificate that is not self-signed, or else the only CA certificate.
+pub fn issuing_ca(bag: &[Certificate]) -> Option<&Certificate> {
+    let cas: Vec<&Certificate> = bag.iter().filter(|c| is_ca(c)).collect();
+    let issuer_of_leaves = bag
+        .iter()
+        .find(|c| !is_ca(c))
+        .map(|c| c.tbs_certificate().issuer().clone());
+    cas.iter()
+        .find(|c| Some(c.tbs_certificate().subject()) == issuer_of_leaves.as_ref())
+        .or_else(|| {
+            cas.iter()
+                .find(|c| c.tbs_certificate().subject() != c.tbs_certificate().issuer())
+        })
+        .or(cas.first())
+        .copied()
+}
+
+/// The certificates of a GetCACert answer (RFC 8894 §4.2.1): one DER certificate
+/// (`application/x-x509-ca-cert`) or a degenerate PKCS#7 (`application/x-x509-ca-ra-cert`),
+/// in the order sent.
+pub fn ca_certs(der: &[u8]) -> Result<Vec<Certificate>> {
+    if let Ok(c) = Certificate::from_der(der) {
+        return Ok(vec![c]);
     }
-    fn get_subject(&self) -> Name {
-        self.0.clone()
+    let ci = ContentInfo::from_der(der).map_err(err("GetCACert"))?;
+    // Read in the order sent (a decoded SET OF would be sorted): walk the [0] field.
+    let body = ci.content.to_der().map_err(err("GetCACert"))?;
+    in_order_certificates(&body)
+}
+
+/// The certificates of a SignedData (its DER) in the order they are encoded.
+fn in_order_certificates(signed_data: &[u8]) -> Result<Vec<Certificate>> {
+    use der::asn1::AnyRef;
+    use der::{Reader, SliceReader, Tag, TagNumber, Tagged};
+    let bad = || ScepError::bad_request("GetCACert: malformed SignedData");
+    let sd = AnyRef::from_der(signed_data).map_err(|_| bad())?;
+    let mut r = SliceReader::new(sd.value()).map_err(|_| bad())?;
+    while !r.is_finished() {
+        let item: AnyRef<'_> = r.decode().map_err(|_| bad())?;
+        if item.tag()
+            == (Tag::ContextSpecific {
+                constructed: true,
+                number: TagNumber(0),
+            })
+        {
+            let mut certs = Vec::new();
+            let mut c = SliceReader::new(item.value()).map_err(|_| bad())?;
+            while !c.is_finished() {
+                let one: AnyRef<'_> = c.decode().map_err(|_| bad())?;
+                if one.tag() == Tag::Sequence {
+                    certs.push(
+                        Certificate::from_der(&one.to_der().map_err(|_| bad())?)
+                            .map_err(err("GetCACert certificate"))?,
+                    );
+                }
+            }
+            return Ok(certs);
+        }
     }
-    fn build_extensions(
-        &self,
-        _: spki::SubjectPublicKeyInfoRef<'_>,
-        _: spki::SubjectPublicKeyInfoRef<'_>,
-        _: &x509_cert::certificate::TbsCertificate,
-    ) -> x509_cert::builder::Result<Vec<x509_cert::ext::Extension>> {
-        Ok(vec![])
-    }
+    Ok(Vec::new())
+}
+
+/// The certificates a client following `choice` encrypts to.
+pub fn recipients(bag: &[Certificate], choice: RecipientChoice) -> Result<Vec<Recipient>> {
+    let none = || ScepError::bad_request(format!("no recipient for {choice:?} in GetCACert"));
+    let chosen: Vec<&Certificate> = match choice {
+        RecipientChoice::All => bag.iter().collect(),
+        RecipientChoice::FirstNonCa => vec![bag.iter().find(|c| !is_ca(c)).ok_or_else(none)?],
+        RecipientChoice::Ca => vec![issuing_ca(bag).ok_or_else(none)?],
+        RecipientChoice::Ndes => {
+            let non_ca = || bag.iter().filter(|c| !is_ca(c));
+            let enc_only = non_ca().find(|c| {
+                key_usage(c).is_some_and(|ku| ku.key_encipherment() && !ku.digital_signature())
+            });
+            let data_only = || {
+                non_ca().find(|c| {
+                    key_usage(c).is_some_and(|ku| {
+                        ku.data_encipherment() && !ku.key_encipherment() && !ku.digital_signature()
+                    })
+                })
+            };
+            vec![
+                enc_only
+                    .or_else(data_only)
+                    .or_else(|| issuing_ca(bag))
+                    .ok_or_else(none)?,
+            ]
+        }
+    };
+    chosen.into_iter().map(Recipient::of).collect()
+}
+
+/// The certificate that signs CertReps in a GetCACert bag: the first non-CA certificate
+/// with digitalSignature, else the issuing CA (no RA).
+pub fn reply_signer(bag: &[Certificate]) -> Option<&Certificate> {
+    bag.iter()
+        .find(|c| !is_ca(c) && key_usage(c).is_some_and(|ku| ku.digital_signature()))
+        .or_else(|| issuing_ca(bag))
 }
 
 /// How to build a request. The defaults are what a strict modern client sends;
@@ -119,8 +364,12 @@ pub struct RequestSpec {
     pub alg_oid: Option<const_oid::ObjectIdentifier>,
     pub digest_algorithms_empty: bool,
     pub tamper_message_digest: bool,
-    /// Add this many extra RecipientInfos naming the RA.
+    /// Add this many extra RecipientInfos naming the first recipient.
     pub duplicate_recipients: usize,
+    /// Name the signer by subjectKeyIdentifier (SHA-1 of its key) instead of issuer and serial.
+    pub signer_by_key_id: bool,
+    /// The key transport (Windows sends RSAES-OAEP).
+    pub transport: envelope::KeyTransport,
 }
 
 impl RequestSpec {
@@ -133,6 +382,8 @@ impl RequestSpec {
             digest_algorithms_empty: false,
             tamper_message_digest: false,
             duplicate_recipients: 0,
+            signer_by_key_id: false,
+            transport: envelope::KeyTransport::Pkcs1,
         }
     }
 }
@@ -167,86 +418,121 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// Build a PKIMessage carrying `inner` (a CSR, or IssuerAndSerialNumber for GetCert),
-/// enveloped to `ra` and signed by `signer` (the device).
+/// enveloped to `recipients` and signed by `signer` (the device).
 pub fn request(
     signer: &Device,
     inner: &[u8],
-    ra: &Certificate,
+    recipients: &[Recipient],
     spec: &RequestSpec,
 ) -> Result<Request> {
-    let mut env = envelope::seal(inner, ra, spec.alg)?;
+    let mut env = envelope::seal_parts(inner, recipients, spec.alg, spec.transport)?;
     if let Some(oid) = spec.alg_oid {
         env.encrypted_content.content_enc_alg.oid = oid;
     }
-    for _ in 0..spec.duplicate_recipients {
-        let first = env.recip_infos.0.as_slice()[0].clone();
-        let mut v = env.recip_infos.0.into_vec();
-        let mut dup = first;
-        if let cms::enveloped_data::RecipientInfo::Ktri(k) = &mut dup {
-            let mut b = k.enc_key.as_bytes().to_vec();
-            b[0] ^= 1; // differ, or the SET would reject the duplicate
-            k.enc_key = OctetString::new(b).map_err(err("dup"))?;
-        }
-        v.push(dup);
-        env.recip_infos.0 = SetOfVec::try_from(v).map_err(err("dup"))?;
+    for i in 0..spec.duplicate_recipients {
+        let mut dup = env.recipient_infos.as_slice()[0].clone();
+        let mut b = dup.enc_key.as_bytes().to_vec();
+        let at = i % b.len();
+        b[at] ^= 1; // differ, or the SET would reject the duplicate
+        dup.enc_key = OctetString::new(b).map_err(err("dup"))?;
+        env.recipient_infos.insert(dup).map_err(err("dup"))?;
     }
-    let env_ci = ContentInfo {
+    let env_der = ContentInfo {
         content_type: oids::ID_ENVELOPED_DATA,
         content: Any::encode_from(&env).map_err(err("envelope"))?,
-    };
-    let env_der = env_ci.to_der().map_err(err("envelope"))?;
-    let content = EncapsulatedContentInfo {
-        econtent_type: oids::ID_DATA,
-        econtent: Some(
-            Any::encode_from(&OctetString::new(env_der.clone()).map_err(err("content"))?)
-                .map_err(err("content"))?,
-        ),
-    };
+    }
+    .to_der()
+    .map_err(err("envelope"))?;
     let digest_alg = AlgorithmIdentifierOwned {
         oid: DigestAlg::Sha256.oid(),
         parameters: None,
     };
-    let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-        issuer: signer.cert.tbs_certificate().issuer().clone(),
-        serial_number: signer.cert.tbs_certificate().serial_number().clone(),
-    });
+    let tbs = signer.cert.tbs_certificate();
+    let sid = if spec.signer_by_key_id {
+        let ids = message::key_identifiers(&signer.cert);
+        SignerId::SubjectKeyIdentifier(
+            OctetString::new(ids.last().cloned().unwrap_or_default()).map_err(err("ski"))?,
+        )
+    } else {
+        SignerId::IssuerAndSerialNumber(message::IssuerSerial {
+            issuer: tbs.issuer().clone(),
+            serial_number: tbs.serial_number().clone(),
+        })
+    };
     let mut nonce = vec![0u8; 16];
     envelope::random(&mut nonce)?;
     let printable = |s: &str| -> Result<Any> {
         Any::encode_from(&PrintableStringRef::new(s).map_err(err("printable"))?)
             .map_err(err("printable"))
     };
-    let mut si =
-        SignerInfoBuilder::new(sid, digest_alg.clone(), &content, None).map_err(err("signer"))?;
-    si.add_signed_attribute(attr(oids::MESSAGE_TYPE, printable(&spec.message_type)?)?)
-        .map_err(err("attr"))?;
-    si.add_signed_attribute(attr(
-        oids::TRANSACTION_ID,
-        printable(&spec.transaction_id)?,
-    )?)
-    .map_err(err("attr"))?;
-    si.add_signed_attribute(attr(
-        oids::SENDER_NONCE,
-        Any::encode_from(&OctetString::new(nonce.clone()).map_err(err("nonce"))?)
-            .map_err(err("nonce"))?,
-    )?)
-    .map_err(err("attr"))?;
-    let signing_key = rsa::pkcs1v15::SigningKey::<Sha256>::new(signer.key.clone());
-    let mut b = SignedDataBuilder::new(&content);
-    if !spec.digest_algorithms_empty {
-        b.add_digest_algorithm(digest_alg).map_err(err("digest"))?;
+    let octets = |b: Vec<u8>| -> Result<Any> {
+        Any::encode_from(&OctetString::new(b).map_err(err("octets"))?).map_err(err("octets"))
+    };
+    let mut attrs = SetOfVec::new();
+    for a in [
+        attr(
+            oids::CONTENT_TYPE,
+            Any::encode_from(&oids::ID_DATA).map_err(err("attr"))?,
+        )?,
+        attr(
+            oids::MESSAGE_DIGEST,
+            octets(DigestAlg::Sha256.digest(&env_der))?,
+        )?,
+        attr(oids::MESSAGE_TYPE, printable(&spec.message_type)?)?,
+        attr(oids::TRANSACTION_ID, printable(&spec.transaction_id)?)?,
+        attr(oids::SENDER_NONCE, octets(nonce.clone())?)?,
+    ] {
+        attrs.insert(a).map_err(err("attr"))?;
     }
-    b.add_certificate(CertificateChoices::Certificate(signer.cert.clone()))
+    let signature = rsa_sign(&signer.key, &attrs.to_der().map_err(err("attrs"))?)?;
+    let si = RequestSignerInfo {
+        version: if spec.signer_by_key_id {
+            CmsVersion::V3
+        } else {
+            CmsVersion::V1
+        },
+        sid,
+        digest_alg: digest_alg.clone(),
+        signed_attrs: Some(attrs),
+        signature_algorithm: sha256_with_rsa(),
+        signature: OctetString::new(signature).map_err(err("sign"))?,
+        unsigned_attrs: None,
+    };
+    let mut digest_algorithms = SetOfVec::new();
+    if !spec.digest_algorithms_empty {
+        digest_algorithms
+            .insert(digest_alg)
+            .map_err(err("digest"))?;
+    }
+    let mut certificates = SetOfVec::new();
+    certificates
+        .insert(Any::encode_from(&signer.cert).map_err(err("cert"))?)
         .map_err(err("cert"))?;
-    let tamper = spec.tamper_message_digest;
-    b.add_signer_info_cb::<_, rsa::pkcs1v15::Signature, _>(si, &signing_key, |_si| Ok(()))
-        .map_err(err("sign"))?;
-    let mut der = b
-        .build()
-        .map_err(err("build"))?
-        .to_der()
-        .map_err(err("build"))?;
-    if tamper {
+    let mut signer_infos = SetOfVec::new();
+    signer_infos
+        .insert(Any::encode_from(&si).map_err(err("signer"))?)
+        .map_err(err("signer"))?;
+    let sd = RequestSignedData {
+        version: CmsVersion::V1,
+        digest_algorithms,
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: oids::ID_DATA,
+            econtent: Some(
+                Any::encode_from(&OctetString::new(env_der.clone()).map_err(err("content"))?)
+                    .map_err(err("content"))?,
+            ),
+        },
+        certificates: Some(certificates),
+        crls: None,
+        signer_infos,
+    };
+    let mut der = ContentInfo {
+        content_type: oids::ID_SIGNED_DATA,
+        content: Any::encode_from(&sd).map_err(err("build"))?,
+    }
+    .to_der()
+    .map_err(err("build"))?;
+    if spec.tamper_message_digest {
         // Change one byte of the encapsulated envelope after signing: the signature
         // over the attributes still verifies, the messageDigest no longer matches.
         if let Some(pos) = der
@@ -333,9 +619,12 @@ pub fn read_reply(der: &[u8], ra: &Certificate, device: &Device) -> Result<Reply
         let env_ci = ContentInfo::from_der(content.as_bytes()).map_err(err("envelope"))?;
         let env = envelope::decode(&env_ci.content.to_der().map_err(err("envelope"))?)?;
         let key = device.key.clone();
-        let opened = envelope::open(&env, &device.cert, true, &mut |ek| {
-            key.decrypt(rsa::Pkcs1v15Encrypt, ek).ok()
-        })?;
+        let opened = envelope::open(
+            &env,
+            &[Recipient::of(&device.cert)?],
+            true,
+            &mut |_, _, ek| key.decrypt(rsa::Pkcs1v15Encrypt, ek).ok(),
+        )?;
         let inner = ContentInfo::from_der(&opened.content).map_err(err("certs"))?;
         let inner: SignedData = inner.content.decode_as().map_err(err("certs"))?;
         reply.certs = crate::message::certificates(&inner).cloned().collect();

@@ -1,26 +1,27 @@
-//! pkcsPKIEnvelope (RFC 8894 §3.2.2): CMS EnvelopedData with one RSA key-transport
-//! recipient. `cms` cannot decrypt and its builder only encrypts with AES, so both
-//! directions are done here over the `cms` structures: unwrap the content key with
-//! the RA key (in the HSM, through a callback), then CBC with the algorithm named.
+//! pkcsPKIEnvelope (RFC 8894 §3.2.2): CMS EnvelopedData with RSA key-transport
+//! recipients. `cms` cannot decrypt, its builder only encrypts with AES, and its
+//! RecipientIdentifier cannot hold the long serial numbers of clients' throwaway
+//! certificates, so both directions are done here: [`decode`] reads an envelope into an
+//! [`Envelope`] (every KeyTransRecipientInfo, each with its identifier as sent), [`open`]
+//! unwraps the content key with a key we hold (in the HSM, through a callback) and
+//! CBC-decrypts, and [`seal`] encrypts to one or more [`Recipient`]s.
 
-use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::CmsVersion;
-use cms::enveloped_data::{
-    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
-    RecipientInfos,
-};
+use cms::enveloped_data::EncryptedContentInfo;
 use der::asn1::{OctetString, SetOfVec};
-use der::{Any, Encode};
-use spki::AlgorithmIdentifierOwned;
-use x509_cert::Certificate;
+use der::{Any, Decode, Encode};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::certificate::{CertificateInner, Profile};
 
 use crate::error::{Result, ScepError};
+use crate::message::{IssuerSerial, key_identifiers};
 use crate::oids;
 
 /// Largest encrypted content accepted (a CSR or a small request).
 pub const MAX_CIPHERTEXT: usize = 32 * 1024;
-/// Most RecipientInfos looked at.
-pub const MAX_RECIPIENTS: usize = 4;
+/// Most RecipientInfos looked at: a client that encrypts to every certificate of a
+/// GetCACert bag (two RA certificates and a chain of up to four CAs) stays under it.
+pub const MAX_RECIPIENTS: usize = 8;
 
 /// A content-encryption algorithm. RC2 and anything else are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,66 +124,189 @@ impl ContentAlg {
     }
 }
 
-/// Decode an EnvelopedData (its DER SEQUENCE). Strict DER first; if that fails,
-/// accept what Go's pkcs7 (micromdm scepclient) sends: encryptedContent as a
-/// constructed `[0]` holding OCTET STRING segments (BER), which is rebuilt as the
-/// DER form. Nothing else is relaxed.
-pub fn decode(der_bytes: &[u8]) -> Result<EnvelopedData> {
-    use der::asn1::AnyRef;
-    use der::{Decode, Reader, SliceReader, Tag, TagNumber, Tagged};
-    if let Ok(env) = EnvelopedData::from_der(der_bytes) {
-        return Ok(env);
+/// Who a KeyTransRecipientInfo is for (RFC 5652 §6.2.1).
+///
+/// ```text
+/// RecipientIdentifier ::= CHOICE {
+///   issuerAndSerialNumber IssuerAndSerialNumber,
+///   subjectKeyIdentifier [0] SubjectKeyIdentifier }
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, der::Choice)]
+pub enum RecipientId {
+    IssuerAndSerialNumber(IssuerSerial),
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT")]
+    SubjectKeyIdentifier(OctetString),
+}
+
+/// KeyTransRecipientInfo (RFC 5652 §6.2.1).
+///
+/// ```text
+/// KeyTransRecipientInfo ::= SEQUENCE {
+///   version CMSVersion, rid RecipientIdentifier,
+///   keyEncryptionAlgorithm KeyEncryptionAlgorithmIdentifier, encryptedKey EncryptedKey }
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, der::Sequence)]
+pub struct KeyTrans {
+    pub version: CmsVersion,
+    pub rid: RecipientId,
+    pub key_enc_alg: AlgorithmIdentifierOwned,
+    pub enc_key: OctetString,
+}
+
+impl der::ValueOrd for KeyTrans {
+    fn value_cmp(&self, other: &Self) -> der::Result<std::cmp::Ordering> {
+        Ok(self.to_der()?.cmp(&other.to_der()?))
     }
-    let bad = || ScepError::bad_request("malformed EnvelopedData");
-    let items = |bytes| -> Result<Vec<AnyRef<'_>>> {
-        let mut r = SliceReader::new(bytes).map_err(|_| bad())?;
+}
+
+/// A pkcsPKIEnvelope as received: its key-transport recipients (other RecipientInfo kinds
+/// are counted, not read), the content algorithm with its IV, and the ciphertext.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    pub recipients: Vec<KeyTrans>,
+    /// RecipientInfos of other kinds (key agreement, KEK, password): never ours.
+    pub other_recipients: usize,
+    pub content_alg: AlgorithmIdentifierOwned,
+    pub ciphertext: Vec<u8>,
+}
+
+/// A certificate whose key an envelope can be addressed to: what names it in a
+/// RecipientInfo, and its public key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    pub issuer_serial: IssuerSerial,
+    /// Its subjectKeyIdentifier extension and the RFC 5280 method-1 key identifier.
+    pub key_ids: Vec<Vec<u8>>,
+    pub spki: SubjectPublicKeyInfoOwned,
+}
+
+impl Recipient {
+    /// The recipient identity of any certificate (a CA's, an RA's, or a device's throwaway).
+    pub fn of<P: Profile>(cert: &CertificateInner<P>) -> Result<Self> {
+        Ok(Recipient {
+            issuer_serial: IssuerSerial::of(cert)?,
+            key_ids: key_identifiers(cert),
+            spki: cert.tbs_certificate().subject_public_key_info().clone(),
+        })
+    }
+
+    /// Does `rid` name this certificate?
+    pub fn is_named_by(&self, rid: &RecipientId) -> bool {
+        match rid {
+            RecipientId::IssuerAndSerialNumber(ias) => {
+                ias.issuer == self.issuer_serial.issuer
+                    && ias.serial_number.as_bytes() == self.issuer_serial.serial_number.as_bytes()
+            }
+            RecipientId::SubjectKeyIdentifier(ski) => {
+                self.key_ids.iter().any(|k| k.as_slice() == ski.as_bytes())
+            }
+        }
+    }
+}
+
+impl Envelope {
+    /// Is one of the RecipientInfos addressed to `r`?
+    pub fn is_addressed_to(&self, r: &Recipient) -> bool {
+        self.recipients.iter().any(|k| r.is_named_by(&k.rid))
+    }
+}
+
+/// Read an EnvelopedData (its SEQUENCE, definite lengths).
+///
+/// ```text
+/// EnvelopedData ::= SEQUENCE {
+///   version CMSVersion, originatorInfo [0] IMPLICIT OriginatorInfo OPTIONAL,
+///   recipientInfos RecipientInfos, encryptedContentInfo EncryptedContentInfo,
+///   unprotectedAttrs [1] IMPLICIT UnprotectedAttributes OPTIONAL }
+/// EncryptedContentInfo ::= SEQUENCE {
+///   contentType ContentType, contentEncryptionAlgorithm ContentEncryptionAlgorithmIdentifier,
+///   encryptedContent [0] IMPLICIT EncryptedContent OPTIONAL }
+/// ```
+///
+/// encryptedContent may be primitive (DER) or, as Go's pkcs7 (micromdm scepclient) sends
+/// it, constructed from OCTET STRING segments (BER); both give the same ciphertext.
+pub fn decode(der_bytes: &[u8]) -> Result<Envelope> {
+    use der::asn1::AnyRef;
+    use der::{Reader, SliceReader, Tag, TagNumber, Tagged};
+    let bad = |what: &str| ScepError::bad_request(format!("malformed EnvelopedData: {what}"));
+    let items = |bytes, what: &str| -> Result<Vec<AnyRef<'_>>> {
+        let mut r = SliceReader::new(bytes).map_err(|_| bad(what))?;
         let mut v = Vec::new();
         while !r.is_finished() {
-            v.push(r.decode::<AnyRef<'_>>().map_err(|_| bad())?);
+            v.push(r.decode::<AnyRef<'_>>().map_err(|_| bad(what))?);
             if v.len() > 16 {
-                return Err(bad());
+                return Err(bad(what));
             }
         }
         Ok(v)
     };
-    let seq = AnyRef::from_der(der_bytes).map_err(|_| bad())?;
-    let parts = items(seq.value())?;
-    // version, recipientInfos, encryptedContentInfo (no originatorInfo / unprotectedAttrs here).
-    let [version, recips, eci] = parts.as_slice() else {
-        return Err(bad());
+    let context = |n: u32, constructed: bool| Tag::ContextSpecific {
+        constructed,
+        number: TagNumber(n),
     };
-    let version = version.decode_as::<CmsVersion>().map_err(|_| bad())?;
-    let recip_infos =
-        RecipientInfos::from_der(&recips.to_der().map_err(|_| bad())?).map_err(|_| bad())?;
-    let eci_parts = items(eci.value())?;
-    let [ct, alg, content] = eci_parts.as_slice() else {
-        return Err(bad());
-    };
-    if content.tag()
-        != (Tag::ContextSpecific {
-            constructed: true,
-            number: TagNumber(0),
-        })
-    {
-        return Err(bad());
+    let seq = AnyRef::from_der(der_bytes).map_err(|_| bad("not a SEQUENCE"))?;
+    if seq.tag() != Tag::Sequence {
+        return Err(bad("not a SEQUENCE"));
     }
-    let mut data = Vec::new();
-    for seg in items(content.value())? {
-        if seg.tag() != Tag::OctetString {
-            return Err(bad());
+    let parts = items(seq.value(), "fields")?;
+    // version, [originatorInfo], recipientInfos, encryptedContentInfo, [unprotectedAttrs]
+    let mut fields = parts.iter().filter(|p| p.tag() != context(0, true));
+    let (Some(version), Some(recips), Some(eci)) = (fields.next(), fields.next(), fields.next())
+    else {
+        return Err(bad("missing fields"));
+    };
+    version
+        .decode_as::<CmsVersion>()
+        .map_err(|_| bad("version"))?;
+    if recips.tag() != Tag::Set {
+        return Err(bad("recipientInfos is not a SET"));
+    }
+    let infos = items(recips.value(), "recipientInfos")?;
+    if infos.is_empty() || infos.len() > MAX_RECIPIENTS {
+        return Err(ScepError::bad_request(format!(
+            "the envelope must have 1 to {MAX_RECIPIENTS} RecipientInfos"
+        )));
+    }
+    let mut recipients = Vec::new();
+    let mut other_recipients = 0;
+    for ri in infos {
+        if ri.tag() == Tag::Sequence {
+            recipients.push(
+                ri.decode_as::<KeyTrans>()
+                    .map_err(|_| bad("RecipientInfo"))?,
+            );
+        } else {
+            other_recipients += 1;
         }
-        data.extend_from_slice(seg.value());
     }
-    Ok(EnvelopedData {
-        version,
-        originator_info: None,
-        recip_infos,
-        encrypted_content: EncryptedContentInfo {
-            content_type: ct.decode_as().map_err(|_| bad())?,
-            content_enc_alg: alg.decode_as().map_err(|_| bad())?,
-            encrypted_content: Some(OctetString::new(data).map_err(|_| bad())?),
-        },
-        unprotected_attrs: None,
+    let eci_parts = items(eci.value(), "encryptedContentInfo")?;
+    let [ct, alg, content] = eci_parts.as_slice() else {
+        return Err(bad("encryptedContentInfo"));
+    };
+    ct.decode_as::<const_oid::ObjectIdentifier>()
+        .map_err(|_| bad("contentType"))?;
+    let content_alg = alg
+        .decode_as::<AlgorithmIdentifierOwned>()
+        .map_err(|_| bad("contentEncryptionAlgorithm"))?;
+    let ciphertext = if content.tag() == context(0, false) {
+        content.value().to_vec()
+    } else if content.tag() == context(0, true) {
+        let mut data = Vec::new();
+        for seg in items(content.value(), "encryptedContent")? {
+            if seg.tag() != Tag::OctetString {
+                return Err(bad("encryptedContent"));
+            }
+            data.extend_from_slice(seg.value());
+        }
+        data
+    } else {
+        return Err(bad("encryptedContent"));
+    };
+    Ok(Envelope {
+        recipients,
+        other_recipients,
+        content_alg,
+        ciphertext,
     })
 }
 
@@ -191,21 +315,113 @@ pub fn random(buf: &mut [u8]) -> Result<()> {
     getrandom::fill(buf).map_err(|_| ScepError::bad_request("no randomness available"))
 }
 
-/// Does this recipient identifier name `cert`?
-fn names(rid: &RecipientIdentifier, cert: &Certificate) -> bool {
-    match rid {
-        RecipientIdentifier::IssuerAndSerialNumber(ias) => {
-            ias.issuer == *cert.tbs_certificate().issuer()
-                && ias.serial_number == *cert.tbs_certificate().serial_number()
+/// The RSA key transport of a RecipientInfo (RFC 3560): PKCS#1 v1.5 (rsaEncryption), or
+/// RSAES-OAEP with SHA-1 (its default parameters, what Windows sends) or SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyTransport {
+    Pkcs1,
+    OaepSha1,
+    OaepSha256,
+}
+
+/// RSAES-OAEP-params (RFC 8017 §A.2.1); absent fields take their defaults.
+///
+/// ```text
+/// RSAES-OAEP-params ::= SEQUENCE {
+///   hashAlgorithm      [0] HashAlgorithm     DEFAULT sha1,
+///   maskGenAlgorithm   [1] MaskGenAlgorithm  DEFAULT mgf1SHA1,
+///   pSourceAlgorithm   [2] PSourceAlgorithm  DEFAULT pSpecifiedEmpty }
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, der::Sequence)]
+struct OaepParams {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    hash: Option<AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
+    mgf: Option<AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", optional = "true")]
+    label: Option<AlgorithmIdentifierOwned>,
+}
+
+impl KeyTransport {
+    /// The transport a keyEncryptionAlgorithm names; anything else is badAlg.
+    pub fn from_alg(alg: &AlgorithmIdentifierOwned) -> Result<Self> {
+        match alg.oid {
+            oids::RSA_ENCRYPTION => Ok(KeyTransport::Pkcs1),
+            oids::RSAES_OAEP => {
+                let refused = || {
+                    ScepError::bad_alg(
+                        "RSAES-OAEP is accepted with SHA-1 or SHA-256 (hash and MGF1) and no label",
+                    )
+                };
+                let p = match &alg.parameters {
+                    None => return Ok(KeyTransport::OaepSha1),
+                    Some(p) if p.is_null() => return Ok(KeyTransport::OaepSha1),
+                    Some(p) => p.decode_as::<OaepParams>().map_err(|_| refused())?,
+                };
+                if p.label.is_some() {
+                    return Err(refused());
+                }
+                let hash = p.hash.as_ref().map_or(oids::SHA1, |h| h.oid);
+                let mgf_hash = match &p.mgf {
+                    None => oids::SHA1,
+                    Some(m) if m.oid == oids::MGF1 => m
+                        .parameters
+                        .as_ref()
+                        .and_then(|a| a.decode_as::<AlgorithmIdentifierOwned>().ok())
+                        .map(|a| a.oid)
+                        .ok_or_else(refused)?,
+                    Some(_) => return Err(refused()),
+                };
+                match (hash, mgf_hash) {
+                    (oids::SHA1, oids::SHA1) => Ok(KeyTransport::OaepSha1),
+                    (oids::SHA256, oids::SHA256) => Ok(KeyTransport::OaepSha256),
+                    _ => Err(refused()),
+                }
+            }
+            other => Err(ScepError::bad_alg(format!(
+                "key transport {other} is not supported (use rsaEncryption or RSAES-OAEP)"
+            ))),
         }
-        RecipientIdentifier::SubjectKeyIdentifier(ski) => cert
-            .tbs_certificate()
-            .extensions()
-            .into_iter()
-            .flatten()
-            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)
-            .and_then(|e| der::Decode::from_der(e.extn_value.as_bytes()).ok())
-            .is_some_and(|k: OctetString| k == ski.0),
+    }
+
+    /// The keyEncryptionAlgorithm that names this transport.
+    pub fn alg(self) -> Result<AlgorithmIdentifierOwned> {
+        let enc = |_| ScepError::bad_request("encoding the key transport failed");
+        let sha256 = || AlgorithmIdentifierOwned {
+            oid: oids::SHA256,
+            parameters: None,
+        };
+        Ok(match self {
+            KeyTransport::Pkcs1 => AlgorithmIdentifierOwned {
+                oid: oids::RSA_ENCRYPTION,
+                parameters: Some(der::asn1::Null.into()),
+            },
+            KeyTransport::OaepSha1 => AlgorithmIdentifierOwned {
+                oid: oids::RSAES_OAEP,
+                parameters: Some(
+                    Any::encode_from(&OaepParams {
+                        hash: None,
+                        mgf: None,
+                        label: None,
+                    })
+                    .map_err(enc)?,
+                ),
+            },
+            KeyTransport::OaepSha256 => AlgorithmIdentifierOwned {
+                oid: oids::RSAES_OAEP,
+                parameters: Some(
+                    Any::encode_from(&OaepParams {
+                        hash: Some(sha256()),
+                        mgf: Some(AlgorithmIdentifierOwned {
+                            oid: oids::MGF1,
+                            parameters: Some(Any::encode_from(&sha256()).map_err(enc)?),
+                        }),
+                        label: None,
+                    })
+                    .map_err(enc)?,
+                ),
+            },
+        })
     }
 }
 
@@ -214,65 +430,53 @@ fn names(rid: &RecipientIdentifier, cert: &Certificate) -> bool {
 pub struct Opened {
     pub content: Vec<u8>,
     pub alg: ContentAlg,
+    /// Which of the `keys` given to [`open`] decrypted it.
+    pub key: usize,
 }
 
-/// Open an envelope addressed to `ra`.
+/// Open an envelope with one of `keys`: the certificates whose private keys we hold for
+/// this request (RFC 8894 §2.2: an RA encryption certificate, a combined RA certificate,
+/// or the CA itself).
 ///
-/// Steps: (1) find the one key-transport RecipientInfo naming the RA certificate
-/// (at most [`MAX_RECIPIENTS`] looked at); (2) check the key-transport algorithm
-/// (rsaEncryption) and the content algorithm (AES, or DES/3DES if `allow_legacy`);
-/// (3) unwrap the content key with `unwrap` (the RA key in the HSM, CKM_RSA_PKCS);
-/// (4) CBC-decrypt. A failed unwrap continues with a random key of the right size,
-/// so every decryption failure (bad RSA padding, wrong key size, bad CBC padding)
-/// gives the same answer at the same point: no padding oracle.
+/// Steps: (1) take the first key-transport RecipientInfo that names one of `keys`
+/// (a client may address several certificates at once; the others are ignored); (2) check
+/// the key transport (rsaEncryption, or RSAES-OAEP as Windows sends it) and the content algorithm (AES, or DES/3DES
+/// if `allow_legacy`); (3) unwrap the content key with `unwrap(i, transport, encrypted_key)`
+/// (key `i`, in the HSM, CKM_RSA_PKCS or CKM_RSA_PKCS_OAEP); (4) CBC-decrypt. A failed unwrap continues with a random key
+/// of the right size, so every decryption failure (bad RSA padding, wrong key size, bad
+/// CBC padding) gives the same answer at the same point: no padding oracle.
 pub fn open(
-    env: &EnvelopedData,
-    ra: &Certificate,
+    env: &Envelope,
+    keys: &[Recipient],
     allow_legacy: bool,
-    unwrap: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
+    unwrap: &mut dyn FnMut(usize, KeyTransport, &[u8]) -> Option<Vec<u8>>,
 ) -> Result<Opened> {
-    let infos = env.recip_infos.0.as_slice();
-    if infos.is_empty() || infos.len() > MAX_RECIPIENTS {
-        return Err(ScepError::bad_request(format!(
-            "the envelope must have 1 to {MAX_RECIPIENTS} RecipientInfos"
-        )));
-    }
-    let ours: Vec<&KeyTransRecipientInfo> = infos
-        .iter()
-        .filter_map(|ri| match ri {
-            RecipientInfo::Ktri(k) if names(&k.rid, ra) => Some(k),
-            _ => None,
-        })
-        .collect();
-    let ktri = match ours.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(ScepError::bad_cert_id(
-                "the envelope is not encrypted to this RA certificate (fetch it again with GetCACert)",
-            ));
-        }
-        _ => {
-            return Err(ScepError::bad_request(
-                "the envelope names the RA certificate more than once",
-            ));
-        }
+    let mut named = env.recipients.iter().filter_map(|k| {
+        keys.iter()
+            .position(|r| r.is_named_by(&k.rid))
+            .map(|i| (i, k))
+    });
+    let Some((key, ktri)) = named.next() else {
+        return Err(ScepError::bad_cert_id(
+            "the envelope is not encrypted to a certificate this profile decrypts with \
+             (fetch them again with GetCACert)",
+        ));
     };
-    if ktri.key_enc_alg.oid != oids::RSA_ENCRYPTION {
-        return Err(ScepError::bad_alg(format!(
-            "key transport {} is not supported (use rsaEncryption)",
-            ktri.key_enc_alg.oid
-        )));
+    if named.any(|(i, _)| i == key) {
+        return Err(ScepError::bad_request(
+            "the envelope names the same certificate more than once",
+        ));
     }
-    let eci = &env.encrypted_content;
-    let alg = ContentAlg::from_oid(&eci.content_enc_alg.oid)?;
+    let transport = KeyTransport::from_alg(&ktri.key_enc_alg)?;
+    let alg = ContentAlg::from_oid(&env.content_alg.oid)?;
     if alg.is_legacy() && !allow_legacy {
         return Err(ScepError::bad_alg(format!(
             "{} is refused on this profile: use AES (GetCACaps lists AES)",
             alg.name()
         )));
     }
-    let iv = eci
-        .content_enc_alg
+    let iv = env
+        .content_alg
         .parameters
         .as_ref()
         .and_then(|p| p.decode_as::<OctetString>().ok())
@@ -280,11 +484,7 @@ pub fn open(
     if iv.as_bytes().len() != alg.block_len() {
         return Err(ScepError::bad_request("the IV has the wrong length"));
     }
-    let ct = eci
-        .encrypted_content
-        .as_ref()
-        .ok_or_else(|| ScepError::bad_request("the envelope has no encrypted content"))?
-        .as_bytes();
+    let ct = env.ciphertext.as_slice();
     if ct.is_empty() || ct.len() > MAX_CIPHERTEXT || ct.len() % alg.block_len() != 0 {
         return Err(ScepError::bad_request(
             "the encrypted content has a bad length",
@@ -292,58 +492,83 @@ pub fn open(
     }
     let mut fallback = vec![0u8; alg.key_len()];
     random(&mut fallback)?;
-    let key = match unwrap(ktri.enc_key.as_bytes()) {
+    let cek = match unwrap(key, transport, ktri.enc_key.as_bytes()) {
         Some(k) if k.len() == alg.key_len() => k,
         _ => fallback,
     };
     let content = alg
-        .decrypt(&key, iv.as_bytes(), ct)
+        .decrypt(&cek, iv.as_bytes(), ct)
         .ok_or_else(|| ScepError::bad_check("the request could not be decrypted"))?;
-    Ok(Opened { content, alg })
+    Ok(Opened { content, alg, key })
 }
 
-/// Encrypt `content` to the RSA key of `recipient` (RFC 8894 §3.2.2), naming it by issuer and serial.
-pub fn seal(content: &[u8], recipient: &Certificate, alg: ContentAlg) -> Result<EnvelopedData> {
-    use rsa::pkcs8::DecodePublicKey;
-    let spki = recipient.tbs_certificate().subject_public_key_info();
-    if spki.algorithm.oid != oids::RSA_ENCRYPTION {
-        return Err(ScepError::bad_alg(
-            "the requester's certificate must hold an RSA key to receive an encrypted reply",
-        ));
-    }
-    let spki_der = spki
+/// EnvelopedData as [`seal`] writes it: key-transport recipients only (version 0).
+#[derive(Clone, Debug, Eq, PartialEq, der::Sequence)]
+pub struct Sealed {
+    pub version: CmsVersion,
+    pub recipient_infos: SetOfVec<KeyTrans>,
+    pub encrypted_content: EncryptedContentInfo,
+}
+
+/// Encrypt `content` to the RSA key of each of `recipients` (RFC 8894 §3.2.2), naming
+/// each by issuer and serial as its certificate has them. Returns the EnvelopedData's DER.
+pub fn seal(content: &[u8], recipients: &[Recipient], alg: ContentAlg) -> Result<Vec<u8>> {
+    seal_parts(content, recipients, alg, KeyTransport::Pkcs1)?
         .to_der()
-        .map_err(|_| ScepError::bad_request("bad requester key"))?;
-    let key = rsa::RsaPublicKey::from_public_key_der(&spki_der)
-        .map_err(|_| ScepError::bad_request("bad requester RSA key"))?;
+        .map_err(|_| ScepError::bad_request("encoding the envelope failed"))
+}
+
+/// [`seal`], before encoding (the test client changes fields to build bad envelopes).
+pub fn seal_parts(
+    content: &[u8],
+    recipients: &[Recipient],
+    alg: ContentAlg,
+    transport: KeyTransport,
+) -> Result<Sealed> {
+    use rsa::pkcs8::DecodePublicKey;
+    let der_err = |_| ScepError::bad_request("encoding the envelope failed");
     let mut cek = vec![0u8; alg.key_len()];
     random(&mut cek)?;
     let mut iv = vec![0u8; alg.block_len()];
     random(&mut iv)?;
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let enc_key = key
-        .encrypt(&mut rng, rsa::Pkcs1v15Encrypt, &cek)
-        .map_err(|_| ScepError::bad_request("cannot encrypt to the requester key"))?;
-    let ct = alg.encrypt(&cek, &iv, content)?;
-    let der_err = |_| ScepError::bad_request("encoding the envelope failed");
-    let ktri = KeyTransRecipientInfo {
-        version: CmsVersion::V0,
-        rid: RecipientIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-            issuer: recipient.tbs_certificate().issuer().clone(),
-            serial_number: recipient.tbs_certificate().serial_number().clone(),
-        }),
-        key_enc_alg: AlgorithmIdentifierOwned {
-            oid: oids::RSA_ENCRYPTION,
-            parameters: Some(der::asn1::Null.into()),
-        },
-        enc_key: OctetString::new(enc_key).map_err(der_err)?,
-    };
     let mut infos = SetOfVec::new();
-    infos.insert(RecipientInfo::Ktri(ktri)).map_err(der_err)?;
-    Ok(EnvelopedData {
+    for r in recipients {
+        if r.spki.algorithm.oid != oids::RSA_ENCRYPTION {
+            return Err(ScepError::bad_alg(
+                "the recipient's certificate must hold an RSA key to receive an encrypted message",
+            ));
+        }
+        let spki_der = r
+            .spki
+            .to_der()
+            .map_err(|_| ScepError::bad_request("bad recipient key"))?;
+        let key = rsa::RsaPublicKey::from_public_key_der(&spki_der)
+            .map_err(|_| ScepError::bad_request("bad recipient RSA key"))?;
+        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let enc_key = match transport {
+            KeyTransport::Pkcs1 => key.encrypt(&mut rng, rsa::Pkcs1v15Encrypt, &cek),
+            KeyTransport::OaepSha1 => key.encrypt(&mut rng, rsa::Oaep::<sha1::Sha1>::new(), &cek),
+            KeyTransport::OaepSha256 => {
+                key.encrypt(&mut rng, rsa::Oaep::<sha2::Sha256>::new(), &cek)
+            }
+        }
+        .map_err(|_| ScepError::bad_request("cannot encrypt to the recipient key"))?;
+        infos
+            .insert(KeyTrans {
+                version: CmsVersion::V0,
+                rid: RecipientId::IssuerAndSerialNumber(r.issuer_serial.clone()),
+                key_enc_alg: transport.alg()?,
+                enc_key: OctetString::new(enc_key).map_err(der_err)?,
+            })
+            .map_err(der_err)?;
+    }
+    if infos.is_empty() {
+        return Err(ScepError::bad_request("an envelope needs a recipient"));
+    }
+    let ct = alg.encrypt(&cek, &iv, content)?;
+    Ok(Sealed {
         version: CmsVersion::V0,
-        originator_info: None,
-        recip_infos: RecipientInfos(infos),
+        recipient_infos: infos,
         encrypted_content: EncryptedContentInfo {
             content_type: oids::ID_DATA,
             content_enc_alg: AlgorithmIdentifierOwned {
@@ -354,6 +579,5 @@ pub fn seal(content: &[u8], recipient: &Certificate, alg: ContentAlg) -> Result<
             },
             encrypted_content: Some(OctetString::new(ct).map_err(der_err)?),
         },
-        unprotected_attrs: None,
     })
 }

@@ -30,7 +30,7 @@ mod tests {
 
     use crate::certrep::{self, Outcome, ReplyTo};
     use crate::client::{self, Device, RequestSpec};
-    use crate::envelope::{self, ContentAlg};
+    use crate::envelope::{self, ContentAlg, Recipient};
     use crate::message::{self, MessageType};
     use crate::{FailInfo, oids};
 
@@ -43,13 +43,35 @@ mod tests {
         D.get_or_init(|| Device::generate(2048, "CN=device-1").unwrap())
     }
 
-    fn unwrap_with_ra(ek: &[u8]) -> Option<Vec<u8>> {
-        ra().key.decrypt(rsa::Pkcs1v15Encrypt, ek).ok()
+    fn unwrap_with_ra(_key: usize, t: envelope::KeyTransport, ek: &[u8]) -> Option<Vec<u8>> {
+        use envelope::KeyTransport::*;
+        let k = &ra().key;
+        match t {
+            Pkcs1 => k.decrypt(rsa::Pkcs1v15Encrypt, ek),
+            OaepSha1 => k.decrypt(rsa::Oaep::<sha1::Sha1>::new(), ek),
+            OaepSha256 => k.decrypt(rsa::Oaep::<sha2::Sha256>::new(), ek),
+        }
+        .ok()
+    }
+
+    /// The RA as the signer's certificate type.
+    fn ra_cert() -> x509_cert::Certificate {
+        use der::{Decode, Encode};
+        x509_cert::Certificate::from_der(&ra().cert.to_der().unwrap()).unwrap()
+    }
+
+    /// The keys the "signer" decrypts with: the RA's.
+    fn ra_keys() -> Vec<Recipient> {
+        vec![Recipient::of(&ra().cert).unwrap()]
     }
 
     fn build(spec: &RequestSpec) -> client::Request {
-        let csr = device().csr("CN=device-1", Some("secret")).unwrap();
-        client::request(device(), &csr, &ra().cert, spec).unwrap()
+        build_by(device(), spec)
+    }
+
+    fn build_by(d: &Device, spec: &RequestSpec) -> client::Request {
+        let csr = d.csr("CN=device-1", Some("secret")).unwrap();
+        client::request(d, &csr, &ra_keys(), spec).unwrap()
     }
 
     #[test]
@@ -58,7 +80,7 @@ mod tests {
         let msg = message::parse(&req.der, false).unwrap();
         assert_eq!(msg.message_type, MessageType::PkcsReq);
         assert_eq!(msg.transaction_id, "tx-1");
-        let opened = envelope::open(&msg.envelope, &ra().cert, false, &mut unwrap_with_ra).unwrap();
+        let opened = envelope::open(&msg.envelope, &ra_keys(), false, &mut unwrap_with_ra).unwrap();
         assert_eq!(
             opened.content,
             device()
@@ -73,24 +95,24 @@ mod tests {
         let reply_to = ReplyTo {
             transaction_id: msg.transaction_id.clone(),
             sender_nonce: msg.sender_nonce.clone(),
-            requester: msg.signer_cert.clone(),
+            requester: Recipient::of(&msg.signer_cert).unwrap(),
         };
         let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(ra().key.clone());
         let der = certrep::cert_rep::<_, rsa::pkcs1v15::Signature>(
             &reply_to,
             &Outcome::Success {
-                certs: vec![device().cert.clone()],
+                certs: vec![ra_cert()],
                 alg: opened.alg,
             },
-            &ra().cert,
+            &ra_cert(),
             &signer,
         )
         .unwrap();
-        let reply = client::read_reply(&der, &ra().cert, device()).unwrap();
+        let reply = client::read_reply(&der, &ra_cert(), device()).unwrap();
         assert_eq!(reply.status, "0");
         assert_eq!(reply.transaction_id, "tx-1");
         assert_eq!(reply.recipient_nonce, req.sender_nonce);
-        assert_eq!(reply.certs, vec![device().cert.clone()]);
+        assert_eq!(reply.certs, vec![ra_cert()]);
         assert_eq!(reply.alg, Some(ContentAlg::Aes256));
     }
 
@@ -110,17 +132,17 @@ mod tests {
             &ReplyTo {
                 transaction_id: msg.transaction_id,
                 sender_nonce: msg.sender_nonce,
-                requester: msg.signer_cert,
+                requester: Recipient::of(&msg.signer_cert).unwrap(),
             },
             &Outcome::Failure {
                 info: FailInfo::BadRequest,
                 text: "wrong challenge".into(),
             },
-            &ra().cert,
+            &ra_cert(),
             &signer,
         )
         .unwrap();
-        let reply = client::read_reply(&der, &ra().cert, device()).unwrap();
+        let reply = client::read_reply(&der, &ra_cert(), device()).unwrap();
         assert_eq!(reply.status, "2");
         assert_eq!(reply.fail_info.as_deref(), Some("2"));
         assert_eq!(reply.fail_info_text.as_deref(), Some("wrong challenge"));
@@ -134,9 +156,9 @@ mod tests {
             spec.alg = alg;
             let msg = message::parse(&build(&spec).der, false).unwrap();
             let e =
-                envelope::open(&msg.envelope, &ra().cert, false, &mut unwrap_with_ra).unwrap_err();
+                envelope::open(&msg.envelope, &ra_keys(), false, &mut unwrap_with_ra).unwrap_err();
             assert_eq!(e.info, FailInfo::BadAlg, "{e}");
-            let ok = envelope::open(&msg.envelope, &ra().cert, true, &mut unwrap_with_ra).unwrap();
+            let ok = envelope::open(&msg.envelope, &ra_keys(), true, &mut unwrap_with_ra).unwrap();
             assert_eq!(ok.alg, alg);
         }
     }
@@ -147,7 +169,7 @@ mod tests {
         spec.alg = ContentAlg::Des;
         spec.alg_oid = Some(oids::RC2_CBC);
         let msg = message::parse(&build(&spec).der, true).unwrap();
-        let e = envelope::open(&msg.envelope, &ra().cert, true, &mut unwrap_with_ra).unwrap_err();
+        let e = envelope::open(&msg.envelope, &ra_keys(), true, &mut unwrap_with_ra).unwrap_err();
         assert_eq!(e.info, FailInfo::BadAlg);
         assert!(e.text.contains("RC2"));
     }
@@ -179,7 +201,7 @@ mod tests {
         let mut spec = RequestSpec::pkcs_req("tx-8");
         spec.duplicate_recipients = 1;
         let msg = message::parse(&build(&spec).der, false).unwrap();
-        let e = envelope::open(&msg.envelope, &ra().cert, false, &mut unwrap_with_ra).unwrap_err();
+        let e = envelope::open(&msg.envelope, &ra_keys(), false, &mut unwrap_with_ra).unwrap_err();
         assert!(e.text.contains("more than once"), "{e}");
     }
 
@@ -190,7 +212,8 @@ mod tests {
         let answers: Vec<_> = [None, Some(vec![1u8; 5]), Some(vec![7u8; 32])]
             .into_iter()
             .map(|k| {
-                envelope::open(&msg.envelope, &ra().cert, false, &mut |_| k.clone()).unwrap_err()
+                envelope::open(&msg.envelope, &ra_keys(), false, &mut |_, _, _| k.clone())
+                    .unwrap_err()
             })
             .collect();
         for a in &answers {
@@ -209,8 +232,176 @@ mod tests {
             let mut m = der.clone();
             m[i] ^= 0x5a;
             if let Ok(msg) = message::parse(&m, true) {
-                let _ = envelope::open(&msg.envelope, &ra().cert, true, &mut unwrap_with_ra);
+                let _ = envelope::open(&msg.envelope, &ra_keys(), true, &mut unwrap_with_ra);
             }
+        }
+    }
+
+    /// What real clients put in their throwaway certificates (RFC 8894 §2.3): each is read,
+    /// its signature over the request checked, and a SUCCESS reply reaches it, naming it
+    /// exactly as it named itself.
+    #[test]
+    fn throwaway_certificates_outside_rfc_5280_are_accepted_and_answered() {
+        use client::Transient;
+        let key = device().key.clone();
+        let cases = [
+            (
+                "32-octet serial",
+                Transient {
+                    serial_len: 32,
+                    ..Transient::default()
+                },
+            ),
+            (
+                "64-octet serial",
+                Transient {
+                    serial_len: 64,
+                    ..Transient::default()
+                },
+            ),
+            (
+                "GeneralizedTime before 2050",
+                Transient {
+                    generalized_time: true,
+                    ..Transient::default()
+                },
+            ),
+            (
+                "version 1",
+                Transient {
+                    v1: true,
+                    ..Transient::default()
+                },
+            ),
+            (
+                "empty subject",
+                Transient {
+                    empty_subject: true,
+                    ..Transient::default()
+                },
+            ),
+            (
+                "marked as a CA",
+                Transient {
+                    ca_flag: true,
+                    ..Transient::default()
+                },
+            ),
+            (
+                "all at once",
+                Transient {
+                    serial_len: 32,
+                    generalized_time: true,
+                    v1: true,
+                    empty_subject: true,
+                    ca_flag: false,
+                },
+            ),
+        ];
+        for (what, t) in cases {
+            let d = Device::transient(key.clone(), "CN=device-1", &t).unwrap();
+            for by_key_id in [false, true] {
+                let mut spec = RequestSpec::pkcs_req("tx-t");
+                spec.signer_by_key_id = by_key_id;
+                let req = build_by(&d, &spec);
+                let msg = message::parse(&req.der, false)
+                    .unwrap_or_else(|e| panic!("{what} (key id {by_key_id}): {e}"));
+                assert_eq!(msg.signer_cert, d.cert, "{what}");
+                let opened =
+                    envelope::open(&msg.envelope, &ra_keys(), false, &mut unwrap_with_ra).unwrap();
+                let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(ra().key.clone());
+                let der = certrep::cert_rep::<_, rsa::pkcs1v15::Signature>(
+                    &ReplyTo {
+                        transaction_id: msg.transaction_id.clone(),
+                        sender_nonce: msg.sender_nonce.clone(),
+                        requester: Recipient::of(&msg.signer_cert).unwrap(),
+                    },
+                    &Outcome::Success {
+                        certs: vec![ra_cert()],
+                        alg: opened.alg,
+                    },
+                    &ra_cert(),
+                    &signer,
+                )
+                .unwrap();
+                let reply = client::read_reply(&der, &ra_cert(), &d)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(reply.status, "0", "{what}");
+                assert_eq!(reply.certs, vec![ra_cert()], "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_throwaway_serial_over_64_octets_is_refused_with_the_reason() {
+        let t = client::Transient {
+            serial_len: 65,
+            ..client::Transient::default()
+        };
+        let d = Device::transient(device().key.clone(), "CN=device-1", &t).unwrap();
+        let e =
+            message::parse(&build_by(&d, &RequestSpec::pkcs_req("tx-s")).der, false).unwrap_err();
+        assert_eq!(e.info, FailInfo::BadRequest);
+        assert!(e.text.contains("65 octets"), "{e}");
+    }
+
+    #[test]
+    fn a_request_signed_by_another_key_than_its_certificate_is_refused() {
+        // The throwaway certificate is another device's: the signature cannot verify.
+        let other = Device::generate(2048, "CN=other").unwrap();
+        let mut d = device().clone();
+        d.cert = other.cert.clone();
+        let e =
+            message::parse(&build_by(&d, &RequestSpec::pkcs_req("tx-k")).der, false).unwrap_err();
+        assert_eq!(e.info, FailInfo::BadMessageCheck, "{e}");
+    }
+
+    /// A client may address several certificates; the one we hold a key for is used, and
+    /// an envelope for none of ours says so (badCertId).
+    #[test]
+    fn the_recipient_we_hold_a_key_for_is_used_among_several() {
+        let other = Device::generate(2048, "CN=Other CA").unwrap();
+        let both = vec![
+            Recipient::of(&other.cert).unwrap(),
+            Recipient::of(&ra().cert).unwrap(),
+        ];
+        let csr = device().csr("CN=device-1", Some("secret")).unwrap();
+        let req = client::request(device(), &csr, &both, &RequestSpec::pkcs_req("tx-r")).unwrap();
+        let msg = message::parse(&req.der, false).unwrap();
+        assert_eq!(msg.envelope.recipients.len(), 2);
+        let opened = envelope::open(&msg.envelope, &ra_keys(), false, &mut unwrap_with_ra).unwrap();
+        assert_eq!(opened.content, csr);
+        assert_eq!(opened.key, 0);
+        let only_other = vec![Recipient::of(&other.cert).unwrap()];
+        let req =
+            client::request(device(), &csr, &only_other, &RequestSpec::pkcs_req("tx-o")).unwrap();
+        let msg = message::parse(&req.der, false).unwrap();
+        let e = envelope::open(&msg.envelope, &ra_keys(), false, &mut unwrap_with_ra).unwrap_err();
+        assert_eq!(e.info, FailInfo::BadCertId, "{e}");
+    }
+
+    /// Windows encrypts the content key with RSAES-OAEP (default parameters: SHA-1); SHA-256
+    /// OAEP is accepted too, and the transport reaches the key holder.
+    #[test]
+    fn oaep_key_transport_opens() {
+        for t in [
+            envelope::KeyTransport::OaepSha1,
+            envelope::KeyTransport::OaepSha256,
+        ] {
+            let mut spec = RequestSpec::pkcs_req("tx-oaep");
+            spec.transport = t;
+            let msg = message::parse(&build(&spec).der, false).unwrap();
+            let mut seen = None;
+            let opened = envelope::open(&msg.envelope, &ra_keys(), false, &mut |i, got, ek| {
+                seen = Some(got);
+                unwrap_with_ra(i, got, ek)
+            })
+            .unwrap();
+            assert_eq!(seen, Some(t));
+            assert_eq!(
+                opened.content,
+                device().csr("CN=device-1", Some("secret")).unwrap()
+            );
         }
     }
 }

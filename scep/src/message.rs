@@ -1,17 +1,148 @@
 //! PKIMessage (RFC 8894 §3.2): a CMS SignedData, signed by the requester, whose
 //! content is a pkcsPKIEnvelope and whose signed attributes carry the SCEP fields.
+//!
+//! Lenient where the RFC allows it, strict where it matters: the certificate that signs a
+//! PKCSReq is a throwaway (RFC 8894 §2.3), so it is read with x509-cert's `Raw` profile
+//! ([`RequesterCert`]): serial numbers up to [`MAX_SERIAL`] octets (also in the
+//! SignerInfo's issuerAndSerialNumber), UTCTime or GeneralizedTime in any year, and the
+//! signer named by subjectKeyIdentifier as well as by issuer and serial. Its signature over
+//! the request, its key against the CSR's, and the CSR's own signature are still checked
+//! (here and in the signer). `docs/scep-clients.md` lists every deviation and the decision.
 
 use cms::cert::CertificateChoices;
-use cms::content_info::ContentInfo;
-use cms::enveloped_data::EnvelopedData;
-use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::signed_data::{EncapsulatedContentInfo, SignedData};
 use const_oid::ObjectIdentifier;
-use der::asn1::OctetString;
+use der::asn1::{OctetString, SetOfVec};
 use der::{Any, Decode, Encode, Tag, Tagged};
+use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
+use x509_cert::attr::Attribute;
+use x509_cert::certificate::{CertificateInner, Raw};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
 
+use crate::envelope::Envelope;
 use crate::error::{Result, ScepError};
 use crate::oids;
+
+/// A requester's certificate as sent: x509-cert's `Raw` profile, which keeps serial numbers
+/// over 20 octets and the time encoding as received (it re-encodes byte for byte).
+pub type RequesterCert = CertificateInner<Raw>;
+/// A serial number as a requester sent it (no RFC 5280 length limit on decode).
+pub type RawSerial = SerialNumber<Raw>;
+/// Longest serial number accepted in a requester's certificate and in the SignerInfo
+/// (RFC 5280 caps what a CA issues at 20 octets; throwaway certificates of real clients
+/// use up to 32).
+pub const MAX_SERIAL: usize = 64;
+
+/// IssuerAndSerialNumber (RFC 5652 §10.2.4) with a [`RawSerial`].
+///
+/// ```text
+/// IssuerAndSerialNumber ::= SEQUENCE { issuer Name, serialNumber CertificateSerialNumber }
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, der::Sequence, der::ValueOrd)]
+pub struct IssuerSerial {
+    pub issuer: Name,
+    pub serial_number: RawSerial,
+}
+
+impl IssuerSerial {
+    /// The issuer and serial of any certificate, as `Raw`.
+    pub fn of<P: x509_cert::certificate::Profile>(cert: &CertificateInner<P>) -> Result<Self> {
+        let tbs = cert.tbs_certificate();
+        Ok(IssuerSerial {
+            issuer: tbs.issuer().clone(),
+            serial_number: raw_serial(tbs.serial_number().as_bytes())?,
+        })
+    }
+}
+
+/// A [`RawSerial`] from the INTEGER's content octets.
+pub fn raw_serial(bytes: &[u8]) -> Result<RawSerial> {
+    let bad = |_| ScepError::bad_request("bad serial number");
+    let int = der::asn1::IntRef::new(bytes).map_err(bad)?;
+    RawSerial::from_der(&int.to_der().map_err(bad)?).map_err(bad)
+}
+
+/// SignerIdentifier (RFC 5652 §5.3) with a [`RawSerial`].
+///
+/// ```text
+/// SignerIdentifier ::= CHOICE {
+///   issuerAndSerialNumber IssuerAndSerialNumber,
+///   subjectKeyIdentifier [0] SubjectKeyIdentifier }
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, der::Choice)]
+pub enum SignerId {
+    IssuerAndSerialNumber(IssuerSerial),
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT")]
+    SubjectKeyIdentifier(OctetString),
+}
+
+/// SignerInfo (RFC 5652 §5.3) with a [`SignerId`]; what a requester signs with.
+///
+/// ```text
+/// SignerInfo ::= SEQUENCE {
+///   version CMSVersion, sid SignerIdentifier, digestAlgorithm DigestAlgorithmIdentifier,
+///   signedAttrs [0] IMPLICIT SignedAttributes OPTIONAL,
+///   signatureAlgorithm SignatureAlgorithmIdentifier, signature SignatureValue,
+///   unsignedAttrs [1] IMPLICIT UnsignedAttributes OPTIONAL }
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, der::Sequence)]
+pub struct RequestSignerInfo {
+    pub version: CmsVersion,
+    pub sid: SignerId,
+    pub digest_alg: AlgorithmIdentifierOwned,
+    #[asn1(
+        context_specific = "0",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
+    pub signed_attrs: Option<SetOfVec<Attribute>>,
+    pub signature_algorithm: AlgorithmIdentifierOwned,
+    pub signature: OctetString,
+    #[asn1(
+        context_specific = "1",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
+    pub unsigned_attrs: Option<SetOfVec<Attribute>>,
+}
+
+/// SignedData (RFC 5652 §5.1) as requesters send it: certificates and SignerInfos kept as
+/// undecoded elements, so that one odd certificate choice or serial number does not make
+/// the whole message unreadable; each is then decoded on its own, leniently.
+///
+/// ```text
+/// SignedData ::= SEQUENCE {
+///   version CMSVersion, digestAlgorithms DigestAlgorithmIdentifiers,
+///   encapContentInfo EncapsulatedContentInfo,
+///   certificates [0] IMPLICIT CertificateSet OPTIONAL,
+///   crls [1] IMPLICIT RevocationInfoChoices OPTIONAL, signerInfos SignerInfos }
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, der::Sequence)]
+pub struct RequestSignedData {
+    pub version: CmsVersion,
+    pub digest_algorithms: SetOfVec<AlgorithmIdentifierOwned>,
+    pub encap_content_info: EncapsulatedContentInfo,
+    #[asn1(
+        context_specific = "0",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
+    pub certificates: Option<SetOfVec<Any>>,
+    #[asn1(
+        context_specific = "1",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
+    pub crls: Option<SetOfVec<Any>>,
+    pub signer_infos: SetOfVec<Any>,
+}
 
 /// Largest PKIMessage accepted.
 pub const MAX_MESSAGE: usize = 64 * 1024;
@@ -111,10 +242,10 @@ pub struct PkiMessage {
     pub sender_nonce: Vec<u8>,
     /// The certificate that signed the message (self-signed for PKCSReq,
     /// the current certificate for RenewalReq).
-    pub signer_cert: Certificate,
+    pub signer_cert: RequesterCert,
     pub digest: DigestAlg,
     /// The pkcsPKIEnvelope.
-    pub envelope: EnvelopedData,
+    pub envelope: Envelope,
     /// Set when the signer's key is RSA below 2048 bits: the signature was NOT
     /// checked (ring refuses such keys) and the request must be refused; the field
     /// lets the signer refuse with a signed FAILURE that says why.
@@ -149,7 +280,11 @@ fn string_value(v: &Any) -> Result<String> {
 }
 
 /// The single value of a signed attribute.
-fn single<'a>(si: &'a SignerInfo, oid: ObjectIdentifier, name: &str) -> Result<Option<&'a Any>> {
+fn single<'a>(
+    si: &'a RequestSignerInfo,
+    oid: ObjectIdentifier,
+    name: &str,
+) -> Result<Option<&'a Any>> {
     let Some(attrs) = &si.signed_attrs else {
         return Ok(None);
     };
@@ -165,14 +300,14 @@ fn single<'a>(si: &'a SignerInfo, oid: ObjectIdentifier, name: &str) -> Result<O
     Ok(attr.values.get(0))
 }
 
-fn required<'a>(si: &'a SignerInfo, oid: ObjectIdentifier, name: &str) -> Result<&'a Any> {
+fn required<'a>(si: &'a RequestSignerInfo, oid: ObjectIdentifier, name: &str) -> Result<&'a Any> {
     single(si, oid, name)?.ok_or_else(|| ScepError::bad_request(format!("{name} is missing")))
 }
 
 /// Verify `sig` over `msg` with the key in `cert`: RSA PKCS#1 v1.5 (signatureAlgorithm
 /// rsaEncryption with the SignerInfo's digest, or sha*WithRSAEncryption) or ECDSA P-256/P-384.
-pub fn verify(
-    cert: &Certificate,
+pub fn verify<P: x509_cert::certificate::Profile>(
+    cert: &CertificateInner<P>,
     sig_alg: &ObjectIdentifier,
     digest: DigestAlg,
     msg: &[u8],
@@ -275,8 +410,9 @@ pub(crate) fn raw_signed_attrs(message: &[u8]) -> Option<Vec<u8>> {
 /// Steps: (1) cap the size and decode ContentInfo → SignedData; (2) exactly one
 /// SignerInfo, non-empty digestAlgorithms that include its digest; (3) read
 /// messageType first and refuse unknown types; (4) read transactionID and
-/// senderNonce; (5) find the signer certificate; (6) check messageDigest against the
-/// content and the signature over the signed attributes; (7) decode the envelope.
+/// senderNonce; (5) find the signer certificate (by issuer and serial, or by
+/// subjectKeyIdentifier); (6) check messageDigest against the content and the signature
+/// over the signed attributes; (7) decode the envelope.
 /// `allow_sha1` is whether the profile allows legacy algorithms.
 pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
     if der.is_empty() || der.len() > MAX_MESSAGE {
@@ -289,15 +425,22 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
     if ci.content_type != oids::ID_SIGNED_DATA {
         return Err(ScepError::bad_request("the PKIMessage is not SignedData"));
     }
-    let sd: SignedData = ci
+    let sd: RequestSignedData = ci
         .content
         .decode_as()
-        .map_err(|_| ScepError::bad_request("malformed SignedData"))?;
-    let [si] = sd.signer_infos.0.as_slice() else {
+        .map_err(|e| ScepError::bad_request(format!("malformed SignedData: {e}")))?;
+    let [si] = sd.signer_infos.as_slice() else {
         return Err(ScepError::bad_request(
             "a PKIMessage has exactly one SignerInfo",
         ));
     };
+    let si: RequestSignerInfo = si
+        .decode_as()
+        .map_err(|e| ScepError::bad_request(format!("malformed SignerInfo: {e}")))?;
+    if let SignerId::IssuerAndSerialNumber(ias) = &si.sid {
+        check_serial(&ias.serial_number, "the SignerInfo's serial number")?;
+    }
+    let si = &si;
     let message_type = MessageType::parse(&string_value(required(
         si,
         oids::MESSAGE_TYPE,
@@ -339,23 +482,7 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
     if sender_nonce.len() != 16 {
         return Err(ScepError::bad_request("senderNonce must be 16 bytes"));
     }
-    let certs: Vec<&Certificate> = certificates(&sd).collect();
-    if certs.len() > MAX_CERTS {
-        return Err(ScepError::bad_request(
-            "too many certificates in the request",
-        ));
-    }
-    let signer_cert = certs
-        .into_iter()
-        .find(|c| match &si.sid {
-            SignerIdentifier::IssuerAndSerialNumber(ias) => {
-                ias.issuer == *c.tbs_certificate().issuer()
-                    && ias.serial_number == *c.tbs_certificate().serial_number()
-            }
-            SignerIdentifier::SubjectKeyIdentifier(_) => false,
-        })
-        .cloned()
-        .ok_or_else(|| ScepError::bad_request("the signer certificate is not in the message"))?;
+    let signer_cert = signer_certificate(&sd, &si.sid)?;
 
     // messageDigest over the eContent octets, then the signature over the signed attributes.
     let content = sd
@@ -398,7 +525,7 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
     if env_ci.content_type != oids::ID_ENVELOPED_DATA {
         return Err(ScepError::bad_request("the content is not EnvelopedData"));
     }
-    let envelope: EnvelopedData = crate::envelope::decode(
+    let envelope = crate::envelope::decode(
         &env_ci
             .content
             .to_der()
@@ -413,6 +540,85 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
         envelope,
         weak_rsa_bits,
     })
+}
+
+fn check_serial(serial: &RawSerial, what: &str) -> Result<()> {
+    let len = serial.as_bytes().len();
+    if len == 0 || len > MAX_SERIAL {
+        return Err(ScepError::bad_request(format!(
+            "{what} is {len} octets: 1 to {MAX_SERIAL} are accepted"
+        )));
+    }
+    Ok(())
+}
+
+/// The subjectKeyIdentifier a certificate goes by: its extension, or else the SHA-1 of its
+/// subjectPublicKey (RFC 5280 §4.2.1.2, method 1), which is what clients that name their
+/// throwaway certificate by key identifier compute.
+pub fn key_identifiers<P: x509_cert::certificate::Profile>(
+    cert: &CertificateInner<P>,
+) -> Vec<Vec<u8>> {
+    use sha1::Digest;
+    let tbs = cert.tbs_certificate();
+    let mut ids: Vec<Vec<u8>> = tbs
+        .extensions()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)
+        .filter_map(|e| OctetString::from_der(e.extn_value.as_bytes()).ok())
+        .map(|k| k.into_bytes().into_vec())
+        .collect();
+    ids.push(
+        sha1::Sha1::digest(tbs.subject_public_key_info().subject_public_key.raw_bytes()).to_vec(),
+    );
+    ids
+}
+
+/// Step 5 of [`parse`]: the certificate `sid` names among those the message carries. Each
+/// is read on its own with the `Raw` profile; choices other than a certificate are skipped.
+fn signer_certificate(sd: &RequestSignedData, sid: &SignerId) -> Result<RequesterCert> {
+    let certs = sd.certificates.as_ref().map_or(&[][..], |c| c.as_slice());
+    if certs.len() > MAX_CERTS {
+        return Err(ScepError::bad_request(
+            "too many certificates in the request",
+        ));
+    }
+    let mut unreadable = None;
+    for c in certs.iter().filter(|c| c.tag() == Tag::Sequence) {
+        let cert = match c
+            .to_der()
+            .ok()
+            .and_then(|d| RequesterCert::from_der(&d).ok())
+        {
+            Some(cert) => cert,
+            None => {
+                unreadable = Some(());
+                continue;
+            }
+        };
+        let tbs = cert.tbs_certificate();
+        let named = match sid {
+            SignerId::IssuerAndSerialNumber(ias) => {
+                ias.issuer == *tbs.issuer()
+                    && ias.serial_number.as_bytes() == tbs.serial_number().as_bytes()
+            }
+            SignerId::SubjectKeyIdentifier(ski) => key_identifiers(&cert)
+                .iter()
+                .any(|k| k.as_slice() == ski.as_bytes()),
+        };
+        if named {
+            check_serial(
+                tbs.serial_number(),
+                "the signer certificate's serial number",
+            )?;
+            return Ok(cert);
+        }
+    }
+    Err(ScepError::bad_request(if unreadable.is_some() {
+        "the signer certificate in the message is not a readable X.509 certificate"
+    } else {
+        "the signer certificate is not in the message"
+    }))
 }
 
 /// The X.509 certificates a SignedData carries (other certificate choices are skipped).

@@ -43,3 +43,7 @@ pub const RECIPIENT_NONCE: Oid = Oid::new_unwrap("2.16.840.1.113733.1.9.6");
 pub const TRANSACTION_ID: Oid = Oid::new_unwrap("2.16.840.1.113733.1.9.7");
 /// RFC 8894 §3.2.1.4.5 (id-scep-failInfoText).
 pub const FAIL_INFO_TEXT: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.24.1");
+/// id-RSAES-OAEP (RFC 8017 / RFC 3560): key transport with OAEP.
+pub const RSAES_OAEP: Oid = Oid::new_unwrap("1.2.840.113549.1.1.7");
+/// id-mgf1 (RFC 8017).
+pub const MGF1: Oid = Oid::new_unwrap("1.2.840.113549.1.1.8");

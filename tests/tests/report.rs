@@ -74,36 +74,34 @@ fn appliance() -> Appliance {
     a
 }
 
-/// The RA certificate of a profile, from GetCACert.
-fn ra(a: &Appliance, profile: &str) -> Certificate {
+/// The RA of a profile, from GetCACert: what to encrypt to, and what signs CertReps.
+fn ra(a: &Appliance, profile: &str) -> (Vec<scep::envelope::Recipient>, Certificate) {
     let r = a.scep_get(profile, "operation=GetCACert");
     assert_eq!(r.status, 200, "GetCACert: {}", r.text());
-    daemon::x509::parse_certificates(&r.body, "GetCACert")
-        .unwrap()
-        .into_iter()
-        .find(|c| {
-            c.tbs_certificate()
-                .subject()
-                .to_string()
-                .ends_with("SCEP RA")
-        })
-        .expect("an RA certificate")
+    let bag = client::ca_certs(&r.body).unwrap();
+    let to = client::recipients(&bag, client::RecipientChoice::Ndes).unwrap();
+    (
+        to,
+        client::reply_signer(&bag)
+            .expect("an RA certificate")
+            .clone(),
+    )
 }
 
 /// One PKCSReq; the SCEP status ("0" success, "3" pending) and the certificate.
 fn enrol(
     a: &Appliance,
     profile: &str,
-    ra: &Certificate,
+    ra: &(Vec<scep::envelope::Recipient>, Certificate),
     d: &Device,
     subject: &str,
     tx: &str,
 ) -> (String, Option<Certificate>) {
     let csr = d.csr(subject, Some(SECRET)).unwrap();
-    let req = client::request(d, &csr, ra, &RequestSpec::pkcs_req(tx)).unwrap();
+    let req = client::request(d, &csr, &ra.0, &RequestSpec::pkcs_req(tx)).unwrap();
     let r = a.scep_post(profile, &req.der);
     assert_eq!(r.status, 200, "PKIOperation: {}", r.text());
-    let reply = client::read_reply(&r.body, ra, d).unwrap();
+    let reply = client::read_reply(&r.body, &ra.1, d).unwrap();
     (reply.status, reply.certs.into_iter().next())
 }
 
@@ -119,7 +117,7 @@ fn serial(c: &Certificate) -> String {
 fn issue_many(
     a: &Appliance,
     devices: &[Device],
-    ras: &BTreeMap<&str, Certificate>,
+    ras: &BTreeMap<&str, (Vec<scep::envelope::Recipient>, Certificate)>,
     jobs: &[(&str, String)],
 ) -> Vec<(String, String, String)> {
     std::thread::scope(|sc| {
@@ -199,7 +197,7 @@ fn colons(serial: &str) -> String {
 #[test]
 fn list_show_get_and_stats_over_hundreds_of_scep_certificates() {
     let a = appliance();
-    let ras: BTreeMap<&str, Certificate> = ["pa", "pb", "pm"]
+    let ras: BTreeMap<&str, (Vec<scep::envelope::Recipient>, Certificate)> = ["pa", "pb", "pm"]
         .into_iter()
         .map(|p| (p, ra(&a, p)))
         .collect();

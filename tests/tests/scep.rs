@@ -10,8 +10,9 @@ use std::str::FromStr;
 
 use base64::Engine;
 use der::{Encode, EncodePem};
-use scep::client::{self, Device, Reply, RequestSpec};
+use scep::client::{self, Device, RecipientChoice, Reply, RequestSpec};
 use scep::envelope::ContentAlg;
+use scep::envelope::Recipient;
 use tests::{Appliance, HttpReply, InitOptions, openssl_ok, scepclient, url_encode, verify};
 use x509_cert::Certificate;
 use x509_cert::name::Name;
@@ -94,23 +95,33 @@ fn assert_verifies(a: &Appliance, cert: &Path) {
     assert!(ok, "{} does not verify: {text}", cert.display());
 }
 
-/// The strict client against one profile: the RA certificate from GetCACert, then
-/// PKIOperations over POST (or GET).
+/// The strict client against one profile: the certificates from GetCACert, the envelope's
+/// recipients chosen from them by one client convention, then PKIOperations over POST (or GET).
 struct Strict<'a> {
     a: &'a Appliance,
     profile: String,
+    /// What the envelope is encrypted to.
+    to: Vec<Recipient>,
+    /// The certificate that signs CertReps.
     ra: Certificate,
 }
 
 impl<'a> Strict<'a> {
-    /// GetCACert: RA + issuing CA in a degenerate PKCS#7; keep the RA.
+    /// GetCACert (the default split layout: encryption RA, signing RA, issuing CA in a
+    /// degenerate PKCS#7); encrypt as NDES-convention clients do.
     fn new(a: &'a Appliance, profile: &str) -> Strict<'a> {
+        let s = Strict::choosing(a, profile, RecipientChoice::Ndes);
+        let r = a.scep_get(profile, "operation=GetCACert");
+        assert_eq!(r.content_type, "application/x-x509-ca-ra-cert");
+        s
+    }
+
+    /// GetCACert, then recipients as `choice` picks them.
+    fn choosing(a: &'a Appliance, profile: &str, choice: RecipientChoice) -> Strict<'a> {
         let r = a.scep_get(profile, "operation=GetCACert");
         assert_eq!(r.status, 200, "GetCACert: {}", r.text());
-        assert_eq!(r.content_type, "application/x-x509-ca-ra-cert");
-        let certs = daemon::x509::parse_certificates(&r.body, "GetCACert").unwrap();
-        assert_eq!(certs.len(), 2, "RA and issuing CA");
-        let names: Vec<String> = certs
+        let bag = client::ca_certs(&r.body).unwrap();
+        let names: Vec<String> = bag
             .iter()
             .map(|c| c.tbs_certificate().subject().to_string())
             .collect();
@@ -118,24 +129,21 @@ impl<'a> Strict<'a> {
             names.iter().any(|n| n.contains("CN=SCEP IT Issuing")),
             "{names:?}"
         );
-        let ra = certs
-            .into_iter()
-            .find(|c| {
-                c.tbs_certificate()
-                    .subject()
-                    .to_string()
-                    .ends_with("SCEP RA")
-            })
-            .unwrap_or_else(|| panic!("no RA certificate in GetCACert: {names:?}"));
+        let to = client::recipients(&bag, choice)
+            .unwrap_or_else(|e| panic!("{choice:?} finds no recipient in {names:?}: {e}"));
+        let ra = client::reply_signer(&bag)
+            .unwrap_or_else(|| panic!("no CertRep signer in GetCACert: {names:?}"))
+            .clone();
         Strict {
             a,
             profile: profile.to_owned(),
+            to,
             ra,
         }
     }
 
     fn message(&self, device: &Device, inner: &[u8], spec: &RequestSpec) -> client::Request {
-        client::request(device, inner, &self.ra, spec).unwrap()
+        client::request(device, inner, &self.to, spec).unwrap()
     }
 
     /// POST a message; the HTTP answer as is.

@@ -273,7 +273,7 @@ fn run(w: Where) -> i32 {
             let coalesce = std::time::Duration::from_millis(publisher.crl_timing().coalesce_ms);
             loop {
                 let s = publisher.clone();
-                let _ = tokio::task::spawn_blocking(move || {
+                let next_check = tokio::task::spawn_blocking(move || {
                     let dirty = s.crl_dirty().take();
                     match s.crls_due(&dirty) {
                         Ok(due) => {
@@ -286,14 +286,22 @@ fn run(w: Where) -> i32 {
                         }
                         Err(e) => tracing::error!(error = %e, "cannot list CRLs due"),
                     }
-                    if let Err(e) = s.crl_watchdog() {
-                        tracing::error!(error = %e, "CRL watchdog failed");
+                    match s.crl_watchdog() {
+                        Ok(w) => w.next_check,
+                        Err(e) => {
+                            tracing::error!(error = %e, "CRL watchdog failed");
+                            None
+                        }
                     }
                 })
-                .await;
+                .await
+                .ok()
+                .flatten();
+                // Wake on a revocation, when the next CRL crosses a threshold, or at the
+                // latest after 30 s (the clock may jump).
                 tokio::select! {
                     _ = publisher.crl_dirty().notify.notified() => tokio::time::sleep(coalesce).await,
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+                    _ = tokio::time::sleep(daemon::revoke::until(next_check, std::time::Duration::from_secs(30))) => {}
                 }
             }
         });

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use der::Decode;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -108,37 +107,15 @@ async fn send(
     Ok((status, body.to_vec()))
 }
 
-/// The certificate to encrypt to: an RA (keyEncipherment, not a CA), else the CA.
-fn recipient(der: &[u8]) -> Certificate {
-    let certs: Vec<Certificate> = match Certificate::from_der(der) {
-        Ok(c) => vec![c],
-        Err(_) => {
-            let ci = cms::content_info::ContentInfo::from_der(der)
-                .unwrap_or_else(|e| die(format!("GetCACert: {e}")));
-            let sd: cms::signed_data::SignedData = ci
-                .content
-                .decode_as()
-                .unwrap_or_else(|e| die(format!("GetCACert: {e}")));
-            scep::message::certificates(&sd).cloned().collect()
-        }
-    };
-    let is_ca = |c: &Certificate| {
-        c.tbs_certificate()
-            .extensions()
-            .into_iter()
-            .flatten()
-            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS)
-            .and_then(|e| {
-                x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes()).ok()
-            })
-            .is_some_and(|b| b.ca)
-    };
-    certs
-        .iter()
-        .find(|c| !is_ca(c))
-        .or_else(|| certs.first())
+/// The certificates to encrypt to (the NDES convention) and the one that signs CertReps.
+fn recipient(der: &[u8]) -> (Vec<scep::envelope::Recipient>, Certificate) {
+    let bag = client::ca_certs(der).unwrap_or_else(|e| die(format!("GetCACert: {e}")));
+    let to = client::recipients(&bag, client::RecipientChoice::Ndes)
+        .unwrap_or_else(|e| die(format!("GetCACert: {e}")));
+    let signer = client::reply_signer(&bag)
         .cloned()
-        .unwrap_or_else(|| die("GetCACert returned no certificate"))
+        .unwrap_or_else(|| die("GetCACert returned no certificate"));
+    (to, signer)
 }
 
 static PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -160,7 +137,7 @@ fn main() {
         .unwrap_or_else(|e| die(e));
 
     // 1. The recipient certificate.
-    let ra = rt.block_on(async {
+    let (to, ra) = rt.block_on(async {
         let mut s = connect(&target).await;
         let (status, body) = send(&mut s, &target, "GET", "operation=GetCACert", vec![])
             .await
@@ -177,7 +154,7 @@ fn main() {
     let per = args.n.div_ceil(threads);
     let handles: Vec<_> = (0..threads)
         .map(|t| {
-            let ra = ra.clone();
+            let to = to.clone();
             let (bits, challenge) = (args.key_bits, args.challenge.clone());
             let n = args.n;
             std::thread::spawn(move || {
@@ -187,7 +164,7 @@ fn main() {
                         let d = Device::generate(bits, &cn).unwrap_or_else(|e| die(e));
                         let csr = d.csr(&cn, Some(&challenge)).unwrap_or_else(|e| die(e));
                         let tx = client::transaction_id(&d).unwrap_or_else(|e| die(e));
-                        let req = client::request(&d, &csr, &ra, &RequestSpec::pkcs_req(&tx))
+                        let req = client::request(&d, &csr, &to, &RequestSpec::pkcs_req(&tx))
                             .unwrap_or_else(|e| die(e));
                         (d, req)
                     })

@@ -30,9 +30,14 @@ fn pki_message() -> &'static [u8] {
         let ra = Device::generate(2048, "CN=fake RA").unwrap();
         let device = Device::generate(2048, "CN=x").unwrap();
         let csr = device.csr("CN=x", Some("secret")).unwrap();
-        client::request(&device, &csr, &ra.cert, &RequestSpec::pkcs_req("tx"))
-            .unwrap()
-            .der
+        client::request(
+            &device,
+            &csr,
+            &[crate::envelope::Recipient::of(&ra.cert).unwrap()],
+            &RequestSpec::pkcs_req("tx"),
+        )
+        .unwrap()
+        .der
     })
 }
 
