@@ -431,7 +431,6 @@ impl Signer {
                 let padding = match transport {
                     KeyTransport::Pkcs1 => hsm::RsaPadding::Pkcs1,
                     KeyTransport::OaepSha1 => hsm::RsaPadding::OaepSha1,
-                    KeyTransport::OaepSha256 => hsm::RsaPadding::OaepSha256,
                 };
                 let (id, _) = ra.decrypt.get(i)?;
                 hsm.rsa_decrypt_with(id, padding, ek).ok()

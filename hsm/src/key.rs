@@ -200,13 +200,13 @@ impl KeyUse {
     }
 }
 
-/// The padding of an RSA key transport (RFC 8017): PKCS#1 v1.5, or OAEP with SHA-1
-/// (the defaults of RSAES-OAEP-params, what Windows sends) or SHA-256 (hash and MGF1).
+/// The padding of an RSA key transport (RFC 8017): PKCS#1 v1.5, or OAEP with SHA-1 and
+/// MGF1-SHA-1 (the defaults of RSAES-OAEP-params, what Windows sends; SoftHSM2 2.6 decrypts
+/// no other OAEP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RsaPadding {
     Pkcs1,
     OaepSha1,
-    OaepSha256,
 }
 
 /// The security attributes of a private key, as the token reports them.

@@ -525,7 +525,6 @@ impl Hsm {
         let mechanism = match padding {
             RsaPadding::Pkcs1 => Mechanism::RsaPkcs,
             RsaPadding::OaepSha1 => oaep(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
-            RsaPadding::OaepSha256 => oaep(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
         };
         self.with_key(id, true, "C_Decrypt", |s, h| {
             s.decrypt(&mechanism, h, ciphertext)

@@ -316,12 +316,13 @@ pub fn random(buf: &mut [u8]) -> Result<()> {
 }
 
 /// The RSA key transport of a RecipientInfo (RFC 3560): PKCS#1 v1.5 (rsaEncryption), or
-/// RSAES-OAEP with SHA-1 (its default parameters, what Windows sends) or SHA-256.
+/// RSAES-OAEP with SHA-1 and MGF1-SHA-1 (its default parameters, what Windows sends).
+/// OAEP with SHA-256 is refused with badAlg: SoftHSM2 2.6 decrypts OAEP with SHA-1 only,
+/// and no client is known to send it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyTransport {
     Pkcs1,
     OaepSha1,
-    OaepSha256,
 }
 
 /// RSAES-OAEP-params (RFC 8017 §A.2.1); absent fields take their defaults.
@@ -350,7 +351,8 @@ impl KeyTransport {
             oids::RSAES_OAEP => {
                 let refused = || {
                     ScepError::bad_alg(
-                        "RSAES-OAEP is accepted with SHA-1 or SHA-256 (hash and MGF1) and no label",
+                        "RSAES-OAEP is accepted with its default parameters only (SHA-1, \
+                         MGF1-SHA-1, no label)",
                     )
                 };
                 let p = match &alg.parameters {
@@ -374,7 +376,6 @@ impl KeyTransport {
                 };
                 match (hash, mgf_hash) {
                     (oids::SHA1, oids::SHA1) => Ok(KeyTransport::OaepSha1),
-                    (oids::SHA256, oids::SHA256) => Ok(KeyTransport::OaepSha256),
                     _ => Err(refused()),
                 }
             }
@@ -385,45 +386,50 @@ impl KeyTransport {
     }
 
     /// The keyEncryptionAlgorithm that names this transport.
-    pub fn alg(self) -> Result<AlgorithmIdentifierOwned> {
+    pub fn alg(self) -> AlgorithmIdentifierOwned {
+        match self {
+            KeyTransport::Pkcs1 => AlgorithmIdentifierOwned {
+                oid: oids::RSA_ENCRYPTION,
+                parameters: Some(der::asn1::Null.into()),
+            },
+            // Every field at its default: an empty SEQUENCE, as Windows writes it.
+            KeyTransport::OaepSha1 => AlgorithmIdentifierOwned {
+                oid: oids::RSAES_OAEP,
+                parameters: Some(
+                    Any::new(der::Tag::Sequence, Vec::new())
+                        .unwrap_or_else(|_| der::asn1::Null.into()),
+                ),
+            },
+        }
+    }
+
+    /// RSAES-OAEP with SHA-256 (hash and MGF1): what [`KeyTransport::from_alg`] refuses.
+    pub fn oaep_sha256_alg() -> Result<AlgorithmIdentifierOwned> {
         let enc = |_| ScepError::bad_request("encoding the key transport failed");
         let sha256 = || AlgorithmIdentifierOwned {
             oid: oids::SHA256,
             parameters: None,
         };
-        Ok(match self {
-            KeyTransport::Pkcs1 => AlgorithmIdentifierOwned {
-                oid: oids::RSA_ENCRYPTION,
-                parameters: Some(der::asn1::Null.into()),
-            },
-            KeyTransport::OaepSha1 => AlgorithmIdentifierOwned {
-                oid: oids::RSAES_OAEP,
-                parameters: Some(
-                    Any::encode_from(&OaepParams {
-                        hash: None,
-                        mgf: None,
-                        label: None,
-                    })
-                    .map_err(enc)?,
-                ),
-            },
-            KeyTransport::OaepSha256 => AlgorithmIdentifierOwned {
-                oid: oids::RSAES_OAEP,
-                parameters: Some(
-                    Any::encode_from(&OaepParams {
-                        hash: Some(sha256()),
-                        mgf: Some(AlgorithmIdentifierOwned {
-                            oid: oids::MGF1,
-                            parameters: Some(Any::encode_from(&sha256()).map_err(enc)?),
-                        }),
-                        label: None,
-                    })
-                    .map_err(enc)?,
-                ),
-            },
+        Ok(AlgorithmIdentifierOwned {
+            oid: oids::RSAES_OAEP,
+            parameters: Some(
+                Any::encode_from(&OaepParams {
+                    hash: Some(sha256()),
+                    mgf: Some(AlgorithmIdentifierOwned {
+                        oid: oids::MGF1,
+                        parameters: Some(Any::encode_from(&sha256()).map_err(enc)?),
+                    }),
+                    label: None,
+                })
+                .map_err(enc)?,
+            ),
         })
     }
 }
+
+/// Unwraps a content key with key `i` of those given to [`open`]: `None` on any failure
+/// (which [`open`] does not reveal).
+pub type Unwrap<'a> = dyn FnMut(usize, KeyTransport, &[u8]) -> Option<Vec<u8>> + 'a;
 
 /// A decrypted envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -449,7 +455,7 @@ pub fn open(
     env: &Envelope,
     keys: &[Recipient],
     allow_legacy: bool,
-    unwrap: &mut dyn FnMut(usize, KeyTransport, &[u8]) -> Option<Vec<u8>>,
+    unwrap: &mut Unwrap<'_>,
 ) -> Result<Opened> {
     let mut named = env.recipients.iter().filter_map(|k| {
         keys.iter()
@@ -485,7 +491,7 @@ pub fn open(
         return Err(ScepError::bad_request("the IV has the wrong length"));
     }
     let ct = env.ciphertext.as_slice();
-    if ct.is_empty() || ct.len() > MAX_CIPHERTEXT || ct.len() % alg.block_len() != 0 {
+    if ct.is_empty() || ct.len() > MAX_CIPHERTEXT || !ct.len().is_multiple_of(alg.block_len()) {
         return Err(ScepError::bad_request(
             "the encrypted content has a bad length",
         ));
@@ -548,16 +554,13 @@ pub fn seal_parts(
         let enc_key = match transport {
             KeyTransport::Pkcs1 => key.encrypt(&mut rng, rsa::Pkcs1v15Encrypt, &cek),
             KeyTransport::OaepSha1 => key.encrypt(&mut rng, rsa::Oaep::<sha1::Sha1>::new(), &cek),
-            KeyTransport::OaepSha256 => {
-                key.encrypt(&mut rng, rsa::Oaep::<sha2::Sha256>::new(), &cek)
-            }
         }
         .map_err(|_| ScepError::bad_request("cannot encrypt to the recipient key"))?;
         infos
             .insert(KeyTrans {
                 version: CmsVersion::V0,
                 rid: RecipientId::IssuerAndSerialNumber(r.issuer_serial.clone()),
-                key_enc_alg: transport.alg()?,
+                key_enc_alg: transport.alg(),
                 enc_key: OctetString::new(enc_key).map_err(der_err)?,
             })
             .map_err(der_err)?;

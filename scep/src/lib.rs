@@ -49,7 +49,6 @@ mod tests {
         match t {
             Pkcs1 => k.decrypt(rsa::Pkcs1v15Encrypt, ek),
             OaepSha1 => k.decrypt(rsa::Oaep::<sha1::Sha1>::new(), ek),
-            OaepSha256 => k.decrypt(rsa::Oaep::<sha2::Sha256>::new(), ek),
         }
         .ok()
     }
@@ -380,13 +379,22 @@ mod tests {
         assert_eq!(e.info, FailInfo::BadCertId, "{e}");
     }
 
-    /// Windows encrypts the content key with RSAES-OAEP (default parameters: SHA-1); SHA-256
-    /// OAEP is accepted too, and the transport reaches the key holder.
+    /// Windows encrypts the content key with RSAES-OAEP (default parameters: SHA-1), and the
+    /// transport reaches the key holder; OAEP with SHA-256 is refused as badAlg, untried.
     #[test]
-    fn oaep_key_transport_opens() {
+    fn oaep_key_transport_opens_and_sha256_oaep_is_refused() {
+        let mut spec = RequestSpec::pkcs_req("tx-oaep256");
+        spec.transport = envelope::KeyTransport::OaepSha1;
+        let mut msg = message::parse(&build(&spec).der, false).unwrap();
+        msg.envelope.recipients[0].key_enc_alg = envelope::KeyTransport::oaep_sha256_alg().unwrap();
+        let e = envelope::open(&msg.envelope, &ra_keys(), false, &mut |_, _, _| {
+            panic!("an unsupported transport must not reach the key")
+        })
+        .unwrap_err();
+        assert_eq!(e.info, FailInfo::BadAlg, "{e}");
         for t in [
             envelope::KeyTransport::OaepSha1,
-            envelope::KeyTransport::OaepSha256,
+            envelope::KeyTransport::Pkcs1,
         ] {
             let mut spec = RequestSpec::pkcs_req("tx-oaep");
             spec.transport = t;

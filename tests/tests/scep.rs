@@ -1002,3 +1002,268 @@ fn a_signing_socket_for_another_uid_gives_the_edge_no_service() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+// ------------------------------------------------------- RA layouts and client conventions
+
+/// The key usage bits of a certificate, as (digitalSignature, keyEncipherment).
+fn ds_ke(c: &Certificate) -> (bool, bool) {
+    let (_, ku) = c
+        .tbs_certificate()
+        .get_extension::<x509_cert::ext::pkix::KeyUsage>()
+        .unwrap()
+        .unwrap();
+    (ku.digital_signature(), ku.key_encipherment())
+}
+
+fn subjects(certs: &[Certificate]) -> Vec<String> {
+    certs
+        .iter()
+        .map(|c| c.tbs_certificate().subject().to_string())
+        .collect()
+}
+
+/// Each recipient-selection convention of real clients against each RA layout: it enrols
+/// where the layout serves it (the certificate verifies), and where it does not, the
+/// signed FAILURE says badCertId and which certificate to encrypt to.
+#[test]
+fn every_recipient_convention_enrols_where_the_ra_layout_serves_it() {
+    let a = appliance();
+    let challenge = ["--challenge", "static", "--secret", STATIC_SECRET];
+    for layout in ["split", "combined", "ca"] {
+        let mut args = challenge.to_vec();
+        args.extend(["--ra-layout", layout]);
+        profile(&a, &format!("ra-{layout}"), &args);
+    }
+    // The default layout is split.
+    profile(&a, "ra-default", &challenge);
+
+    // GetCACert: what each layout publishes, in order.
+    let bag = |p: &str| {
+        let r = a.scep_get(p, "operation=GetCACert");
+        assert_eq!(r.status, 200, "{p}: {}", r.text());
+        (r.content_type.clone(), client::ca_certs(&r.body).unwrap())
+    };
+    let (ct, split) = bag("ra-split");
+    assert_eq!(ct, "application/x-x509-ca-ra-cert");
+    assert_eq!(split.len(), 3, "{:?}", subjects(&split));
+    assert_eq!(ds_ke(&split[0]), (false, true), "encryption RA first");
+    assert_eq!(ds_ke(&split[1]), (true, false), "then the signing RA");
+    assert!(client::is_ca(&split[2]), "then the issuing CA");
+    assert_eq!(bag("ra-default").1, split, "split is the default layout");
+    let (_, combined) = bag("ra-combined");
+    assert_eq!(combined.len(), 2);
+    assert_eq!(ds_ke(&combined[0]), (true, true));
+    let (ct, ca) = bag("ra-ca");
+    assert_eq!(
+        ct, "application/x-x509-ca-cert",
+        "no RA: the single CA certificate"
+    );
+    assert_eq!(
+        subjects(&ca),
+        vec!["CN=SCEP IT Issuing,O=Castellan Tests,C=US"]
+    );
+    assert!(client::recipients(&ca, RecipientChoice::FirstNonCa).is_err());
+
+    use RecipientChoice::*;
+    let matrix = [
+        ("ra-split", Ndes, true),
+        ("ra-split", FirstNonCa, true),
+        ("ra-split", All, true),
+        ("ra-split", Ca, false),
+        ("ra-combined", Ndes, false), // no keyEncipherment-only certificate: NDES clients pick the CA
+        ("ra-combined", FirstNonCa, true),
+        ("ra-combined", All, true),
+        ("ra-combined", Ca, false),
+        ("ra-ca", Ndes, true),
+        ("ra-ca", All, true),
+        ("ra-ca", Ca, true),
+    ];
+    for (i, (p, choice, enrols)) in matrix.into_iter().enumerate() {
+        let s = Strict::choosing(&a, p, choice);
+        let cn = format!("conv-{i}");
+        let d = device(&cn);
+        let r = s.enrol(
+            &d,
+            &format!("CN={cn}"),
+            Some(STATIC_SECRET),
+            &format!("tx-{i}"),
+        );
+        if enrols {
+            let c = issued(&r, &d);
+            let pem = a.path(&format!("{cn}.pem"));
+            write_pem(&pem, &c);
+            assert_verifies(&a, &pem);
+        } else {
+            let text = failed(&r, "4");
+            assert!(
+                text.contains("encrypted to the CA certificate") && text.contains(p),
+                "{p} {choice:?}: {text}"
+            );
+        }
+    }
+}
+
+/// A Windows-style client against an NDES-style profile: the RA certificates carry the
+/// Certificate Request Agent EKU, the envelope uses RSAES-OAEP (SHA-1 defaults) and
+/// AES-128; and GetCACert with the full chain lists the root last.
+#[test]
+fn windows_style_requests_enrol_on_an_ndes_profile_with_the_full_chain() {
+    let a = appliance();
+    profile(
+        &a,
+        "ndes",
+        &[
+            "--challenge",
+            "static",
+            "--secret",
+            STATIC_SECRET,
+            "--ra-windows-eku",
+            "--ca-chain",
+            "full",
+        ],
+    );
+    let r = a.scep_get("ndes", "operation=GetCACert");
+    let certs = client::ca_certs(&r.body).unwrap();
+    assert_eq!(
+        subjects(&certs)[2..],
+        [
+            "CN=SCEP IT Issuing,O=Castellan Tests,C=US",
+            "CN=SCEP IT Root,O=Castellan Tests,C=US"
+        ]
+    );
+    for ra in &certs[..2] {
+        let (_, eku) = ra
+            .tbs_certificate()
+            .get_extension::<x509_cert::ext::pkix::ExtendedKeyUsage>()
+            .unwrap()
+            .expect("an EKU extension on the RA certificate");
+        assert_eq!(eku.0, vec!["1.3.6.1.4.1.311.20.2.1".parse().unwrap()]);
+    }
+    let s = Strict::new(&a, "ndes");
+    for (i, transport) in [
+        scep::envelope::KeyTransport::OaepSha1,
+        scep::envelope::KeyTransport::Pkcs1,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cn = format!("win-{i}");
+        let d = device(&cn);
+        let csr = d.csr(&format!("CN={cn}"), Some(STATIC_SECRET)).unwrap();
+        let mut spec = RequestSpec::pkcs_req(&format!("tx-win-{i}"));
+        spec.alg = ContentAlg::Aes128;
+        spec.transport = transport;
+        let r = s.send(&d, &csr, &spec, false);
+        issued(&r, &d);
+        assert_eq!(
+            r.alg,
+            Some(ContentAlg::Aes128),
+            "the reply uses the request's cipher"
+        );
+    }
+}
+
+/// Throwaway certificates as real clients make them (RFC 8894 §2.3 makes them throwaways):
+/// each deviation enrols on the default profile; one past the limits is refused with its
+/// reason and issues nothing.
+#[test]
+fn throwaway_certificates_of_real_clients_enrol_on_the_default_profile() {
+    use client::Transient;
+    let a = appliance();
+    profile(
+        &a,
+        "default",
+        &["--challenge", "static", "--secret", STATIC_SECRET],
+    );
+    let s = Strict::new(&a, "default");
+    let cases = [
+        (
+            "serial32",
+            Transient {
+                serial_len: 32,
+                ..Transient::default()
+            },
+            false,
+        ),
+        (
+            "gentime",
+            Transient {
+                generalized_time: true,
+                ..Transient::default()
+            },
+            false,
+        ),
+        (
+            "v1",
+            Transient {
+                v1: true,
+                ..Transient::default()
+            },
+            false,
+        ),
+        (
+            "emptysubject",
+            Transient {
+                empty_subject: true,
+                ..Transient::default()
+            },
+            false,
+        ),
+        (
+            "caflag",
+            Transient {
+                ca_flag: true,
+                ..Transient::default()
+            },
+            false,
+        ),
+        ("bykeyid", Transient::default(), true),
+        (
+            "sscep",
+            Transient {
+                serial_len: 32,
+                generalized_time: true,
+                ..Transient::default()
+            },
+            true,
+        ),
+    ];
+    for (cn, t, by_key_id) in cases {
+        let d = Device::transient(device(cn).key, "CN=SCEP SIGNER", &t).unwrap();
+        let csr = d.csr(&format!("CN={cn}"), Some(STATIC_SECRET)).unwrap();
+        let mut spec = RequestSpec::pkcs_req(&format!("tx-{cn}"));
+        spec.signer_by_key_id = by_key_id;
+        let c = issued(&s.send(&d, &csr, &spec, false), &d);
+        assert_eq!(
+            c.tbs_certificate().subject().to_string(),
+            format!("CN={cn}")
+        );
+        let pem = a.path(&format!("{cn}.pem"));
+        write_pem(&pem, &c);
+        assert_verifies(&a, &pem);
+    }
+
+    // Past the limits: a 65-octet serial is refused before decryption (HTTP 400, a reason).
+    let before = a.cli_json("alice", &["cert", "stats", "--json"]);
+    let t = Transient {
+        serial_len: 65,
+        ..Transient::default()
+    };
+    let d = Device::transient(device("long").key, "CN=long", &t).unwrap();
+    let csr = d.csr("CN=long", Some(STATIC_SECRET)).unwrap();
+    let req = s.message(&d, &csr, &RequestSpec::pkcs_req("tx-long"));
+    let r = s.post_raw(&req.der);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("65 octets"), "{}", r.text());
+    assert_eq!(a.cli_json("alice", &["cert", "stats", "--json"]), before);
+
+    // The throwaway certificate's key must be the CSR's: another key is refused.
+    let d = Device::transient(device("other").key, "CN=x", &Transient::default()).unwrap();
+    let csr = device("mismatch")
+        .csr("CN=mismatch", Some(STATIC_SECRET))
+        .unwrap();
+    let r = s.send(&d, &csr, &RequestSpec::pkcs_req("tx-mismatch"), false);
+    let text = failed(&r, "2");
+    assert!(text.contains("not the CSR's key"), "{text}");
+    assert_eq!(a.cli_json("alice", &["cert", "stats", "--json"]), before);
+}
