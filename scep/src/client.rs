@@ -370,6 +370,9 @@ pub struct RequestSpec {
     pub signer_by_key_id: bool,
     /// The key transport (Windows sends RSAES-OAEP).
     pub transport: envelope::KeyTransport,
+    /// Write the message and its envelope in BER with indefinite lengths and OCTET STRINGs
+    /// in segments of this many octets, as Bouncy Castle (jscep) does.
+    pub ber_chunks: Option<usize>,
 }
 
 impl RequestSpec {
@@ -384,6 +387,7 @@ impl RequestSpec {
             duplicate_recipients: 0,
             signer_by_key_id: false,
             transport: envelope::KeyTransport::Pkcs1,
+            ber_chunks: None,
         }
     }
 }
@@ -437,12 +441,15 @@ pub fn request(
         dup.enc_key = OctetString::new(b).map_err(err("dup"))?;
         env.recipient_infos.insert(dup).map_err(err("dup"))?;
     }
-    let env_der = ContentInfo {
+    let mut env_der = ContentInfo {
         content_type: oids::ID_ENVELOPED_DATA,
         content: Any::encode_from(&env).map_err(err("envelope"))?,
     }
     .to_der()
     .map_err(err("envelope"))?;
+    if let Some(chunk) = spec.ber_chunks {
+        env_der = crate::ber::to_indefinite(&env_der, chunk)?;
+    }
     let digest_alg = AlgorithmIdentifierOwned {
         oid: DigestAlg::Sha256.oid(),
         parameters: None,
@@ -532,6 +539,9 @@ pub fn request(
     }
     .to_der()
     .map_err(err("build"))?;
+    if let Some(chunk) = spec.ber_chunks {
+        der = crate::ber::to_indefinite(&der, chunk)?;
+    }
     if spec.tamper_message_digest {
         // Change one byte of the encapsulated envelope after signing: the signature
         // over the attributes still verifies, the messageDigest no longer matches.

@@ -3,6 +3,7 @@
 //! again, opens the envelope with the RA key in the HSM, and decides).
 //!
 //! No sockets and no runtime here, so every part can be unit-tested and fuzzed.
+//! - [`ber`]: BER (indefinite lengths, segmented OCTET STRINGs) to DER, for clients that send it;
 //! - [`message`]: parse a PKIMessage, check messageType first, messageDigest and signature;
 //! - [`envelope`]: open and seal pkcsPKIEnvelopes (AES; DES/3DES for legacy profiles; no oracle);
 //! - [`certrep`]: build signed CertReps (SUCCESS, FAILURE with failInfo + failInfoText, PENDING);
@@ -10,6 +11,7 @@
 //! - [`wire`]: the signing socket's frames and its closed, versioned operation set.
 #![forbid(unsafe_code)]
 
+pub mod ber;
 pub mod certrep;
 pub mod client;
 pub mod edge;
@@ -410,6 +412,31 @@ mod tests {
                 opened.content,
                 device().csr("CN=device-1", Some("secret")).unwrap()
             );
+        }
+    }
+
+    /// jscep (Bouncy Castle), Apple and CryptoAPI send BER: indefinite lengths everywhere and
+    /// OCTET STRINGs in segments. It is read as the DER message it stands for.
+    #[test]
+    fn ber_messages_with_indefinite_lengths_are_read() {
+        let mut spec = RequestSpec::pkcs_req("tx-ber");
+        spec.ber_chunks = Some(1000);
+        let req = build(&spec);
+        assert_eq!(
+            &req.der[..4],
+            &[0x30, 0x80, 0x06, 0x09],
+            "indefinite outer SEQUENCE"
+        );
+        let msg = message::parse(&req.der, false).unwrap();
+        assert_eq!(msg.transaction_id, "tx-ber");
+        let opened = envelope::open(&msg.envelope, &ra_keys(), false, &mut unwrap_with_ra).unwrap();
+        assert_eq!(
+            opened.content,
+            device().csr("CN=device-1", Some("secret")).unwrap()
+        );
+        // Truncated BER never panics and is refused.
+        for n in (0..req.der.len()).step_by(13) {
+            assert!(message::parse(&req.der[..n], false).is_err());
         }
     }
 }

@@ -420,6 +420,17 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
             "a PKIMessage must be 1 to {MAX_MESSAGE} bytes"
         )));
     }
+    // A strict decode first; BER (indefinite lengths, as jscep, Apple and CryptoAPI send)
+    // is rewritten as DER only when that fails, so a DER message keeps its bytes.
+    let normalized;
+    let der = match ContentInfo::from_der(der) {
+        Ok(_) => der,
+        Err(_) => {
+            normalized = crate::ber::to_der(der)
+                .map_err(|e| ScepError::bad_request(format!("not a CMS ContentInfo ({e})")))?;
+            &normalized[..]
+        }
+    };
     let ci =
         ContentInfo::from_der(der).map_err(|_| ScepError::bad_request("not a CMS ContentInfo"))?;
     if ci.content_type != oids::ID_SIGNED_DATA {
@@ -521,6 +532,10 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
     }
 
     let env_ci = ContentInfo::from_der(content.as_bytes())
+        .or_else(|_| {
+            let der = crate::ber::to_der(content.as_bytes())?;
+            ContentInfo::from_der(&der).map_err(|_| ScepError::bad_request("not DER"))
+        })
         .map_err(|_| ScepError::bad_request("the content is not a pkcsPKIEnvelope"))?;
     if env_ci.content_type != oids::ID_ENVELOPED_DATA {
         return Err(ScepError::bad_request("the content is not EnvelopedData"));

@@ -1163,9 +1163,9 @@ fn windows_style_requests_enrol_on_an_ndes_profile_with_the_full_chain() {
     }
 }
 
-/// Throwaway certificates as real clients make them (RFC 8894 §2.3 makes them throwaways):
-/// each deviation enrols on the default profile; one past the limits is refused with its
-/// reason and issues nothing.
+/// Throwaway certificates as real clients make them (RFC 8894 §2.3 makes them throwaways),
+/// and BER messages: each deviation enrols on the default profile; one past the limits is
+/// refused with its reason and issues nothing.
 #[test]
 fn throwaway_certificates_of_real_clients_enrol_on_the_default_profile() {
     use client::Transient;
@@ -1242,6 +1242,14 @@ fn throwaway_certificates_of_real_clients_enrol_on_the_default_profile() {
         write_pem(&pem, &c);
         assert_verifies(&a, &pem);
     }
+
+    // BER as Bouncy Castle (jscep) writes it: indefinite lengths, OCTET STRINGs in
+    // 1000-octet segments, the envelope inside too.
+    let d = device("ber");
+    let csr = d.csr("CN=ber", Some(STATIC_SECRET)).unwrap();
+    let mut spec = RequestSpec::pkcs_req("tx-ber");
+    spec.ber_chunks = Some(1000);
+    issued(&s.send(&d, &csr, &spec, false), &d);
 
     // Past the limits: a 65-octet serial is refused before decryption (HTTP 400, a reason).
     let before = a.cli_json("alice", &["cert", "stats", "--json"]);
