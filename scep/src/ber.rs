@@ -257,8 +257,8 @@ mod tests {
         ] {
             assert!(to_der(bad).is_err(), "{bad:02x?}");
         }
-        let mut deep = vec![0x30, 0x80].repeat(MAX_DEPTH + 2);
-        deep.extend(vec![0x00, 0x00].repeat(MAX_DEPTH + 2));
+        let mut deep = [0x30, 0x80].repeat(MAX_DEPTH + 2);
+        deep.extend([0x00, 0x00].repeat(MAX_DEPTH + 2));
         assert!(to_der(&deep).is_err());
     }
 }
