@@ -30,6 +30,29 @@ const UPN: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2
 const ANY_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
 const EMAIL_ATTR: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1");
 
+/// The text of a DirectoryString-like value (RFC 2985 §5.4.1 challengePassword): Windows and
+/// .NET clients send BMPString (UTF-16BE), others PrintableString, UTF8String or IA5String.
+fn directory_string(v: &der::Any) -> Option<String> {
+    use der::Tagged;
+    match v.tag() {
+        der::Tag::PrintableString | der::Tag::Utf8String | der::Tag::Ia5String => {
+            std::str::from_utf8(v.value()).ok().map(str::to_owned)
+        }
+        der::Tag::BmpString => {
+            let b = v.value();
+            if b.len() % 2 != 0 {
+                return None;
+            }
+            let units: Vec<u16> = b
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            String::from_utf16(&units).ok()
+        }
+        _ => None,
+    }
+}
+
 /// What a device asked for, read from its CSR.
 #[derive(Debug, Clone)]
 pub struct LeafRequest {
@@ -183,9 +206,9 @@ pub fn parse_csr(der: &[u8], legacy: bool) -> Result<LeafRequest, ScepError> {
                 .values
                 .get(0)
                 .ok_or_else(|| bad("empty challengePassword"))?;
-            let s =
-                std::str::from_utf8(v.value()).map_err(|_| bad("challengePassword is not text"))?;
-            req.challenge = Some(s.to_owned());
+            req.challenge = Some(directory_string(v).ok_or_else(|| {
+                bad("challengePassword is not a PrintableString, UTF8String, IA5String or BMPString")
+            })?);
         } else if attr.oid == scep::oids::EXTENSION_REQUEST {
             let v = attr
                 .values
@@ -423,6 +446,31 @@ pub fn lint(
 mod tests {
     use super::*;
     use std::str::FromStr;
+
+    #[test]
+    fn challenge_passwords_are_read_from_every_string_type_clients_use() {
+        let any = |tag, bytes: &[u8]| der::Any::new(tag, bytes.to_vec()).unwrap();
+        for tag in [
+            der::Tag::PrintableString,
+            der::Tag::Utf8String,
+            der::Tag::Ia5String,
+        ] {
+            assert_eq!(
+                directory_string(&any(tag, b"s3cret")).as_deref(),
+                Some("s3cret")
+            );
+        }
+        let bmp: Vec<u8> = "s3cret".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        assert_eq!(
+            directory_string(&any(der::Tag::BmpString, &bmp)).as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(directory_string(&any(der::Tag::BmpString, &bmp[1..])), None);
+        assert_eq!(
+            directory_string(&any(der::Tag::OctetString, b"s3cret")),
+            None
+        );
+    }
 
     #[test]
     fn names_match_whatever_string_type_carries_them() {
