@@ -40,7 +40,7 @@ fn directory_string(v: &der::Any) -> Option<String> {
         }
         der::Tag::BmpString => {
             let b = v.value();
-            if b.len() % 2 != 0 {
+            if !b.len().is_multiple_of(2) {
                 return None;
             }
             let units: Vec<u16> = b
