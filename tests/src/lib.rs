@@ -160,12 +160,26 @@ pub fn write_file(path: &Path, contents: impl AsRef<[u8]>, mode: u32) {
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+/// A port for a process under test to listen on, from 20000..32000: below Linux's
+/// ephemeral range (32768-60999), so that no outgoing connection of this or another test
+/// can be holding it when the process binds it later (a port from `bind(0)` comes from that
+/// range, and a test's thousands of client connections made such collisions real). Ports
+/// already handed out by this process are not handed out again.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher, RandomState};
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    for attempt in 0u32..10_000 {
+        let port = 20_000 + (RandomState::new().hash_one(attempt) % 12_000) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000");
 }
 
 /// Run a future to completion on a small runtime of its own.
