@@ -14,7 +14,6 @@
 mod cache;
 mod error;
 mod http;
-mod notify;
 pub mod ocsp;
 mod publish;
 pub mod route;
@@ -30,9 +29,9 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 pub use cache::DEFAULT_TTL;
+use castellan_systemd::notify;
 pub use error::{Error, SignerError};
 pub use http::serve;
-pub use notify::notify;
 pub use route::{Operation, Profile};
 pub use signer::{SignerConfig, SignerPool};
 
