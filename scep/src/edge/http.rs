@@ -241,7 +241,13 @@ async fn drive(edge: Arc<Edge>, tcp: TcpStream, conn: Arc<Conn>, mut stop: watch
             }
             r = stop.changed(), if !stopping => {
                 stopping = true;
+                // Stopping: a connection with no request being answered is closed now
+                // (hyper's graceful shutdown would wait for a half-sent head); the others
+                // finish their answer and close.
                 if r.is_ok() {
+                    if matches!(conn.phase(), Phase::Head | Phase::Idle) {
+                        break;
+                    }
                     Pin::new(&mut http).graceful_shutdown();
                 }
             }
