@@ -17,7 +17,7 @@ use tokio::net::{TcpStream, UnixListener};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{Config, Profile, serve};
+use super::{Config, Profile};
 use crate::client::{self, Device, RequestSpec};
 use crate::wire::{self, Op, Reply};
 
