@@ -519,6 +519,12 @@ fn metrics_are_valid_prometheus_text_and_move_with_traffic() {
             ],
         )
     };
+    // The signer publishes a new CA's first CRL within seconds; wait for it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http(a.edge_port, "GET", "/crl/issuing.crl", None).status != 200 {
+        assert!(Instant::now() < deadline, "no CRL for {ISSUING} published");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let before = scrape(metrics_port);
     assert_eq!(
         before.types["castellan_edge_request_duration_seconds"],
@@ -578,13 +584,13 @@ fn metrics_are_valid_prometheus_text_and_move_with_traffic() {
         &[("operation", "GetCACaps"), ("le", "+Inf")],
     );
     assert_eq!(inf, hist_count(&after), "+Inf bucket equals the count");
-    assert_eq!(
-        after.value(
+    let crl_ok = |m: &Scrape| {
+        m.value(
             "castellan_edge_requests_total",
-            &[("operation", "crl"), ("profile", ""), ("status", "200")]
-        ),
-        1.0
-    );
+            &[("operation", "crl"), ("profile", ""), ("status", "200")],
+        )
+    };
+    assert_eq!(crl_ok(&after) - crl_ok(&before), 1.0);
     assert!(
         after.value("castellan_edge_connections_accepted_total", &[])
             - before.value("castellan_edge_connections_accepted_total", &[])

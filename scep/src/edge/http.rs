@@ -27,6 +27,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
 use super::cache::Cache;
+use super::error::raw_answer;
 use super::limits::{Conn, Expired, Phase, Tracker};
 use super::metrics::{self, Metrics, Snapshot};
 use super::route::{self, Operation, Profile, Route};
@@ -150,10 +151,7 @@ pub async fn serve_with_metrics(
                     );
                 }
                 // Best effort: the socket is new, its send buffer empty.
-                let _ = tcp.try_write(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
-                      Content-Length: 21\r\nRetry-After: 1\r\nConnection: close\r\n\r\nedge busy, try again\n",
-                );
+                let _ = tcp.try_write(&raw_answer(&Error::Busy(reason.as_str())));
             }
         }
     }
@@ -230,10 +228,7 @@ async fn drive(edge: Arc<Edge>, tcp: TcpStream, conn: Arc<Conn>, mut stop: watch
                     }
                     // No response bytes are pending in this phase: hyper is reading.
                     let io = http.into_parts().io.into_inner();
-                    let _ = io.tcp.try_write(
-                        b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n\
-                          Content-Length: 34\r\nConnection: close\r\n\r\nrequest head not received in time\n",
-                    );
+                    let _ = io.tcp.try_write(&raw_answer(&Error::HeadTimeout));
                 } else {
                     tracing::debug!(peer = %conn.peer, ?what, "connection timed out");
                 }
@@ -304,14 +299,10 @@ enum Rewrite {
 /// no request has reached the service ([`Phase::Head`]), and they carry no Content-Type
 /// (every answer of the service does).
 fn framing_answer(buf: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let (status, reason, text) = match buf.get(..13)? {
-        b"HTTP/1.1 400 " => (400, "Bad Request", "malformed request line or header"),
-        b"HTTP/1.1 414 " => (414, "URI Too Long", "request URI too long"),
-        b"HTTP/1.1 431 " => (
-            431,
-            "Request Header Fields Too Large",
-            "request head too large",
-        ),
+    let status = match buf.get(..13)? {
+        b"HTTP/1.1 400 " => 400,
+        b"HTTP/1.1 414 " => 414,
+        b"HTTP/1.1 431 " => 431,
         _ => return None,
     };
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
@@ -319,11 +310,7 @@ fn framing_answer(buf: &[u8]) -> Option<(u16, Vec<u8>)> {
     if head.windows(13).any(|w| w == b"content-type:") {
         return None;
     }
-    let answer = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {CT_ERROR}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}\n",
-        text.len() + 1
-    );
-    Some((status, answer.into_bytes()))
+    Some((status, raw_answer(&Error::Unframed(status))))
 }
 
 impl AsyncRead for Io {
@@ -390,6 +377,32 @@ impl AsyncWrite for Io {
                 Poll::Ready(Ok(claimed))
             }
         }
+    }
+
+    /// Vectored writes go straight to the socket (a large CRL is not copied), except while
+    /// an automatic answer of hyper may be replaced.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if matches!(self.rewrite, Rewrite::None) && self.conn.phase() != Phase::Head {
+            let this = self.get_mut();
+            let r = Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
+            if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+                this.conn.wrote();
+            }
+            return r;
+        }
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &**b);
+        self.poll_write(cx, first)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -843,4 +856,39 @@ fn response(
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(CONTENT_LENGTH, HeaderValue::from(len));
     resp
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hyper_s_automatic_answers_are_replaced() {
+        let hyper_400 = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: Sun, 29 Nov 2026 00:00:00 GMT\r\n\r\n";
+        let (status, ours) = framing_answer(hyper_400).unwrap();
+        assert_eq!(status, 400);
+        assert!(ours.ends_with(b"\r\n\r\nmalformed request line or header\n"));
+        let (status, _) =
+            framing_answer(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n").unwrap();
+        assert_eq!(status, 431);
+        // The service's own 400 has a Content-Type: never replaced.
+        assert!(framing_answer(b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 18\r\n\r\n").is_none());
+        assert!(framing_answer(b"HTTP/1.1 200 OK\r\n\r\n").is_none());
+        assert!(
+            framing_answer(b"HTTP/1.1 400 Bad Request\r\ncontent-le").is_none(),
+            "a partial head"
+        );
+    }
+
+    #[test]
+    fn the_log_budget_allows_a_few_lines_a_second_and_counts_the_rest() {
+        let b = LogBudget::default();
+        for _ in 0..LOG_LINES_PER_SECOND {
+            assert_eq!(b.take(), Some(0));
+        }
+        assert_eq!(b.take(), None);
+        assert_eq!(b.take(), None);
+        assert_eq!(b.suppressed.load(Ordering::Relaxed), 2);
+    }
 }
