@@ -628,4 +628,14 @@ fn metrics_are_valid_prometheus_text_and_move_with_traffic() {
     };
     assert_eq!(back.value("castellan_edge_signer_up", &[]), 1.0);
     assert!(back.value("castellan_edge_signer_reconnects_total", &[]) >= 1.0);
+
+    // One logging set-up (castellan-systemd): stderr is a file here, so no colour codes,
+    // in either daemon's log.
+    for (who, log) in [("signer", a.log()), ("edge", a.edge_log())] {
+        assert!(log.contains(" INFO "), "{who} log is empty");
+        assert!(
+            !log.contains('\x1b'),
+            "ANSI escape codes in the {who} log:\n{log}"
+        );
+    }
 }

@@ -5,6 +5,10 @@
 //! PKIOperation, take the message from the query (GET) or the body (POST, at most
 //! `max_body` bytes), pre-parse it with [`crate::message::parse`] and only then forward
 //! it; 4. map the reply, or the error ([`Error::status`]), to the answer.
+//!
+//! Around the requests: each connection is registered with the [`Tracker`] (caps,
+//! shedding, per-phase timeouts; see [`super::limits`]) and counted in [`Metrics`]; the
+//! metrics are served on their own listener only ([`serve_with_metrics`]).
 
 use std::convert::Infallible;
 use std::future::Future;
