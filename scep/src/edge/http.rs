@@ -210,7 +210,15 @@ async fn drive(edge: Arc<Edge>, tcp: TcpStream, conn: Arc<Conn>, mut stop: watch
             }
             () = conn.wake.notified() => {
                 if let Some(reason) = conn.shed_reason() {
-                    tracing::debug!(peer = %conn.peer, cap = reason.as_str(), "connection shed");
+                    if let Some(suppressed) = edge.log_budget.take() {
+                        tracing::info!(
+                            peer = %conn.peer,
+                            cap = reason.as_str(),
+                            phase = ?conn.phase(),
+                            suppressed,
+                            "connection closed to make room for a new one"
+                        );
+                    }
                     break;
                 }
             }

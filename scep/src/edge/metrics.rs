@@ -219,7 +219,12 @@ impl Metrics {
             "Time from a request's head to its answer, by operation.",
             "histogram",
         );
-        for (op, h) in OPERATIONS.iter().zip(&self.latency) {
+        // Unframed requests never reach a handler: they have no latency.
+        for (op, h) in OPERATIONS
+            .iter()
+            .zip(&self.latency)
+            .filter(|(op, _)| **op != "unframed")
+        {
             let counts = h.cumulative();
             for (le, n) in BUCKETS.iter().map(|b| format!("{b}")).zip(counts) {
                 e.sample(
