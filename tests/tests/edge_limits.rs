@@ -7,6 +7,8 @@
 //!   flood connection must be closed within the header timeout.
 //! - `metrics_are_valid_prometheus_text_and_move_with_traffic`: `/metrics` on its own port
 //!   only, every line strictly parsed, counters that move by exactly the traffic sent.
+//! - `log_lines_have_no_timestamp_only_when_stderr_is_the_journal`: the shared logging
+//!   set-up (castellan-systemd) leaves the timestamp to journald, and only to journald.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -638,4 +640,64 @@ fn metrics_are_valid_prometheus_text_and_move_with_traffic() {
             "ANSI escape codes in the {who} log:\n{log}"
         );
     }
+}
+
+// ------------------------------------------------------------------ logs
+
+/// Run `castellan-edge run` (no signer needed) with stderr to a file and `JOURNAL_STREAM`
+/// set to `journal(file)`, until it is ready; its log.
+fn edge_log_with(journal: impl Fn(&std::fs::Metadata) -> String) -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.log");
+    let log = std::fs::File::create(&path).unwrap();
+    let stream = journal(&log.metadata().unwrap());
+    assert!(stream.contains(':'), "{stream}");
+    let mut child = std::process::Command::new(tests::bin("castellan-edge"))
+        .arg("run")
+        .arg("--signer-socket")
+        .arg(dir.path().join("absent.sock"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("RUST_LOG", "info")
+        .env("JOURNAL_STREAM", stream)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains(tests::EDGE_READY_MARKER) || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains(tests::EDGE_READY_MARKER), "{text}");
+    text
+}
+
+#[test]
+fn log_lines_have_no_timestamp_only_when_stderr_is_the_journal() {
+    use std::os::unix::fs::MetadataExt as _;
+    // systemd sets JOURNAL_STREAM=DEV:INODE of the stream it gave the service.
+    let journal = edge_log_with(|m| format!("{}:{}", m.dev(), m.ino()));
+    for line in journal.lines() {
+        let level = line.trim_start().split(' ').next().unwrap_or_default();
+        assert!(
+            ["INFO", "WARN", "ERROR"].contains(&level),
+            "a journal line that does not start with its level: {line:?}"
+        );
+    }
+    // An inherited JOURNAL_STREAM that is not our stderr changes nothing.
+    let file = edge_log_with(|m| format!("{}:{}", m.dev(), m.ino() + 1));
+    for line in file.lines() {
+        assert!(
+            line.starts_with("20") && line.as_bytes().get(10) == Some(&b'T'),
+            "a log-file line without its timestamp: {line:?}"
+        );
+    }
+    assert!(!journal.contains('\x1b') && !file.contains('\x1b'));
 }
