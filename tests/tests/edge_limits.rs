@@ -647,7 +647,6 @@ fn metrics_are_valid_prometheus_text_and_move_with_traffic() {
 /// Run `castellan-edge run` (no signer needed) with stderr to a file and `JOURNAL_STREAM`
 /// set to `journal(file)`, until it is ready; its log.
 fn edge_log_with(journal: impl Fn(&std::fs::Metadata) -> String) -> String {
-    use std::os::unix::fs::MetadataExt as _;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edge.log");
     let log = std::fs::File::create(&path).unwrap();
