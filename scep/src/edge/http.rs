@@ -62,6 +62,9 @@ const DRAIN: Duration = Duration::from_secs(10);
 const LOG_LINES_PER_SECOND: u64 = 20;
 /// Metrics connections served at once (the metrics port is for one or two scrapers).
 const METRICS_CONNECTIONS: usize = 16;
+/// errno: this process, or the whole system, is out of file descriptors.
+const EMFILE: i32 = nix::errno::Errno::EMFILE as i32;
+const ENFILE: i32 = nix::errno::Errno::ENFILE as i32;
 /// How long a scrape waits to learn whether the signer answers.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -134,9 +137,18 @@ pub async fn serve_with_metrics(
         let (tcp, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
-                // E.g. EMFILE: do not spin.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of file descriptors (RLIMIT_NOFILE below the caps): free one by
+                // shedding the oldest idle connection, as at the global cap. Otherwise,
+                // or if every connection is busy, do not spin.
+                let no_fd = matches!(e.raw_os_error(), Some(n) if n == EMFILE || n == ENFILE);
+                if let Some(suppressed) = edge.log_budget.take() {
+                    tracing::warn!(error = %e, suppressed, "accept failed");
+                }
+                if no_fd && edge.tracker.shed_oldest() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 continue;
             }
         };

@@ -336,6 +336,19 @@ impl Tracker {
         Ok(conn)
     }
 
+    /// Shed the connection idle or reading its head the longest, else the oldest slow
+    /// body, to free a file descriptor when `accept` fails for lack of one; `false` if
+    /// every connection is busy.
+    pub fn shed_oldest(&self) -> bool {
+        let mut inner = self.inner();
+        let first = inner.all.first().copied();
+        let shed = inner.shed_first(first, ShedReason::Global);
+        if shed {
+            self.metrics.shed(ShedReason::Global);
+        }
+        shed
+    }
+
     /// Move `conn` to `phase` (it goes to the back of its shedding class) and wake its task.
     pub fn set_phase(&self, conn: &Conn, phase: Phase) {
         {
@@ -494,6 +507,13 @@ mod tests {
         assert_eq!(t.open(), 2);
         t.remove(&c);
         t.remove(&b); // already shed: a no-op
+        assert_eq!(t.open(), 1);
+        // Out of descriptors: the oldest non-busy connection goes; busy ones never do.
+        assert!(t.shed_oldest());
+        assert_eq!(a.shed_reason(), Some(ShedReason::Global));
+        let d = t.admit(at("10.0.0.4")).unwrap();
+        t.set_phase(&d, Phase::Busy);
+        assert!(!t.shed_oldest());
         assert_eq!(t.open(), 1);
     }
 
