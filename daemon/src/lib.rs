@@ -23,8 +23,6 @@ pub mod enroll;
 pub mod error;
 pub mod leaf;
 pub mod model;
-/// sd_notify(3), shared with castellan-edge.
-pub use scep::edge::notify;
 pub mod ocsp;
 pub mod profile;
 pub mod quorum;

@@ -3,10 +3,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use castellan_systemd::notify;
 use clap::{Parser, Subcommand};
 use daemon::config::{self, HsmSection};
 use daemon::signer::{InitOptions, Signer};
-use daemon::{Error, notify, server};
+use daemon::{Error, server};
 
 /// sysexits.h EX_CONFIG: the configuration is unusable.
 const EX_CONFIG: i32 = 78;
@@ -82,13 +83,7 @@ enum Command {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    castellan_systemd::init_logging();
     let code = match Cli::parse().command {
         Command::Init {
             state_dir,

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
-use scep::edge::{self, Config, Error, Profile};
+use std::time::Duration;
+
+use scep::edge::{self, Config, Error, Limits, Profile, limits};
 
 /// sysexits.h EX_CONFIG: the configuration is unusable.
 const EX_CONFIG: i32 = 78;
@@ -45,19 +47,42 @@ enum Command {
         /// Directory for the last good CRLs and CA certificates (served while the signer is down)
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// Seconds a client has to send a request line and headers (from connecting, or from
+        /// the first byte of the next request on a kept-alive connection); a head that
+        /// started but did not finish gets 408, then the connection is closed
+        #[arg(long, value_name = "SECONDS", default_value_t = secs(limits::DEFAULT_HEADER_TIMEOUT),
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        header_timeout: u64,
+        /// Seconds a client has to send a POST body (PKIOperation, OCSP); then 408
+        #[arg(long, value_name = "SECONDS", default_value_t = secs(limits::DEFAULT_BODY_TIMEOUT),
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        body_timeout: u64,
+        /// Seconds a kept-alive connection may wait for its next request (or make no
+        /// progress reading a response) before it is closed
+        #[arg(long, value_name = "SECONDS", default_value_t = secs(limits::DEFAULT_IDLE_TIMEOUT),
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        idle_timeout: u64,
+        /// Most HTTP connections open at once. At the cap, the connection idle or stuck
+        /// reading its head the longest is closed to admit the new one (connections whose
+        /// request is being answered are never cut). Each costs a file descriptor: the edge
+        /// raises its RLIMIT_NOFILE soft limit to the hard limit and warns if this does not fit
+        #[arg(long, default_value_t = limits::DEFAULT_MAX_CONNECTIONS,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+        max_connections: usize,
+        /// Most HTTP connections open at once from one client address (IPv4 address, or
+        /// IPv6 /64); at the cap, that address's longest idle or stuck connection is closed
+        #[arg(long, default_value_t = limits::DEFAULT_MAX_PER_ADDRESS,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+        max_connections_per_address: usize,
+        /// Serve Prometheus metrics (text format 0.0.4) on GET /metrics at this address,
+        /// e.g. 127.0.0.1:9180; never on the device port
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // No colour codes in the journal or a log file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    castellan_systemd::init_logging();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
@@ -77,11 +102,25 @@ fn main() {
             workers,
             signer_connections,
             cache_dir,
+            header_timeout,
+            body_timeout,
+            idle_timeout,
+            max_connections,
+            max_connections_per_address,
+            metrics_listen,
         } => {
             let mut config = Config::new(signer_socket);
             config.default_profile = default_profile;
             config.max_body = max_body;
             config.signer.connections = usize::from(signer_connections);
+            config.limits = Limits {
+                header_timeout: Duration::from_secs(header_timeout),
+                body_timeout: Duration::from_secs(body_timeout),
+                idle_timeout: Duration::from_secs(idle_timeout),
+                max_connections,
+                max_per_address: max_connections_per_address,
+            };
+            config.metrics_listen = metrics_listen;
             if let Some(d) = &cache_dir
                 && let Err(e) = std::fs::create_dir_all(d)
             {
@@ -93,6 +132,11 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// A default duration as whole seconds, for `--help`.
+const fn secs(d: Duration) -> u64 {
+    d.as_secs()
 }
 
 fn run(listen: SocketAddr, config: Config, workers: Option<u16>) -> i32 {

@@ -41,6 +41,19 @@ pub enum Error {
     /// The client did not send its body in time.
     #[error("request body not received in time")]
     RequestTimeout,
+    /// The client started a request head but did not finish it within `--header-timeout`
+    /// (answered on the raw connection, which is then closed).
+    #[error("request head not received in time")]
+    HeadTimeout,
+    /// hyper could not frame the request and answered with this status itself (400: a
+    /// malformed request line or header; 414: URI too long; 431: head too large); the
+    /// edge supplies the body.
+    #[error("request not framed (HTTP {0})")]
+    Unframed(u16),
+    /// A connection cap is reached and every connection under it is answering a request:
+    /// the new connection is refused.
+    #[error("connection cap {0} reached and every connection is busy")]
+    Busy(&'static str),
     /// The PKIMessage failed the edge's pre-parse (RFC 8894 §3.2); the signer was not asked.
     #[error("malformed PKIMessage: {0}")]
     BadMessage(ScepError),
@@ -96,7 +109,11 @@ impl Error {
             }
             Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UriTooLong => StatusCode::URI_TOO_LONG,
-            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::RequestTimeout | Error::HeadTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::Unframed(414) => StatusCode::URI_TOO_LONG,
+            Error::Unframed(431) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::Unframed(_) => StatusCode::BAD_REQUEST,
+            Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Signer(SignerError::Frame(_)) | Error::Config(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -118,6 +135,11 @@ impl Error {
             Error::BodyTooLarge(n) => format!("request body larger than {n} bytes").into(),
             Error::UriTooLong => "message parameter too long".into(),
             Error::RequestTimeout => "request body not received in time".into(),
+            Error::HeadTimeout => "request head not received in time".into(),
+            Error::Unframed(414) => "request URI too long".into(),
+            Error::Unframed(431) => "request head too large".into(),
+            Error::Unframed(_) => "malformed request line or header".into(),
+            Error::Busy(_) => "edge busy, try again".into(),
             Error::BadMessage(e) => sanitize(&e.text).into(),
             Error::Signer(SignerError::Frame(_)) | Error::Config(_) => "internal error".into(),
             Error::Signer(_) => "signer unavailable".into(),
@@ -131,6 +153,27 @@ impl Error {
             Error::UnexpectedReply(_) => "bad gateway".into(),
         }
     }
+}
+
+/// The whole HTTP/1.1 answer to `e`, for the answers written on the raw connection rather
+/// than through hyper (a head that timed out, a request hyper could not frame, a refused
+/// connection); the connection is closed after it.
+pub fn raw_answer(e: &Error) -> Vec<u8> {
+    let status = e.status();
+    let mut reason = e.public_reason().into_owned();
+    reason.push('\n');
+    let retry = if status == StatusCode::SERVICE_UNAVAILABLE {
+        "Retry-After: 1\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{retry}Connection: close\r\n\r\n{reason}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        reason.len()
+    )
+    .into_bytes()
 }
 
 /// A refusal must carry a 4xx or 5xx status; anything else is the signer's bug.
@@ -153,6 +196,7 @@ fn sanitize(text: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -176,5 +220,25 @@ mod tests {
             message: "x".repeat(10_000),
         };
         assert_eq!(long.public_reason().len(), MAX_REASON);
+    }
+
+    #[test]
+    fn raw_answers_carry_status_reason_and_length() {
+        let a = String::from_utf8(raw_answer(&Error::HeadTimeout)).unwrap();
+        assert_eq!(
+            a,
+            "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: 34\r\nConnection: close\r\n\r\nrequest head not received in time\n"
+        );
+        let a = String::from_utf8(raw_answer(&Error::Unframed(431))).unwrap();
+        assert!(
+            a.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{a}"
+        );
+        assert!(a.ends_with("\r\n\r\nrequest head too large\n"), "{a}");
+        let a = String::from_utf8(raw_answer(&Error::Busy("global_cap"))).unwrap();
+        assert!(a.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{a}");
+        assert!(a.contains("\r\nRetry-After: 1\r\n"), "{a}");
+        assert!(a.contains("\r\nContent-Length: 21\r\n"), "{a}");
     }
 }

@@ -9,12 +9,15 @@
 //! - [`signer`]: the pooled, multiplexed signing-socket client;
 //! - [`ocsp`]: OCSP (RFC 6960) ASN.1, shared with the signer, and `/ocsp`;
 //! - [`cache`]: GetCACaps/GetCACert/GetNextCACert copies, served while the signer is down;
+//! - [`limits`]: header/body/idle timeouts and the connection caps, with shedding;
+//! - [`metrics`]: counters and the Prometheus text encoder (`--metrics-listen`);
 //! - [`serve`]: the hyper HTTP/1.1 server; [`run`]: bind, READY, serve until SIGTERM/SIGINT.
 
 mod cache;
 mod error;
 mod http;
-mod notify;
+pub mod limits;
+pub mod metrics;
 pub mod ocsp;
 mod publish;
 pub mod route;
@@ -30,18 +33,15 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 pub use cache::DEFAULT_TTL;
+use castellan_systemd::notify;
 pub use error::{Error, SignerError};
-pub use http::serve;
-pub use notify::notify;
+pub use http::{serve, serve_with_metrics};
+pub use limits::Limits;
 pub use route::{Operation, Profile};
 pub use signer::{SignerConfig, SignerPool};
 
 /// Default `--max-body`: the largest PKIMessage the parser accepts.
 pub const DEFAULT_MAX_BODY: usize = crate::message::MAX_MESSAGE;
-/// Default time for a request's head, its body, and the signer's reply.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default cap on open HTTP connections.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// The edge's configuration.
 #[derive(Debug, Clone)]
@@ -51,14 +51,14 @@ pub struct Config {
     pub default_profile: Option<Profile>,
     /// Largest POST body (RFC 8894 §4.3 PKIOperation); more is answered 413.
     pub max_body: usize,
-    /// Time to receive a request's head and its body.
-    pub request_timeout: Duration,
+    /// Timeouts and connection caps ([`limits`]).
+    pub limits: Limits,
     /// How long a GetCACaps/GetCACert/GetNextCACert reply is served without asking.
     pub cache_ttl: Duration,
-    /// Most HTTP connections open at once.
-    pub max_connections: usize,
     /// Where the last good CRLs and CA certificates are kept (served while the signer is down).
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Where to serve `GET /metrics` (Prometheus text format), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -68,10 +68,10 @@ impl Config {
             signer: SignerConfig::new(signer_socket),
             default_profile: None,
             max_body: DEFAULT_MAX_BODY,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            limits: Limits::default(),
             cache_ttl: DEFAULT_TTL,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
             cache_dir: None,
+            metrics_listen: None,
         }
     }
 
@@ -87,9 +87,16 @@ impl Config {
         if self.signer.connections == 0 || self.signer.connections > 64 {
             return Err(Error::Config("signer connections must be 1 to 64".into()));
         }
-        if self.max_connections == 0 {
-            return Err(Error::Config("max connections must be at least 1".into()));
+        let l = &self.limits;
+        if l.max_connections == 0 || l.max_per_address == 0 {
+            return Err(Error::Config(
+                "max connections and max connections per address must be at least 1".into(),
+            ));
         }
+        if [l.header_timeout, l.body_timeout, l.idle_timeout].contains(&Duration::ZERO) {
+            return Err(Error::Config("timeouts must be longer than zero".into()));
+        }
+
         if self.signer.socket.as_os_str().is_empty() {
             return Err(Error::Config("the signer socket path is empty".into()));
         }
@@ -104,16 +111,32 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
         .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))
 }
 
-/// What `castellan-edge run` does: check the config, bind, log `castellan-edge ready`
-/// and send READY=1 to systemd, serve until SIGTERM or SIGINT.
+/// What `castellan-edge run` does: check the config, raise RLIMIT_NOFILE to the hard
+/// limit (warning if the caps do not fit), bind the device port and the metrics port, log
+/// `castellan-edge ready` and send READY=1 to systemd, serve until SIGTERM or SIGINT.
 pub async fn run(listen: SocketAddr, config: Config) -> Result<(), Error> {
     config.check()?;
+    if config.metrics_listen == Some(listen) {
+        return Err(Error::Config(
+            "--metrics-listen must differ from --listen: metrics are never served on the device port".into(),
+        ));
+    }
+    limits::raise_nofile(&config.limits);
     let mut term = signal(SignalKind::terminate())
         .map_err(|e| Error::Config(format!("cannot handle SIGTERM: {e}")))?;
     let mut int = signal(SignalKind::interrupt())
         .map_err(|e| Error::Config(format!("cannot handle SIGINT: {e}")))?;
     let listener = bind(listen).await?;
     let local = listener.local_addr().unwrap_or(listen);
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    if let Some(m) = &metrics
+        && let Ok(addr) = m.local_addr()
+    {
+        tracing::info!("metrics on http://{addr}/metrics");
+    }
     if !config.signer.socket.exists() {
         tracing::warn!(
             socket = %config.signer.socket.display(),
@@ -132,5 +155,5 @@ pub async fn run(listen: SocketAddr, config: Config) -> Result<(), Error> {
         }
         notify("STOPPING=1");
     };
-    serve(listener, config, shutdown).await
+    serve_with_metrics(listener, metrics, config, shutdown).await
 }

@@ -124,6 +124,22 @@ impl Publications {
         Some(c)
     }
 
+    /// For each object held in memory: (`crl` or `aia`, CA name, seconds since it was
+    /// fetched from or confirmed by the signer). Only objects the signer published are
+    /// held, so the list is as long as the list of CAs.
+    pub fn ages(&self) -> Vec<(&'static str, String, f64)> {
+        let mem = self.mem.lock().unwrap_or_else(|p| p.into_inner());
+        mem.iter()
+            .map(|((kind, ca), (at, _))| {
+                let kind = match kind {
+                    Kind::Crl => "crl",
+                    Kind::CaCert => "aia",
+                };
+                (kind, ca.clone(), at.elapsed().as_secs_f64())
+            })
+            .collect()
+    }
+
     /// The last good copy: in memory, else on disk.
     fn last(&self, kind: Kind, ca: &str) -> Option<Copy> {
         let mem = self.mem.lock().unwrap_or_else(|p| p.into_inner());

@@ -64,6 +64,8 @@ pub struct SignerPool {
     config: SignerConfig,
     slots: Box<[Slot]>,
     next: AtomicUsize,
+    /// Connections opened again after one failed or was lost (a metric).
+    reconnects: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -76,6 +78,8 @@ struct SlotState {
     conn: Option<Arc<Conn>>,
     failures: u32,
     retry_at: Option<Instant>,
+    /// A connection was opened in this slot before (so the next one is a reconnect).
+    opened: bool,
 }
 
 impl SignerPool {
@@ -87,7 +91,19 @@ impl SignerPool {
             config,
             slots,
             next: AtomicUsize::new(0),
+            reconnects: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the signer can be reached now: a live connection, or a new one opened
+    /// (a slot that is backing off after failures counts as unreachable).
+    pub async fn probe(&self) -> bool {
+        self.connection().await.is_ok()
+    }
+
+    /// How many connections were opened again after one failed or was lost.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
     }
 
     /// Send one operation and wait for its reply.
@@ -131,6 +147,10 @@ impl SignerPool {
                 if st.failures > 0 {
                     tracing::info!(socket = %self.config.socket.display(), "signer connection restored");
                 }
+                if st.opened || st.failures > 0 {
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                st.opened = true;
                 st.failures = 0;
                 st.retry_at = None;
                 let c = Arc::new(c);

@@ -17,7 +17,7 @@ use tokio::net::{TcpStream, UnixListener};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{Config, Profile, serve};
+use super::{Config, Profile};
 use crate::client::{self, Device, RequestSpec};
 use crate::wire::{self, Op, Reply};
 
@@ -210,12 +210,22 @@ struct Edge {
 
 impl Edge {
     async fn start(config: Config) -> Edge {
+        Edge::start_with(config, None).await
+    }
+
+    /// Also serve metrics on `metrics`.
+    async fn start_with(config: Config, metrics: Option<tokio::net::TcpListener>) -> Edge {
         let listener = super::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, config, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(super::serve_with_metrics(
+            listener,
+            metrics,
+            config,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Edge {
             addr,
             stop: Some(tx),
@@ -870,5 +880,199 @@ async fn curl_get_and_post() {
         std::fs::read(dir.path().join("rep2.der")).unwrap(),
         pki_message()
     );
+    edge.shutdown().await;
+}
+
+// ---------------------------------------------------------------- limits and metrics
+
+/// Connect from `source` (a loopback alias) to `addr` and send `bytes`.
+async fn connect_from(source: &str, addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    let mut tcp = sock.connect(addr).await.unwrap();
+    tcp.write_all(bytes).await.unwrap();
+    tcp
+}
+
+/// Read to EOF (or reset) within `limit`; what was read, or None if still open.
+async fn closed_within(tcp: &mut TcpStream, limit: Duration) -> Option<String> {
+    let mut buf = Vec::new();
+    match tokio::time::timeout(limit, tcp.read_to_end(&mut buf)).await {
+        Ok(_) => Some(String::from_utf8_lossy(&buf).into_owned()),
+        Err(_) => None,
+    }
+}
+
+const PARTIAL: &[u8] = b"GET /scep/x?oper";
+
+#[tokio::test]
+async fn malformed_heads_get_a_status_and_a_short_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let _fake = FakeSigner::start(&socket_in(&dir));
+    let edge = Edge::start(config(&socket_in(&dir))).await;
+    let r = raw(edge.addr, b"GARBAGE\x01 / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(r.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{r}");
+    assert!(r.contains("Content-Type: text/plain; charset=utf-8"), "{r}");
+    assert!(
+        r.ends_with("\r\n\r\nmalformed request line or header\n"),
+        "{r}"
+    );
+    let r = raw(
+        edge.addr,
+        b"GET /scep/x?operation=GetCACaps HTTP/1.1\r\nBad Header\r\n\r\n",
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 400 "), "{r}");
+    assert!(r.contains("malformed request line or header"), "{r}");
+    // An answer of the service is never rewritten, even a 400.
+    edge.get("/scep/devices?operation=Nope")
+        .await
+        .error(400, "unknown operation");
+    edge.shutdown().await;
+}
+
+#[tokio::test]
+async fn heads_time_out_with_408_and_idle_keep_alives_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let _fake = FakeSigner::start(&socket_in(&dir));
+    let mut cfg = config(&socket_in(&dir));
+    cfg.limits.header_timeout = Duration::from_millis(400);
+    cfg.limits.idle_timeout = Duration::from_millis(300);
+    let edge = Edge::start(cfg).await;
+
+    let started = std::time::Instant::now();
+    let mut partial = connect_from("127.0.0.1", edge.addr, PARTIAL).await;
+    let mut silent = connect_from("127.0.0.1", edge.addr, b"").await;
+    let r = closed_within(&mut partial, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert!(r.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{r}");
+    assert!(r.ends_with("request head not received in time\n"), "{r}");
+    // Nothing was sent: closed without an answer.
+    assert_eq!(
+        closed_within(&mut silent, Duration::from_secs(3))
+            .await
+            .unwrap(),
+        ""
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+
+    // Keep-alive: answered, then closed once idle.
+    let mut ka = connect_from(
+        "127.0.0.1",
+        edge.addr,
+        b"GET /scep/devices?operation=GetCACaps HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let r = closed_within(&mut ka, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "closed before idle"
+    );
+    edge.shutdown().await;
+}
+
+#[tokio::test]
+async fn caps_shed_the_longest_idle_connections_and_new_requests_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let _fake = FakeSigner::start(&socket_in(&dir));
+    let mut cfg = config(&socket_in(&dir));
+    cfg.limits.max_connections = 20;
+    cfg.limits.max_per_address = 10;
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = metrics.local_addr().unwrap();
+    let edge = Edge::start_with(cfg, Some(metrics)).await;
+
+    let mut a = Vec::new();
+    for _ in 0..10 {
+        a.push(connect_from("127.0.0.1", edge.addr, PARTIAL).await);
+    }
+    let mut b = Vec::new();
+    for _ in 0..15 {
+        b.push(connect_from("127.0.0.2", edge.addr, PARTIAL).await);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // 127.0.0.2's five oldest were shed by its own cap; 127.0.0.1 is untouched so far.
+    for c in &mut b[..5] {
+        assert!(closed_within(c, Duration::from_secs(2)).await.is_some());
+    }
+    for c in a.iter_mut().chain(&mut b[5..]) {
+        assert!(closed_within(c, Duration::from_millis(50)).await.is_none());
+    }
+    // 20 open: a new device is served, at the expense of the globally oldest idle one.
+    let reply = connect_from(
+        "127.0.0.3",
+        edge.addr,
+        b"GET /scep/devices?operation=GetCACaps HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let mut reply = reply;
+    let r = closed_within(&mut reply, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(r.starts_with("HTTP/1.1 200 OK"), "{r}");
+    assert!(
+        closed_within(&mut a[0], Duration::from_secs(2))
+            .await
+            .is_some()
+    );
+
+    let text = http(metrics_addr, "GET", "/metrics", Vec::new())
+        .await
+        .text();
+    let value = |line: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{line} not in\n{text}"))
+    };
+    assert_eq!(
+        value("castellan_edge_connections_shed_total{reason=\"per_address_cap\"}"),
+        5
+    );
+    assert_eq!(
+        value("castellan_edge_connections_shed_total{reason=\"global_cap\"}"),
+        1
+    );
+    assert_eq!(value("castellan_edge_connections_accepted_total"), 26);
+    assert_eq!(value("castellan_edge_connections_open"), 10 + 10 - 1);
+    edge.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_only_on_their_port_and_counters_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let _fake = FakeSigner::start(&socket_in(&dir));
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let maddr = metrics.local_addr().unwrap();
+    let edge = Edge::start_with(config(&socket_in(&dir)), Some(metrics)).await;
+    edge.get("/metrics").await.error(404, "not found");
+    http(maddr, "GET", "/other", Vec::new())
+        .await
+        .error(404, "not found");
+    edge.get("/scep/devices?operation=GetCACaps")
+        .await
+        .expect(200, "text/plain");
+    edge.get("/scep/refused?operation=GetCACaps").await;
+    let a = http(maddr, "GET", "/metrics", Vec::new()).await;
+    a.expect(200, "text/plain; version=0.0.4; charset=utf-8");
+    let text = a.text();
+    for want in [
+        "castellan_edge_requests_total{operation=\"GetCACaps\",profile=\"devices\",status=\"200\"} 1",
+        "castellan_edge_requests_total{operation=\"GetCACaps\",profile=\"other\",status=\"404\"} 1",
+        "castellan_edge_requests_total{operation=\"other\",profile=\"\",status=\"404\"} 1",
+        "castellan_edge_request_duration_seconds_count{operation=\"GetCACaps\"} 2",
+        "castellan_edge_signer_up 1",
+    ] {
+        assert!(text.lines().any(|l| l == want), "{want} not in\n{text}");
+    }
     edge.shutdown().await;
 }
