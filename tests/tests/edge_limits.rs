@@ -61,20 +61,16 @@ fn appliance(edge_args: &[&str]) -> Appliance {
     a
 }
 
-/// The RA certificate from GetCACert (RA + issuing CA).
-fn ra_cert(a: &Appliance) -> Certificate {
+/// From GetCACert: what to encrypt to (the NDES convention) and what signs CertReps.
+fn ra_cert(a: &Appliance) -> (Vec<scep::envelope::Recipient>, Certificate) {
     let r = a.scep_get("devices", "operation=GetCACert");
     assert_eq!(r.status, 200, "GetCACert: {}", r.text());
-    daemon::x509::parse_certificates(&r.body, "GetCACert")
-        .unwrap()
-        .into_iter()
-        .find(|c| {
-            c.tbs_certificate()
-                .subject()
-                .to_string()
-                .ends_with("SCEP RA")
-        })
+    let bag = client::ca_certs(&r.body).unwrap();
+    let to = client::recipients(&bag, client::RecipientChoice::Ndes).unwrap();
+    let signer = client::reply_signer(&bag)
         .expect("an RA certificate in GetCACert")
+        .clone();
+    (to, signer)
 }
 
 /// Raise this process's RLIMIT_NOFILE soft limit to the hard limit; `Err` with the reason
@@ -203,10 +199,10 @@ fn a_flood_of_half_sent_requests_does_not_starve_devices() {
         &format!("127.0.0.1:{metrics_port}"),
     ]);
     // Everything slow (RSA key generation, GetCACert) before the flood.
-    let ra = ra_cert(&a);
+    let (to, ra) = ra_cert(&a);
     let device = Device::generate(2048, "CN=flood-survivor").unwrap();
     let csr = device.csr("CN=flood-survivor", Some(SECRET)).unwrap();
-    let req = client::request(&device, &csr, &ra, &RequestSpec::pkcs_req("tx-flood")).unwrap();
+    let req = client::request(&device, &csr, &to, &RequestSpec::pkcs_req("tx-flood")).unwrap();
 
     let flood_started = Instant::now();
     let mut held = flood(a.edge_port, &[Ipv4Addr::LOCALHOST], FROM_ONE);
