@@ -24,6 +24,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -450,6 +451,7 @@ impl Appliance {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
+            .process_group(0)
             .spawn()
             .expect("start castellan-edge run");
         wait_ready(
@@ -465,7 +467,7 @@ impl Appliance {
     /// Stop the edge (SIGKILL: it keeps no state). Idempotent.
     pub fn stop_edge(&mut self) {
         if let Some(mut child) = self.edge.take() {
-            let _ = child.kill();
+            signal_group(&child, "KILL");
             let _ = child.wait();
         }
     }
@@ -578,10 +580,13 @@ impl Appliance {
             }
             cmd = wrapped;
         }
+        // Its own process group, so that stopping it also stops what a wrapper (faketime
+        // forks) started: a signal to the wrapper alone left signers running after the tests.
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
+            .process_group(0)
             .spawn()
             .expect("start castellan-signer run");
         wait_ready(
@@ -631,24 +636,21 @@ impl Appliance {
             return;
         };
         if matches!(child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
+            signal_group(&child, "TERM");
             let deadline = Instant::now() + Duration::from_secs(10);
             while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            if matches!(child.try_wait(), Ok(None)) {
-                let _ = child.kill();
-            }
         }
+        // Whatever is left of its group (a wrapper's child, or a signer that ignored TERM).
+        signal_group(&child, "KILL");
         let _ = child.wait();
     }
 
     /// Kill the signer with SIGKILL (a crash, or a power cut as far as the store can tell).
     pub fn crash(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            signal_group(&child, "KILL");
             let _ = child.wait();
         }
     }
@@ -909,6 +911,15 @@ impl Drop for Appliance {
     }
 }
 
+/// Send SIGsig to the process group `child` leads (spawned with `process_group(0)`). A
+/// group that is gone already is no error.
+fn signal_group(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+}
+
 /// Wait until `log` (from byte `offset` on) contains `marker`; panic with the log if the
 /// process exits first or [`READY_TIMEOUT`] passes (the process is then killed).
 fn wait_ready(child: &mut Child, what: &str, log: &Path, offset: usize, marker: &str) {
@@ -922,7 +933,7 @@ fn wait_ready(child: &mut Child, what: &str, log: &Path, offset: usize, marker: 
             panic!("{what} run exited ({status}) before it was ready\n--- log ---\n{text}");
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            signal_group(child, "KILL");
             let _ = child.wait();
             panic!(
                 "{what} run did not print `{marker}` within {} s\n--- log ---\n{text}",

@@ -36,6 +36,21 @@ struct Args {
     /// Print the summary as one JSON line too
     #[arg(long)]
     json: bool,
+    /// How to choose the envelope's recipients from GetCACert, as real clients do: ndes
+    /// (keyEncipherment-only certificate, else the CA), first-non-ca, all, or ca
+    #[arg(long, default_value = "ndes", value_parser = parse_choice)]
+    recipients: client::RecipientChoice,
+}
+
+fn parse_choice(s: &str) -> Result<client::RecipientChoice, String> {
+    use client::RecipientChoice::*;
+    Ok(match s {
+        "ndes" => Ndes,
+        "first-non-ca" => FirstNonCa,
+        "all" => All,
+        "ca" => Ca,
+        other => return Err(format!("{other:?}: use ndes, first-non-ca, all or ca")),
+    })
 }
 
 fn die(msg: impl std::fmt::Display) -> ! {
@@ -107,11 +122,13 @@ async fn send(
     Ok((status, body.to_vec()))
 }
 
-/// The certificates to encrypt to (the NDES convention) and the one that signs CertReps.
-fn recipient(der: &[u8]) -> (Vec<scep::envelope::Recipient>, Certificate) {
+/// The certificates to encrypt to (by `choice`) and the one that signs CertReps.
+fn recipient(
+    der: &[u8],
+    choice: client::RecipientChoice,
+) -> (Vec<scep::envelope::Recipient>, Certificate) {
     let bag = client::ca_certs(der).unwrap_or_else(|e| die(format!("GetCACert: {e}")));
-    let to = client::recipients(&bag, client::RecipientChoice::Ndes)
-        .unwrap_or_else(|e| die(format!("GetCACert: {e}")));
+    let to = client::recipients(&bag, choice).unwrap_or_else(|e| die(format!("GetCACert: {e}")));
     let signer = client::reply_signer(&bag)
         .cloned()
         .unwrap_or_else(|| die("GetCACert returned no certificate"));
@@ -145,7 +162,7 @@ fn main() {
         if status != 200 {
             die(format!("GetCACert: HTTP {status}"));
         }
-        recipient(&body)
+        recipient(&body, args.recipients)
     });
 
     // 2. Pre-build N messages (keys are made here, outside the measurement).
