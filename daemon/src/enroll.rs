@@ -12,7 +12,8 @@
 //!    (challenge, or the current certificate for renewal), policy, then manual approval
 //!    (PENDING) or issuance; CertPoll → the pending request's state; GetCert → a stored
 //!    certificate;
-//! 6. issuance: build the leaf, lint it, sign it once in the HSM, record it durably
+//! 6. issuance: build the leaf's TBS, lint it, sign it once in the HSM (nothing that fails
+//!    the lint reaches the token), check the signature, record it durably
 //!    (certificate, transaction and challenge use in one transaction), then reply.
 
 use der::{Decode, Encode};
@@ -631,10 +632,19 @@ impl Signer {
         let validity =
             x509::validity(std::time::SystemTime::now(), secs as u64).map_err(internal)?;
         let signer = self.ca_signer(ca).map_err(internal)?;
-        let cert =
-            x509::issue(profile, serial, validity, req.spki.clone(), &signer).map_err(internal)?;
         let ca_ekus: Vec<_> = ca.spec.ekus.iter().map(|e| e.oid()).collect();
-        leaf::lint(&cert, &ca_cert, &ca_ekus).map_err(|e| internal(format!("lint: {e}")))?;
+        // Lint the TBS first; the HSM signs it once, and only if the lint passes.
+        let cert = x509::issue_linted(
+            profile,
+            serial,
+            validity,
+            req.spki.clone(),
+            &signer,
+            |tbs| leaf::lint(tbs, &ca_cert, &ca_ekus),
+        )
+        .map_err(internal)?;
+        // The signature verifies with the CA's certificate (a token fault shows here).
+        x509::verify_issued_by(&cert, &ca_cert).map_err(|e| internal(format!("signature: {e}")))?;
         let (nb, na) = x509::cert_window(&cert);
         let serial = hex::encode(cert.tbs_certificate().serial_number().as_bytes());
         let rec = CertRecord {

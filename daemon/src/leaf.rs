@@ -396,25 +396,28 @@ pub fn extensions(
     Ok(v)
 }
 
-/// Lint a signed leaf before it is recorded (RFC 5280): CA:FALSE, key usage present,
-/// EKUs inside the CA's, validity inside the CA's, SKI/AKI present, serial ≥ 64 bits,
-/// and the signature verifies with the CA certificate.
+/// Lint a leaf's TBSCertificate before the HSM signs it (RFC 5280): CA:FALSE, key usage
+/// present, EKUs inside the CA's, validity inside the CA's, SKI/AKI present, serial ≥ 64
+/// bits and positive, and the issuer is the CA's subject.
 pub fn lint(
-    cert: &Certificate,
+    tbs: &x509_cert::certificate::TbsCertificate,
     ca_cert: &Certificate,
     ca_ekus: &[ObjectIdentifier],
 ) -> Result<(), String> {
-    let tbs = cert.tbs_certificate();
-    let (is_ca, _) = crate::x509::basic_constraints(cert);
-    if is_ca {
-        return Err("leaf has CA:TRUE".into());
-    }
     let find = |oid| {
         tbs.extensions()
             .into_iter()
             .flatten()
             .find(|e| e.extn_id == oid)
     };
+    let is_ca = find(rfc5280::ID_CE_BASIC_CONSTRAINTS)
+        .and_then(|e| {
+            x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes()).ok()
+        })
+        .is_some_and(|b| b.ca);
+    if is_ca {
+        return Err("leaf has CA:TRUE".into());
+    }
     if find(rfc5280::ID_CE_KEY_USAGE).is_none() {
         return Err("leaf has no keyUsage".into());
     }
@@ -429,7 +432,11 @@ pub fn lint(
             return Err("leaf EKU outside the CA's".into());
         }
     }
-    let (nb, na) = crate::x509::cert_window(cert);
+    let unix = |t: &x509_cert::time::Time| t.to_unix_duration().as_secs() as i64;
+    let (nb, na) = (
+        unix(&tbs.validity().not_before),
+        unix(&tbs.validity().not_after),
+    );
     let (cnb, cna) = crate::x509::cert_window(ca_cert);
     if nb < cnb || na > cna || na <= nb {
         return Err("leaf validity is not inside the CA's".into());
@@ -438,7 +445,10 @@ pub fn lint(
     if serial.len() < 8 || serial[0] & 0x80 != 0 {
         return Err("serial is not a positive number of at least 64 bits".into());
     }
-    crate::x509::verify_issued_by(cert, ca_cert).map_err(|e| format!("signature: {e}"))
+    if tbs.issuer() != ca_cert.tbs_certificate().subject() {
+        return Err("leaf issuer is not the CA's subject".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -446,6 +456,175 @@ pub fn lint(
 mod tests {
     use super::*;
     use std::str::FromStr;
+
+    /// Certificates made with software keys by the same builder profile the signer uses.
+    mod lint {
+        use std::time::{Duration, SystemTime};
+
+        use const_oid::db::rfc5280;
+        use x509_cert::Certificate;
+        use x509_cert::builder::{Builder, CertificateBuilder};
+        use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
+        use x509_cert::serial_number::SerialNumber;
+
+        use crate::x509::{self, Profile};
+
+        type Signer = rsa::pkcs1v15::SigningKey<sha2::Sha256>;
+
+        fn key() -> rsa::RsaPrivateKey {
+            use std::sync::OnceLock;
+            static K: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
+            K.get_or_init(|| scep::client::Device::generate(2048, "CN=k").unwrap().key)
+                .clone()
+        }
+
+        fn spki() -> spki::SubjectPublicKeyInfoOwned {
+            spki::SubjectPublicKeyInfoOwned::from_key(&key().to_public_key()).unwrap()
+        }
+
+        fn ca() -> Certificate {
+            let extensions = vec![
+                x509::ext(
+                    rfc5280::ID_CE_BASIC_CONSTRAINTS,
+                    true,
+                    &BasicConstraints {
+                        ca: true,
+                        path_len_constraint: None,
+                    },
+                )
+                .unwrap(),
+                x509::ext(
+                    rfc5280::ID_CE_KEY_USAGE,
+                    true,
+                    &KeyUsage(KeyUsages::KeyCertSign.into()),
+                )
+                .unwrap(),
+            ];
+            let profile = Profile {
+                subject: "CN=Lint CA".parse().unwrap(),
+                issuer: None,
+                issuer_key_id: None,
+                extensions,
+            };
+            let validity = x509::validity(SystemTime::now(), 10 * 365 * 86400).unwrap();
+            CertificateBuilder::new(
+                profile,
+                SerialNumber::new(&[1; 9]).unwrap(),
+                validity,
+                spki(),
+            )
+            .unwrap()
+            .build::<_, rsa::pkcs1v15::Signature>(&Signer::new(key()))
+            .unwrap()
+        }
+
+        struct Leaf {
+            extensions: Vec<x509_cert::ext::Extension>,
+            serial: Vec<u8>,
+            secs: u64,
+            issuer: &'static str,
+        }
+
+        fn good() -> Leaf {
+            let mut extensions = x509::end_entity(KeyUsages::DigitalSignature.into()).unwrap();
+            extensions.push(
+                x509::ext(
+                    rfc5280::ID_CE_EXT_KEY_USAGE,
+                    false,
+                    &ExtendedKeyUsage(vec![const_oid::db::rfc5280::ID_KP_CLIENT_AUTH]),
+                )
+                .unwrap(),
+            );
+            Leaf {
+                extensions,
+                serial: vec![0x11; 9],
+                secs: 86400,
+                issuer: "CN=Lint CA",
+            }
+        }
+
+        fn lint(l: Leaf) -> Result<(), String> {
+            let ca = ca();
+            let profile = Profile {
+                subject: "CN=leaf".parse().unwrap(),
+                issuer: Some(l.issuer.parse().unwrap()),
+                issuer_key_id: Some(x509::ca_key_id(&ca)),
+                extensions: l.extensions,
+            };
+            let start = SystemTime::now() + Duration::from_secs(5);
+            let cert = CertificateBuilder::new(
+                profile,
+                SerialNumber::new(&l.serial).unwrap(),
+                x509::validity(start, l.secs).unwrap(),
+                spki(),
+            )
+            .unwrap()
+            .build::<_, rsa::pkcs1v15::Signature>(&Signer::new(key()))
+            .unwrap();
+            super::super::lint(cert.tbs_certificate(), &ca, &[rfc5280::ID_KP_CLIENT_AUTH])
+        }
+
+        fn refused(l: Leaf, why: &str) {
+            let e = lint(l).unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
+
+        #[test]
+        fn a_sound_leaf_passes() {
+            lint(good()).unwrap();
+        }
+
+        #[test]
+        fn each_defect_is_refused_with_its_name() {
+            let mut l = good();
+            l.extensions[0] = x509::ext(
+                rfc5280::ID_CE_BASIC_CONSTRAINTS,
+                true,
+                &BasicConstraints {
+                    ca: true,
+                    path_len_constraint: None,
+                },
+            )
+            .unwrap();
+            refused(l, "CA:TRUE");
+            let mut l = good();
+            l.extensions
+                .retain(|e| e.extn_id != rfc5280::ID_CE_KEY_USAGE);
+            refused(l, "keyUsage");
+            let mut l = good();
+            l.extensions.pop();
+            l.extensions.push(
+                x509::ext(
+                    rfc5280::ID_CE_EXT_KEY_USAGE,
+                    false,
+                    &ExtendedKeyUsage(vec![rfc5280::ID_KP_SERVER_AUTH]),
+                )
+                .unwrap(),
+            );
+            refused(l, "EKU outside");
+            refused(
+                Leaf {
+                    secs: 20 * 365 * 86400,
+                    ..good()
+                },
+                "validity",
+            );
+            refused(
+                Leaf {
+                    serial: vec![0x11; 4],
+                    ..good()
+                },
+                "64 bits",
+            );
+            refused(
+                Leaf {
+                    issuer: "CN=Someone Else",
+                    ..good()
+                },
+                "issuer",
+            );
+        }
+    }
 
     #[test]
     fn challenge_passwords_are_read_from_every_string_type_clients_use() {

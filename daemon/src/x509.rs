@@ -235,11 +235,40 @@ pub fn issue(
     spki: SubjectPublicKeyInfoOwned,
     signer: &HsmSigner,
 ) -> Result<Certificate> {
-    let builder = CertificateBuilder::new(profile, serial, validity, spki)
-        .map_err(|e| Error::Encoding(e.to_string()))?;
+    issue_linted(profile, serial, validity, spki, signer, |_| Ok(()))
+}
+
+/// Issue a certificate the way boulder does (prepare, lint, sign once): (1) build the
+/// TBSCertificate with every extension and the signer's algorithm; (2) hand it to `lint`,
+/// and stop if it objects, so a certificate that fails the lint never reaches the token;
+/// (3) have the HSM sign those exact TBS bytes, once; (4) assemble the certificate.
+pub fn issue_linted(
+    profile: Profile,
+    serial: SerialNumber,
+    validity: Validity,
+    spki: SubjectPublicKeyInfoOwned,
+    signer: &HsmSigner,
+    lint: impl FnOnce(&TbsCertificate) -> std::result::Result<(), String>,
+) -> Result<Certificate> {
+    use signature::Signer;
+    use spki::SignatureBitStringEncoding;
+    let enc = |what: &str, e: &dyn std::fmt::Display| Error::Encoding(format!("{what}: {e}"));
+    let mut builder = CertificateBuilder::new(profile, serial, validity, spki)
+        .map_err(|e| enc("the certificate", &e))?;
+    let tbs_der = builder
+        .finalize(signer)
+        .map_err(|e| enc("the certificate", &e))?;
+    let tbs = TbsCertificate::from_der(&tbs_der)?;
+    lint(&tbs).map_err(|e| Error::Encoding(format!("lint (nothing was signed): {e}")))?;
+    let signature: HsmSignature = signer
+        .try_sign(&tbs_der)
+        .map_err(|e| enc("signing the certificate", &e))?;
+    let bits = signature
+        .to_bitstring()
+        .map_err(|e| enc("signing the certificate", &e))?;
     builder
-        .build::<_, HsmSignature>(signer)
-        .map_err(|e| Error::Encoding(format!("signing the certificate: {e}")))
+        .assemble(bits, signer)
+        .map_err(|e| enc("the certificate", &e))
 }
 
 /// A PKCS#10 request for a bring-your-own CA, signed by its token key, asking for
