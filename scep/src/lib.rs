@@ -18,6 +18,7 @@ pub mod edge;
 pub mod envelope;
 pub mod error;
 pub mod message;
+pub mod ocsp;
 pub mod oids;
 pub mod wire;
 

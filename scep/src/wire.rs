@@ -68,7 +68,7 @@ pub enum Op {
         offset: u64,
     },
     /// RFC 6960 OCSP: the DER OCSPRequest exactly as the client sent it (the edge
-    /// already checked it with [`crate::edge::ocsp::parse_request`]).
+    /// already checked it with [`crate::ocsp::parse_request`]).
     Ocsp {
         #[serde(with = "b64")]
         request: Vec<u8>,

@@ -7,7 +7,7 @@
 //!
 //! - [`route`]: paths, query and GET message decoding (RFC 8894 §4.1);
 //! - [`signer`]: the pooled, multiplexed signing-socket client;
-//! - [`ocsp`]: OCSP (RFC 6960) ASN.1, shared with the signer, and `/ocsp`;
+//! - [`ocsp`]: `/ocsp` over HTTP (the ASN.1 is [`crate::ocsp`], shared with the signer);
 //! - [`cache`]: GetCACaps/GetCACert/GetNextCACert copies, served while the signer is down;
 //! - [`limits`]: header/body/idle timeouts and the connection caps, with shedding;
 //! - [`metrics`]: counters and the Prometheus text encoder (`--metrics-listen`);
@@ -18,7 +18,7 @@ mod error;
 mod http;
 pub mod limits;
 pub mod metrics;
-pub mod ocsp;
+mod ocsp;
 mod publish;
 pub mod route;
 pub mod signer;
