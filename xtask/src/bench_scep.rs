@@ -73,7 +73,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            n: 300,
+            n: 3000,
             concurrency: 8,
             sessions: 2,
         }

@@ -60,7 +60,7 @@ commands:
         under var/bench-scep/ (RSA-2048 root and issuing CA, profile `bench`), measure the
         HSM-bound limit with hsm-bench (S sessions, default 2; RSA-2048 sign and decrypt,
         3 private-key operations per enrolment), then scep-bench against castellan-edge and
-        against micromdm's scepserver (N enrolments, default 300, at concurrency C, default
+        against micromdm's scepserver (N enrolments, default 3000, at concurrency C, default
         8, after a 20-request warm-up). Prints the figures and ratios and writes
         var/bench-scep/results.json.
   test [-- ARGS]

@@ -1,6 +1,6 @@
 //! `scep-bench`: a SCEP load generator. It fetches the CA/RA certificates,
-//! pre-builds N distinct PKCSReq messages (device keys made ahead of time, AES-256
-//! and SHA-256), sends them to any SCEP URL at a chosen concurrency over keep-alive
+//! pre-builds N distinct PKCSReq messages (`--keys` device keys made ahead of time and
+//! used in turn, each request with its own subject and transactionID; AES-256 and SHA-256), sends them to any SCEP URL at a chosen concurrency over keep-alive
 //! connections, verifies every reply (RA signature, decryption, issued key), and
 //! prints enrollments/s, p50/p99 latency and how many responses verified.
 
@@ -33,6 +33,10 @@ struct Args {
     /// Device RSA key size
     #[arg(long, default_value_t = 2048)]
     key_bits: usize,
+    /// Distinct device keys, used in turn (each request still has its own transactionID and
+    /// subject): RSA key generation would otherwise dominate the set-up of long runs
+    #[arg(long, default_value_t = 256)]
+    keys: usize,
     /// Print the summary as one JSON line too
     #[arg(long)]
     json: bool,
@@ -168,19 +172,44 @@ fn main() {
     // 2. Pre-build N messages (keys are made here, outside the measurement).
     let built = Instant::now();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let keys = args.keys.clamp(1, args.n.max(1));
+    let per_key = keys.div_ceil(threads);
+    let key_handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let bits = args.key_bits;
+            std::thread::spawn(move || {
+                (t * per_key..((t + 1) * per_key).min(keys))
+                    .map(|k| {
+                        Device::generate(bits, &format!("CN=bench-key-{k}"))
+                            .unwrap_or_else(|e| die(e))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let devices: Arc<Vec<Device>> = Arc::new(
+        key_handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|_| die("key thread failed")))
+            .collect(),
+    );
     let per = args.n.div_ceil(threads);
     let handles: Vec<_> = (0..threads)
         .map(|t| {
-            let to = to.clone();
-            let (bits, challenge) = (args.key_bits, args.challenge.clone());
+            let (to, devices) = (to.clone(), devices.clone());
+            let challenge = args.challenge.clone();
             let n = args.n;
             std::thread::spawn(move || {
                 (t * per..((t + 1) * per).min(n))
                     .map(|i| {
+                        let d = devices[i % devices.len()].clone();
                         let cn = format!("CN=bench-{i}-{}", std::process::id());
-                        let d = Device::generate(bits, &cn).unwrap_or_else(|e| die(e));
                         let csr = d.csr(&cn, Some(&challenge)).unwrap_or_else(|e| die(e));
-                        let tx = client::transaction_id(&d).unwrap_or_else(|e| die(e));
+                        // A transactionID of its own (RFC 8894 §3.2.1.1 only recommends the
+                        // key hash): with a shared key, the key hash would make it a retry.
+                        let mut nonce = [0u8; 16];
+                        scep::envelope::random(&mut nonce).unwrap_or_else(|e| die(e));
+                        let tx: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
                         let req = client::request(&d, &csr, &to, &RequestSpec::pkcs_req(&tx))
                             .unwrap_or_else(|e| die(e));
                         (d, req)
