@@ -344,7 +344,7 @@ mod tests {
 
     #[test]
     fn bench_scep_args_are_parsed() {
-        assert_eq!(scep(&["scep"]), (300, 8, 2));
+        assert_eq!(scep(&["scep"]), (3000, 8, 2));
         assert_eq!(
             scep(&["scep", "-n", "50", "--concurrency", "4", "--sessions=1"]),
             (50, 4, 1)
