@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use const_oid::ObjectIdentifier;
 use const_oid::db::{rfc5280, rfc5912, rfc6268};
-use der::asn1::{OctetString, SetOfVec};
+use der::asn1::OctetString;
 use der::{Decode, Encode};
 use hsm::{HsmSignature, HsmSigner};
 use sha2::Digest;
@@ -454,43 +454,16 @@ pub fn p7b_certificates(der: &[u8]) -> std::result::Result<Vec<Certificate>, Str
     Ok(scep::message::certificates(&sd).cloned().collect())
 }
 
-/// A degenerate SignedData carrying only certificates (RFC 8894 §3.4, the .p7b format).
+/// A degenerate SignedData carrying only certificates (RFC 8894 §3.4, the .p7b format), in
+/// the order given (this CA first, up to the root): the one builder, shared with GetCACert.
 pub fn p7b(certs: &[Certificate]) -> Result<Vec<u8>> {
-    use cms::cert::CertificateChoices;
-    use cms::content_info::{CmsVersion, ContentInfo};
-    use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerInfos};
-    let mut set = SetOfVec::new();
-    for c in certs {
-        set.insert(CertificateChoices::Certificate(c.clone()))?;
-    }
-    let sd = SignedData {
-        version: CmsVersion::V1,
-        digest_algorithms: SetOfVec::new(),
-        encap_content_info: EncapsulatedContentInfo {
-            econtent_type: rfc6268::ID_DATA,
-            econtent: None,
-        },
-        certificates: Some(CertificateSet(set)),
-        crls: None,
-        signer_infos: SignerInfos(SetOfVec::new()),
-    };
-    let ci = ContentInfo {
-        content_type: rfc6268::ID_SIGNED_DATA,
-        content: der::Any::encode_from(&sd)?,
-    };
-    Ok(ci.to_der()?)
+    scep::certrep::degenerate(certs).map_err(|e| Error::Encoding(e.text))
 }
 
-/// PEM-encode a certificate.
+/// PEM-encode DER under `label` (RFC 7468, through `der`'s encoder). Labels are this crate's
+/// constants, which the encoder accepts; it fails on nothing else.
 pub fn to_pem(label: &str, der: &[u8]) -> String {
-    let b64 = crate::b64::encode(der);
-    let mut s = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        s.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        s.push('\n');
-    }
-    s.push_str(&format!("-----END {label}-----\n"));
-    s
+    der::pem::encode_string(label, der::pem::LineEnding::LF, der).unwrap_or_default()
 }
 
 fn is_self_issued(c: &Certificate) -> bool {
