@@ -163,34 +163,27 @@ pub fn parse_csr(der: &[u8], legacy: bool) -> Result<LeafRequest, ScepError> {
         CertReq::from_der(der).map_err(|_| bad("the request does not hold a valid PKCS#10 CSR"))?;
     refuse_small_rsa(&csr.info.public_key)?;
     let info = csr.info.to_der().map_err(|_| bad("bad CSR"))?;
-    let digest = match csr.algorithm.oid {
-        rfc5912::SHA_1_WITH_RSA_ENCRYPTION if legacy => scep::message::DigestAlg::Sha1,
-        rfc5912::SHA_1_WITH_RSA_ENCRYPTION => {
-            return Err(ScepError::bad_alg(
-                "the CSR is signed with SHA-1, refused on this profile",
-            ));
-        }
-        rfc5912::SHA_256_WITH_RSA_ENCRYPTION | rfc5912::ECDSA_WITH_SHA_256 => {
-            scep::message::DigestAlg::Sha256
-        }
-        rfc5912::SHA_384_WITH_RSA_ENCRYPTION | rfc5912::ECDSA_WITH_SHA_384 => {
-            scep::message::DigestAlg::Sha384
-        }
-        rfc5912::SHA_512_WITH_RSA_ENCRYPTION => scep::message::DigestAlg::Sha512,
-        other => {
-            return Err(ScepError::bad_alg(format!(
-                "CSR signature algorithm {other} is not accepted"
-            )));
-        }
-    };
-    scep::message::verify_spki(
+    // The one verifier (scep::verify): SHA-1 only on legacy profiles, MD5 never.
+    scep::verify::verify(
         &csr.info.public_key,
         &csr.algorithm.oid,
-        digest,
+        None,
+        legacy,
         &info,
         csr.signature.raw_bytes(),
     )
-    .map_err(|_| ScepError::bad_check("the CSR's self-signature does not verify"))?;
+    .map_err(|r| match r {
+        scep::verify::Refusal::Weak(_) => {
+            ScepError::bad_alg("the CSR is signed with SHA-1 or MD5, refused on this profile")
+        }
+        scep::verify::Refusal::Unsupported(_) => ScepError::bad_alg(format!(
+            "CSR signature algorithm {} is not accepted",
+            csr.algorithm.oid
+        )),
+        scep::verify::Refusal::Bad => {
+            ScepError::bad_check("the CSR's self-signature does not verify")
+        }
+    })?;
 
     let mut req = LeafRequest {
         subject: csr.info.subject.clone(),

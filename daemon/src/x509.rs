@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use const_oid::ObjectIdentifier;
-use const_oid::db::{rfc5280, rfc5912, rfc6268};
+use const_oid::db::{rfc5280, rfc6268};
 use der::asn1::OctetString;
 use der::{Decode, Encode};
 use hsm::{HsmSignature, HsmSigner};
@@ -298,48 +298,19 @@ pub fn verify_signature(
     msg: &[u8],
     sig: &[u8],
 ) -> Result<()> {
-    use ring::signature as rs;
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-    let is_ec = spki.algorithm.oid == rfc5912::ID_EC_PUBLIC_KEY;
-    let is_rsa = spki.algorithm.oid == rfc5912::RSA_ENCRYPTION;
-    let p256 = curve == Some(rfc5912::SECP_256_R_1);
-    let p384 = curve == Some(rfc5912::SECP_384_R_1);
-    let a = alg.oid;
-    let ring_alg: &dyn rs::VerificationAlgorithm = if is_rsa
-        && a == rfc5912::SHA_256_WITH_RSA_ENCRYPTION
-    {
-        &rs::RSA_PKCS1_2048_8192_SHA256
-    } else if is_rsa && a == rfc5912::SHA_384_WITH_RSA_ENCRYPTION {
-        &rs::RSA_PKCS1_2048_8192_SHA384
-    } else if is_rsa && a == rfc5912::SHA_512_WITH_RSA_ENCRYPTION {
-        &rs::RSA_PKCS1_2048_8192_SHA512
-    } else if is_ec && p256 && a == rfc5912::ECDSA_WITH_SHA_256 {
-        &rs::ECDSA_P256_SHA256_ASN1
-    } else if is_ec && p256 && a == rfc5912::ECDSA_WITH_SHA_384 {
-        &rs::ECDSA_P256_SHA384_ASN1
-    } else if is_ec && p384 && a == rfc5912::ECDSA_WITH_SHA_256 {
-        &rs::ECDSA_P384_SHA256_ASN1
-    } else if is_ec && p384 && a == rfc5912::ECDSA_WITH_SHA_384 {
-        &rs::ECDSA_P384_SHA384_ASN1
-    } else if a == rfc5912::SHA_1_WITH_RSA_ENCRYPTION
-        || a == const_oid::ObjectIdentifier::new_unwrap("1.2.840.10045.4.1")
-        || a == rfc5912::MD_5_WITH_RSA_ENCRYPTION
-    {
-        return Err(Error::Invalid(format!(
-            "signature algorithm {a} uses SHA-1 or MD5, which Castellan refuses"
-        )));
-    } else {
-        return Err(Error::Invalid(format!(
-            "unsupported signature algorithm {a} for this key (RSA PKCS#1 v1.5 with SHA-2, or ECDSA P-256/P-384)"
-        )));
-    };
-    rs::UnparsedPublicKey::new(ring_alg, spki.subject_public_key.raw_bytes())
-        .verify(msg, sig)
-        .map_err(|_| Error::Invalid("signature does not verify".into()))
+    use scep::verify::Refusal;
+    scep::verify::verify(spki, &alg.oid, None, false, msg, sig).map_err(|r| match r {
+        Refusal::Weak(_) => Error::Invalid(format!(
+            "signature algorithm {} uses SHA-1 or MD5, which Castellan refuses",
+            alg.oid
+        )),
+        Refusal::Unsupported(_) => Error::Invalid(format!(
+            "unsupported signature algorithm {} for this key (RSA PKCS#1 v1.5 with SHA-2, or \
+             ECDSA P-256/P-384)",
+            alg.oid
+        )),
+        Refusal::Bad => Error::Invalid("signature does not verify".into()),
+    })
 }
 
 /// Verify that `issuer` signed `cert`.

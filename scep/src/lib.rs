@@ -8,6 +8,7 @@
 //! - [`envelope`]: open and seal pkcsPKIEnvelopes (AES; DES/3DES for legacy profiles; no oracle);
 //! - [`certrep`]: build signed CertReps (SUCCESS, FAILURE with failInfo + failInfoText, PENDING);
 //! - [`client`]: a strict client (AES, SHA-256) for tests and `scep-bench`;
+//! - [`verify`]: the one signature verifier (one algorithm table) for requests, CSRs, certificates;
 //! - [`wire`]: the signing socket's frames and its closed, versioned operation set.
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ pub mod error;
 pub mod message;
 pub mod ocsp;
 pub mod oids;
+pub mod verify;
 pub mod wire;
 
 pub use error::{FailInfo, ScepError};

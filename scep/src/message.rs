@@ -322,7 +322,9 @@ pub fn verify<P: x509_cert::certificate::Profile>(
     )
 }
 
-/// [`verify`] with a bare public key (e.g. a CSR's).
+/// [`verify`] with a bare public key (e.g. a CSR's), through the one verifier
+/// ([`crate::verify`]); SHA-1 is accepted here only where `digest` names it, and the
+/// profile's legacy setting is checked by the callers.
 pub fn verify_spki(
     spki: &spki::SubjectPublicKeyInfoOwned,
     sig_alg: &ObjectIdentifier,
@@ -330,42 +332,11 @@ pub fn verify_spki(
     msg: &[u8],
     sig: &[u8],
 ) -> Result<()> {
-    use ring::signature as rs;
-    let is_rsa = spki.algorithm.oid == oids::RSA_ENCRYPTION;
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-    let alg: &dyn rs::VerificationAlgorithm = match (*sig_alg, digest, is_rsa, curve) {
-        (oids::RSA_ENCRYPTION | oids::SHA1_WITH_RSA, DigestAlg::Sha1, true, _) => {
-            &rs::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY
-        }
-        (oids::RSA_ENCRYPTION | oids::SHA256_WITH_RSA, DigestAlg::Sha256, true, _) => {
-            &rs::RSA_PKCS1_2048_8192_SHA256
-        }
-        (oids::RSA_ENCRYPTION | oids::SHA384_WITH_RSA, DigestAlg::Sha384, true, _) => {
-            &rs::RSA_PKCS1_2048_8192_SHA384
-        }
-        (oids::RSA_ENCRYPTION | oids::SHA512_WITH_RSA, DigestAlg::Sha512, true, _) => {
-            &rs::RSA_PKCS1_2048_8192_SHA512
-        }
-        (oids::ECDSA_SHA256, DigestAlg::Sha256, false, Some(oids::SECP256R1)) => {
-            &rs::ECDSA_P256_SHA256_ASN1
-        }
-        (oids::ECDSA_SHA384, DigestAlg::Sha384, false, Some(oids::SECP384R1)) => {
-            &rs::ECDSA_P384_SHA384_ASN1
-        }
-        (oids::MD5_WITH_RSA, ..) => return Err(ScepError::bad_alg("MD5 signatures are refused")),
-        (other, ..) => {
-            return Err(ScepError::bad_alg(format!(
-                "signature algorithm {other} with {digest:?} is not supported for this key"
-            )));
-        }
-    };
-    rs::UnparsedPublicKey::new(alg, spki.subject_public_key.raw_bytes())
-        .verify(msg, sig)
-        .map_err(|_| ScepError::bad_check("the message signature does not verify"))
+    use crate::verify::Refusal;
+    crate::verify::verify(spki, sig_alg, Some(digest), true, msg, sig).map_err(|r| match r {
+        Refusal::Weak(m) | Refusal::Unsupported(m) => ScepError::bad_alg(m),
+        Refusal::Bad => ScepError::bad_check("the message signature does not verify"),
+    })
 }
 
 /// The signed attributes of the (single) SignerInfo exactly as encoded, re-tagged as
