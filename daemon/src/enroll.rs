@@ -152,7 +152,17 @@ fn wrong_recipient(e: ScepError, spec: &ProfileSpec, ra: &Ra, env: &Envelope) ->
 
 fn internal(e: impl std::fmt::Display) -> ScepError {
     tracing::error!(error = %e, "enrolment failed inside the signer");
-    ScepError::bad_request("the CA could not complete the request; try again later")
+    ScepError::internal("the CA could not complete the request; try again later")
+}
+
+/// A refusal on the admin port: the request's fault is invalid (400, exit 2), the CA's own
+/// fault is internal (500, exit 1).
+fn admin_error(e: ScepError) -> crate::Error {
+    if e.internal {
+        crate::Error::Internal(e.text)
+    } else {
+        crate::Error::Invalid(e.text)
+    }
 }
 
 /// A leaf certificate signed and handed to the group committer.
@@ -906,8 +916,7 @@ impl Signer {
                 ca.spec.name, ca.status
             )));
         }
-        let req = leaf::parse_csr(&p.csr, spec.legacy_algorithms)
-            .map_err(|e| crate::Error::Invalid(e.text))?;
+        let req = leaf::parse_csr(&p.csr, spec.legacy_algorithms).map_err(admin_error)?;
         let rec = self
             .issue_leaf(
                 &spec,
@@ -920,7 +929,7 @@ impl Signer {
                 &None,
             )
             .and_then(Issued::finish)
-            .map_err(|e| crate::Error::Invalid(e.text))?;
+            .map_err(admin_error)?;
         self.store().write(|tx| {
             tx.delete(Table::Pending, id)?;
             tx.audit(
@@ -1012,4 +1021,21 @@ pub fn caps(spec: &ProfileSpec) -> Vec<String> {
         c.push("SHA-1".into());
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An operator approving a request is told "invalid" only for the request's faults;
+    /// an HSM or store fault on the way is internal (HTTP 500, CLI exit 1).
+    #[test]
+    fn approval_faults_are_internal_and_refusals_invalid() {
+        let fault = admin_error(internal("C_Sign: CKR_DEVICE_ERROR"));
+        assert!(matches!(fault, crate::Error::Internal(_)), "{fault:?}");
+        assert_eq!(fault.http_status(), 500);
+        let refusal = admin_error(ScepError::bad_request("a renewal cannot add SANs"));
+        assert!(matches!(refusal, crate::Error::Invalid(_)), "{refusal:?}");
+        assert_eq!(refusal.http_status(), 400);
+    }
 }

@@ -31,6 +31,10 @@ pub enum Error {
     /// Talking to the admin port failed (client side).
     #[error("{0}")]
     Transport(String),
+    /// The signer failed inside (HSM, store or encoding) on a path that reports it as text;
+    /// the detail is in the signer's log.
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -45,7 +49,8 @@ impl Error {
             | Error::Hsm(_)
             | Error::Store(_)
             | Error::Encoding(_)
-            | Error::Transport(_) => 500,
+            | Error::Transport(_)
+            | Error::Internal(_) => 500,
         }
     }
 

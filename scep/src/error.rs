@@ -34,6 +34,10 @@ impl FailInfo {
 pub struct ScepError {
     pub info: FailInfo,
     pub text: String,
+    /// The CA's own fault (HSM, store, encoding), not the request's: a device still gets a
+    /// FAILURE with badRequest and a "try again later" text, but an operator's command
+    /// that runs the same path reports an internal error, not an invalid request.
+    pub internal: bool,
 }
 
 impl ScepError {
@@ -41,6 +45,14 @@ impl ScepError {
         ScepError {
             info,
             text: text.into(),
+            internal: false,
+        }
+    }
+    /// A fault of the CA's (see [`ScepError::internal`]); the detail belongs in the log.
+    pub fn internal(text: impl Into<String>) -> Self {
+        ScepError {
+            internal: true,
+            ..Self::new(FailInfo::BadRequest, text)
         }
     }
     pub fn bad_alg(text: impl Into<String>) -> Self {
