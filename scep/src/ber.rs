@@ -109,6 +109,13 @@ fn push_len(out: &mut Vec<u8>, len: usize) {
     }
 }
 
+/// One primitive element, DER length: identifier octets, length, content.
+fn push_tlv(out: &mut Vec<u8>, identifier: &[u8], content: &[u8]) {
+    out.extend_from_slice(identifier);
+    push_len(out, content.len());
+    out.extend_from_slice(content);
+}
+
 /// The content octets of a (possibly constructed) OCTET STRING: its segments joined.
 fn octets(e: &Element<'_>, depth: usize, out: &mut Vec<u8>) -> Result<()> {
     if !e.constructed {
@@ -140,17 +147,14 @@ fn write(e: &Element<'_>, depth: usize, out: &mut Vec<u8>) -> Result<()> {
     if e.identifier == [0x24] {
         let mut value = Vec::new();
         octets(e, depth, &mut value)?;
-        out.push(0x04);
-        push_len(out, value.len());
-        out.extend_from_slice(&value);
+        push_tlv(out, &[0x04], &value);
+        return Ok(());
+    }
+    if !e.constructed {
+        push_tlv(out, e.identifier, e.content);
         return Ok(());
     }
     out.extend_from_slice(e.identifier);
-    if !e.constructed {
-        push_len(out, e.content.len());
-        out.extend_from_slice(e.content);
-        return Ok(());
-    }
     let mut inner = Vec::new();
     let mut rest = e.content;
     while !rest.is_empty() {
@@ -185,19 +189,16 @@ pub fn to_indefinite(der: &[u8], chunk: usize) -> Result<Vec<u8>> {
         if e.identifier == [0x04] && e.content.len() > chunk {
             out.extend_from_slice(&[0x24, 0x80]);
             for seg in e.content.chunks(chunk.max(1)) {
-                out.push(0x04);
-                push_len(out, seg.len());
-                out.extend_from_slice(seg);
+                push_tlv(out, &[0x04], seg);
             }
             out.extend_from_slice(&[0, 0]);
             return Ok(());
         }
-        out.extend_from_slice(e.identifier);
         if !e.constructed {
-            push_len(out, e.content.len());
-            out.extend_from_slice(e.content);
+            push_tlv(out, e.identifier, e.content);
             return Ok(());
         }
+        out.extend_from_slice(e.identifier);
         out.push(0x80);
         let mut rest = e.content;
         while !rest.is_empty() {
