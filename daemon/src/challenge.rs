@@ -14,70 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// A subject alternative name, written `dns:host`, `email:a@b`, `upn:u@d`, `uri:…`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum San {
-    Dns(String),
-    Email(String),
-    Upn(String),
-    Uri(String),
-}
-
-impl San {
-    pub fn parse(s: &str) -> Result<San> {
-        let (t, v) = s.split_once(':').ok_or_else(|| {
-            Error::Invalid(format!(
-                "SAN {s:?}: write TYPE:VALUE, e.g. dns:host.example"
-            ))
-        })?;
-        if v.is_empty() || v.len() > 255 || v.chars().any(|c| c.is_control()) {
-            return Err(Error::Invalid(format!("SAN {s:?} has a bad value")));
-        }
-        Ok(match t.to_ascii_lowercase().as_str() {
-            "dns" => San::Dns(v.to_ascii_lowercase()),
-            "email" => San::Email(v.to_owned()),
-            "upn" => San::Upn(v.to_owned()),
-            "uri" | "url" => San::Uri(v.to_owned()),
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "SAN type {t:?}: use dns, email, upn, uri"
-                )));
-            }
-        })
-    }
-    pub fn kind(&self) -> crate::profile::SanType {
-        use crate::profile::SanType;
-        match self {
-            San::Dns(_) => SanType::Dns,
-            San::Email(_) => SanType::Email,
-            San::Upn(_) => SanType::Upn,
-            San::Uri(_) => SanType::Uri,
-        }
-    }
-}
-
-impl std::fmt::Display for San {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            San::Dns(v) => write!(f, "dns:{v}"),
-            San::Email(v) => write!(f, "email:{v}"),
-            San::Upn(v) => write!(f, "upn:{v}"),
-            San::Uri(v) => write!(f, "uri:{v}"),
-        }
-    }
-}
-impl TryFrom<String> for San {
-    type Error = Error;
-    fn try_from(s: String) -> Result<San> {
-        San::parse(&s)
-    }
-}
-impl From<San> for String {
-    fn from(s: San) -> String {
-        s.to_string()
-    }
-}
+pub use crate::model::San;
 
 /// A one-time challenge as stored (keyed by the hash of its value).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -378,11 +378,149 @@ pub struct RaRecord {
 /// `encrypt` is `None`, layout `combined`) and, for `split`, the encryption one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RaSet {
-    pub layout: crate::profile::RaLayout,
+    pub layout: RaLayout,
     pub windows_eku: bool,
     pub sign: RaRecord,
     #[serde(default)]
     pub encrypt: Option<RaRecord>,
+}
+
+/// SAN types a profile may allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SanType {
+    Dns,
+    Email,
+    /// Microsoft UPN (otherName 1.3.6.1.4.1.311.20.2.3).
+    Upn,
+    /// URI, including the Intune strong-mapping tag `tag:microsoft.com,2022-09-14:sid:<SID>`.
+    Uri,
+}
+
+impl SanType {
+    pub fn parse_list(s: &str) -> Result<Vec<SanType>> {
+        let mut v = Vec::new();
+        for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            v.push(match p.to_ascii_lowercase().as_str() {
+                "dns" => SanType::Dns,
+                "email" | "rfc822" => SanType::Email,
+                "upn" => SanType::Upn,
+                "uri" | "url" => SanType::Uri,
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "unknown SAN type {p:?}: use dns, email, upn, uri"
+                    )));
+                }
+            });
+        }
+        v.sort();
+        v.dedup();
+        Ok(v)
+    }
+}
+
+/// A subject alternative name, written `dns:host`, `email:a@b`, `upn:u@d`, `uri:…`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum San {
+    Dns(String),
+    Email(String),
+    Upn(String),
+    Uri(String),
+}
+
+impl San {
+    pub fn parse(s: &str) -> Result<San> {
+        let (t, v) = s.split_once(':').ok_or_else(|| {
+            Error::Invalid(format!(
+                "SAN {s:?}: write TYPE:VALUE, e.g. dns:host.example"
+            ))
+        })?;
+        if v.is_empty() || v.len() > 255 || v.chars().any(|c| c.is_control()) {
+            return Err(Error::Invalid(format!("SAN {s:?} has a bad value")));
+        }
+        Ok(match t.to_ascii_lowercase().as_str() {
+            "dns" => San::Dns(v.to_ascii_lowercase()),
+            "email" => San::Email(v.to_owned()),
+            "upn" => San::Upn(v.to_owned()),
+            "uri" | "url" => San::Uri(v.to_owned()),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "SAN type {t:?}: use dns, email, upn, uri"
+                )));
+            }
+        })
+    }
+    pub fn kind(&self) -> SanType {
+        match self {
+            San::Dns(_) => SanType::Dns,
+            San::Email(_) => SanType::Email,
+            San::Upn(_) => SanType::Upn,
+            San::Uri(_) => SanType::Uri,
+        }
+    }
+}
+
+impl std::fmt::Display for San {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            San::Dns(v) => write!(f, "dns:{v}"),
+            San::Email(v) => write!(f, "email:{v}"),
+            San::Upn(v) => write!(f, "upn:{v}"),
+            San::Uri(v) => write!(f, "uri:{v}"),
+        }
+    }
+}
+impl TryFrom<String> for San {
+    type Error = Error;
+    fn try_from(s: String) -> Result<San> {
+        San::parse(&s)
+    }
+}
+impl From<San> for String {
+    fn from(s: San) -> String {
+        s.to_string()
+    }
+}
+
+/// The SCEP RA of a profile (RFC 8894 §2.1, §2.2): who signs CertReps and whose key opens
+/// request envelopes. Clients choose the envelope's recipient from GetCACert by their own
+/// conventions; `split` serves all three common ones (see the README).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RaLayout {
+    /// One RA certificate with digitalSignature + keyEncipherment.
+    #[default]
+    Combined,
+    /// Microsoft NDES: a signing RA certificate (digitalSignature) and an encryption RA
+    /// certificate (keyEncipherment only), each with its own key in the token. GetCACert
+    /// lists the encryption certificate first.
+    Split,
+    /// No RA: the issuing CA signs CertReps and its key decrypts (RSA CAs only).
+    Ca,
+}
+
+impl RaLayout {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "combined" => Ok(RaLayout::Combined),
+            "split" => Ok(RaLayout::Split),
+            "ca" => Ok(RaLayout::Ca),
+            other => Err(Error::Invalid(format!(
+                "--ra-layout {other:?}: use split, combined or ca"
+            ))),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RaLayout::Combined => "combined",
+            RaLayout::Split => "split",
+            RaLayout::Ca => "ca",
+        }
+    }
+    pub(crate) fn is_combined(&self) -> bool {
+        *self == RaLayout::Combined
+    }
 }
 
 #[cfg(test)]

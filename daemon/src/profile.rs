@@ -6,39 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{CaName, Eku, Lifetime};
 use crate::{Error, Result};
 
-/// SAN types a profile may allow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SanType {
-    Dns,
-    Email,
-    /// Microsoft UPN (otherName 1.3.6.1.4.1.311.20.2.3).
-    Upn,
-    /// URI, including the Intune strong-mapping tag `tag:microsoft.com,2022-09-14:sid:<SID>`.
-    Uri,
-}
-
-impl SanType {
-    pub fn parse_list(s: &str) -> Result<Vec<SanType>> {
-        let mut v = Vec::new();
-        for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            v.push(match p.to_ascii_lowercase().as_str() {
-                "dns" => SanType::Dns,
-                "email" | "rfc822" => SanType::Email,
-                "upn" => SanType::Upn,
-                "uri" | "url" => SanType::Uri,
-                _ => {
-                    return Err(Error::Invalid(format!(
-                        "unknown SAN type {p:?}: use dns, email, upn, uri"
-                    )));
-                }
-            });
-        }
-        v.sort();
-        v.dedup();
-        Ok(v)
-    }
-}
+pub use crate::model::SanType;
 
 /// Key usages a leaf may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -183,45 +151,7 @@ pub struct ProfileSpec {
     pub ca_chain: CaCertChain,
 }
 
-/// The SCEP RA of a profile (RFC 8894 §2.1, §2.2): who signs CertReps and whose key opens
-/// request envelopes. Clients choose the envelope's recipient from GetCACert by their own
-/// conventions; `split` serves all three common ones (see the README).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RaLayout {
-    /// One RA certificate with digitalSignature + keyEncipherment.
-    #[default]
-    Combined,
-    /// Microsoft NDES: a signing RA certificate (digitalSignature) and an encryption RA
-    /// certificate (keyEncipherment only), each with its own key in the token. GetCACert
-    /// lists the encryption certificate first.
-    Split,
-    /// No RA: the issuing CA signs CertReps and its key decrypts (RSA CAs only).
-    Ca,
-}
-
-impl RaLayout {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "combined" => Ok(RaLayout::Combined),
-            "split" => Ok(RaLayout::Split),
-            "ca" => Ok(RaLayout::Ca),
-            other => Err(Error::Invalid(format!(
-                "--ra-layout {other:?}: use split, combined or ca"
-            ))),
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RaLayout::Combined => "combined",
-            RaLayout::Split => "split",
-            RaLayout::Ca => "ca",
-        }
-    }
-    fn is_combined(&self) -> bool {
-        *self == RaLayout::Combined
-    }
-}
+pub use crate::model::RaLayout;
 
 /// The CA certificates GetCACert returns with the RA certificates (RFC 8894 §4.2.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
