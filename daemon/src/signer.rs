@@ -254,6 +254,23 @@ impl Signer {
                 self.check_key(&what, &ra.key_id, hsm::KeySpec::Rsa2048, Some(&ra.cert))?;
                 report.push(format!("{what} key {}: ok", ra.key_id));
             }
+            for set in &ca.ra_sets {
+                let keys = [
+                    ("RA signing", Some(&set.sign)),
+                    ("RA encryption", set.encrypt.as_ref()),
+                ];
+                for (role, ra) in keys {
+                    let Some(ra) = ra else { continue };
+                    let what = format!(
+                        "{role} key of CA {} (layout {}{})",
+                        ca.spec.name,
+                        set.layout.as_str(),
+                        if set.windows_eku { ", Windows EKU" } else { "" }
+                    );
+                    self.check_key(&what, &ra.key_id, hsm::KeySpec::Rsa2048, Some(&ra.cert))?;
+                    report.push(format!("{what} {}: ok", ra.key_id));
+                }
+            }
             if let Some(o) = &ca.ocsp {
                 let what = format!("OCSP responder of CA {}", ca.spec.name);
                 self.check_key(&what, &o.key_id, hsm::KeySpec::EcP256, Some(&o.cert))?;

@@ -193,6 +193,46 @@ fn missing_ca_key_refuses_to_start() {
     a.check_config().expect_refused(EX_CONFIG, &["CA victim"]);
 }
 
+/// The keys of a split RA (made with the first profile that chose the layout) are checked
+/// at start-up like the CA's: a missing encryption RA key stops the signer, saying which.
+#[test]
+fn missing_split_ra_key_refuses_to_start() {
+    let (mut a, _) = appliance_with_victim();
+    a.start();
+    a.propose_and_run(&[
+        "profile",
+        "create",
+        "ndes",
+        "--ca",
+        "victim",
+        "--challenge",
+        "static",
+        "--secret",
+        "static-secret-1",
+    ]);
+    a.stop();
+    let listing = a
+        .pkcs11_tool(&["--list-objects", "--type", "privkey"])
+        .expect_ok()
+        .to_owned();
+    let block = listing
+        .split("Private Key Object")
+        .find(|b| b.contains("castellan-ra-encrypt:victim"))
+        .unwrap_or_else(|| panic!("no encryption RA key in the token:\n{listing}"));
+    let id = block
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ID:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    a.pkcs11_tool(&["--delete-object", "--type", "privkey", "--id", &id])
+        .expect_ok();
+    a.run_expect_exit().expect_refused(
+        EX_CONFIG,
+        &["RA encryption key of CA victim (layout split)"],
+    );
+}
+
 #[test]
 fn extractable_ca_key_refuses_to_start() {
     let (a, id) = appliance_with_victim();
