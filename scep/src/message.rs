@@ -394,16 +394,16 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
     // A strict decode first; BER (indefinite lengths, as jscep, Apple and CryptoAPI send)
     // is rewritten as DER only when that fails, so a DER message keeps its bytes.
     let normalized;
-    let der = match ContentInfo::from_der(der) {
-        Ok(_) => der,
+    let (der, ci) = match ContentInfo::from_der(der) {
+        Ok(ci) => (der, ci),
         Err(_) => {
             normalized = crate::ber::to_der(der)
                 .map_err(|e| ScepError::bad_request(format!("not a CMS ContentInfo ({e})")))?;
-            &normalized[..]
+            let ci = ContentInfo::from_der(&normalized)
+                .map_err(|_| ScepError::bad_request("not a CMS ContentInfo"))?;
+            (&normalized[..], ci)
         }
     };
-    let ci =
-        ContentInfo::from_der(der).map_err(|_| ScepError::bad_request("not a CMS ContentInfo"))?;
     if ci.content_type != oids::ID_SIGNED_DATA {
         return Err(ScepError::bad_request("the PKIMessage is not SignedData"));
     }
