@@ -474,6 +474,24 @@ impl Appliance {
 
     /// The usual SCEP hierarchy through real proposals: an EC P-256 root `root` (10 years)
     /// and an RSA-2048 issuing CA `issuing` under it (5 years), both client-auth. RSA because
+    /// `castellan profile create NAME --ca CA --challenge static --secret SECRET EXTRA...`,
+    /// proposed and approved.
+    pub fn create_static_profile(&self, name: &str, ca: &str, secret: &str, extra: &[&str]) {
+        let mut v = vec![
+            "profile",
+            "create",
+            name,
+            "--ca",
+            ca,
+            "--challenge",
+            "static",
+            "--secret",
+            secret,
+        ];
+        v.extend_from_slice(extra);
+        self.propose_and_run(&v);
+    }
+
     /// micromdm scepclient encrypts to every certificate GetCACert returns.
     pub fn create_root_and_issuing(
         &self,

@@ -47,17 +47,7 @@ fn appliance(edge_args: &[&str]) -> Appliance {
         ISSUING,
         "CN=Edge IT Issuing,O=Castellan Tests,C=US",
     );
-    a.propose_and_run(&[
-        "profile",
-        "create",
-        "devices",
-        "--ca",
-        ISSUING,
-        "--challenge",
-        "static",
-        "--secret",
-        SECRET,
-    ]);
+    a.create_static_profile("devices", ISSUING, SECRET, &[]);
     a
 }
 

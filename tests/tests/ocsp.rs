@@ -25,17 +25,7 @@ struct Setup {
 fn setup() -> Setup {
     let a = Appliance::with_edge(1, &["alice"]);
     a.create_root_and_issuing("CN=OCSP IT Root", "issuing", "CN=OCSP IT Issuing");
-    a.propose_and_run(&[
-        "profile",
-        "create",
-        "devices",
-        "--ca",
-        "issuing",
-        "--challenge",
-        "static",
-        "--secret",
-        SECRET,
-    ]);
+    a.create_static_profile("devices", "issuing", SECRET, &[]);
     run(Command::new(bin("scep-bench"))
         .args(["--url", &a.scep_url("devices"), "--challenge", SECRET])
         .args(["-n", "2", "-c", "1"]))

@@ -57,19 +57,7 @@ fn appliance() -> Appliance {
         ("pb", "ca-b", &[][..]),
         ("pm", "ca-a", &["--approval", "manual"][..]),
     ] {
-        let mut v = vec![
-            "profile",
-            "create",
-            profile,
-            "--ca",
-            ca,
-            "--challenge",
-            "static",
-            "--secret",
-            SECRET,
-        ];
-        v.extend_from_slice(extra);
-        a.propose_and_run(&v);
+        a.create_static_profile(profile, ca, SECRET, extra);
     }
     a
 }

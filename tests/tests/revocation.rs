@@ -18,18 +18,7 @@ const SECRET: &str = "revocation-secret-1";
 fn appliance() -> Appliance {
     let a = Appliance::with_edge(2, &["alice", "bob"]);
     a.create_root_and_issuing("CN=Revocation IT Root", ISSUING, "CN=Revocation IT Issuing");
-    a.propose_and_run(&[
-        "profile",
-        "create",
-        "legacy",
-        "--ca",
-        ISSUING,
-        "--challenge",
-        "static",
-        "--secret",
-        SECRET,
-        "--legacy-algorithms",
-    ]);
+    a.create_static_profile("legacy", ISSUING, SECRET, &["--legacy-algorithms"]);
     a
 }
 

@@ -199,17 +199,7 @@ fn missing_ca_key_refuses_to_start() {
 fn missing_split_ra_key_refuses_to_start() {
     let (mut a, _) = appliance_with_victim();
     a.start();
-    a.propose_and_run(&[
-        "profile",
-        "create",
-        "ndes",
-        "--ca",
-        "victim",
-        "--challenge",
-        "static",
-        "--secret",
-        "static-secret-1",
-    ]);
+    a.create_static_profile("ndes", "victim", "static-secret-1", &[]);
     a.stop();
     let listing = a
         .pkcs11_tool(&["--list-objects", "--type", "privkey"])
