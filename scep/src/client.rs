@@ -421,6 +421,25 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// `content` in a ContentInfo of `content_type`, as DER, or as BER with indefinite lengths
+/// when `spec.ber_chunks` asks for it.
+fn content_info(
+    content_type: const_oid::ObjectIdentifier,
+    content: &(impl der::EncodeValue + der::Tagged),
+    spec: &RequestSpec,
+) -> Result<Vec<u8>> {
+    let der = ContentInfo {
+        content_type,
+        content: Any::encode_from(content).map_err(err("ContentInfo"))?,
+    }
+    .to_der()
+    .map_err(err("ContentInfo"))?;
+    match spec.ber_chunks {
+        Some(chunk) => crate::ber::to_indefinite(&der, chunk),
+        None => Ok(der),
+    }
+}
+
 /// Build a PKIMessage carrying `inner` (a CSR, or IssuerAndSerialNumber for GetCert),
 /// enveloped to `recipients` and signed by `signer` (the device).
 pub fn request(
@@ -441,15 +460,7 @@ pub fn request(
         dup.enc_key = OctetString::new(b).map_err(err("dup"))?;
         env.recipient_infos.insert(dup).map_err(err("dup"))?;
     }
-    let mut env_der = ContentInfo {
-        content_type: oids::ID_ENVELOPED_DATA,
-        content: Any::encode_from(&env).map_err(err("envelope"))?,
-    }
-    .to_der()
-    .map_err(err("envelope"))?;
-    if let Some(chunk) = spec.ber_chunks {
-        env_der = crate::ber::to_indefinite(&env_der, chunk)?;
-    }
+    let env_der = content_info(oids::ID_ENVELOPED_DATA, &env, spec)?;
     let digest_alg = AlgorithmIdentifierOwned {
         oid: DigestAlg::Sha256.oid(),
         parameters: None,
@@ -533,15 +544,7 @@ pub fn request(
         crls: None,
         signer_infos,
     };
-    let mut der = ContentInfo {
-        content_type: oids::ID_SIGNED_DATA,
-        content: Any::encode_from(&sd).map_err(err("build"))?,
-    }
-    .to_der()
-    .map_err(err("build"))?;
-    if let Some(chunk) = spec.ber_chunks {
-        der = crate::ber::to_indefinite(&der, chunk)?;
-    }
+    let mut der = content_info(oids::ID_SIGNED_DATA, &sd, spec)?;
     if spec.tamper_message_digest {
         // Change one byte of the encapsulated envelope after signing: the signature
         // over the attributes still verifies, the messageDigest no longer matches.
