@@ -18,22 +18,25 @@
 
 use der::{Decode, Encode};
 use hsm::{HsmSigner, KeyId};
+use proto::wire::{Op, Refusal, Reply};
 use scep::ScepError;
 use scep::certrep::{self, Outcome, ReplyTo};
 use scep::envelope::{self, ContentAlg, Envelope, KeyTransport, Recipient};
 use scep::message::{DigestAlg, MessageType, PkiMessage};
-use scep::wire::{Op, Reply};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use x509_cert::Certificate;
 
-use crate::challenge::{self, OneTime, San};
+use crate::challenge;
 use crate::leaf::{self, LeafRequest};
-use crate::model::{CaRecord, CaStatus};
-use crate::profile::{ApprovalMode, CaCertChain, ChallengeMode, ProfileSpec, RaLayout};
 use crate::signer::Signer;
 use crate::store::Table;
+use crate::store::rows::CaRecord;
+use crate::store::rows::OneTime;
 use crate::x509::{self, Profile};
+use proto::model::CaStatus;
+use proto::model::San;
+use proto::profile::{ApprovalMode, CaCertChain, ChallengeMode, ProfileSpec, RaLayout};
 
 /// An issued certificate as stored (table `certs`, key `CA\0SERIAL`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,7 +52,7 @@ pub struct CertRecord {
     pub issued_at: i64,
     /// Hex SHA-256 of the SubjectPublicKeyInfo.
     pub key_hash: String,
-    #[serde(with = "crate::b64")]
+    #[serde(with = "proto::b64")]
     pub der: Vec<u8>,
     /// Revocation time, when revoked.
     #[serde(default)]
@@ -79,7 +82,7 @@ pub struct PendingRecord {
     pub transaction_id: String,
     pub subject: String,
     pub sans: Vec<San>,
-    #[serde(with = "crate::b64")]
+    #[serde(with = "proto::b64")]
     pub csr: Vec<u8>,
     pub created_at: i64,
     pub renewed_from: Option<String>,
@@ -209,7 +212,7 @@ impl Signer {
             },
             Op::GetNextCaCert { profile } => match self.scep_profile(&profile) {
                 Ok(_) => Reply::Refused {
-                    status: 404,
+                    reason: Refusal::NotFound,
                     message: "there is no next CA certificate".into(),
                 },
                 Err(r) => r,
@@ -225,14 +228,14 @@ impl Signer {
 
     fn scep_profile(&self, name: &str) -> Result<(ProfileSpec, CaRecord), Reply> {
         let not_found = || Reply::Refused {
-            status: 404,
+            reason: Refusal::NotFound,
             message: format!("no SCEP profile {name:?}"),
         };
         let spec: ProfileSpec = self
             .store()
             .get(Table::Profiles, name)
             .map_err(|e| Reply::Refused {
-                status: 500,
+                reason: Refusal::Internal,
                 message: internal(e).text,
             })?
             .ok_or_else(not_found)?;
@@ -240,7 +243,7 @@ impl Signer {
             .store()
             .ca(spec.ca.as_str())
             .map_err(|e| Reply::Refused {
-                status: 500,
+                reason: Refusal::Internal,
                 message: internal(e).text,
             })?
             .ok_or_else(not_found)?;
@@ -255,7 +258,8 @@ impl Signer {
             self.key_signer(id, hsm::KeySpec::Rsa2048, hsm::HashAlg::Sha256)
                 .map_err(internal)
         };
-        let cert = |r: &crate::model::RaRecord| Certificate::from_der(&r.cert).map_err(internal);
+        let cert =
+            |r: &crate::store::rows::RaRecord| Certificate::from_der(&r.cert).map_err(internal);
         let key = |id: &str| -> Result<KeyId, ScepError> { id.parse().map_err(internal) };
         let missing = || {
             internal(format!(
@@ -265,7 +269,7 @@ impl Signer {
         };
         Ok(match spec.ra_layout {
             RaLayout::Ca => {
-                let key_spec = crate::model::key_spec(&ca.spec.key).map_err(internal)?;
+                let key_spec = ca.spec.key;
                 let signer = self
                     .key_signer(&ca.key_id, key_spec, hsm::HashAlg::Sha256)
                     .map_err(internal)?;
@@ -316,7 +320,7 @@ impl Signer {
     /// certificate (`application/x-x509-ca-cert`).
     fn ca_ra_chain(&self, spec: &ProfileSpec, ca: &CaRecord) -> Result<Reply, Reply> {
         let fail = |e: String| Reply::Refused {
-            status: 500,
+            reason: Refusal::Internal,
             message: internal(e).text,
         };
         let ra = self.ra(spec, ca).map_err(|e| fail(e.text))?;
@@ -347,13 +351,13 @@ impl Signer {
             Ok(m) => m,
             Err(e) => {
                 return Reply::Refused {
-                    status: 400,
+                    reason: Refusal::BadRequest,
                     message: e.text,
                 };
             }
         };
         let refused_500 = |e: ScepError| Reply::Refused {
-            status: 500,
+            reason: Refusal::Internal,
             message: e.text,
         };
         let ra = match self.ra(&spec, &ca) {
@@ -364,7 +368,7 @@ impl Signer {
             Ok(r) => r,
             Err(e) => {
                 return Reply::Refused {
-                    status: 400,
+                    reason: Refusal::BadRequest,
                     message: e.text,
                 };
             }
@@ -406,7 +410,7 @@ impl Signer {
         match reply {
             Ok(der) => Reply::CertRep { der },
             Err(e) => Reply::Refused {
-                status: 500,
+                reason: Refusal::Internal,
                 message: internal(e.text).text,
             },
         }
@@ -721,7 +725,7 @@ impl Signer {
             .ok_or_else(|| ScepError::bad_request("the request has no challengePassword"))?;
         match &spec.challenge {
             ChallengeMode::Static { secret_hash } => {
-                let given = crate::profile::static_hash(challenge);
+                let given = proto::profile::static_hash(challenge);
                 if constant_time_eq(given.as_bytes(), secret_hash.as_bytes()) {
                     Ok(Authorised::Static)
                 } else {
@@ -752,7 +756,8 @@ impl Signer {
                 Ok(Authorised::OneTime(key))
             }
             ChallengeMode::Signed { keys } => {
-                let claims = challenge::verify(challenge, keys).map_err(ScepError::bad_request)?;
+                let claims =
+                    proto::challenge::verify(challenge, keys).map_err(ScepError::bad_request)?;
                 if claims.profile != spec.name.as_str() {
                     return Err(ScepError::bad_request(
                         "the signed challenge is for another profile",

@@ -83,6 +83,15 @@ store_err!(
     serde_json::Error
 );
 
+impl From<proto::Error> for Error {
+    fn from(e: proto::Error) -> Self {
+        match e {
+            proto::Error::Invalid(m) => Error::Invalid(m),
+            other => Error::Encoding(other.to_string()),
+        }
+    }
+}
+
 impl From<der::Error> for Error {
     fn from(e: der::Error) -> Self {
         Error::Encoding(e.to_string())

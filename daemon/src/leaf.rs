@@ -19,8 +19,8 @@ use x509_cert::ext::pkix::{
 use x509_cert::name::Name;
 use x509_cert::request::CertReq;
 
-use crate::challenge::San;
-use crate::profile::{KeyUsageName, ProfileSpec};
+use proto::model::San;
+use proto::profile::{KeyUsageName, ProfileSpec};
 
 /// Largest CSR accepted.
 pub const MAX_CSR: usize = 16 * 1024;

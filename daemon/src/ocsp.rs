@@ -7,7 +7,7 @@
 //! request names the CA and re-certified (same key) when fewer than 30 days remain.
 //!
 //! Answering one request, step by step (the answer is always an OCSPResponse):
-//! 1. parse and check it again ([`scep::ocsp::parse_request`]): at most 16 KiB,
+//! 1. parse and check it again ([`proto::ocsp::parse_request`]): at most 16 KiB,
 //!    DER, 1 to 16 CertIDs hashed with SHA-1 or SHA-256, a nonce of at most 64 octets;
 //!    else `malformedRequest`;
 //! 2. find each CertID's CA by issuerNameHash and issuerKeyHash (the hashes of every CA
@@ -40,21 +40,22 @@ use std::time::{Duration, SystemTime};
 use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
 use der::{Decode, Encode};
 use hsm::{HashAlg, KeyId, KeySpec, KeyUse};
-use scep::ocsp::{
+use proto::ocsp::{
     self as asn1, BasicOcspResponse, CertId, CertIdHash, CertStatus, OcspResponse, ResponderId,
     ResponseData, ResponseStatus, RevokedInfo, SingleResponse,
 };
-use scep::wire::Reply;
+use proto::wire::Reply;
 use x509_cert::Certificate;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::{CrlReason, ExtendedKeyUsage, KeyUsages};
 
-use crate::model::{CaRecord, CaStatus, RaRecord};
 use crate::revoke::RevokedRow;
 use crate::signer::Signer;
+use crate::store::rows::{CaRecord, RaRecord};
 use crate::store::{Store, Table};
 use crate::x509::{self, Profile};
 use crate::{Error, Result};
+use proto::model::CaStatus;
 
 /// How long a pre-signed response is served from memory.
 pub const PRESIGNED_SECS: i64 = 600;

@@ -71,18 +71,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::challenge::San;
 use crate::enroll::{CertRecord, PendingRecord};
 use crate::revoke::RevokedRow;
 use crate::store::{Batch, Reader, Store, Table, Tx};
 use crate::{Error, Result};
+use proto::model::San;
 
-/// Rows per page unless asked otherwise.
-pub const DEFAULT_LIMIT: u32 = 100;
-/// Most rows per page.
-pub const MAX_LIMIT: u32 = 1000;
+pub use proto::admin::{CaCertStats, CertDetail, CertSummary, DEFAULT_LIMIT, MAX_LIMIT, Status};
 /// Most rows one list request examines (what bounds a search).
 pub const SCAN_BUDGET: usize = 10_000;
 /// Longest search text.
@@ -91,102 +88,6 @@ pub const MAX_SEARCH: usize = 256;
 const INDEX_META: &str = "report-index";
 const INDEX_VERSION: u32 = 1;
 
-/// A certificate's status as reports show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    /// Not revoked, notAfter not passed.
-    Active,
-    /// Not revoked, notAfter passed.
-    Expired,
-    Revoked,
-    /// A SCEP request waiting for manual approval (no certificate yet).
-    Pending,
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(match self {
-            Status::Active => "active",
-            Status::Expired => "expired",
-            Status::Revoked => "revoked",
-            Status::Pending => "pending",
-        })
-    }
-}
-
-impl std::str::FromStr for Status {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Status> {
-        Ok(match s {
-            "active" => Status::Active,
-            "expired" => Status::Expired,
-            "revoked" => Status::Revoked,
-            "pending" => Status::Pending,
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "status {s:?}: use active, expired, revoked or pending"
-                )));
-            }
-        })
-    }
-}
-
-/// One row of `cert list`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CertSummary {
-    pub ca: String,
-    /// Hex serial; None for a pending request.
-    pub serial: Option<String>,
-    /// A pending request's id (for `castellan request approve`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<String>,
-    pub status: Status,
-    pub subject: String,
-    pub sans: Vec<San>,
-    pub profile: String,
-    pub not_before: Option<i64>,
-    pub not_after: Option<i64>,
-    pub revoked_at: Option<i64>,
-}
-
-/// `cert show` and `cert get`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CertDetail {
-    pub ca: String,
-    pub serial: String,
-    pub status: Status,
-    pub subject: String,
-    pub sans: Vec<San>,
-    pub profile: String,
-    pub not_before: i64,
-    pub not_after: i64,
-    pub issued_at: i64,
-    pub revoked_at: Option<i64>,
-    pub revocation_reason: Option<String>,
-    pub transaction_id: String,
-    /// Serial of the certificate this one renewed (same CA).
-    pub renewed_from: Option<String>,
-    /// Hex SHA-256 of the SubjectPublicKeyInfo.
-    pub key_hash: String,
-    #[serde(with = "crate::b64")]
-    pub der: Vec<u8>,
-}
-
-/// `cert stats`: one CA's counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CaCertStats {
-    pub ca: String,
-    pub active: u64,
-    pub expired: u64,
-    pub revoked: u64,
-    /// Requests waiting for manual approval on this CA's profiles.
-    pub pending: u64,
-    /// Certificates issued: active + expired + revoked.
-    pub total: u64,
-}
-
-/// What `cert list` asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListQuery {
     pub ca: Option<String>,
@@ -469,7 +370,7 @@ impl Needle {
 fn profile_cas(r: &Reader) -> Result<HashMap<String, String>> {
     let mut out = HashMap::new();
     r.visit(Table::Profiles, "", |k, v| {
-        let p: crate::profile::ProfileSpec = serde_json::from_slice(v)?;
+        let p: proto::profile::ProfileSpec = serde_json::from_slice(v)?;
         out.insert(k.to_owned(), p.ca.to_string());
         Ok(true)
     })?;
@@ -638,7 +539,7 @@ pub fn list(store: &Store, q: &ListQuery, now: i64) -> Result<Page> {
 /// One certificate by serial (hex, colons allowed). Without a CA, the serial must be
 /// unique across CAs.
 pub fn show(store: &Store, ca: Option<&str>, serial: &str, now: i64) -> Result<CertDetail> {
-    let serial = crate::revoke::parse_serial(serial)?;
+    let serial = proto::model::Serial::parse(serial)?.into_hex();
     let r = store.reader()?;
     let cas = r.cas()?;
     let names: Vec<&str> = match ca {
@@ -768,18 +669,11 @@ pub fn stats(store: &Store, now: i64) -> Result<Vec<CaCertStats>> {
     Ok(out)
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339(unix: i64) -> String {
-    der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix.max(0) as u64))
-        .map(|d| d.to_string())
-        .unwrap_or_else(|_| unix.to_string())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::model::CaRecord;
+    use crate::store::rows::CaRecord;
 
     const NOW: i64 = 1_700_000_000;
 
@@ -791,11 +685,11 @@ mod tests {
 
     /// A CA row: only the name matters to reports.
     fn add_ca(s: &Store, name: &str) {
-        let spec = crate::model::CaSpec {
-            name: crate::model::CaName::new(name).unwrap(),
-            subject: crate::model::Subject::new(&format!("CN={name}")).unwrap(),
-            key: "ec-p256".into(),
-            hash: "sha256".into(),
+        let spec = proto::model::CaSpec {
+            name: proto::model::CaName::new(name).unwrap(),
+            subject: proto::model::Subject::new(&format!("CN={name}")).unwrap(),
+            key: hsm::KeySpec::EcP256,
+            hash: hsm::HashAlg::Sha256,
             validity: None,
             ekus: vec![],
             path_len: None,

@@ -18,10 +18,11 @@ use sha2::Digest;
 use x509_cert::Certificate;
 
 use crate::enroll::CertRecord;
-use crate::model::{CaRecord, CaStatus};
 use crate::signer::Signer;
 use crate::store::Table;
+use crate::store::rows::CaRecord;
 use crate::{Error, Result};
+use proto::model::CaStatus;
 
 /// A row of a CA's revoked list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +99,7 @@ impl CrlCache {
 }
 
 /// Largest piece of a published object in one signing-socket reply (base64 and JSON keep
-/// it under [`scep::wire::MAX_REPLY`]).
+/// it under [`proto::wire::MAX_REPLY`]).
 pub const CHUNK: usize = 2 * 1024 * 1024;
 
 /// Most threads reading a CA's revoked list for its CRL.
@@ -209,37 +210,6 @@ fn crl_key(ca: &str) -> String {
     format!("crl:{ca}")
 }
 
-/// Normalise a serial given by an operator: hex, optional colons, leading zeros as encoded.
-pub fn parse_serial(s: &str) -> Result<String> {
-    let hexs: String = s
-        .chars()
-        .filter(|c| *c != ':')
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if hexs.is_empty() || hexs.len() > 42 || !hexs.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::Invalid(format!(
-            "serial {s:?} must be hex (as `openssl x509 -serial` prints it)"
-        )));
-    }
-    let bytes = hex::decode(if hexs.len() % 2 == 1 {
-        format!("0{hexs}")
-    } else {
-        hexs
-    })
-    .map_err(|_| Error::Invalid(format!("serial {s:?} is not hex")))?;
-    // The stored form is the DER content octets: strip extra leading zeros, keep one if the top bit is set.
-    let mut b: &[u8] = &bytes;
-    while b.len() > 1 && b[0] == 0 && b[1] & 0x80 == 0 {
-        b = &b[1..];
-    }
-    let b = if b.first().is_some_and(|x| x & 0x80 != 0) {
-        [&[0u8][..], b].concat()
-    } else {
-        b.to_vec()
-    };
-    Ok(hex::encode(b))
-}
-
 impl Signer {
     /// Revoke a certificate this CA issued (RFC 5280 reasons; `removeFromCRL` lifts a hold).
     pub fn revoke_cert(
@@ -249,7 +219,7 @@ impl Signer {
         serial: &str,
         reason: crl::Reason,
     ) -> Result<CertRecord> {
-        let serial = parse_serial(serial)?;
+        let serial = proto::model::Serial::parse(serial)?.into_hex();
         let key = format!("{ca}\0{serial}");
         let ca_rec = self
             .store()
@@ -635,8 +605,8 @@ impl Signer {
     /// `/crl/<ca>.crl` for the edge, in pieces of at most [`CHUNK`] bytes from `offset`.
     /// `NotModified` if the edge's copy (`etag`) is current; a 409 if it asks for a piece
     /// of a CRL that has been replaced meanwhile (it starts again).
-    pub fn published_crl(&self, ca: &str, etag: Option<&str>, offset: u64) -> scep::wire::Reply {
-        use scep::wire::Reply;
+    pub fn published_crl(&self, ca: &str, etag: Option<&str>, offset: u64) -> proto::wire::Reply {
+        use proto::wire::{Refusal, Reply};
         match self.current_crl(ca) {
             Ok(Some(c)) => piece(
                 &c.der,
@@ -647,11 +617,11 @@ impl Signer {
                 offset,
             ),
             Ok(None) => Reply::Refused {
-                status: 404,
+                reason: Refusal::NotFound,
                 message: format!("no CRL for {ca:?}"),
             },
             Err(e) => Reply::Refused {
-                status: 500,
+                reason: Refusal::Internal,
                 message: e.to_string(),
             },
         }
@@ -663,8 +633,8 @@ impl Signer {
         ca: &str,
         etag: Option<&str>,
         offset: u64,
-    ) -> scep::wire::Reply {
-        use scep::wire::Reply;
+    ) -> proto::wire::Reply {
+        use proto::wire::{Refusal, Reply};
         match self.store().ca(ca) {
             Ok(Some(CaRecord {
                 cert: Some(der),
@@ -679,11 +649,11 @@ impl Signer {
                 offset,
             ),
             Ok(_) => Reply::Refused {
-                status: 404,
+                reason: Refusal::NotFound,
                 message: format!("no CA certificate {ca:?}"),
             },
             Err(e) => Reply::Refused {
-                status: 500,
+                reason: Refusal::Internal,
                 message: e.to_string(),
             },
         }
@@ -757,8 +727,8 @@ fn piece(
     next_update: Option<i64>,
     known: Option<&str>,
     offset: u64,
-) -> scep::wire::Reply {
-    use scep::wire::Reply;
+) -> proto::wire::Reply {
+    use proto::wire::{Refusal, Reply};
     if offset == 0 && known == Some(current) {
         return Reply::NotModified {
             etag: current.to_owned(),
@@ -766,13 +736,13 @@ fn piece(
     }
     if offset > 0 && known != Some(current) {
         return Reply::Refused {
-            status: 409,
+            reason: Refusal::Changed,
             message: "the publication changed: fetch it again from the start".into(),
         };
     }
     let Some(rest) = usize::try_from(offset).ok().and_then(|o| der.get(o..)) else {
         return Reply::Refused {
-            status: 416,
+            reason: Refusal::OutOfRange,
             message: format!("offset {offset} is past the end ({} bytes)", der.len()),
         };
     };
@@ -828,7 +798,7 @@ mod tests {
 
     #[test]
     fn published_objects_go_out_in_pieces_and_unchanged_ones_not_at_all() {
-        use scep::wire::Reply;
+        use proto::wire::{Refusal, Reply};
         let der: Vec<u8> = (0..(2 * CHUNK + 10)).map(|i| i as u8).collect();
         let get =
             |known: Option<&str>, offset: u64| piece(&der, "\"e1\"", 5, Some(9), known, offset);
@@ -861,12 +831,24 @@ mod tests {
         // A piece of a replaced object, or past the end, is refused.
         assert!(matches!(
             get(Some("\"e0\""), 10),
-            Reply::Refused { status: 409, .. }
+            Reply::Refused {
+                reason: Refusal::Changed,
+                ..
+            }
         ));
-        assert!(matches!(get(None, 10), Reply::Refused { status: 409, .. }));
+        assert!(matches!(
+            get(None, 10),
+            Reply::Refused {
+                reason: Refusal::Changed,
+                ..
+            }
+        ));
         assert!(matches!(
             get(Some("\"e1\""), der.len() as u64 + 1),
-            Reply::Refused { status: 416, .. }
+            Reply::Refused {
+                reason: Refusal::OutOfRange,
+                ..
+            }
         ));
     }
 
@@ -950,15 +932,5 @@ mod tests {
         assert_eq!(decode_hex("0", &mut buf), None);
         assert_eq!(decode_hex("0g", &mut buf), None);
         assert_eq!(decode_hex("0102030405", &mut buf), None);
-    }
-
-    #[test]
-    fn serials_are_normalised_like_the_store_keeps_them() {
-        assert_eq!(parse_serial("7C:B5:66").unwrap(), "7cb566");
-        assert!(parse_serial("0x").is_err());
-        assert_eq!(parse_serial("00ff").unwrap(), "00ff");
-        assert_eq!(parse_serial("ff").unwrap(), "00ff");
-        assert_eq!(parse_serial("00007f").unwrap(), "7f");
-        assert!(parse_serial("zz").is_err());
     }
 }

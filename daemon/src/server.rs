@@ -11,9 +11,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::admin::{self, Request, Response};
 use crate::signer::Signer;
 use crate::{Error, Result};
+use proto::admin::{self, Request, Response};
 
 /// Bind the admin port. Separate from [`serve`] so that READY is sent only after the bind.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {

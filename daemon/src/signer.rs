@@ -11,13 +11,14 @@ use hsm::{Hsm, HsmSigner, KeyId, KeyUse};
 use sha2::Digest;
 use x509_cert::Certificate;
 
-use crate::admin::{CaView, Request, Response};
 use crate::config::{self, Config, HsmSection, Loaded};
-use crate::model::{CaKind, CaName, CaRecord, CaSpec, CaStatus, Eku};
-use crate::quorum::{self, Approval, Operation, Proposal, ProposalBody, Status};
+use crate::store::rows::CaRecord;
 use crate::store::{AdminIdentity, Governance, Officer, Store};
 use crate::x509::{self, Profile};
 use crate::{Error, Result};
+use proto::admin::{CaView, Request, Response};
+use proto::governance::{Approval, Operation, Proposal, ProposalBody, Status};
+use proto::model::{CaKind, CaName, CaSpec, CaStatus, Eku};
 
 /// The running signer.
 #[derive(Debug)]
@@ -241,7 +242,7 @@ impl Signer {
         }
         self.store.verify_audit()?;
         for ca in self.store.cas()? {
-            let spec = crate::model::key_spec(&ca.spec.key)?;
+            let spec = ca.spec.key;
             self.check_key(
                 &format!("CA {}", ca.spec.name),
                 &ca.key_id,
@@ -525,10 +526,10 @@ impl Signer {
         officer: &str,
         profile: &str,
         subject: Option<String>,
-        sans: Vec<crate::challenge::San>,
+        sans: Vec<proto::model::San>,
         ttl_secs: i64,
     ) -> Result<Response> {
-        use crate::profile::ChallengeMode;
+        use proto::profile::ChallengeMode;
         let spec = self.profile(profile)?;
         if spec.challenge != ChallengeMode::OneTime {
             return Err(Error::Invalid(format!(
@@ -541,11 +542,11 @@ impl Signer {
             ));
         }
         if let Some(s) = &subject {
-            crate::model::Subject::new(s)?;
+            proto::model::Subject::new(s)?;
         }
         let value = crate::challenge::new_one_time()?;
         let expires_at = crate::now() + ttl_secs;
-        let rec = crate::challenge::OneTime {
+        let rec = crate::store::rows::OneTime {
             profile: profile.to_owned(),
             subject,
             sans,
@@ -569,7 +570,7 @@ impl Signer {
     }
 
     /// A SCEP profile by name, or NotFound.
-    pub fn profile(&self, name: &str) -> Result<crate::profile::ProfileSpec> {
+    pub fn profile(&self, name: &str) -> Result<proto::profile::ProfileSpec> {
         self.store
             .get(crate::store::Table::Profiles, name)?
             .ok_or_else(|| Error::NotFound(format!("no profile named {name:?}")))
@@ -634,8 +635,8 @@ impl Signer {
             parent: ca.parent.as_ref().map(ToString::to_string),
             status: ca.status.to_string(),
             subject: ca.spec.subject.as_str().to_owned(),
-            key: ca.spec.key.clone(),
-            hash: ca.spec.hash.clone(),
+            key: ca.spec.key.to_string(),
+            hash: ca.spec.hash.to_string(),
             ekus: ca.spec.ekus.iter().map(ToString::to_string).collect(),
             path_len: cert
                 .as_ref()
@@ -676,7 +677,7 @@ impl Signer {
     ) -> Result<Response> {
         let _ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
         let now = crate::now();
-        quorum::check_new_body(&body, officer, now)?;
+        crate::governance::check_new_body(&body, officer, now)?;
         if body.expires_at - body.created_at > self.ttl.max(3600) {
             return Err(Error::Invalid(format!(
                 "this signer keeps proposals open for at most {} hours",
@@ -692,7 +693,7 @@ impl Signer {
         // The proposer's signature first: an unsigned request learns nothing about the state.
         let digest = body.digest()?;
         approval.officer = officer.to_owned();
-        quorum::verify_approval(&approval, &self.officer_cert(officer)?, &digest)?;
+        crate::governance::verify_approval(&approval, &self.officer_cert(officer)?, &digest)?;
         self.validate(&body.operation)?;
         let proposal = Proposal {
             digest: hex::encode(digest),
@@ -735,7 +736,7 @@ impl Signer {
         }
         let digest: [u8; 32] = p.body.digest()?;
         approval.officer = officer.to_owned();
-        quorum::verify_approval(&approval, &self.officer_cert(officer)?, &digest)?;
+        crate::governance::verify_approval(&approval, &self.officer_cert(officer)?, &digest)?;
         if p.approvals.iter().any(|a| a.officer == officer) {
             return Err(Error::Conflict(format!(
                 "{officer} has already approved proposal {id}; each officer counts once (approvals {}/{})",
@@ -916,11 +917,11 @@ impl Signer {
     }
 
     /// A profile must be new, on an active issuing CA, with EKUs inside the CA's.
-    fn check_profile(&self, spec: &crate::profile::ProfileSpec) -> Result<()> {
+    fn check_profile(&self, spec: &proto::profile::ProfileSpec) -> Result<()> {
         spec.check()?;
         if self
             .store
-            .get::<crate::profile::ProfileSpec>(crate::store::Table::Profiles, spec.name.as_str())?
+            .get::<proto::profile::ProfileSpec>(crate::store::Table::Profiles, spec.name.as_str())?
             .is_some()
         {
             return Err(Error::Conflict(format!(
@@ -1037,7 +1038,7 @@ impl Signer {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let spec = crate::model::key_spec(&ca.spec.key)?;
+        let spec = ca.spec.key;
         let ours = self.hsm.public_key(spec, &key_id(&ca.key_id)?)?;
         x509::check_external_ca(&c, &pool, &ours, now)
     }
@@ -1088,8 +1089,8 @@ impl Signer {
                 let (key, hash) = spec.check()?;
                 let p = self.ca(parent.as_str())?;
                 let pcert = Certificate::from_der(p.cert.as_deref().unwrap_or_default())?;
-                let pspec = crate::model::key_spec(&p.spec.key)?;
-                let phash = crate::model::hash_alg(&p.spec.hash)?;
+                let pspec = p.spec.key;
+                let phash = p.spec.hash;
                 let parent_signer =
                     HsmSigner::new(self.hsm.clone(), key_id(&p.key_id)?, pspec, phash)?;
                 let id = new_key_id()?;
@@ -1210,9 +1211,9 @@ impl Signer {
     /// writes the profile, the CA record and the proposal in one transaction.
     fn create_profile(
         &self,
-        spec: &crate::profile::ProfileSpec,
+        spec: &proto::profile::ProfileSpec,
     ) -> Result<(Option<CaRecord>, String)> {
-        use crate::profile::RaLayout;
+        use proto::profile::RaLayout;
         let mut ca = self.ca(spec.ca.as_str())?;
         let (layout, eku) = (spec.ra_layout, spec.ra_windows_eku);
         let made = match layout {
@@ -1225,7 +1226,7 @@ impl Signer {
                 }
             }
             RaLayout::Ca => {
-                if !crate::model::key_spec(&ca.spec.key)?.is_rsa() {
+                if !ca.spec.key.is_rsa() {
                     return Err(Error::Invalid(format!(
                         "--ra-layout ca needs an RSA issuing CA: {} has an {} key, which cannot \
                          decrypt (use --ra-layout split)",
@@ -1245,7 +1246,7 @@ impl Signer {
                 ""
             }
             RaLayout::Split => {
-                let set = crate::model::RaSet {
+                let set = crate::store::rows::RaSet {
                     layout,
                     windows_eku: eku,
                     sign: self.make_ra(&ca, RaRole::Sign, eku)?,
@@ -1255,7 +1256,7 @@ impl Signer {
                 " (signing and encryption RA keys and certificates made)"
             }
             RaLayout::Combined => {
-                let set = crate::model::RaSet {
+                let set = crate::store::rows::RaSet {
                     layout,
                     windows_eku: eku,
                     sign: self.make_ra(&ca, RaRole::Combined, eku)?,
@@ -1311,8 +1312,8 @@ impl Signer {
 
     /// The signer for a CA's own key.
     pub fn ca_signer(&self, ca: &CaRecord) -> Result<HsmSigner> {
-        let spec = crate::model::key_spec(&ca.spec.key)?;
-        let hash = crate::model::hash_alg(&ca.spec.hash)?;
+        let spec = ca.spec.key;
+        let hash = ca.spec.hash;
         self.key_signer(&ca.key_id, spec, hash)
     }
 
@@ -1324,7 +1325,7 @@ impl Signer {
         ca: &CaRecord,
         role: RaRole,
         windows_eku: bool,
-    ) -> Result<crate::model::RaRecord> {
+    ) -> Result<crate::store::rows::RaRecord> {
         use x509_cert::ext::pkix::KeyUsages;
         let ca_cert = Certificate::from_der(ca.cert.as_deref().unwrap_or_default())?;
         let id = new_key_id()?;
@@ -1377,7 +1378,7 @@ impl Signer {
             &self.ca_signer(ca)?,
         )?;
         x509::verify_issued_by(&cert, &ca_cert)?;
-        Ok(crate::model::RaRecord {
+        Ok(crate::store::rows::RaRecord {
             key_id: id.to_string(),
             cert: cert.to_der()?,
         })

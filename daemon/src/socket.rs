@@ -1,5 +1,5 @@
 //! The signing socket: a unix socket (mode 0660, group of the edge) on which
-//! castellan-edge sends [`scep::wire`] frames. Only the configured peer uid is
+//! castellan-edge sends [`proto::wire`] frames. Only the configured peer uid is
 //! accepted (SO_PEERCRED); the first frame must be Hello with our version; then
 //! requests run concurrently and replies go back tagged with their ids.
 
@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use scep::wire::{self, Op, Reply};
+use proto::wire::{self, Op, Refusal, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -122,7 +122,7 @@ async fn connection(stream: UnixStream, signer: Arc<Signer>) -> std::io::Result<
                     .map(u64::from_be_bytes)
                     .unwrap_or(0);
                 let reply = Reply::Refused {
-                    status: 400,
+                    reason: Refusal::BadRequest,
                     message: format!("malformed request: {e}"),
                 };
                 if let Ok(out) = wire::encode(id, &reply) {
@@ -137,7 +137,7 @@ async fn connection(stream: UnixStream, signer: Arc<Signer>) -> std::io::Result<
             let reply = tokio::task::spawn_blocking(move || signer.scep(op))
                 .await
                 .unwrap_or_else(|_| Reply::Refused {
-                    status: 500,
+                    reason: Refusal::Internal,
                     message: "signer worker failed".into(),
                 });
             match wire::encode(id, &reply) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use hsm::{HashAlg, Hsm, KeyId, KeySpec};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject};
+use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::sign::{CertifiedKey, SigningKey};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureAlgorithm, SignatureScheme};
@@ -159,46 +159,4 @@ pub fn server_config(
         .with_client_cert_verifier(Arc::new(verifier))
         .with_cert_resolver(Arc::new(OneKey(Arc::new(key))));
     Ok(config)
-}
-
-/// The CLI's client config: trust the admin CA, present the officer's certificate.
-pub fn client_config(
-    admin_ca_pem: &[u8],
-    cert_pem: &[u8],
-    key_pem: &[u8],
-) -> Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    let cas: Vec<_> = CertificateDer::pem_slice_iter(admin_ca_pem)
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::Invalid(format!("cannot read the admin CA file: {e}")))?;
-    if cas.is_empty() {
-        return Err(Error::Invalid(
-            "the admin CA file holds no certificate".into(),
-        ));
-    }
-    for c in cas {
-        roots
-            .add(c)
-            .map_err(|e| Error::Invalid(format!("bad admin CA certificate: {e}")))?;
-    }
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::Invalid(format!("cannot read the officer certificate: {e}")))?;
-    if certs.is_empty() {
-        return Err(Error::Invalid(
-            "the officer certificate file holds no certificate".into(),
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| Error::Invalid(format!("cannot read the officer key: {e}")))?;
-    rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| Error::Invalid(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)
-        .map_err(|e| {
-            Error::Invalid(format!(
-                "the officer certificate and key do not fit together: {e}"
-            ))
-        })
 }

@@ -2,9 +2,9 @@
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(data) {
-        let _ = daemon::model::Subject::new(s);
-        let _ = daemon::model::Eku::list(s);
-        let _ = daemon::model::Lifetime::new(s);
-        let _ = daemon::model::CaName::new(s);
+        let _ = proto::model::Subject::new(s);
+        let _ = proto::model::Eku::list(s);
+        let _ = proto::model::Lifetime::new(s);
+        let _ = proto::model::CaName::new(s);
     }
 });

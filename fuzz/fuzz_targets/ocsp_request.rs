@@ -2,5 +2,5 @@
 //! must never panic, whatever the bytes.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = scep::ocsp::parse_request(data);
+    let _ = proto::ocsp::parse_request(data);
 });

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The module could not be loaded or initialised.
+    #[cfg(feature = "pkcs11")]
     #[error("cannot load PKCS#11 module {path}: {source}")]
     Module {
         path: PathBuf,
@@ -21,6 +22,7 @@ pub enum Error {
     #[error(transparent)]
     Pin(#[from] PinError),
     /// A PKCS#11 call failed.
+    #[cfg(feature = "pkcs11")]
     #[error("PKCS#11 {op} failed: {source}")]
     Pkcs11 {
         op: &'static str,

@@ -9,7 +9,8 @@
 //! - [`certrep`]: build signed CertReps (SUCCESS, FAILURE with failInfo + failInfoText, PENDING);
 //! - [`client`]: a strict client (AES, SHA-256) for tests and `scep-bench`;
 //! - [`verify`]: the one signature verifier (one algorithm table) for requests, CSRs, certificates;
-//! - [`wire`]: the signing socket's frames and its closed, versioned operation set.
+//!
+//! The signing socket's frames and the OCSP ASN.1 live in the `proto` crate.
 #![forbid(unsafe_code)]
 
 pub mod ber;
@@ -19,10 +20,8 @@ pub mod edge;
 pub mod envelope;
 pub mod error;
 pub mod message;
-pub mod ocsp;
 pub mod oids;
 pub mod verify;
-pub mod wire;
 
 pub use error::{FailInfo, ScepError};
 

@@ -842,9 +842,9 @@ impl Appliance {
     }
 
     /// A library client for the admin port, as `officer`.
-    pub fn client(&self, officer: &str) -> daemon::client::AdminClient {
+    pub fn client(&self, officer: &str) -> cli::client::AdminClient {
         let o = self.officer(officer);
-        daemon::client::AdminClient::new(
+        cli::client::AdminClient::new(
             &self.url(),
             &fs::read(self.admin_ca()).unwrap(),
             &o.cert_pem(),
@@ -857,8 +857,8 @@ impl Appliance {
     pub fn call(
         &self,
         officer: &str,
-        request: &daemon::admin::Request,
-    ) -> daemon::Result<daemon::admin::Response> {
+        request: &proto::admin::Request,
+    ) -> cli::Result<proto::admin::Response> {
         let client = self.client(officer);
         block_on(client.call(request))
     }
@@ -868,7 +868,7 @@ impl Appliance {
     pub fn raw_call(&self, officer: &str, json: &str) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let o = self.officer(officer);
-        let config = daemon::tls::client_config(
+        let config = cli::client::client_config(
             &fs::read(self.admin_ca()).unwrap(),
             &o.cert_pem(),
             &o.key_pem(),

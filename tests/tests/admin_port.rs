@@ -2,7 +2,7 @@
 //! CA go through quorum.
 #![allow(clippy::unwrap_used)]
 
-use daemon::admin::Request;
+use proto::admin::Request;
 use tests::{Appliance, Officer, status};
 
 #[test]
@@ -46,7 +46,7 @@ fn unregistered_certificates_are_refused() {
             ],
         )
         .expect_refused(3, &["not a registered officer"]);
-        let client = daemon::client::AdminClient::new(
+        let client = cli::client::AdminClient::new(
             &a.url(),
             &std::fs::read(a.admin_ca()).unwrap(),
             &o.cert_pem(),
@@ -54,7 +54,7 @@ fn unregistered_certificates_are_refused() {
         )
         .unwrap();
         let err = tests::block_on(client.call(&Request::CaList)).unwrap_err();
-        assert!(matches!(err, daemon::Error::Forbidden(_)), "{err:?}");
+        assert!(matches!(err, cli::Error::Forbidden(_)), "{err:?}");
     }
     // An officer's certificate with another officer's key does not even make a TLS identity
     // that works.

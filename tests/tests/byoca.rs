@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use daemon::admin::Request;
-use daemon::model::CaName;
-use daemon::quorum::{Operation, ProposalBody, sign_approval};
+use cli::officer::sign_approval;
+use proto::admin::Request;
+use proto::governance::{Operation, ProposalBody};
+use proto::model::CaName;
 use tests::{
     Appliance, EXT_CASTELLAN, EXT_NOT_CA, ExtCa, bundle, ext_intermediate, ext_root, ext_sign,
     openssl, openssl_ok, status, verify,
@@ -273,7 +274,7 @@ fn byoca_bad_imports_are_refused_and_change_nothing() {
     let err = a
         .call("alice", &Request::Propose { body, approval })
         .unwrap_err();
-    assert!(matches!(err, daemon::Error::Invalid(_)), "{err:?}");
+    assert!(matches!(err, cli::Error::Invalid(_)), "{err:?}");
     assert!(err.to_string().contains("not valid DER"), "{err}");
 
     // Nothing changed: no proposal, still waiting for its certificate.

@@ -2,9 +2,10 @@
 //! count, finished proposals take no approvals, rejected and expired ones never run.
 #![allow(clippy::unwrap_used)]
 
-use daemon::admin::{Request, Response};
-use daemon::model::{CaName, CaSpec, Eku, Lifetime, Subject};
-use daemon::quorum::{Operation, Proposal, ProposalBody, sign_approval};
+use cli::officer::sign_approval;
+use proto::admin::{Request, Response};
+use proto::governance::{Operation, Proposal, ProposalBody};
+use proto::model::{CaName, CaSpec, Eku, Lifetime, Subject};
 use tests::Appliance;
 
 fn root_args(name: &str) -> Vec<String> {
@@ -36,8 +37,8 @@ fn spec(name: &str) -> CaSpec {
     CaSpec {
         name: CaName::new(name).unwrap(),
         subject: Subject::new("CN=Library Root,O=Castellan Tests").unwrap(),
-        key: "ec-p256".into(),
-        hash: "sha256".into(),
+        key: "ec-p256".parse().unwrap(),
+        hash: "sha256".parse().unwrap(),
         validity: Some(Lifetime::new("2y").unwrap()),
         ekus: Eku::list("client-auth").unwrap(),
         path_len: None,
@@ -91,7 +92,7 @@ fn each_officer_counts_once_and_only_for_this_digest() {
             },
         )
         .unwrap_err();
-    assert!(matches!(err, daemon::Error::Forbidden(_)), "{err:?}");
+    assert!(matches!(err, cli::Error::Forbidden(_)), "{err:?}");
     assert!(err.to_string().contains("does not match"), "{err}");
     // Alice's valid signature over the right digest, sent by bob: not bob's key, refused.
     let alice = a.officer("alice").clone();
@@ -105,7 +106,7 @@ fn each_officer_counts_once_and_only_for_this_digest() {
             },
         )
         .unwrap_err();
-    assert!(matches!(err, daemon::Error::Forbidden(_)), "{err:?}");
+    assert!(matches!(err, cli::Error::Forbidden(_)), "{err:?}");
     // An approval for a digest bob did not review: the CLI refuses to sign.
     a.cli(
         "bob",
@@ -143,7 +144,7 @@ fn each_officer_counts_once_and_only_for_this_digest() {
             },
         )
         .unwrap_err();
-    assert!(matches!(err, daemon::Error::Conflict(_)), "{err:?}");
+    assert!(matches!(err, cli::Error::Conflict(_)), "{err:?}");
     let after = a.proposal(&id);
     assert_eq!(after["approvals"], 2);
     assert_eq!(after["status"], "executed");
@@ -168,7 +169,7 @@ fn each_officer_counts_once_and_only_for_this_digest() {
             },
         )
         .unwrap_err();
-    assert!(matches!(err, daemon::Error::Forbidden(_)), "{err:?}");
+    assert!(matches!(err, cli::Error::Forbidden(_)), "{err:?}");
     a.cli("alice", &["proposal", "show", &new_id])
         .expect_refused(4, &["no proposal"]);
     // Nor one that claims another officer as proposer.
@@ -190,7 +191,7 @@ fn each_officer_counts_once_and_only_for_this_digest() {
             },
         )
         .unwrap_err();
-    assert!(matches!(err, daemon::Error::Forbidden(_)), "{err:?}");
+    assert!(matches!(err, cli::Error::Forbidden(_)), "{err:?}");
     a.cli("alice", &["ca", "show", "never"])
         .expect_refused(4, &["no CA named"]);
 }

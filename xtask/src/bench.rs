@@ -418,7 +418,7 @@ fn run_ca(options: &Options) -> Result<()> {
     let root = crate::workspace_root();
     let mut build = Command::new(crate::cargo());
     build
-        .args(["build", "-p", "daemon", "--bins", "--release"])
+        .args(["build", "-p", "daemon", "-p", "cli", "--bins", "--release"])
         .current_dir(&root);
     tools::run_step(&mut build)?;
     let bin_dir = demo::target_dir(&root).join("release");
@@ -426,7 +426,7 @@ fn run_ca(options: &Options) -> Result<()> {
         let path = bin_dir.join(bin);
         if !path.is_file() {
             return Err(Failure::new(format!(
-                "{} was not built by `cargo build -p daemon --bins --release`",
+                "{} was not built by `cargo build -p daemon -p cli --bins --release`",
                 path.display()
             )));
         }

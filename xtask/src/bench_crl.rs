@@ -59,7 +59,17 @@ pub fn run(options: &Options) -> Result<()> {
     let root = crate::workspace_root();
     let mut build = Command::new(crate::cargo());
     build
-        .args(["build", "--release", "-p", "daemon", "-p", "scep", "--bins"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "daemon",
+            "-p",
+            "cli",
+            "-p",
+            "scep",
+            "--bins",
+        ])
         .current_dir(&root);
     crate::tools::run_step(&mut build)?;
     let bin_dir = demo::target_dir(&root).join("release");

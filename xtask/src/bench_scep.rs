@@ -350,6 +350,8 @@ pub fn run(options: &Options) -> Result<()> {
             "-p",
             "daemon",
             "-p",
+            "cli",
+            "-p",
             "scep",
             "-p",
             "hsm",
@@ -368,7 +370,7 @@ pub fn run(options: &Options) -> Result<()> {
         let path = bin_dir.join(bin);
         if !path.is_file() {
             return Err(Failure::new(format!(
-                "{} was not built by `cargo build --release -p daemon -p scep -p hsm --bins`",
+                "{} was not built by `cargo build --release -p daemon -p cli -p scep -p hsm --bins`",
                 path.display()
             )));
         }

@@ -196,13 +196,13 @@ pub fn run(options: &Options) -> Result<()> {
     let paths = Paths::new(crate::workspace_root());
     let mut build = Command::new(crate::cargo());
     build
-        .args(["build", "-p", "daemon", "-p", "scep", "--bins"])
+        .args(["build", "-p", "daemon", "-p", "cli", "-p", "scep", "--bins"])
         .current_dir(&paths.root);
     tools::run_step(&mut build)?;
     for bin in [paths.signer_bin(), paths.cli_bin(), paths.edge_bin()] {
         if !bin.is_file() {
             return Err(Failure::new(format!(
-                "{} was not built by `cargo build -p daemon -p scep --bins`",
+                "{} was not built by `cargo build -p daemon -p cli -p scep --bins`",
                 bin.display()
             )));
         }

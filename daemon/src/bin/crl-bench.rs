@@ -198,7 +198,7 @@ fn populate(a: &Args) {
 
 /// An `openssl ca` directory for the same CA: its certificate, an empty database, the
 /// next CRL number, an openssl.cnf with the pkcs11 engine, and the key's `pkcs11:` URI.
-fn openssl_ca(a: &Args, dir: &std::path::Path, ca: &daemon::model::CaRecord) {
+fn openssl_ca(a: &Args, dir: &std::path::Path, ca: &daemon::store::rows::CaRecord) {
     let loaded = daemon::config::load(Some(&a.state_dir), None).unwrap_or_else(|e| die(e));
     let hsm = &loaded.config.hsm;
     let pin_file = hsm

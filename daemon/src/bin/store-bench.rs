@@ -19,11 +19,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use daemon::challenge::San;
 use daemon::enroll::{CertRecord, TransactionRecord};
 use daemon::report::{self, ListQuery, Status};
 use daemon::revoke::RevokedRow;
 use daemon::store::{Batch, Store, Table};
+use proto::model::San;
 
 const DAY: i64 = 86400;
 
@@ -95,7 +95,7 @@ fn ca_name(i: usize) -> String {
 
 /// A CA row (reports only need its name).
 fn add_ca(store: &Store, name: &str) -> daemon::Result<()> {
-    let rec: daemon::model::CaRecord = serde_json::from_value(serde_json::json!({
+    let rec: daemon::store::rows::CaRecord = serde_json::from_value(serde_json::json!({
         "spec": {
             "name": name, "subject": format!("CN={name}"), "key": "ec-p256", "hash": "sha256",
             "validity": null, "ekus": ["client-auth"], "path_len": 0

@@ -12,7 +12,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::route::{Operation, Profile};
-use crate::wire::Reply;
+use proto::wire::Reply;
 
 /// Default time a copy is served without asking the signer.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);

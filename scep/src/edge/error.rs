@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use hyper::StatusCode;
 
 use crate::ScepError;
-use crate::wire::{FrameError, VERSION};
+use proto::wire::{FrameError, Refusal, VERSION};
 
 /// Everything that can stop the edge from answering a request with the signer's reply.
 ///
@@ -60,9 +60,10 @@ pub enum Error {
     /// The signer could not be asked, or did not answer.
     #[error(transparent)]
     Signer(#[from] SignerError),
-    /// The signer refused before building a CertRep; its status and message are passed on.
-    #[error("refused by the signer ({status}): {message}")]
-    Refused { status: u16, message: String },
+    /// The signer refused before building a CertRep; its reason decides the status, its
+    /// message is passed on.
+    #[error("refused by the signer ({reason:?}): {message}")]
+    Refused { reason: Refusal, message: String },
     /// The signer answered with a reply that does not fit the operation.
     #[error("unexpected reply from the signer to {0}")]
     UnexpectedReply(&'static str),
@@ -118,7 +119,7 @@ impl Error {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             Error::Signer(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Refused { status, .. } => refused_status(*status),
+            Error::Refused { reason, .. } => refused_status(*reason),
             Error::UnexpectedReply(_) => StatusCode::BAD_GATEWAY,
         }
     }
@@ -143,13 +144,7 @@ impl Error {
             Error::BadMessage(e) => sanitize(&e.text).into(),
             Error::Signer(SignerError::Frame(_)) | Error::Config(_) => "internal error".into(),
             Error::Signer(_) => "signer unavailable".into(),
-            Error::Refused { status, message } => {
-                if refused_status(*status) == StatusCode::BAD_GATEWAY {
-                    "bad gateway".into()
-                } else {
-                    sanitize(message).into()
-                }
-            }
+            Error::Refused { message, .. } => sanitize(message).into(),
             Error::UnexpectedReply(_) => "bad gateway".into(),
         }
     }
@@ -177,10 +172,14 @@ pub fn raw_answer(e: &Error) -> Vec<u8> {
 }
 
 /// A refusal must carry a 4xx or 5xx status; anything else is the signer's bug.
-fn refused_status(status: u16) -> StatusCode {
-    match StatusCode::from_u16(status) {
-        Ok(s) if s.is_client_error() || s.is_server_error() => s,
-        _ => StatusCode::BAD_GATEWAY,
+/// The HTTP status of a signer's refusal: the one place a [`Refusal`] becomes a number.
+fn refused_status(reason: Refusal) -> StatusCode {
+    match reason {
+        Refusal::BadRequest => StatusCode::BAD_REQUEST,
+        Refusal::NotFound => StatusCode::NOT_FOUND,
+        Refusal::Changed => StatusCode::CONFLICT,
+        Refusal::OutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -202,21 +201,28 @@ mod tests {
 
     #[test]
     fn refusals_keep_error_statuses_only() {
-        let r = |status| Error::Refused {
-            status,
+        let r = |reason| Error::Refused {
+            reason,
             message: "no\nsuch profile".into(),
         };
-        assert_eq!(r(404).status(), StatusCode::NOT_FOUND);
-        assert_eq!(r(404).public_reason(), "no such profile");
-        assert_eq!(r(200).status(), StatusCode::BAD_GATEWAY);
-        assert_eq!(r(99).status(), StatusCode::BAD_GATEWAY);
-        assert_eq!(r(1000).status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(r(Refusal::NotFound).status(), StatusCode::NOT_FOUND);
+        assert_eq!(r(Refusal::NotFound).public_reason(), "no such profile");
+        assert_eq!(r(Refusal::BadRequest).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r(Refusal::Changed).status(), StatusCode::CONFLICT);
+        assert_eq!(
+            r(Refusal::OutOfRange).status(),
+            StatusCode::RANGE_NOT_SATISFIABLE
+        );
+        assert_eq!(
+            r(Refusal::Internal).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
         assert_eq!(
             Error::Signer(SignerError::Timeout).public_reason(),
             "signer unavailable"
         );
         let long = Error::Refused {
-            status: 403,
+            reason: Refusal::BadRequest,
             message: "x".repeat(10_000),
         };
         assert_eq!(long.public_reason().len(), MAX_REASON);

@@ -37,7 +37,7 @@ use super::metrics::{self, Metrics, Snapshot};
 use super::route::{self, Operation, Profile, Route};
 use super::signer::SignerPool;
 use super::{Config, Error};
-use crate::wire::{Op, Reply};
+use proto::wire::{Op, Reply};
 
 /// RFC 8894 §3.5.1: GetCACaps answers one capability per line.
 const CT_CAPS: &str = "text/plain";
@@ -862,7 +862,7 @@ fn fits(op: Operation, reply: &Reply) -> bool {
 /// A reply that is not the operation's answer: a refusal, or the signer's bug.
 fn unexpected(reply: Reply, op: Operation) -> Error {
     match reply {
-        Reply::Refused { status, message } => Error::Refused { status, message },
+        Reply::Refused { reason, message } => Error::Refused { reason, message },
         _ => Error::UnexpectedReply(op.as_str()),
     }
 }

@@ -2,12 +2,12 @@
 //!
 //! The edge holds no key and no store. It parses the untrusted HTTP request and the
 //! PKIMessage first (so garbage never reaches the signer), then forwards the request
-//! over the signing socket ([`crate::wire`]) to castellan-signer, which parses it again
+//! over the signing socket ([`proto::wire`]) to castellan-signer, which parses it again
 //! and makes every decision.
 //!
 //! - [`route`]: paths, query and GET message decoding (RFC 8894 §4.1);
 //! - [`signer`]: the pooled, multiplexed signing-socket client;
-//! - [`ocsp`]: `/ocsp` over HTTP (the ASN.1 is [`crate::ocsp`], shared with the signer);
+//! - [`ocsp`]: `/ocsp` over HTTP (the ASN.1 is [`proto::ocsp`], shared with the signer);
 //! - [`cache`]: GetCACaps/GetCACert/GetNextCACert copies, served while the signer is down;
 //! - [`limits`]: header/body/idle timeouts and the connection caps, with shedding;
 //! - [`metrics`]: counters and the Prometheus text encoder (`--metrics-listen`);

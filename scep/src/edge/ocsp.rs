@@ -3,7 +3,7 @@
 //! always `application/ocsp-response`, HTTP 200, even for the error statuses. A GET answer
 //! without a nonce carries the RFC 5019 §6.2 caching headers (max-age until nextUpdate,
 //! Expires, Last-Modified, ETag); every other answer is `no-store`. The ASN.1 and the
-//! request parser are in [`crate::ocsp`].
+//! request parser are in [`proto::ocsp`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,8 +19,8 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::signer::SignerPool;
-use crate::ocsp::*;
-use crate::wire::{Op, Reply};
+use proto::ocsp::*;
+use proto::wire::{Op, Reply};
 
 // ---------------------------------------------------------------------- HTTP
 
@@ -298,7 +298,8 @@ fn response(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::ocsp::tests::OPENSSL_REQUEST;
+    /// What `openssl ocsp -issuer r.pem -serial 0x1234 -reqout req.der` wrote (with a nonce).
+    const OPENSSL_REQUEST: &str = "MGgwZjA/MD0wOzAJBgUrDgMCGgUABBRSIUbemXtIWEHdfOYxZEhtR6R4lQQUTluGHMLBwwGfuqfrWe72cM78FTYCAhI0oiMwITAfBgkrBgEFBQcwAQIEEgQQnlK31gzJQPg0C5LF4K2eTw==";
 
     #[test]
     fn get_paths_decode_leniently() {

@@ -10,11 +10,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hyper::body::Bytes;
+use proto::wire::Refusal;
 use serde::{Deserialize, Serialize};
 
 use super::error::Error;
 use super::signer::SignerPool;
-use crate::wire::{Op, Reply};
+use proto::wire::{Op, Reply};
 
 /// How long a copy is served without asking the signer (keeps a new CRL visible
 /// within the 2-second promise).
@@ -176,8 +177,11 @@ impl Publications {
                 }
                 Ok(c)
             }
-            Err(FetchError::Refused { status: 404, .. }) => Err(Error::NotFound),
-            Err(FetchError::Refused { status, message }) => Err(Error::Refused { status, message }),
+            Err(FetchError::Refused {
+                reason: Refusal::NotFound,
+                ..
+            }) => Err(Error::NotFound),
+            Err(FetchError::Refused { reason, message }) => Err(Error::Refused { reason, message }),
             Err(FetchError::Unexpected) => Err(Error::UnexpectedReply("publication")),
             Err(FetchError::Signer(e)) => match last {
                 Some(c) => {
@@ -192,7 +196,7 @@ impl Publications {
 
 enum FetchError {
     Signer(super::SignerError),
-    Refused { status: u16, message: String },
+    Refused { reason: Refusal, message: String },
     Unexpected,
 }
 
@@ -263,12 +267,15 @@ async fn fetch(
                     }
                 }
                 // Replaced while we fetched it: start again with the new one.
-                Reply::Refused { status: 409, .. } if restarts < RESTARTS => {
+                Reply::Refused {
+                    reason: Refusal::Changed,
+                    ..
+                } if restarts < RESTARTS => {
                     restarts += 1;
                     continue 'again;
                 }
-                Reply::Refused { status, message } => {
-                    return Err(FetchError::Refused { status, message });
+                Reply::Refused { reason, message } => {
+                    return Err(FetchError::Refused { reason, message });
                 }
                 _ => return Err(FetchError::Unexpected),
             }

@@ -1,4 +1,4 @@
-//! The edge's client of the signing socket ([`crate::wire`], version [`wire::VERSION`]).
+//! The edge's client of the signing socket ([`proto::wire`], version [`wire::VERSION`]).
 //!
 //! A [`SignerPool`] holds a few connections (default 4). Each connection:
 //! 1. connects to the unix socket and sends `Op::Hello{version}` (id 0), then checks the
@@ -26,7 +26,7 @@ use tokio::task::AbortHandle;
 use tokio::time::{Instant, timeout};
 
 use super::SignerError;
-use crate::wire::{self, Op, Reply};
+use proto::wire::{self, Op, Reply};
 
 /// How to reach the signer.
 #[derive(Debug, Clone)]
@@ -264,9 +264,9 @@ impl Conn {
             (_, Reply::Hello { version }) if version != wire::VERSION => {
                 return Err(SignerError::Version(version));
             }
-            (_, Reply::Refused { status, message }) => {
+            (_, Reply::Refused { reason, message }) => {
                 return Err(SignerError::Protocol(format!(
-                    "hello refused ({status}): {message}"
+                    "hello refused ({reason:?}): {message}"
                 )));
             }
             (id, _) => {

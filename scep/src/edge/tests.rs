@@ -1,5 +1,5 @@
 //! The edge end to end over real sockets: a real HTTP client (hyper's, and curl when
-//! installed) against [`super::serve`], with a fake signer speaking [`crate::wire`] on a
+//! installed) against [`super::serve`], with a fake signer speaking [`proto::wire`] on a
 //! temporary unix socket and answering canned replies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::{Config, Profile};
 use crate::client::{self, Device, RequestSpec};
-use crate::wire::{self, Op, Reply};
+use proto::wire::{self, Op, Refusal, Reply};
 
 // ---------------------------------------------------------------- fixtures
 
@@ -44,7 +44,7 @@ fn pki_message() -> &'static [u8] {
 const CAPS: [&str; 3] = ["AES", "POSTPKIOperation", "SHA-256"];
 
 /// A fake castellan-signer: records every operation, answers by profile name.
-/// - `refused`: `Refused` (404 for GetCA*, 403 for PKIOperation);
+/// - `refused`: `Refused` (not found for GetCA*, bad request for PKIOperation);
 /// - `hang`: never answers; `slow`: answers after 300 ms;
 /// - `wrong`: a reply of the wrong kind;
 /// - `single`: GetCACert without RA (`ra: false`);
@@ -138,8 +138,8 @@ async fn fake_connection(stream: tokio::net::UnixStream, seen: Arc<Mutex<Vec<Op>
 
 fn canned(op: Op, version: u32) -> Option<(Duration, Reply)> {
     let now = Duration::ZERO;
-    let refused = |status: u16, message: &str| Reply::Refused {
-        status,
+    let refused = |reason: Refusal, message: &str| Reply::Refused {
+        reason,
         message: message.into(),
     };
     let profile = match &op {
@@ -165,8 +165,8 @@ fn canned(op: Op, version: u32) -> Option<(Duration, Reply)> {
         _ => now,
     };
     let reply = match (op, profile.as_str()) {
-        (Op::PkiOperation { .. }, "refused") => refused(403, "challenge required"),
-        (_, "refused") => refused(404, "no such profile"),
+        (Op::PkiOperation { .. }, "refused") => refused(Refusal::BadRequest, "challenge required"),
+        (_, "refused") => refused(Refusal::NotFound, "no such profile"),
         (_, "wrong") => Reply::Hello { version },
         (Op::GetCaCaps { .. }, _) => Reply::Caps {
             caps: CAPS.iter().map(|c| (*c).to_owned()).collect(),
@@ -600,7 +600,7 @@ async fn refusals_keep_the_signers_status_and_message() {
         pki_message().to_vec(),
     )
     .await
-    .error(403, "challenge required");
+    .error(400, "challenge required");
     edge.get("/scep/wrong?operation=GetCACaps")
         .await
         .error(502, "bad gateway");

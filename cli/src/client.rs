@@ -7,8 +7,10 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 
-use crate::admin::{self, Request, Response};
 use crate::{Error, Result};
+use proto::admin::{self, Request, Response};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A connection target and TLS identity.
 #[derive(Debug, Clone)]
@@ -36,7 +38,7 @@ impl AdminClient {
         Ok(AdminClient {
             host,
             port,
-            config: Arc::new(crate::tls::client_config(admin_ca_pem, cert_pem, key_pem)?),
+            config: Arc::new(client_config(admin_ca_pem, cert_pem, key_pem)?),
         })
     }
 
@@ -63,12 +65,12 @@ impl AdminClient {
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let body = serde_json::to_vec(request).map_err(|e| Error::Encoding(e.to_string()))?;
+        let body = serde_json::to_vec(request).map_err(|e| Error::Transport(e.to_string()))?;
         let req = hyper::Request::post(admin::PATH)
             .header(hyper::header::HOST, self.host.as_str())
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| Error::Encoding(e.to_string()))?;
+            .map_err(|e| Error::Transport(e.to_string()))?;
         let resp = sender.send_request(req).await.map_err(|e| {
             // TLS 1.3 client authentication fails after the handshake, on first use.
             let text = format!("{e:?}");
@@ -99,4 +101,48 @@ impl AdminClient {
             r => Ok(r),
         }
     }
+}
+
+/// The CLI's client config: trust the admin CA, present the officer's certificate.
+pub fn client_config(
+    admin_ca_pem: &[u8],
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let cas: Vec<_> = CertificateDer::pem_slice_iter(admin_ca_pem)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::Invalid(format!("cannot read the admin CA file: {e}")))?;
+    if cas.is_empty() {
+        return Err(Error::Invalid(
+            "the admin CA file holds no certificate".into(),
+        ));
+    }
+    for c in cas {
+        roots
+            .add(c)
+            .map_err(|e| Error::Invalid(format!("bad admin CA certificate: {e}")))?;
+    }
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::Invalid(format!("cannot read the officer certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::Invalid(
+            "the officer certificate file holds no certificate".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| Error::Invalid(format!("cannot read the officer key: {e}")))?;
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .map_err(|e| Error::Invalid(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(certs, key)
+    .map_err(|e| {
+        Error::Invalid(format!(
+            "the officer certificate and key do not fit together: {e}"
+        ))
+    })
 }

@@ -568,7 +568,7 @@ pub(crate) mod tests {
 
     /// What `openssl ocsp -issuer r.pem -serial 0x1234 -reqout req.der` wrote (with a
     /// nonce): SHA-1 CertID, NULL parameters, a 16-octet nonce.
-    pub(crate) const OPENSSL_REQUEST: &str = "MGgwZjA/MD0wOzAJBgUrDgMCGgUABBRSIUbemXtIWEHdfOYxZEhtR6R4lQQUTluGHMLBwwGfuqfrWe72cM78FTYCAhI0oiMwITAfBgkrBgEFBQcwAQIEEgQQnlK31gzJQPg0C5LF4K2eTw==";
+    const OPENSSL_REQUEST: &str = "MGgwZjA/MD0wOzAJBgUrDgMCGgUABBRSIUbemXtIWEHdfOYxZEhtR6R4lQQUTluGHMLBwwGfuqfrWe72cM78FTYCAhI0oiMwITAfBgkrBgEFBQcwAQIEEgQQnlK31gzJQPg0C5LF4K2eTw==";
 
     #[test]
     fn parses_what_openssl_sends() {

@@ -1,8 +1,8 @@
-//! `castellan`: the admin CLI (see `daemon::cli`).
+//! `castellan`: the admin CLI (see the `cli` crate).
 use clap::Parser;
 
 fn main() {
-    let cli = daemon::cli::Cli::parse();
+    let args = cli::args::Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -13,5 +13,5 @@ fn main() {
             std::process::exit(1);
         }
     };
-    std::process::exit(rt.block_on(daemon::cli::run(cli)));
+    std::process::exit(rt.block_on(cli::run(args)));
 }

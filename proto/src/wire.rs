@@ -44,7 +44,7 @@ pub enum Op {
     /// RFC 8894 §4.3 PKIOperation: the PKIMessage exactly as the client sent it.
     PkiOperation {
         profile: String,
-        #[serde(with = "b64")]
+        #[serde(with = "crate::b64")]
         message: Vec<u8>,
     },
     /// The current CRL of a CA (RFC 5280 §5), DER, for `/crl/<ca>.crl`: the piece from
@@ -70,7 +70,7 @@ pub enum Op {
     /// RFC 6960 OCSP: the DER OCSPRequest exactly as the client sent it (the edge
     /// already checked it with [`crate::ocsp::parse_request`]).
     Ocsp {
-        #[serde(with = "b64")]
+        #[serde(with = "crate::b64")]
         request: Vec<u8>,
     },
 }
@@ -87,25 +87,26 @@ pub enum Reply {
     },
     /// DER: one certificate (`ra` false) or a degenerate PKCS#7 with the RA and CA chain (`ra` true).
     CaCert {
-        #[serde(with = "b64")]
+        #[serde(with = "crate::b64")]
         der: Vec<u8>,
         ra: bool,
     },
     /// A signed CertRep (SUCCESS, FAILURE or PENDING).
     CertRep {
-        #[serde(with = "b64")]
+        #[serde(with = "crate::b64")]
         der: Vec<u8>,
     },
-    /// Refused before a CertRep could be built: the edge answers with this HTTP status.
+    /// Refused before a CertRep could be built; the edge alone turns `reason` into an
+    /// HTTP status.
     Refused {
-        status: u16,
+        reason: Refusal,
         message: String,
     },
     /// A piece of a published object (CRL or certificate) with what caches need: the bytes
     /// from `offset`, at most 2 MiB (a CRL of a million entries is about 50 MB); the edge
     /// asks for the next piece until it has `total` bytes.
     Published {
-        #[serde(with = "b64")]
+        #[serde(with = "crate::b64")]
         der: Vec<u8>,
         #[serde(default)]
         offset: u64,
@@ -125,7 +126,7 @@ pub enum Reply {
     },
     /// RFC 6960: always a DER OCSPResponse, error statuses included.
     Ocsp {
-        #[serde(with = "b64")]
+        #[serde(with = "crate::b64")]
         der: Vec<u8>,
         /// Unix seconds, set only if HTTP caches may keep the answer (no nonce,
         /// successful): producedAt (Last-Modified) and nextUpdate (max-age, Expires).
@@ -134,6 +135,23 @@ pub enum Reply {
         #[serde(default)]
         next_update: Option<i64>,
     },
+}
+
+/// Why the signer refused a request it could not answer with a CertRep or object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The request is malformed (a PKIMessage the signer cannot read).
+    BadRequest,
+    /// No such profile or CA, or nothing published for it yet.
+    NotFound,
+    /// The published object was replaced between two pieces: fetch it again from 0.
+    Changed,
+    /// The offset lies past the end of the published object.
+    OutOfRange,
+    /// The signer failed inside (token or store); the detail is in its log.
+    Internal,
 }
 
 /// Frame errors.
@@ -185,20 +203,6 @@ pub fn decode<T: for<'de> Deserialize<'de> + Frame>(frame: &[u8]) -> Result<(u64
     let id = u64::from_be_bytes(id.try_into().map_err(|_| FrameError::Short)?);
     let body = serde_json::from_slice(json).map_err(|e| FrameError::Body(e.to_string()))?;
     Ok((id, body))
-}
-
-mod b64 {
-    use base64::Engine;
-    use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]

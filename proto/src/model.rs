@@ -263,6 +263,28 @@ pub fn hash_alg(s: &str) -> Result<HashAlg> {
     s.parse().map_err(Error::Invalid)
 }
 
+/// Serde for values written as their `Display` text and read with `FromStr` (key specs,
+/// hashes): the JSON is the text a user types.
+mod text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr<Err = String>,
+        D: Deserializer<'de>,
+    {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// Everything fixed when a CA is created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -270,9 +292,11 @@ pub struct CaSpec {
     pub name: CaName,
     pub subject: Subject,
     /// `rsa-2048` … `ec-p384`.
-    pub key: String,
+    #[serde(with = "text")]
+    pub key: KeySpec,
     /// `sha256`, `sha384`, `sha512`.
-    pub hash: String,
+    #[serde(with = "text")]
+    pub hash: HashAlg,
     /// Absent for a bring-your-own CA (the external CA decides).
     pub validity: Option<Lifetime>,
     pub ekus: Vec<Eku>,
@@ -283,8 +307,7 @@ pub struct CaSpec {
 impl CaSpec {
     /// Check the parts that need no store: key, hash, and their pairing.
     pub fn check(&self) -> Result<(KeySpec, HashAlg)> {
-        let key = key_spec(&self.key)?;
-        let hash = hash_alg(&self.hash)?;
+        let (key, hash) = (self.key, self.hash);
         if !key.allows(hash) {
             return Err(Error::Invalid(format!(
                 "{key} cannot be used with {hash}: ECDSA keys sign with sha256 or sha384"
@@ -332,57 +355,55 @@ pub enum CaKind {
     External,
 }
 
-/// A CA as the store keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CaRecord {
-    pub spec: CaSpec,
-    pub kind: CaKind,
-    /// The issuing CA for `Issuing`.
-    pub parent: Option<CaName>,
-    pub status: CaStatus,
-    /// CKA_ID of the CA key in the token, hex.
-    pub key_id: String,
-    #[serde(with = "crate::b64::opt", default)]
-    pub cert: Option<Vec<u8>>,
-    /// External CAs: the chain above the certificate, issuer first, ending at the root.
-    #[serde(with = "crate::b64::vec", default)]
-    pub external_chain: Vec<Vec<u8>>,
-    #[serde(with = "crate::b64::opt", default)]
-    pub csr: Option<Vec<u8>>,
-    pub created_at: i64,
-    pub proposal: String,
-    /// The SCEP RA key and certificate (layout `combined`, no extra EKU), made when the
-    /// first such profile names this CA.
-    #[serde(default)]
-    pub ra: Option<RaRecord>,
-    /// The other RA layouts profiles of this CA chose (`split`, and any with the Windows
-    /// EKU), one set per (layout, EKU) pair, shared by the profiles that chose it.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ra_sets: Vec<RaSet>,
-    /// The delegated OCSP responder key (EC P-256) and certificate (RFC 6960 §4.2.2.2),
-    /// made the first time an OCSP request names this CA, renewed before it expires.
-    #[serde(default)]
-    pub ocsp: Option<RaRecord>,
+/// A certificate serial number as operators type it and the store keys it: lowercase hex
+/// of the DER INTEGER's content octets (one leading zero kept when the top bit is set).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Serial(String);
+
+impl Serial {
+    /// Normalise a serial given by an operator: hex, optional colons, leading zeros as encoded.
+    pub fn parse(s: &str) -> Result<Serial> {
+        let hexs: String = s
+            .chars()
+            .filter(|c| *c != ':')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if hexs.is_empty() || hexs.len() > 42 || !hexs.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!(
+                "serial {s:?} must be hex (as `openssl x509 -serial` prints it)"
+            )));
+        }
+        let bytes = hex::decode(if hexs.len() % 2 == 1 {
+            format!("0{hexs}")
+        } else {
+            hexs
+        })
+        .map_err(|_| Error::Invalid(format!("serial {s:?} is not hex")))?;
+        // The stored form is the DER content octets: strip extra leading zeros, keep one if the top bit is set.
+        let mut b: &[u8] = &bytes;
+        while b.len() > 1 && b[0] == 0 && b[1] & 0x80 == 0 {
+            b = &b[1..];
+        }
+        let b = if b.first().is_some_and(|x| x & 0x80 != 0) {
+            [&[0u8][..], b].concat()
+        } else {
+            b.to_vec()
+        };
+        Ok(Serial(hex::encode(b)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn into_hex(self) -> String {
+        self.0
+    }
 }
 
-/// A SCEP registration authority: an RSA key in the token (sign + decrypt) and a
-/// certificate from its CA with digitalSignature + keyEncipherment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RaRecord {
-    pub key_id: String,
-    #[serde(with = "crate::b64")]
-    pub cert: Vec<u8>,
-}
-
-/// The RA certificates of one layout: the signing one (also the encryption one when
-/// `encrypt` is `None`, layout `combined`) and, for `split`, the encryption one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RaSet {
-    pub layout: RaLayout,
-    pub windows_eku: bool,
-    pub sign: RaRecord,
-    #[serde(default)]
-    pub encrypt: Option<RaRecord>,
+impl fmt::Display for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.0)
+    }
 }
 
 /// SAN types a profile may allow.
@@ -518,7 +539,7 @@ impl RaLayout {
             RaLayout::Ca => "ca",
         }
     }
-    pub(crate) fn is_combined(&self) -> bool {
+    pub fn is_combined(&self) -> bool {
         *self == RaLayout::Combined
     }
 }
@@ -599,16 +620,35 @@ mod tests {
         let spec = |key: &str, hash: &str| CaSpec {
             name: CaName::new("x").unwrap(),
             subject: Subject::new("CN=x").unwrap(),
-            key: key.into(),
-            hash: hash.into(),
+            key: key_spec(key).unwrap(),
+            hash: hash_alg(hash).unwrap(),
             validity: None,
             ekus: Eku::list("client-auth").unwrap(),
             path_len: None,
         };
         assert!(spec("ec-p256", "sha256").check().is_ok());
         assert!(spec("ec-p256", "sha512").check().is_err());
-        assert!(spec("rsa-1024", "sha256").check().is_err());
-        assert!(spec("rsa-2048", "sha1").check().is_err());
-        assert!(spec("rsa-2048", "md5").check().is_err());
+        assert!(key_spec("rsa-1024").is_err());
+        assert!(hash_alg("sha1").is_err());
+        assert!(hash_alg("md5").is_err());
+        // The JSON of a spec is the text a user types, and is read back through the same checks.
+        let json = serde_json::to_value(spec("ec-p384", "sha384")).unwrap();
+        assert_eq!(
+            (json["key"].as_str(), json["hash"].as_str()),
+            (Some("ec-p384"), Some("sha384"))
+        );
+        let mut bad = json.clone();
+        bad["key"] = "rsa-1024".into();
+        assert!(serde_json::from_value::<CaSpec>(bad).is_err());
+    }
+
+    #[test]
+    fn serials_normalise_as_the_der_content_octets() {
+        assert_eq!(Serial::parse("7C:B5:66").unwrap().as_str(), "7cb566");
+        assert!(Serial::parse("0x").is_err());
+        assert_eq!(Serial::parse("00ff").unwrap().as_str(), "00ff");
+        assert_eq!(Serial::parse("ff").unwrap().as_str(), "00ff");
+        assert_eq!(Serial::parse("00007f").unwrap().as_str(), "7f");
+        assert!(Serial::parse("zz").is_err());
     }
 }

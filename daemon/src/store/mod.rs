@@ -7,15 +7,17 @@
 //! `audit`, an append-only hash chain: each entry's hash is SHA-256 over the
 //! previous hash and the entry's JSON.
 
+pub mod rows;
+
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::Digest;
 
-use crate::model::CaRecord;
-use crate::quorum::Proposal;
+use crate::store::rows::CaRecord;
 use crate::{Error, Result};
+use proto::governance::Proposal;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CAS: TableDefinition<&str, &[u8]> = TableDefinition::new("cas");
@@ -89,7 +91,7 @@ impl Table {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Officer {
     pub name: String,
-    #[serde(with = "crate::b64")]
+    #[serde(with = "proto::b64")]
     pub cert: Vec<u8>,
 }
 
@@ -104,10 +106,10 @@ pub struct Governance {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminIdentity {
     pub ca_key_id: String,
-    #[serde(with = "crate::b64")]
+    #[serde(with = "proto::b64")]
     pub ca_cert: Vec<u8>,
     pub tls_key_id: String,
-    #[serde(with = "crate::b64")]
+    #[serde(with = "proto::b64")]
     pub tls_cert: Vec<u8>,
 }
 

@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+use crate::Result;
 use crate::model::{CaName, CaSpec};
-use crate::{Error, Result};
 
 /// Default time a proposal stays open.
 pub const DEFAULT_TTL_SECS: i64 = 24 * 3600;
@@ -90,7 +90,7 @@ impl ProposalBody {
     /// A new body with a random id, proposed now, expiring after `ttl` seconds.
     pub fn new(operation: Operation, proposer: &str, ttl: i64) -> Result<Self> {
         let mut id = [0u8; 16];
-        getrandom::fill(&mut id).map_err(|e| Error::Encoding(e.to_string()))?;
+        getrandom::fill(&mut id).map_err(crate::Error::Random)?;
         let now = crate::now();
         Ok(ProposalBody {
             id: hex::encode(id),
@@ -176,93 +176,6 @@ impl Proposal {
     }
 }
 
-/// Check a body a proposer sent: its clock, its lifetime, its proposer.
-pub fn check_new_body(body: &ProposalBody, officer: &str, now: i64) -> Result<()> {
-    if body.proposer != officer {
-        return Err(Error::Forbidden(format!(
-            "the proposal names {} as proposer but was sent by {officer}",
-            body.proposer
-        )));
-    }
-    if (body.created_at - now).abs() > MAX_SKEW_SECS {
-        return Err(Error::Invalid(
-            "the proposal's creation time is more than 5 minutes from the signer's clock".into(),
-        ));
-    }
-    let ttl = body.expires_at - body.created_at;
-    if ttl <= 0 || ttl > MAX_TTL_SECS {
-        return Err(Error::Invalid(format!(
-            "a proposal must expire within {} days",
-            MAX_TTL_SECS / 86400
-        )));
-    }
-    if body.id.len() != 32 || !body.id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::Invalid("a proposal id is 32 hex digits".into()));
-    }
-    Ok(())
-}
-
-/// Sign an approval with an officer's private key (PEM: PKCS#8, SEC1 or PKCS#1).
-pub fn sign_approval(key_pem: &[u8], digest: &[u8; 32], officer: &str) -> Result<Approval> {
-    use rustls::SignatureScheme as S;
-    use rustls::pki_types::PrivateKeyDer;
-    use rustls::pki_types::pem::PemObject;
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| Error::Invalid(format!("cannot read the officer key: {e}")))?;
-    let provider = rustls::crypto::ring::default_provider();
-    let signing = provider
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| Error::Invalid(format!("unsupported officer key: {e}")))?;
-    let schemes = [
-        S::ECDSA_NISTP384_SHA384,
-        S::ECDSA_NISTP256_SHA256,
-        S::RSA_PKCS1_SHA256,
-    ];
-    let signer = signing
-        .choose_scheme(&schemes)
-        .ok_or_else(|| Error::Invalid("the officer key must be ECDSA P-256/P-384 or RSA".into()))?;
-    let algorithm = match signer.scheme() {
-        S::ECDSA_NISTP384_SHA384 => "1.2.840.10045.4.3.3",
-        S::ECDSA_NISTP256_SHA256 => "1.2.840.10045.4.3.2",
-        _ => "1.2.840.113549.1.1.11",
-    };
-    let signature = signer
-        .sign(&approval_message(digest))
-        .map_err(|e| Error::Invalid(format!("signing the approval: {e}")))?;
-    Ok(Approval {
-        officer: officer.to_owned(),
-        algorithm: algorithm.to_owned(),
-        signature,
-        at: crate::now(),
-    })
-}
-
-/// Verify an approval against the officer's registered certificate.
-pub fn verify_approval(approval: &Approval, officer_cert: &[u8], digest: &[u8; 32]) -> Result<()> {
-    use der::Decode;
-    let cert = x509_cert::Certificate::from_der(officer_cert)?;
-    let oid = const_oid::ObjectIdentifier::new(&approval.algorithm)
-        .map_err(|_| Error::Invalid("unknown approval algorithm".into()))?;
-    let rsa = oid == const_oid::db::rfc5912::SHA_256_WITH_RSA_ENCRYPTION;
-    let alg = spki::AlgorithmIdentifierOwned {
-        oid,
-        parameters: rsa.then(|| der::asn1::AnyRef::NULL.into()),
-    };
-    crate::x509::verify_signature(
-        cert.tbs_certificate().subject_public_key_info(),
-        &alg,
-        &approval_message(digest),
-        &approval.signature,
-    )
-    .map_err(|_| {
-        Error::Forbidden(format!(
-            "the approval signature of {} does not match this proposal's digest (or was not made with the officer's registered key): nothing was counted",
-            approval.officer
-        ))
-    })
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -299,24 +212,6 @@ mod tests {
     }
 
     #[test]
-    fn new_bodies_are_checked() {
-        let now = crate::now();
-        let b = body();
-        assert!(check_new_body(&b, "alice", now).is_ok());
-        assert!(matches!(
-            check_new_body(&b, "bob", now),
-            Err(Error::Forbidden(_))
-        ));
-        let mut c = b.clone();
-        c.expires_at = c.created_at + MAX_TTL_SECS + 1;
-        assert!(check_new_body(&c, "alice", now).is_err());
-        assert!(
-            check_new_body(&b, "alice", now + 3600).is_err(),
-            "clock far off"
-        );
-    }
-
-    #[test]
     fn expiry_is_a_status() {
         let p = Proposal {
             digest: String::new(),
@@ -328,27 +223,5 @@ mod tests {
         };
         assert_eq!(p.status_at(p.body.expires_at - 1), Status::Pending);
         assert_eq!(p.status_at(p.body.expires_at), Status::Expired);
-    }
-
-    #[test]
-    fn approvals_verify_only_over_their_digest() {
-        // An officer key and certificate made once with openssl, for this test only.
-        let key = include_bytes!("../testdata/officer.key");
-        let cert_pem = include_bytes!("../testdata/officer.pem");
-        let cert = crate::x509::parse_certificates(cert_pem, "t")
-            .unwrap()
-            .remove(0);
-        let cert_der = der::Encode::to_der(&cert).unwrap();
-        let d = body().digest().unwrap();
-        let a = sign_approval(key, &d, "alice").unwrap();
-        assert!(verify_approval(&a, &cert_der, &d).is_ok());
-        let other = body().digest().unwrap();
-        assert!(matches!(
-            verify_approval(&a, &cert_der, &other),
-            Err(Error::Forbidden(_))
-        ));
-        let mut tampered = a.clone();
-        tampered.signature[10] ^= 1;
-        assert!(verify_approval(&tampered, &cert_der, &d).is_err());
     }
 }

@@ -3,7 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::quorum::{Approval, Proposal, ProposalBody};
+use crate::governance::{Approval, Proposal, ProposalBody};
+use crate::model::San;
+use crate::{Error, Result};
+
+/// Rows per page unless asked otherwise.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// Most rows per page.
+pub const MAX_LIMIT: u32 = 1000;
 
 /// Path of the versioned endpoint.
 pub const PATH: &str = "/v1";
@@ -58,7 +65,7 @@ pub enum Request {
     ChallengeNew {
         profile: String,
         subject: Option<String>,
-        sans: Vec<crate::challenge::San>,
+        sans: Vec<San>,
         ttl_secs: i64,
     },
     /// Requests waiting for manual approval.
@@ -83,7 +90,7 @@ pub enum Request {
     /// A page of certificates (or pending requests), after an opaque cursor; see `report`.
     CertList {
         ca: Option<String>,
-        status: Option<crate::report::Status>,
+        status: Option<Status>,
         /// Case-insensitive substring of the subject, a SAN or the serial (a bounded scan).
         search: Option<String>,
         /// 1 to 1000 (default 100).
@@ -134,7 +141,7 @@ pub enum Response {
         expires_at: i64,
     },
     Requests {
-        requests: Vec<crate::enroll::PendingRecord>,
+        requests: Vec<PendingView>,
     },
     Issued {
         ca: String,
@@ -147,15 +154,15 @@ pub enum Response {
         error: String,
     },
     Certs {
-        certs: Vec<crate::report::CertSummary>,
+        certs: Vec<CertSummary>,
         /// Give as `after` for the next page; None when the listing is complete.
         next: Option<String>,
     },
     Cert {
-        cert: Box<crate::report::CertDetail>,
+        cert: Box<CertDetail>,
     },
     CertStats {
-        cas: Vec<crate::report::CaCertStats>,
+        cas: Vec<CaCertStats>,
     },
 }
 
@@ -206,4 +213,115 @@ impl From<hsm::KeyAttributes> for KeyAttributesView {
             sound: a.is_sound(),
         }
     }
+}
+
+/// A request waiting for manual approval, as `request list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingView {
+    pub id: String,
+    pub profile: String,
+    pub transaction_id: String,
+    pub subject: String,
+    pub sans: Vec<San>,
+    #[serde(with = "crate::b64")]
+    pub csr: Vec<u8>,
+    pub created_at: i64,
+    pub renewed_from: Option<String>,
+    /// The transaction's key in the signer's store.
+    pub tx_key: String,
+}
+
+/// A certificate's status as reports show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Not revoked, notAfter not passed.
+    Active,
+    /// Not revoked, notAfter passed.
+    Expired,
+    Revoked,
+    /// A SCEP request waiting for manual approval (no certificate yet).
+    Pending,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Status::Active => "active",
+            Status::Expired => "expired",
+            Status::Revoked => "revoked",
+            Status::Pending => "pending",
+        })
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Status> {
+        Ok(match s {
+            "active" => Status::Active,
+            "expired" => Status::Expired,
+            "revoked" => Status::Revoked,
+            "pending" => Status::Pending,
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "status {s:?}: use active, expired, revoked or pending"
+                )));
+            }
+        })
+    }
+}
+
+/// One row of `cert list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertSummary {
+    pub ca: String,
+    /// Hex serial; None for a pending request.
+    pub serial: Option<String>,
+    /// A pending request's id (for `castellan request approve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    pub status: Status,
+    pub subject: String,
+    pub sans: Vec<San>,
+    pub profile: String,
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// `cert show` and `cert get`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertDetail {
+    pub ca: String,
+    pub serial: String,
+    pub status: Status,
+    pub subject: String,
+    pub sans: Vec<San>,
+    pub profile: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub issued_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<String>,
+    pub transaction_id: String,
+    /// Serial of the certificate this one renewed (same CA).
+    pub renewed_from: Option<String>,
+    /// Hex SHA-256 of the SubjectPublicKeyInfo.
+    pub key_hash: String,
+    #[serde(with = "crate::b64")]
+    pub der: Vec<u8>,
+}
+
+/// `cert stats`: one CA's counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaCertStats {
+    pub ca: String,
+    pub active: u64,
+    pub expired: u64,
+    pub revoked: u64,
+    /// Requests waiting for manual approval on this CA's profiles.
+    pub pending: u64,
+    /// Certificates issued: active + expired + revoked.
+    pub total: u64,
 }

@@ -1,0 +1,405 @@
+//! The command line: global options and one subcommand enum per command group.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "castellan",
+    version,
+    about = "Castellan admin CLI: CAs, proposals and approvals over the signer's mTLS admin port"
+)]
+pub struct Cli {
+    /// Admin port URL, e.g. https://127.0.0.1:8443
+    #[arg(long, env = "CASTELLAN_ADMIN")]
+    pub admin: Option<String>,
+    /// The officer's certificate (PEM)
+    #[arg(long, env = "CASTELLAN_CERT")]
+    pub cert: Option<PathBuf>,
+    /// The officer's private key (PEM)
+    #[arg(long, env = "CASTELLAN_KEY")]
+    pub key: Option<PathBuf>,
+    /// The admin CA certificate (admin-ca.pem from the signer's state directory)
+    #[arg(long, env = "CASTELLAN_ADMIN_CA")]
+    pub admin_ca: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Certificate authorities
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Quorum proposals
+    #[command(subcommand)]
+    Proposal(ProposalCommand),
+    /// Show which officer this certificate is, and the quorum
+    Whoami,
+    /// SCEP profiles
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// SCEP challenges
+    #[command(subcommand)]
+    Challenge(ChallengeCommand),
+    /// SCEP requests waiting for manual approval
+    #[command(subcommand)]
+    Request(RequestCommand),
+    /// Issued certificates
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Revoke a certificate (RFC 5280 reasons: unspecified, keyCompromise, affiliationChanged,
+    /// superseded, cessationOfOperation, certificateHold; removeFromCRL lifts a hold)
+    Revoke {
+        /// Serial number in hex, as `openssl x509 -serial` prints it
+        serial: String,
+        #[arg(long)]
+        ca: String,
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
+    /// List certificates a page at a time; the last line `next: CURSOR` continues with --after
+    List(Box<ListArgs>),
+    /// Show a certificate: status, subject, SANs, CA, profile, validity, revocation
+    Show {
+        /// Serial number in hex (colons allowed)
+        serial: String,
+        /// The issuing CA (needed only when several CAs issued this serial)
+        #[arg(long)]
+        ca: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Write a certificate (PEM, or DER with --der)
+    Get {
+        /// Serial number in hex (colons allowed)
+        serial: String,
+        #[arg(long)]
+        ca: Option<String>,
+        #[arg(long)]
+        der: bool,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Certificate counts by CA and status
+    Stats(Json),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this CA's certificates
+    #[arg(long)]
+    pub ca: Option<String>,
+    /// active, expired, revoked, or pending (SCEP requests waiting for approval)
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Case-insensitive substring of the subject, a SAN or the serial (a scan, not an index)
+    #[arg(long)]
+    pub search: Option<String>,
+    /// Rows per page (at most 1000)
+    #[arg(long, default_value_t = proto::admin::DEFAULT_LIMIT)]
+    pub limit: u32,
+    /// Continue after this cursor (the `next` of the previous page)
+    #[arg(long)]
+    pub after: Option<String>,
+    /// JSON: {"certs": [...], "next": CURSOR or null}
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV with a header line; the next cursor goes to stderr as `next: CURSOR`
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Propose a SCEP profile on an issuing CA
+    Create(Box<ProfileArgs>),
+    /// List profiles
+    List(Json),
+    /// Show a profile
+    Show {
+        name: String,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Profile name (appears in the URL /scep/NAME)
+    pub name: String,
+    /// The issuing CA
+    #[arg(long)]
+    pub ca: String,
+    /// Subject attributes a request may carry
+    #[arg(long, default_value = "CN,O,OU,C,ST,L")]
+    pub subject_attrs: String,
+    /// SAN types a request may carry: dns, email, upn, uri
+    #[arg(long, default_value = "")]
+    pub san_types: String,
+    /// EKUs of issued certificates (a subset of the CA's)
+    #[arg(long, default_value = "client-auth")]
+    pub eku: String,
+    /// Key usages of issued certificates
+    #[arg(long, default_value = "digital-signature,key-encipherment")]
+    pub key_usage: String,
+    #[arg(long, default_value_t = 2048)]
+    pub rsa_min_bits: u32,
+    /// 0 refuses RSA keys
+    #[arg(long, default_value_t = 4096)]
+    pub rsa_max_bits: u32,
+    /// Allowed EC curves (p256, p384); empty refuses EC keys
+    #[arg(long, default_value = "p256,p384")]
+    pub ec_curves: String,
+    /// Lifetime of issued certificates
+    #[arg(long, default_value = "1y")]
+    pub validity: String,
+    /// Renewal is accepted this long before expiry
+    #[arg(long, default_value = "30d")]
+    pub renewal_window: String,
+    /// auto, or manual (requests wait for `castellan request approve`)
+    #[arg(long, default_value = "auto")]
+    pub approval: String,
+    /// static, one-time or signed
+    #[arg(long)]
+    pub challenge: String,
+    /// The static challenge (or --secret-file)
+    #[arg(long)]
+    pub secret: Option<String>,
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// MDM public key (PEM public key or certificate) for signed challenges; repeatable
+    #[arg(long)]
+    pub mdm_key: Vec<PathBuf>,
+    /// Also accept DES/3DES envelopes and SHA-1 signatures (old clients)
+    #[arg(long)]
+    pub legacy_algorithms: bool,
+    /// RA layout: split (NDES: a signing and an encryption RA certificate; serves every
+    /// common client), combined (one RA certificate for both), or ca (no RA: the RSA issuing
+    /// CA's key decrypts)
+    #[arg(long, default_value = "split")]
+    pub ra_layout: String,
+    /// RA certificates also carry the Windows Certificate Request Agent EKU
+    #[arg(long)]
+    pub ra_windows_eku: bool,
+    /// GetCACert returns the issuing CA only, or the full chain up to the root
+    #[arg(long, default_value = "issuing")]
+    pub ca_chain: String,
+    #[command(flatten)]
+    pub json: Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChallengeCommand {
+    /// Mint a one-time challenge (profile in one-time mode)
+    New {
+        #[arg(long)]
+        profile: String,
+        /// Bind the subject, e.g. "CN=device-1"
+        #[arg(long)]
+        subject: Option<String>,
+        /// Bind a SAN (TYPE:VALUE); repeatable
+        #[arg(long)]
+        san: Vec<String>,
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Mint a signed challenge with an MDM key (offline; no admin connection)
+    Sign {
+        /// The MDM's EC P-256 private key (PKCS#8 PEM)
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        profile: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        san: Vec<String>,
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    /// List requests waiting for approval
+    List(Json),
+    /// Issue a waiting request
+    Approve { id: String },
+    /// Refuse a waiting request
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Json {
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NewCa {
+    /// CA name (a-z, 0-9, '-', '_', '.')
+    pub name: String,
+    /// Subject, e.g. "CN=Issuing CA,O=Example,C=US" (CN required; O, OU, C, ST, L optional)
+    #[arg(long)]
+    pub subject: String,
+    /// rsa-2048, rsa-3072, rsa-4096, ec-p256 or ec-p384
+    #[arg(long)]
+    pub key: String,
+    /// sha256, sha384 or sha512
+    #[arg(long, default_value = "sha256")]
+    pub hash: String,
+    /// Allowed EKUs: client-auth, server-auth, email-protection, code-signing, ... or OIDs
+    #[arg(long)]
+    pub eku: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// List CAs
+    List(Json),
+    /// Show a CA, with its key's attributes as the token reports them
+    Show {
+        name: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose a self-signed root CA
+    CreateRoot {
+        #[command(flatten)]
+        ca: NewCa,
+        /// Lifetime, e.g. 20y
+        #[arg(long)]
+        validity: String,
+        /// basicConstraints pathLen (default: unlimited)
+        #[arg(long)]
+        path_len: Option<u8>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose an issuing CA signed by PARENT
+    CreateIssuing {
+        #[command(flatten)]
+        ca: NewCa,
+        #[arg(long)]
+        parent: String,
+        /// Lifetime, e.g. 10y (must end before the parent's)
+        #[arg(long)]
+        validity: String,
+        /// basicConstraints pathLen (default 0: issues end-entity certificates only)
+        #[arg(long, default_value_t = 0)]
+        path_len: u8,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose a bring-your-own CA: key in the token, certificate from an external CA
+    CreateByoca {
+        #[command(flatten)]
+        ca: NewCa,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Write a bring-your-own CA's CSR (PEM, or DER with --der)
+    Csr {
+        name: String,
+        #[arg(long)]
+        der: bool,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Propose installing the externally signed certificate and its chain on a bring-your-own CA
+    Import {
+        name: String,
+        /// The signed certificate (.cer/.crt/.pem, DER or PEM)
+        #[arg(long)]
+        cert: PathBuf,
+        /// The external chain: PEM bundle, certificate files or .p7b (repeatable)
+        #[arg(long, required = true)]
+        chain: Vec<PathBuf>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose disabling a CA (it signs nothing until enabled)
+    Disable {
+        name: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose enabling a disabled CA
+    Enable {
+        name: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Write a CA certificate (PEM, or DER with --der)
+    Cert {
+        name: String,
+        #[arg(long)]
+        der: bool,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Propose revoking an issuing CA (it goes on its parent's CRL and signs nothing more)
+    Revoke {
+        name: String,
+        #[arg(long, default_value = "cessationOfOperation")]
+        reason: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Write a CA's current CRL (DER, or PEM with --pem)
+    Crl {
+        name: String,
+        #[arg(long)]
+        pem: bool,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Write the chain from a CA to its root as PKCS#7 (.p7b, DER)
+    Chain {
+        name: String,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProposalCommand {
+    /// List proposals
+    List(Json),
+    /// Show a proposal
+    Show {
+        id: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Approve a proposal: sign its digest with your key
+    Approve {
+        id: String,
+        /// Only approve if the digest is this (as reviewed out of band)
+        #[arg(long)]
+        digest: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Reject a pending proposal (it will never run)
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+}

@@ -1,0 +1,71 @@
+//! Every row type the store keeps, as JSON values in its tables.
+
+use proto::model::{CaKind, CaName, CaSpec, CaStatus, RaLayout, San};
+use serde::{Deserialize, Serialize};
+
+/// A CA as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaRecord {
+    pub spec: CaSpec,
+    pub kind: CaKind,
+    /// The issuing CA for `Issuing`.
+    pub parent: Option<CaName>,
+    pub status: CaStatus,
+    /// CKA_ID of the CA key in the token, hex.
+    pub key_id: String,
+    #[serde(with = "proto::b64::opt", default)]
+    pub cert: Option<Vec<u8>>,
+    /// External CAs: the chain above the certificate, issuer first, ending at the root.
+    #[serde(with = "proto::b64::vec", default)]
+    pub external_chain: Vec<Vec<u8>>,
+    #[serde(with = "proto::b64::opt", default)]
+    pub csr: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub proposal: String,
+    /// The SCEP RA key and certificate (layout `combined`, no extra EKU), made when the
+    /// first such profile names this CA.
+    #[serde(default)]
+    pub ra: Option<RaRecord>,
+    /// The other RA layouts profiles of this CA chose (`split`, and any with the Windows
+    /// EKU), one set per (layout, EKU) pair, shared by the profiles that chose it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ra_sets: Vec<RaSet>,
+    /// The delegated OCSP responder key (EC P-256) and certificate (RFC 6960 §4.2.2.2),
+    /// made the first time an OCSP request names this CA, renewed before it expires.
+    #[serde(default)]
+    pub ocsp: Option<RaRecord>,
+}
+
+/// A SCEP registration authority: an RSA key in the token (sign + decrypt) and a
+/// certificate from its CA with digitalSignature + keyEncipherment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaRecord {
+    pub key_id: String,
+    #[serde(with = "proto::b64")]
+    pub cert: Vec<u8>,
+}
+
+/// The RA certificates of one layout: the signing one (also the encryption one when
+/// `encrypt` is `None`, layout `combined`) and, for `split`, the encryption one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaSet {
+    pub layout: RaLayout,
+    pub windows_eku: bool,
+    pub sign: RaRecord,
+    #[serde(default)]
+    pub encrypt: Option<RaRecord>,
+}
+
+/// A one-time challenge as stored (keyed by the hash of its value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OneTime {
+    pub profile: String,
+    /// If set, the request's subject must be exactly this (RFC 4514 text, compared parsed).
+    pub subject: Option<String>,
+    /// If non-empty, the request's SANs must be exactly these.
+    pub sans: Vec<San>,
+    pub expires_at: i64,
+    /// The transaction that used it.
+    pub used_by: Option<String>,
+    pub created_by: String,
+}

@@ -1,0 +1,105 @@
+//! Every type that crosses a process boundary in Castellan, and nothing that does I/O.
+//!
+//! - [`model`]: validated domain values (CA and profile names, subjects, EKUs, SANs,
+//!   lifetimes, serials, the CA spec with typed key and hash);
+//! - [`profile`]: the SCEP profile spec;
+//! - [`governance`]: quorum operations, proposals, approvals and the canonical digest;
+//! - [`admin`]: the admin port's request and response (officers' CLI and signer);
+//! - [`challenge`]: the MDM-signed challenge token (MDM, CLI and signer);
+//! - [`wire`]: the signing socket's frames and operations (edge and signer);
+//! - [`ocsp`]: the OCSP (RFC 6960) ASN.1 (edge and signer).
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod challenge;
+pub mod governance;
+pub mod model;
+pub mod ocsp;
+pub mod pem;
+pub mod profile;
+pub mod wire;
+
+/// A value that fails its validating constructor, with the reason in words.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{0}")]
+    Invalid(String),
+    /// The operating system gave no random bytes.
+    #[error("no randomness from the system: {0}")]
+    Random(getrandom::Error),
+    /// A signature could not be made.
+    #[error("{0}")]
+    Crypto(&'static str),
+    #[error("encoding: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 text of a Unix time, as reports print it.
+pub fn rfc3339(unix: i64) -> String {
+    der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix.max(0) as u64))
+        .map(|d| d.to_string())
+        .unwrap_or_else(|_| unix.to_string())
+}
+
+/// Serde helpers: bytes as standard base64 strings.
+pub mod b64 {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn encode(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+    pub fn decode(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+        base64::engine::general_purpose::STANDARD.decode(s)
+    }
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        decode(&s).map_err(serde::de::Error::custom)
+    }
+    /// The same for `Vec<Vec<u8>>`.
+    pub mod vec {
+        use serde::{Deserialize, Deserializer, Serializer, ser::SerializeSeq};
+        pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(v.len()))?;
+            for b in v {
+                seq.serialize_element(&super::encode(b))?;
+            }
+            seq.end()
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+            Vec::<String>::deserialize(d)?
+                .iter()
+                .map(|s| super::decode(s).map_err(serde::de::Error::custom))
+                .collect()
+        }
+    }
+    /// The same for `Option<Vec<u8>>`.
+    pub mod opt {
+        use serde::{Deserialize, Deserializer, Serializer};
+        pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(b) => s.serialize_some(&super::encode(b)),
+                None => s.serialize_none(),
+            }
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|s| super::decode(&s).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
+}
