@@ -10,22 +10,17 @@
 //! - [`report`]: certificate listings, details and counts over indexes kept with the certificates.
 #![forbid(unsafe_code)]
 
-pub mod challenge;
-pub mod commit;
-pub mod config;
+pub mod app;
+pub mod engine;
 pub mod enroll;
 pub mod error;
 pub mod governance;
-pub mod leaf;
+pub mod issuance;
 pub mod ocsp;
+pub mod ports;
 pub mod report;
-pub mod revoke;
-pub mod server;
-pub mod signer;
-pub mod socket;
+pub mod revocation;
 pub mod store;
-pub mod tls;
-pub mod x509;
 
 pub use error::{Error, Result};
 

@@ -285,7 +285,14 @@ fn run_store(options: &StoreOptions) -> Result<()> {
     let root = crate::workspace_root();
     let mut build = Command::new(crate::cargo());
     build
-        .args(["build", "--release", "-p", "daemon", "--bin", "store-bench"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "daemon",
+            "--example",
+            "store-bench",
+        ])
         .current_dir(&root);
     tools::run_step(&mut build)?;
     let dir = root.join("var").join("bench-store");
@@ -293,7 +300,10 @@ fn run_store(options: &StoreOptions) -> Result<()> {
         fs::remove_dir_all(&dir).context(format!("delete {}", dir.display()))?;
     }
     fs::create_dir_all(&dir).context(format!("create {}", dir.display()))?;
-    let bin = demo::target_dir(&root).join("release").join("store-bench");
+    let bin = demo::target_dir(&root)
+        .join("release")
+        .join("examples")
+        .join("store-bench");
     let out = Command::new(&bin)
         .args(["--n", &options.n.to_string()])
         .stderr(std::process::Stdio::inherit())

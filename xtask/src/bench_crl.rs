@@ -69,11 +69,13 @@ pub fn run(options: &Options) -> Result<()> {
             "-p",
             "scep",
             "--bins",
+            "--example",
+            "crl-bench",
         ])
         .current_dir(&root);
     crate::tools::run_step(&mut build)?;
     let bin_dir = demo::target_dir(&root).join("release");
-    let crl_bench = bin_dir.join("crl-bench");
+    let crl_bench = bin_dir.join("examples").join("crl-bench");
     let stop = stop_flag()?;
 
     let dir = root.join("var").join("bench-crl");

@@ -356,7 +356,7 @@ pub fn run(options: &Options) -> Result<()> {
             "-p",
             "hsm",
         ])
-        .arg("--bins")
+        .args(["--bins", "--example", "hsm-bench"])
         .current_dir(&root);
     tools::run_step(&mut build)?;
     let bin_dir = demo::target_dir(&root).join("release");
@@ -364,19 +364,19 @@ pub fn run(options: &Options) -> Result<()> {
         "castellan-signer",
         "castellan",
         "castellan-edge",
-        "hsm-bench",
+        "examples/hsm-bench",
         "scep-bench",
     ] {
         let path = bin_dir.join(bin);
         if !path.is_file() {
             return Err(Failure::new(format!(
-                "{} was not built by `cargo build --release -p daemon -p cli -p scep -p hsm --bins`",
+                "{} was not built by `cargo build --release -p daemon -p cli -p scep -p hsm --bins --example hsm-bench`",
                 path.display()
             )));
         }
     }
     let bins = Bins {
-        hsm_bench: bin_dir.join("hsm-bench"),
+        hsm_bench: bin_dir.join("examples").join("hsm-bench"),
         scep_bench: bin_dir.join("scep-bench"),
     };
     let stop = stop_flag()?;

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use castellan_systemd::notify;
 use clap::{Parser, Subcommand};
-use daemon::config::{self, HsmSection};
-use daemon::signer::{InitOptions, Signer};
-use daemon::{Error, server};
+use daemon::Error;
+use daemon::app::config::{self, HsmSection};
+use daemon::engine::{InitOptions, Signer};
+use daemon::ports::admin as server;
 
 /// sysexits.h EX_CONFIG: the configuration is unusable.
 const EX_CONFIG: i32 = 78;
@@ -241,7 +242,7 @@ fn run(w: Where) -> i32 {
             Err(e) => return fail(e),
         };
         let socket = match &loaded.config.socket {
-            Some(sock) => match daemon::socket::bind(&sock.path, sock.gid) {
+            Some(sock) => match daemon::ports::socket::bind(&sock.path, sock.gid) {
                 Ok(l) => Some((l, sock.uid.unwrap_or_else(|| nix::unistd::getuid().as_raw()), sock.path.clone())),
                 Err(e) => return fail(e),
             },
@@ -258,7 +259,7 @@ fn run(w: Where) -> i32 {
         }
         let sock_task = async {
             match socket {
-                Some((l, uid, _)) => daemon::socket::serve(l, signer.clone(), uid).await,
+                Some((l, uid, _)) => daemon::ports::socket::serve(l, signer.clone(), uid).await,
                 None => std::future::pending().await,
             }
         };
@@ -296,7 +297,7 @@ fn run(w: Where) -> i32 {
                 // latest after 30 s (the clock may jump).
                 tokio::select! {
                     _ = publisher.crl_dirty().notify.notified() => tokio::time::sleep(coalesce).await,
-                    _ = tokio::time::sleep(daemon::revoke::until(next_check, std::time::Duration::from_secs(30))) => {}
+                    _ = tokio::time::sleep(daemon::revocation::until(next_check, std::time::Duration::from_secs(30))) => {}
                 }
             }
         });

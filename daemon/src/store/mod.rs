@@ -7,6 +7,8 @@
 //! `audit`, an append-only hash chain: each entry's hash is SHA-256 over the
 //! previous hash and the entry's JSON.
 
+pub mod commit;
+pub mod indexes;
 pub mod rows;
 
 use std::path::Path;

@@ -69,3 +69,95 @@ pub struct OneTime {
     pub used_by: Option<String>,
     pub created_by: String,
 }
+
+/// An issued certificate as stored (table `certs`, key `CA\0SERIAL`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRecord {
+    pub ca: String,
+    pub serial: String,
+    pub profile: String,
+    pub transaction_id: String,
+    pub subject: String,
+    pub sans: Vec<San>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub issued_at: i64,
+    /// Hex SHA-256 of the SubjectPublicKeyInfo.
+    pub key_hash: String,
+    #[serde(with = "proto::b64")]
+    pub der: Vec<u8>,
+    /// Revocation time, when revoked.
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
+    /// The certificate this one renewed.
+    #[serde(default)]
+    pub renewed_from: Option<String>,
+}
+
+/// What a transaction was answered (table `transactions`), for idempotent retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionRecord {
+    pub key_hash: String,
+    /// `CA\0SERIAL` of the issued certificate, once issued.
+    pub cert: Option<String>,
+    /// True while waiting for manual approval.
+    pub pending: bool,
+    /// Set when an operator rejected it.
+    pub rejected: Option<String>,
+}
+
+/// A request waiting for manual approval (table `pending`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRecord {
+    pub id: String,
+    pub profile: String,
+    pub transaction_id: String,
+    pub subject: String,
+    pub sans: Vec<San>,
+    #[serde(with = "proto::b64")]
+    pub csr: Vec<u8>,
+    pub created_at: i64,
+    pub renewed_from: Option<String>,
+    /// The transaction's key in the `transactions` table.
+    pub tx_key: String,
+}
+
+/// A row of a CA's revoked list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedRow {
+    pub revoked_at: i64,
+    /// RFC 5280 reason name; None: no reasonCode.
+    pub reason: Option<String>,
+    /// The certificate's notAfter: the row leaves the CRL after it.
+    pub not_after: i64,
+}
+
+/// What is known of the current CRL of a CA (meta key `crl:CA`). Its DER is the file
+/// `crls/CA.crl` in the state directory, with this SHA-256: a file that does not match
+/// (a crash between writing it and committing this) is not served, and a new CRL is
+/// published. (Earlier versions kept the DER here: it is ignored, and republished.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrlState {
+    pub number: u64,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub entries: usize,
+    /// Hex SHA-256 of the DER.
+    #[serde(default)]
+    pub sha256: String,
+}
+
+/// The fields of a [`CertRecord`] reports need (the DER is skipped, not decoded).
+#[derive(Debug, Deserialize)]
+/// The head of a [`CertRecord`] row: what listings read (not the DER).
+pub struct CertHead {
+    pub ca: String,
+    pub serial: String,
+    pub profile: String,
+    pub subject: String,
+    pub sans: Vec<San>,
+    pub not_before: i64,
+    pub not_after: i64,
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
+}

@@ -11,7 +11,7 @@ use proto::wire::{self, Op, Refusal, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::signer::Signer;
+use crate::engine::Signer;
 use crate::{Error, Result};
 
 /// Bind the socket: replace a stale file, set mode 0660 and the group.

@@ -16,6 +16,8 @@
 //!    the lint reaches the token), check the signature, record it durably
 //!    (certificate, transaction and challenge use in one transaction), then reply.
 
+pub mod challenge;
+
 use der::{Decode, Encode};
 use hsm::{HsmSigner, KeyId};
 use proto::wire::{Op, Refusal, Reply};
@@ -23,72 +25,18 @@ use scep::ScepError;
 use scep::certrep::{self, Outcome, ReplyTo};
 use scep::envelope::{self, ContentAlg, Envelope, KeyTransport, Recipient};
 use scep::message::{DigestAlg, MessageType, PkiMessage};
-use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use x509_cert::Certificate;
 
-use crate::challenge;
-use crate::leaf::{self, LeafRequest};
-use crate::signer::Signer;
+use crate::engine::Signer;
+use crate::issuance::leaf::{self, LeafRequest};
+use crate::issuance::x509::{self, Profile};
 use crate::store::Table;
 use crate::store::rows::CaRecord;
-use crate::store::rows::OneTime;
-use crate::x509::{self, Profile};
+use crate::store::rows::{CertRecord, OneTime, PendingRecord, TransactionRecord};
 use proto::model::CaStatus;
 use proto::model::San;
 use proto::profile::{ApprovalMode, CaCertChain, ChallengeMode, ProfileSpec, RaLayout};
-
-/// An issued certificate as stored (table `certs`, key `CA\0SERIAL`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CertRecord {
-    pub ca: String,
-    pub serial: String,
-    pub profile: String,
-    pub transaction_id: String,
-    pub subject: String,
-    pub sans: Vec<San>,
-    pub not_before: i64,
-    pub not_after: i64,
-    pub issued_at: i64,
-    /// Hex SHA-256 of the SubjectPublicKeyInfo.
-    pub key_hash: String,
-    #[serde(with = "proto::b64")]
-    pub der: Vec<u8>,
-    /// Revocation time, when revoked.
-    #[serde(default)]
-    pub revoked_at: Option<i64>,
-    /// The certificate this one renewed.
-    #[serde(default)]
-    pub renewed_from: Option<String>,
-}
-
-/// What a transaction was answered (table `transactions`), for idempotent retries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TransactionRecord {
-    pub key_hash: String,
-    /// `CA\0SERIAL` of the issued certificate, once issued.
-    pub cert: Option<String>,
-    /// True while waiting for manual approval.
-    pub pending: bool,
-    /// Set when an operator rejected it.
-    pub rejected: Option<String>,
-}
-
-/// A request waiting for manual approval (table `pending`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingRecord {
-    pub id: String,
-    pub profile: String,
-    pub transaction_id: String,
-    pub subject: String,
-    pub sans: Vec<San>,
-    #[serde(with = "proto::b64")]
-    pub csr: Vec<u8>,
-    pub created_at: i64,
-    pub renewed_from: Option<String>,
-    /// The transaction's key in the `transactions` table.
-    pub tx_key: String,
-}
 
 fn key_hash(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<String, ScepError> {
     let der = spki
@@ -172,7 +120,7 @@ fn admin_error(e: ScepError) -> crate::Error {
 #[derive(Debug)]
 struct Issued {
     rec: CertRecord,
-    commit: crate::commit::PendingCommit,
+    commit: crate::store::commit::PendingCommit,
 }
 
 impl Issued {
@@ -682,7 +630,7 @@ impl Signer {
             ..Default::default()
         };
         batch.put(Table::Certs, &ck, &rec).map_err(internal)?;
-        crate::report::index_issued(&mut batch, &rec).map_err(internal)?;
+        crate::store::indexes::index_issued(&mut batch, &rec).map_err(internal)?;
         batch
             .put(
                 Table::Transactions,
@@ -708,7 +656,7 @@ impl Signer {
         nonce: &Option<(String, i64)>,
         transaction_id: &str,
         mut batch: crate::store::Batch,
-    ) -> Result<crate::commit::PendingCommit, ScepError> {
+    ) -> Result<crate::store::commit::PendingCommit, ScepError> {
         batch.use_challenge = one_time.clone().map(|k| (k, transaction_id.to_owned()));
         batch.use_nonce = nonce.clone();
         self.committer().submit(batch).map_err(internal)

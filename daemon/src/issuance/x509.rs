@@ -462,12 +462,12 @@ fn check_window(c: &Certificate, now: i64, what: &str) -> Result<()> {
 mod tests {
     use super::*;
 
-    const ROOT: &[u8] = include_bytes!("../testdata/root.pem");
-    const INT_PEM: &[u8] = include_bytes!("../testdata/intermediate.pem");
-    const INT_DER: &[u8] = include_bytes!("../testdata/intermediate.der");
-    const P7B: &[u8] = include_bytes!("../testdata/chain.p7b");
-    const LEAF: &[u8] = include_bytes!("../testdata/leaf_not_ca.pem");
-    const FAKE_ROOT: &[u8] = include_bytes!("../testdata/root_same_name_other_key.pem");
+    const ROOT: &[u8] = include_bytes!("../../testdata/root.pem");
+    const INT_PEM: &[u8] = include_bytes!("../../testdata/intermediate.pem");
+    const INT_DER: &[u8] = include_bytes!("../../testdata/intermediate.der");
+    const P7B: &[u8] = include_bytes!("../../testdata/chain.p7b");
+    const LEAF: &[u8] = include_bytes!("../../testdata/leaf_not_ca.pem");
+    const FAKE_ROOT: &[u8] = include_bytes!("../../testdata/root_same_name_other_key.pem");
     const NOW: i64 = 1_900_000_000;
 
     fn one(b: &[u8]) -> Certificate {
@@ -547,9 +547,12 @@ mod tests {
 
     #[test]
     fn a_ca_under_a_pathlen_0_issuer_is_refused() {
-        let ours = one(include_bytes!("../testdata/ca_under_pathlen0.pem"));
+        let ours = one(include_bytes!("../../testdata/ca_under_pathlen0.pem"));
         let key = ours.tbs_certificate().subject_public_key_info().clone();
-        let pool = [one(include_bytes!("../testdata/pathlen0.pem")), one(ROOT)];
+        let pool = [
+            one(include_bytes!("../../testdata/pathlen0.pem")),
+            one(ROOT),
+        ];
         let e = check_external_ca(&ours, &pool, &key, NOW)
             .unwrap_err()
             .to_string();

@@ -20,9 +20,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use daemon::enroll::CertRecord;
-use daemon::revoke::RevokedRow;
-use daemon::signer::Signer;
+use daemon::engine::Signer;
+use daemon::store::rows::CertRecord;
+use daemon::store::rows::RevokedRow;
 use daemon::store::{Batch, Store, Table};
 
 const ROWS_PER_TRANSACTION: usize = 100_000;
@@ -107,7 +107,7 @@ fn openssl_time(unix: i64) -> String {
 
 fn populate(a: &Args) {
     let store = Store::open(&a.state_dir.join("store.redb")).unwrap_or_else(|e| die(e));
-    daemon::revoke::ensure_crl_entries(&store).unwrap_or_else(|e| die(e));
+    daemon::store::indexes::ensure_crl_entries(&store).unwrap_or_else(|e| die(e));
     let ca = store
         .ca(&a.ca)
         .unwrap_or_else(|e| die(e))
@@ -137,8 +137,12 @@ fn populate(a: &Args) {
                 reason: reason.map(str::to_owned),
                 not_after,
             };
-            daemon::revoke::put_revoked_batch(&mut batch, &format!("{}\0{hex_serial}", a.ca), &row)
-                .unwrap_or_else(|e| die(e));
+            daemon::store::indexes::put_revoked_batch(
+                &mut batch,
+                &format!("{}\0{hex_serial}", a.ca),
+                &row,
+            )
+            .unwrap_or_else(|e| die(e));
             if let Some(w) = index.as_mut() {
                 let revoked = match reason {
                     Some(r) => format!("{},{r}", openssl_time(revoked_at)),
@@ -183,7 +187,7 @@ fn populate(a: &Args) {
     batch
         .put(Table::Certs, &format!("{}\0{}", a.ca, spare.serial), &spare)
         .unwrap_or_else(|e| die(e));
-    daemon::report::index_issued(&mut batch, &spare).unwrap_or_else(|e| die(e));
+    daemon::store::indexes::index_issued(&mut batch, &spare).unwrap_or_else(|e| die(e));
     store.commit_batches(&[batch]).unwrap_or_else(|e| die(e))[0]
         .as_ref()
         .unwrap_or_else(|e| die(e));
@@ -199,7 +203,7 @@ fn populate(a: &Args) {
 /// An `openssl ca` directory for the same CA: its certificate, an empty database, the
 /// next CRL number, an openssl.cnf with the pkcs11 engine, and the key's `pkcs11:` URI.
 fn openssl_ca(a: &Args, dir: &std::path::Path, ca: &daemon::store::rows::CaRecord) {
-    let loaded = daemon::config::load(Some(&a.state_dir), None).unwrap_or_else(|e| die(e));
+    let loaded = daemon::app::config::load(Some(&a.state_dir), None).unwrap_or_else(|e| die(e));
     let hsm = &loaded.config.hsm;
     let pin_file = hsm
         .pin_file
@@ -214,7 +218,10 @@ fn openssl_ca(a: &Args, dir: &std::path::Path, ca: &daemon::store::rows::CaRecor
     let write = |name: &str, text: String| {
         std::fs::write(dir.join(name), text).unwrap_or_else(|e| die(e));
     };
-    write("ca.pem", daemon::x509::to_pem("CERTIFICATE", cert));
+    write(
+        "ca.pem",
+        daemon::issuance::x509::to_pem("CERTIFICATE", cert),
+    );
     write("crlnumber", "01\n".into());
     let id: String = ca
         .key_id
@@ -266,7 +273,7 @@ fn memory() -> (u64, u64) {
 }
 
 fn build(a: &Args) {
-    let loaded = daemon::config::load(Some(&a.state_dir), None).unwrap_or_else(|e| die(e));
+    let loaded = daemon::app::config::load(Some(&a.state_dir), None).unwrap_or_else(|e| die(e));
     let signer = Signer::open(&loaded).unwrap_or_else(|e| die(e));
     let (rss_before, _) = memory();
     let mut times = Vec::new();

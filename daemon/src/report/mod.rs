@@ -61,21 +61,21 @@
 //!
 //! # Measured
 //!
-//! `store-bench --n 1000000` (release, 2 cores, warm page cache; see `src/bin/store-bench.rs`):
+//! `store-bench --n 1000000` (release, 2 cores, warm page cache; see `examples/store-bench.rs`):
 //! every status-filtered page of 100, first or half-way through, takes under 1 ms; stats
 //! under 0.6 ms; a search request (10,000 rows) 40 to 55 ms; 3.6 kB of store file per
 //! certificate, of which 2.4 kB are rows (the certificate record is ~1.9 kB of JSON) and
 //! under 150 B the report indexes. Indexing a store of a million certificates written
 //! before the indexes existed takes about 36 s, once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use base64::Engine;
-use serde::Deserialize;
 
-use crate::enroll::{CertRecord, PendingRecord};
-use crate::revoke::RevokedRow;
-use crate::store::{Batch, Reader, Store, Table, Tx};
+use crate::store::indexes::{cert_key, day, ensure_indexes, exp, expiry_key, revoked_key};
+use crate::store::rows::RevokedRow;
+use crate::store::rows::{CertHead, CertRecord, PendingRecord};
+use crate::store::{Reader, Store, Table};
 use crate::{Error, Result};
 use proto::model::San;
 
@@ -84,9 +84,6 @@ pub use proto::admin::{CaCertStats, CertDetail, CertSummary, DEFAULT_LIMIT, MAX_
 pub const SCAN_BUDGET: usize = 10_000;
 /// Longest search text.
 pub const MAX_SEARCH: usize = 256;
-/// Meta key holding the version of the report indexes this store has.
-const INDEX_META: &str = "report-index";
-const INDEX_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListQuery {
@@ -104,157 +101,7 @@ pub struct Page {
     pub next: Option<String>,
 }
 
-/// The fields of a [`CertRecord`] reports need (the DER is skipped, not decoded).
-#[derive(Debug, Deserialize)]
-struct CertHead {
-    ca: String,
-    serial: String,
-    profile: String,
-    subject: String,
-    sans: Vec<San>,
-    not_before: i64,
-    not_after: i64,
-    #[serde(default)]
-    revoked_at: Option<i64>,
-}
-
 // ------------------------------------------------------------------ index rows
-
-fn exp(t: i64) -> String {
-    format!("{:020}", t.max(0))
-}
-
-/// `by_expiry` key.
-pub fn expiry_key(ca: &str, not_after: i64, serial: &str) -> String {
-    format!("{ca}\0{}\0{serial}", exp(not_after))
-}
-
-/// `by_expiry_all` key.
-pub fn expiry_all_key(ca: &str, not_after: i64, serial: &str) -> String {
-    format!("{}\0{ca}\0{serial}", exp(not_after))
-}
-
-fn day(t: i64) -> i64 {
-    t.max(0) / 86400
-}
-
-fn day_key(ca: &str, day: i64) -> String {
-    format!("{ca}\0day\0{day:08}")
-}
-
-fn revoked_key(ca: &str) -> String {
-    format!("{ca}\0revoked")
-}
-
-fn cert_key(ca: &str, serial: &str) -> String {
-    format!("{ca}\0{serial}")
-}
-
-/// Add a new certificate's index rows and counts to its issuance batch.
-pub fn index_issued(batch: &mut Batch, rec: &CertRecord) -> Result<()> {
-    batch.put(
-        Table::ByExpiry,
-        &expiry_key(&rec.ca, rec.not_after, &rec.serial),
-        &(),
-    )?;
-    batch.put(
-        Table::ByExpiryAll,
-        &expiry_all_key(&rec.ca, rec.not_after, &rec.serial),
-        &(),
-    )?;
-    batch.count(Table::Counts, &day_key(&rec.ca, day(rec.not_after)), 1);
-    Ok(())
-}
-
-/// A certificate was revoked (it was not before): out of the expiry indexes, counted revoked.
-pub fn index_revoked(tx: &mut Tx, rec: &CertRecord) -> Result<()> {
-    tx.delete(
-        Table::ByExpiry,
-        &expiry_key(&rec.ca, rec.not_after, &rec.serial),
-    )?;
-    tx.delete(
-        Table::ByExpiryAll,
-        &expiry_all_key(&rec.ca, rec.not_after, &rec.serial),
-    )?;
-    tx.add(Table::Counts, &day_key(&rec.ca, day(rec.not_after)), -1)?;
-    tx.add(Table::Counts, &revoked_key(&rec.ca), 1)?;
-    Ok(())
-}
-
-/// A certificateHold was lifted: back in the expiry indexes.
-pub fn index_unrevoked(tx: &mut Tx, rec: &CertRecord) -> Result<()> {
-    tx.put(
-        Table::ByExpiry,
-        &expiry_key(&rec.ca, rec.not_after, &rec.serial),
-        &(),
-    )?;
-    tx.put(
-        Table::ByExpiryAll,
-        &expiry_all_key(&rec.ca, rec.not_after, &rec.serial),
-        &(),
-    )?;
-    tx.add(Table::Counts, &day_key(&rec.ca, day(rec.not_after)), 1)?;
-    tx.add(Table::Counts, &revoked_key(&rec.ca), -1)?;
-    Ok(())
-}
-
-/// Build the indexes of a store written before they existed (once, in one write
-/// transaction; issuances wait for it). A no-op on an indexed store.
-pub fn ensure_indexes(store: &Store) -> Result<()> {
-    if store.meta::<u32>(INDEX_META)? == Some(INDEX_VERSION) {
-        return Ok(());
-    }
-    store.write(|tx| {
-        if tx.meta::<u32>(INDEX_META)? == Some(INDEX_VERSION) {
-            return Ok(());
-        }
-        // Every certificate issued with the indexes in place counts once (in a day
-        // bucket or as revoked): if they all do, the store was indexed from its start.
-        let counted: i64 = tx
-            .scan::<i64>(Table::Counts, "", None, usize::MAX)?
-            .iter()
-            .map(|(_, n)| n)
-            .sum();
-        if counted == tx.len(Table::Certs)? as i64 {
-            return tx.put_meta(INDEX_META, &INDEX_VERSION);
-        }
-        tx.clear(Table::ByExpiry)?;
-        tx.clear(Table::ByExpiryAll)?;
-        tx.clear(Table::Counts)?;
-        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-        let mut after: Option<String> = None;
-        let mut n = 0usize;
-        loop {
-            let page = tx.scan::<CertHead>(Table::Certs, "", after.as_deref(), 10_000)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (_, c) in page {
-                n += 1;
-                if c.revoked_at.is_some() {
-                    *counts.entry(revoked_key(&c.ca)).or_default() += 1;
-                } else {
-                    tx.put(
-                        Table::ByExpiry,
-                        &expiry_key(&c.ca, c.not_after, &c.serial),
-                        &(),
-                    )?;
-                    tx.put(
-                        Table::ByExpiryAll,
-                        &expiry_all_key(&c.ca, c.not_after, &c.serial),
-                        &(),
-                    )?;
-                    *counts.entry(day_key(&c.ca, day(c.not_after))).or_default() += 1;
-                }
-            }
-        }
-        for (k, v) in counts {
-            tx.put(Table::Counts, &k, &v)?;
-        }
-        tx.put_meta(INDEX_META, &INDEX_VERSION)?;
-        tracing::info!(certificates = n, "report indexes built");
-        Ok(())
-    })
-}
 
 // ------------------------------------------------------------------ cursors
 
@@ -673,6 +520,8 @@ pub fn stats(store: &Store, now: i64) -> Result<Vec<CaCertStats>> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::store::Batch;
+    use crate::store::indexes::{INDEX_META, index_issued, index_revoked, index_unrevoked};
     use crate::store::rows::CaRecord;
 
     const NOW: i64 = 1_700_000_000;

@@ -43,7 +43,7 @@ pub fn verify_approval(approval: &Approval, officer_cert: &[u8], digest: &[u8; 3
         oid,
         parameters: rsa.then(|| der::asn1::AnyRef::NULL.into()),
     };
-    crate::x509::verify_signature(
+    crate::issuance::x509::verify_signature(
         cert.tbs_certificate().subject_public_key_info(),
         &alg,
         &approval_message(digest),
@@ -96,9 +96,9 @@ mod tests {
     #[test]
     fn approvals_verify_only_over_their_digest() {
         // An officer key and certificate made once with openssl, for this test only.
-        let key = include_bytes!("../testdata/officer.key");
-        let cert_pem = include_bytes!("../testdata/officer.pem");
-        let cert = crate::x509::parse_certificates(cert_pem, "t")
+        let key = include_bytes!("../../testdata/officer.key");
+        let cert_pem = include_bytes!("../../testdata/officer.pem");
+        let cert = crate::issuance::x509::parse_certificates(cert_pem, "t")
             .unwrap()
             .remove(0);
         let cert_der = der::Encode::to_der(&cert).unwrap();

@@ -90,7 +90,7 @@ impl ClientCertVerifier for OfficerVerifier {
         let cert = x509_cert::Certificate::from_der(end_entity).map_err(|_| {
             rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
         })?;
-        let (nb, na) = crate::x509::cert_window(&cert);
+        let (nb, na) = crate::issuance::x509::cert_window(&cert);
         let now = now.as_secs() as i64;
         if now < nb - 300 {
             return Err(rustls::Error::InvalidCertificate(

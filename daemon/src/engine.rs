@@ -11,10 +11,10 @@ use hsm::{Hsm, HsmSigner, KeyId, KeyUse};
 use sha2::Digest;
 use x509_cert::Certificate;
 
-use crate::config::{self, Config, HsmSection, Loaded};
+use crate::app::config::{self, Config, HsmSection, Loaded};
+use crate::issuance::x509::{self, Profile};
 use crate::store::rows::CaRecord;
 use crate::store::{AdminIdentity, Governance, Officer, Store};
-use crate::x509::{self, Profile};
 use crate::{Error, Result};
 use proto::admin::{CaView, Request, Response};
 use proto::governance::{Approval, Operation, Proposal, ProposalBody, Status};
@@ -25,16 +25,16 @@ use proto::model::{CaKind, CaName, CaSpec, CaStatus, Eku};
 pub struct Signer {
     hsm: Arc<Hsm>,
     store: Arc<Store>,
-    committer: crate::commit::Committer,
+    committer: crate::store::commit::Committer,
     /// Serialises approvals and executions: one CA operation at a time.
     ops: Mutex<()>,
     ttl: i64,
     public_url: String,
     /// Token signers by key ID: one public-key lookup per key, not per request.
     signers: Mutex<std::collections::HashMap<String, HsmSigner>>,
-    crl_timing: crate::revoke::CrlTiming,
-    crl_dirty: crate::revoke::Dirty,
-    crls: crate::revoke::CrlCache,
+    crl_timing: crate::revocation::CrlTiming,
+    crl_dirty: crate::revocation::Dirty,
+    crls: crate::revocation::CrlCache,
 }
 
 /// What `castellan-signer init` needs.
@@ -212,10 +212,10 @@ impl Signer {
     pub fn open(loaded: &Loaded) -> Result<Signer> {
         let hsm = Hsm::open(&loaded.config.hsm.to_hsm_config()?)?;
         let store = Arc::new(Store::open(&loaded.store_path())?);
-        crate::revoke::ensure_crl_entries(&store)?;
+        crate::store::indexes::ensure_crl_entries(&store)?;
         let signer = Signer {
             hsm,
-            committer: crate::commit::Committer::start(store.clone()),
+            committer: crate::store::commit::Committer::start(store.clone()),
             store,
             ops: Mutex::new(()),
             ttl: loaded.ttl_secs(),
@@ -223,7 +223,7 @@ impl Signer {
             signers: Default::default(),
             crl_timing: loaded.config.crl,
             crl_dirty: Default::default(),
-            crls: crate::revoke::CrlCache::new(loaded.crl_dir(), loaded.metrics_file()),
+            crls: crate::revocation::CrlCache::new(loaded.crl_dir(), loaded.metrics_file()),
         };
         signer.check_keys()?;
         Ok(signer)
@@ -306,16 +306,16 @@ impl Signer {
         Ok(())
     }
 
-    pub fn crl_timing(&self) -> crate::revoke::CrlTiming {
+    pub fn crl_timing(&self) -> crate::revocation::CrlTiming {
         self.crl_timing
     }
-    pub fn crl_dirty(&self) -> &crate::revoke::Dirty {
+    pub fn crl_dirty(&self) -> &crate::revocation::Dirty {
         &self.crl_dirty
     }
-    pub(crate) fn crl_cache(&self) -> &crate::revoke::CrlCache {
+    pub(crate) fn crl_cache(&self) -> &crate::revocation::CrlCache {
         &self.crls
     }
-    pub(crate) fn committer(&self) -> &crate::commit::Committer {
+    pub(crate) fn committer(&self) -> &crate::store::commit::Committer {
         &self.committer
     }
     /// The token signer of `key_id`, made once (it reads the public key from the token)
@@ -544,7 +544,7 @@ impl Signer {
         if let Some(s) = &subject {
             proto::model::Subject::new(s)?;
         }
-        let value = crate::challenge::new_one_time()?;
+        let value = crate::enroll::challenge::new_one_time()?;
         let expires_at = crate::now() + ttl_secs;
         let rec = crate::store::rows::OneTime {
             profile: profile.to_owned(),
@@ -554,7 +554,7 @@ impl Signer {
             used_by: None,
             created_by: officer.to_owned(),
         };
-        let key = crate::challenge::one_time_key(&value);
+        let key = crate::enroll::challenge::one_time_key(&value);
         self.store.write(|tx| {
             tx.put(crate::store::Table::Challenges, &key, &rec)?;
             tx.audit(

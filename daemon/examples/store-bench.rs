@@ -19,9 +19,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use daemon::enroll::{CertRecord, TransactionRecord};
 use daemon::report::{self, ListQuery, Status};
-use daemon::revoke::RevokedRow;
+use daemon::store::rows::RevokedRow;
+use daemon::store::rows::{CertRecord, TransactionRecord};
 use daemon::store::{Batch, Store, Table};
 use proto::model::San;
 
@@ -140,7 +140,7 @@ fn batch(rec: &CertRecord) -> daemon::Result<Batch> {
         ..Default::default()
     };
     b.put(Table::Certs, &ck, rec)?;
-    report::index_issued(&mut b, rec)?;
+    daemon::store::indexes::index_issued(&mut b, rec)?;
     b.put(
         Table::Transactions,
         &format!("devices\0{}", rec.transaction_id),
@@ -206,7 +206,7 @@ fn main() -> daemon::Result<()> {
     let path = dir.join("bench.redb");
     let _ = std::fs::remove_file(&path);
     let store = Store::create(&path)?;
-    report::ensure_indexes(&store)?;
+    daemon::store::indexes::ensure_indexes(&store)?;
     for i in 0..o.cas {
         add_ca(&store, &ca_name(i))?;
     }
@@ -270,8 +270,8 @@ fn main() -> daemon::Result<()> {
                     .ok_or_else(|| daemon::Error::Store("missing".into()))?;
                 rec.revoked_at = Some(now - 3600);
                 tx.put(Table::Certs, &key, &rec)?;
-                report::index_revoked(tx, &rec)?;
-                daemon::revoke::put_revoked(
+                daemon::store::indexes::index_revoked(tx, &rec)?;
+                daemon::store::indexes::put_revoked(
                     tx,
                     &key,
                     &RevokedRow {
@@ -472,7 +472,7 @@ fn main() -> daemon::Result<()> {
             tx.put_meta("report-index", &0u32)
         })?;
         let t = Instant::now();
-        report::ensure_indexes(&store)?;
+        daemon::store::indexes::ensure_indexes(&store)?;
         println!(
             "rebuild: {:.1} s to index a store written before the indexes",
             t.elapsed().as_secs_f64()

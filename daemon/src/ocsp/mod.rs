@@ -49,11 +49,11 @@ use x509_cert::Certificate;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::{CrlReason, ExtendedKeyUsage, KeyUsages};
 
-use crate::revoke::RevokedRow;
-use crate::signer::Signer;
+use crate::engine::Signer;
+use crate::issuance::x509::{self, Profile};
+use crate::store::rows::RevokedRow;
 use crate::store::rows::{CaRecord, RaRecord};
 use crate::store::{Store, Table};
-use crate::x509::{self, Profile};
 use crate::{Error, Result};
 use proto::model::CaStatus;
 

@@ -1,6 +1,8 @@
 //! The admin port: TLS 1.3 with mandatory officer certificates, HTTP/1.1,
 //! JSON requests posted to `/v1`.
 
+pub mod tls;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::signer::Signer;
+use crate::engine::Signer;
 use crate::{Error, Result};
 use proto::admin::{self, Request, Response};
 
@@ -32,7 +34,7 @@ pub async fn serve(listener: TcpListener, signer: Arc<Signer>) -> Result<()> {
         .into_iter()
         .map(|o| o.cert)
         .collect();
-    let config = crate::tls::server_config(
+    let config = crate::ports::admin::tls::server_config(
         signer.hsm().clone(),
         &admin.tls_key_id,
         vec![admin.tls_cert.clone(), admin.ca_cert.clone()],

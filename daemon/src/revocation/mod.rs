@@ -13,41 +13,17 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use der::Decode;
-use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use x509_cert::Certificate;
 
-use crate::enroll::CertRecord;
-use crate::signer::Signer;
+use crate::engine::Signer;
 use crate::store::Table;
+use crate::store::indexes::{delete_revoked, put_revoked};
 use crate::store::rows::CaRecord;
+use crate::store::rows::CertRecord;
+use crate::store::rows::{CrlState, RevokedRow};
 use crate::{Error, Result};
 use proto::model::CaStatus;
-
-/// A row of a CA's revoked list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevokedRow {
-    pub revoked_at: i64,
-    /// RFC 5280 reason name; None: no reasonCode.
-    pub reason: Option<String>,
-    /// The certificate's notAfter: the row leaves the CRL after it.
-    pub not_after: i64,
-}
-
-/// What is known of the current CRL of a CA (meta key `crl:CA`). Its DER is the file
-/// `crls/CA.crl` in the state directory, with this SHA-256: a file that does not match
-/// (a crash between writing it and committing this) is not served, and a new CRL is
-/// published. (Earlier versions kept the DER here: it is ignored, and republished.)
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CrlState {
-    pub number: u64,
-    pub this_update: i64,
-    pub next_update: i64,
-    pub entries: usize,
-    /// Hex SHA-256 of the DER.
-    #[serde(default)]
-    pub sha256: String,
-}
 
 /// A published CRL, kept in memory for the edge (which fetches it in chunks).
 #[derive(Debug)]
@@ -109,7 +85,7 @@ const CRL_THREADS: usize = 4;
 /// are fetched from the CRL distribution point.
 const SCEP_CRL_MAX: usize = 128 * 1024;
 
-pub use crate::config::CrlTiming;
+pub use crate::app::config::CrlTiming;
 
 /// CAs whose CRL must be re-published soon.
 #[derive(Debug, Default)]
@@ -129,81 +105,6 @@ impl Dirty {
     pub fn take(&self) -> HashSet<String> {
         std::mem::take(&mut *self.cas.lock().unwrap_or_else(|p| p.into_inner()))
     }
-}
-
-/// The [`Table::CrlEntries`] value of a revoked row keyed `CA\0SERIAL-HEX`: notAfter
-/// (8 bytes, big-endian), then the DER CRL entry.
-pub fn crl_entry(key: &str, row: &RevokedRow) -> Result<Vec<u8>> {
-    let hex_serial = key
-        .split_once('\0')
-        .map(|(_, s)| s)
-        .ok_or_else(|| Error::Store(format!("revoked row key {key:?}")))?;
-    let mut serial = [0u8; 32];
-    let serial = decode_hex(hex_serial, &mut serial)
-        .ok_or_else(|| Error::Store(format!("revoked row {hex_serial:?}")))?;
-    let reason = row.reason.as_deref().and_then(crl::Reason::from_rfc_name);
-    let der = crl::encode_entry(serial, row.revoked_at, reason)
-        .map_err(|e| Error::Encoding(e.to_string()))?;
-    let mut value = row.not_after.to_be_bytes().to_vec();
-    value.extend_from_slice(&der);
-    Ok(value)
-}
-
-/// Record a revocation (`CA\0SERIAL-HEX`) and its CRL entry, in the caller's transaction.
-pub fn put_revoked(tx: &mut crate::store::Tx, key: &str, row: &RevokedRow) -> Result<()> {
-    tx.put(Table::Revoked, key, row)?;
-    tx.put_bytes(Table::CrlEntries, key, &crl_entry(key, row)?)
-}
-
-/// The same into a batch (bulk loads: the benchmarks).
-pub fn put_revoked_batch(
-    batch: &mut crate::store::Batch,
-    key: &str,
-    row: &RevokedRow,
-) -> Result<()> {
-    batch.put(Table::Revoked, key, row)?;
-    batch.put_bytes(Table::CrlEntries, key, crl_entry(key, row)?);
-    Ok(())
-}
-
-/// Remove a revocation and its CRL entry (a lifted hold), in the caller's transaction.
-pub fn delete_revoked(tx: &mut crate::store::Tx, key: &str) -> Result<()> {
-    tx.delete(Table::Revoked, key)?;
-    tx.delete(Table::CrlEntries, key)?;
-    Ok(())
-}
-
-/// Meta key: the CRL entries were built from the revoked rows (stores of versions before
-/// `crl_entries` existed get them at their first start).
-const CRL_ENTRIES_BUILT: &str = "crl-entries-built";
-
-/// Build [`Table::CrlEntries`] from [`Table::Revoked`] once, for a store written before the
-/// table existed. Runs at start-up, before anything is served.
-pub fn ensure_crl_entries(store: &crate::store::Store) -> Result<()> {
-    if store.meta::<bool>(CRL_ENTRIES_BUILT)?.unwrap_or(false) {
-        return Ok(());
-    }
-    let mut rows = Vec::new();
-    store.reader()?.visit(Table::Revoked, "", |key, value| {
-        let row: RevokedRow = serde_json::from_slice(value)?;
-        rows.push((key.to_owned(), crl_entry(key, &row)?));
-        Ok(true)
-    })?;
-    let n = rows.len();
-    store.write(|tx| {
-        tx.clear(Table::CrlEntries)?;
-        for (key, value) in &rows {
-            tx.put_bytes(Table::CrlEntries, key, value)?;
-        }
-        tx.put_meta(CRL_ENTRIES_BUILT, &true)
-    })?;
-    if n > 0 {
-        tracing::info!(
-            entries = n,
-            "CRL entries built for the revoked certificates"
-        );
-    }
-    Ok(())
 }
 
 fn crl_key(ca: &str) -> String {
@@ -244,7 +145,7 @@ impl Signer {
                 delete_revoked(tx, &key)?;
                 rec.revoked_at = None;
                 tx.put(Table::Certs, &key, &rec)?;
-                crate::report::index_unrevoked(tx, &rec)?;
+                crate::store::indexes::index_unrevoked(tx, &rec)?;
                 tx.audit(officer, "unhold", format!("{ca} {serial}"))?;
                 return Ok(rec);
             }
@@ -258,7 +159,7 @@ impl Signer {
             rec.revoked_at = Some(revoked_at);
             tx.put(Table::Certs, &key, &rec)?;
             if row.is_none() {
-                crate::report::index_revoked(tx, &rec)?;
+                crate::store::indexes::index_revoked(tx, &rec)?;
             }
             put_revoked(
                 tx,
@@ -288,7 +189,7 @@ impl Signer {
     ) -> Result<()> {
         let cert = Certificate::from_der(ca.cert.as_deref().unwrap_or_default())?;
         let serial = hex::encode(cert.tbs_certificate().serial_number().as_bytes());
-        let (_, not_after) = crate::x509::cert_window(&cert);
+        let (_, not_after) = crate::issuance::x509::cert_window(&cert);
         put_revoked(
             tx,
             &format!("{parent}\0{serial}"),
@@ -396,7 +297,7 @@ impl Signer {
         let signer = self.ca_signer(&ca)?;
         let info = crl::Info {
             issuer: cert.tbs_certificate().subject().clone(),
-            authority_key_id: crate::x509::ca_key_id(&cert),
+            authority_key_id: crate::issuance::x509::ca_key_id(&cert),
             number,
             this_update: now,
             next_update: now + timing.validity_secs,
@@ -686,39 +587,6 @@ fn split_serials(prefix: &str, first: &str, last: &str, parts: usize) -> Vec<Str
     bounds
 }
 
-/// Decode a stored serial (even-length lowercase or uppercase hex, at most `out.len()`
-/// bytes) into `out`.
-fn decode_hex<'a>(hex: &str, out: &'a mut [u8]) -> Option<&'a [u8]> {
-    /// Nibble value of each byte; 0xff: not a hex digit.
-    const NIBBLE: [u8; 256] = {
-        let mut t = [0xffu8; 256];
-        let mut i = 0;
-        while i < 10 {
-            t[b'0' as usize + i] = i as u8;
-            i += 1;
-        }
-        let mut i = 0;
-        while i < 6 {
-            t[b'a' as usize + i] = 10 + i as u8;
-            t[b'A' as usize + i] = 10 + i as u8;
-            i += 1;
-        }
-        t
-    };
-    let bytes = hex.as_bytes();
-    if !bytes.len().is_multiple_of(2) || bytes.len() / 2 > out.len() {
-        return None;
-    }
-    let out = &mut out[..bytes.len() / 2];
-    let mut bad = 0u8;
-    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let (hi, lo) = (NIBBLE[pair[0] as usize], NIBBLE[pair[1] as usize]);
-        bad |= (hi | lo) & 0xf0;
-        *o = hi << 4 | (lo & 0x0f);
-    }
-    (bad == 0).then_some(&*out)
-}
-
 /// One piece of a published object for the edge (see [`Signer::published_crl`]).
 fn piece(
     der: &[u8],
@@ -781,6 +649,7 @@ pub struct Watch {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::store::indexes::{crl_entry, ensure_crl_entries};
 
     #[test]
     fn the_watchdog_sleeps_until_the_next_threshold_and_no_longer_than_the_cap() {
@@ -922,15 +791,5 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-    }
-
-    #[test]
-    fn stored_serials_decode() {
-        let mut buf = [0u8; 4];
-        assert_eq!(decode_hex("00ff7A", &mut buf), Some(&[0, 0xff, 0x7a][..]));
-        assert_eq!(decode_hex("", &mut buf), Some(&[][..]));
-        assert_eq!(decode_hex("0", &mut buf), None);
-        assert_eq!(decode_hex("0g", &mut buf), None);
-        assert_eq!(decode_hex("0102030405", &mut buf), None);
     }
 }

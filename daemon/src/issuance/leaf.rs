@@ -347,8 +347,8 @@ pub fn extensions(
     let uri = |s: String| -> Result<GeneralName, der::Error> {
         Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(&s)?))
     };
-    use crate::x509::ext;
-    let mut v = crate::x509::end_entity(ku)?;
+    use crate::issuance::x509::ext;
+    let mut v = crate::issuance::x509::end_entity(ku)?;
     v.push(ext(
         rfc5280::ID_CE_EXT_KEY_USAGE,
         false,
@@ -430,7 +430,7 @@ pub fn lint(
         unix(&tbs.validity().not_before),
         unix(&tbs.validity().not_after),
     );
-    let (cnb, cna) = crate::x509::cert_window(ca_cert);
+    let (cnb, cna) = crate::issuance::x509::cert_window(ca_cert);
     if nb < cnb || na > cna || na <= nb {
         return Err("leaf validity is not inside the CA's".into());
     }
@@ -460,7 +460,7 @@ mod tests {
         use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
         use x509_cert::serial_number::SerialNumber;
 
-        use crate::x509::{self, Profile};
+        use crate::issuance::x509::{self, Profile};
 
         type Signer = rsa::pkcs1v15::SigningKey<sha2::Sha256>;
 
