@@ -20,7 +20,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use daemon::engine::Signer;
 use daemon::store::rows::CertRecord;
 use daemon::store::rows::RevokedRow;
 use daemon::store::{Batch, Store, Table};
@@ -274,13 +273,16 @@ fn memory() -> (u64, u64) {
 
 fn build(a: &Args) {
     let loaded = daemon::app::config::load(Some(&a.state_dir), None).unwrap_or_else(|e| die(e));
-    let signer = Signer::open(&loaded).unwrap_or_else(|e| die(e));
+    let signer = daemon::app::init::open(&loaded).unwrap_or_else(|e| die(e));
     let (rss_before, _) = memory();
     let mut times = Vec::new();
     let mut last = None;
     for _ in 0..a.runs.max(1) {
         let t = Instant::now();
-        let state = signer.publish_crl(&a.ca).unwrap_or_else(|e| die(e));
+        let state = signer
+            .revocation()
+            .publish_crl(&a.ca)
+            .unwrap_or_else(|e| die(e));
         let took = t.elapsed().as_secs_f64();
         eprintln!(
             "CRL {} of {}: {} entries built, signed and stored in {took:.3} s",
@@ -292,6 +294,7 @@ fn build(a: &Args) {
     let (_, peak) = memory();
     let state = last.unwrap_or_else(|| die("nothing was built"));
     let bytes = signer
+        .revocation()
         .current_crl(&a.ca)
         .unwrap_or_else(|e| die(e))
         .map_or(0, |c| c.der.len());

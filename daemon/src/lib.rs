@@ -11,11 +11,13 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod ca;
 pub mod engine;
 pub mod enroll;
 pub mod error;
 pub mod governance;
 pub mod issuance;
+pub mod keys;
 pub mod ocsp;
 pub mod ports;
 pub mod report;

@@ -255,7 +255,6 @@ impl KeyAttributes {
 }
 
 /// RFC 8017 A.1.1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }`
-#[cfg_attr(not(feature = "pkcs11"), allow(dead_code))] // used by the token
 #[derive(Sequence)]
 struct RsaPublicKey<'a> {
     modulus: UintRef<'a>,
@@ -270,7 +269,6 @@ struct EcdsaSigValue<'a> {
 }
 
 /// SubjectPublicKeyInfo for an RSA key from its modulus and exponent (big-endian).
-#[cfg_attr(not(feature = "pkcs11"), allow(dead_code))] // used by the token
 pub fn rsa_spki(modulus: &[u8], exponent: &[u8]) -> Result<SubjectPublicKeyInfoOwned> {
     let key = RsaPublicKey {
         modulus: UintRef::new(modulus).map_err(enc)?,
@@ -288,7 +286,6 @@ pub fn rsa_spki(modulus: &[u8], exponent: &[u8]) -> Result<SubjectPublicKeyInfoO
 }
 
 /// SubjectPublicKeyInfo for an EC key from CKA_EC_POINT (raw or DER OCTET STRING wrapped).
-#[cfg_attr(not(feature = "pkcs11"), allow(dead_code))] // used by the token
 pub fn ec_spki(spec: KeySpec, ec_point: &[u8]) -> Result<SubjectPublicKeyInfoOwned> {
     let curve = spec
         .curve_oid()

@@ -14,8 +14,8 @@
 
 mod error;
 mod key;
+mod keystore;
 mod pin;
-#[cfg(feature = "pkcs11")]
 mod signer;
 #[cfg(feature = "pkcs11")]
 mod token;
@@ -26,11 +26,11 @@ use spki::SubjectPublicKeyInfoOwned;
 
 pub use error::{Error, PinError, Result};
 pub use key::{
-    HashAlg, KeyAttributes, KeyId, KeySpec, KeyUse, RsaPadding, ecdsa_raw_to_der,
-    signature_algorithm,
+    HashAlg, KeyAttributes, KeyId, KeySpec, KeyUse, RsaPadding, ec_spki, ecdsa_raw_to_der,
+    rsa_spki, signature_algorithm,
 };
+pub use keystore::KeyStore;
 pub use pin::{PinSource, check_private, read_private_file};
-#[cfg(feature = "pkcs11")]
 pub use signer::{HsmSignature, HsmSigner, PublicKey};
 
 #[cfg(feature = "pkcs11")]

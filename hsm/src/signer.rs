@@ -9,7 +9,7 @@ use spki::{
     SignatureBitStringEncoding, SubjectPublicKeyInfoOwned,
 };
 
-use crate::{HashAlg, Hsm, KeyId, KeySpec, Result};
+use crate::{HashAlg, KeyId, KeySpec, KeyStore, Result};
 
 /// A signature as X.509 carries it (PKCS#1 v1.5 bytes or DER ECDSA-Sig-Value).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,10 +31,10 @@ impl EncodePublicKey for PublicKey {
     }
 }
 
-/// A private key in the token together with the hash it signs with.
+/// A private key in a [`KeyStore`] (the token) together with the hash it signs with.
 #[derive(Debug, Clone)]
 pub struct HsmSigner {
-    hsm: Arc<Hsm>,
+    hsm: Arc<dyn KeyStore>,
     id: KeyId,
     spec: KeySpec,
     hash: HashAlg,
@@ -44,7 +44,7 @@ pub struct HsmSigner {
 
 impl HsmSigner {
     /// Look the key up and fix the signature algorithm; fails if the key is missing.
-    pub fn new(hsm: Arc<Hsm>, id: KeyId, spec: KeySpec, hash: HashAlg) -> Result<Self> {
+    pub fn new(hsm: Arc<dyn KeyStore>, id: KeyId, spec: KeySpec, hash: HashAlg) -> Result<Self> {
         let algorithm = crate::signature_algorithm(spec, hash)?;
         let public = PublicKey(hsm.public_key(spec, &id)?);
         Ok(HsmSigner {
@@ -69,7 +69,7 @@ impl HsmSigner {
     pub fn spki(&self) -> &SubjectPublicKeyInfoOwned {
         &self.public.0
     }
-    pub fn hsm(&self) -> &Arc<Hsm> {
+    pub fn hsm(&self) -> &Arc<dyn KeyStore> {
         &self.hsm
     }
 }

@@ -572,3 +572,38 @@ fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Slot> {
         label: label.to_owned(),
     })
 }
+
+impl crate::KeyStore for Hsm {
+    fn generate(
+        &self,
+        spec: KeySpec,
+        id: &KeyId,
+        label: &str,
+        usage: KeyUse,
+    ) -> Result<SubjectPublicKeyInfoOwned> {
+        Hsm::generate(self, spec, id, label, usage)
+    }
+    fn public_key(&self, spec: KeySpec, id: &KeyId) -> Result<SubjectPublicKeyInfoOwned> {
+        Hsm::public_key(self, spec, id)
+    }
+    fn sign(&self, spec: KeySpec, hash: HashAlg, id: &KeyId, data: &[u8]) -> Result<Vec<u8>> {
+        Hsm::sign(self, spec, hash, id, data)
+    }
+    fn rsa_decrypt_with(
+        &self,
+        id: &KeyId,
+        padding: RsaPadding,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>> {
+        Hsm::rsa_decrypt_with(self, id, padding, ciphertext)
+    }
+    fn attributes(&self, id: &KeyId) -> Result<KeyAttributes> {
+        Hsm::attributes(self, id)
+    }
+    fn check_key(&self, id: &KeyId) -> Result<KeyAttributes> {
+        Hsm::check_key(self, id)
+    }
+    fn allow_decrypt(&self, id: &KeyId) -> Result<()> {
+        Hsm::allow_decrypt(self, id)
+    }
+}

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::revocation::CrlTiming;
 use crate::{Error, Result};
 
 /// File name of the config inside a state directory.
@@ -215,48 +216,6 @@ pub fn write(path: &Path, config: &Config) -> Result<()> {
     std::fs::write(path, text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::Config(e.to_string()))
-}
-
-/// CRL timing, from `[crl]` in signer.toml.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct CrlTiming {
-    /// nextUpdate - thisUpdate.
-    #[serde(default = "d_validity")]
-    pub validity_secs: i64,
-    /// A new CRL is published this long after the last one even without revocations.
-    #[serde(default = "d_republish")]
-    pub republish_secs: i64,
-    /// Revocations within this window share one new CRL.
-    #[serde(default = "d_coalesce")]
-    pub coalesce_ms: u64,
-    /// The watchdog alarms when a CRL is this close to its nextUpdate with no successor.
-    #[serde(default = "d_warn_before")]
-    pub warn_before_secs: i64,
-}
-
-fn d_validity() -> i64 {
-    7 * 86400
-}
-fn d_republish() -> i64 {
-    7 * 86400 / 2
-}
-fn d_coalesce() -> u64 {
-    500
-}
-fn d_warn_before() -> i64 {
-    86400
-}
-
-impl Default for CrlTiming {
-    fn default() -> Self {
-        CrlTiming {
-            validity_secs: d_validity(),
-            republish_secs: d_republish(),
-            coalesce_ms: d_coalesce(),
-            warn_before_secs: d_warn_before(),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use castellan_systemd::notify;
 use clap::{Parser, Subcommand};
 use daemon::Error;
 use daemon::app::config::{self, HsmSection};
-use daemon::engine::{InitOptions, Signer};
+use daemon::app::init::InitOptions;
+use daemon::engine::Signer;
 use daemon::ports::admin as server;
 
 /// sysexits.h EX_CONFIG: the configuration is unusable.
@@ -189,7 +190,7 @@ fn init(a: Init) -> i32 {
         public_url,
         socket,
     };
-    match Signer::init(opts) {
+    match daemon::app::init::init(opts) {
         Ok(()) => {
             println!(
                 "initialised {}: give officers {}",
@@ -204,7 +205,7 @@ fn init(a: Init) -> i32 {
 
 fn open(w: &Where) -> Result<(config::Loaded, Signer), Error> {
     let loaded = config::load(w.state_dir.as_deref(), w.config.as_deref())?;
-    let signer = Signer::open(&loaded)?;
+    let signer = daemon::app::init::open(&loaded)?;
     Ok((loaded, signer))
 }
 
@@ -266,23 +267,23 @@ fn run(w: Where) -> i32 {
         // CRL publisher: at start, on every revocation (coalesced), and on schedule.
         let publisher = signer.clone();
         tokio::spawn(async move {
-            let coalesce = std::time::Duration::from_millis(publisher.crl_timing().coalesce_ms);
+            let coalesce = std::time::Duration::from_millis(publisher.revocation().timing().coalesce_ms);
             loop {
                 let s = publisher.clone();
                 let next_check = tokio::task::spawn_blocking(move || {
-                    let dirty = s.crl_dirty().take();
-                    match s.crls_due(&dirty) {
+                    let dirty = s.revocation().dirty().take();
+                    match s.revocation().crls_due(&dirty) {
                         Ok(due) => {
                             for ca in due {
-                                if let Err(e) = s.publish_crl(&ca) {
+                                if let Err(e) = s.revocation().publish_crl(&ca) {
                                     tracing::error!(ca = %ca, error = %e, "CRL publication failed; retrying");
-                                    s.crl_dirty().mark(&ca);
+                                    s.revocation().dirty().mark(&ca);
                                 }
                             }
                         }
                         Err(e) => tracing::error!(error = %e, "cannot list CRLs due"),
                     }
-                    match s.crl_watchdog() {
+                    match s.revocation().crl_watchdog() {
                         Ok(w) => w.next_check,
                         Err(e) => {
                             tracing::error!(error = %e, "CRL watchdog failed");
@@ -296,7 +297,7 @@ fn run(w: Where) -> i32 {
                 // Wake on a revocation, when the next CRL crosses a threshold, or at the
                 // latest after 30 s (the clock may jump).
                 tokio::select! {
-                    _ = publisher.crl_dirty().notify.notified() => tokio::time::sleep(coalesce).await,
+                    _ = publisher.revocation().dirty().notify.notified() => tokio::time::sleep(coalesce).await,
                     _ = tokio::time::sleep(daemon::revocation::until(next_check, std::time::Duration::from_secs(30))) => {}
                 }
             }

@@ -28,10 +28,16 @@ use scep::message::{DigestAlg, MessageType, PkiMessage};
 use sha2::Digest;
 use x509_cert::Certificate;
 
-use crate::engine::Signer;
+use std::sync::Arc;
+
+use crate::ca::Cas;
 use crate::issuance::leaf::{self, LeafRequest};
 use crate::issuance::x509::{self, Profile};
+use crate::keys::KeyRing;
+use crate::revocation::Revocation;
+use crate::store::Store;
 use crate::store::Table;
+use crate::store::commit::Committer;
 use crate::store::rows::CaRecord;
 use crate::store::rows::{CertRecord, OneTime, PendingRecord, TransactionRecord};
 use proto::model::CaStatus;
@@ -143,8 +149,37 @@ fn commit_result(r: crate::Result<()>) -> Result<(), ScepError> {
     }
 }
 
-impl Signer {
-    /// Answer one signing-socket operation.
+/// The enrolment service: SCEP (RFC 8894) for devices, and manual approval of pending
+/// requests for operators.
+#[derive(Debug)]
+pub struct Enroll {
+    store: Arc<Store>,
+    keys: Arc<KeyRing>,
+    cas: Arc<Cas>,
+    revocation: Arc<Revocation>,
+    committer: Committer,
+    public_url: String,
+}
+
+impl Enroll {
+    pub fn new(
+        store: Arc<Store>,
+        keys: Arc<KeyRing>,
+        cas: Arc<Cas>,
+        revocation: Arc<Revocation>,
+        public_url: String,
+    ) -> Self {
+        Enroll {
+            committer: Committer::start(store.clone()),
+            store,
+            keys,
+            cas,
+            revocation,
+            public_url,
+        }
+    }
+
+    /// Answer one SCEP operation of the signing socket.
     pub fn scep(&self, op: Op) -> Reply {
         match op {
             Op::Hello { version } => Reply::Hello { version },
@@ -166,11 +201,10 @@ impl Signer {
                 Err(r) => r,
             },
             Op::PkiOperation { profile, message } => self.pki_operation(&profile, &message),
-            Op::GetCrl { ca, etag, offset } => self.published_crl(&ca, etag.as_deref(), offset),
-            Op::GetCaCertByName { ca, etag, offset } => {
-                self.published_ca_cert(&ca, etag.as_deref(), offset)
-            }
-            Op::Ocsp { request } => self.ocsp(&request),
+            _ => Reply::Refused {
+                reason: Refusal::BadRequest,
+                message: "not a SCEP operation".into(),
+            },
         }
     }
 
@@ -180,7 +214,7 @@ impl Signer {
             message: format!("no SCEP profile {name:?}"),
         };
         let spec: ProfileSpec = self
-            .store()
+            .store
             .get(Table::Profiles, name)
             .map_err(|e| Reply::Refused {
                 reason: Refusal::Internal,
@@ -188,7 +222,7 @@ impl Signer {
             })?
             .ok_or_else(not_found)?;
         let ca = self
-            .store()
+            .store
             .ca(spec.ca.as_str())
             .map_err(|e| Reply::Refused {
                 reason: Refusal::Internal,
@@ -203,7 +237,8 @@ impl Signer {
         let ca_cert =
             Certificate::from_der(ca.cert.as_deref().unwrap_or_default()).map_err(internal)?;
         let sha256 = |id: &str| {
-            self.key_signer(id, hsm::KeySpec::Rsa2048, hsm::HashAlg::Sha256)
+            self.keys
+                .signer(id, hsm::KeySpec::Rsa2048, hsm::HashAlg::Sha256)
                 .map_err(internal)
         };
         let cert =
@@ -219,7 +254,8 @@ impl Signer {
             RaLayout::Ca => {
                 let key_spec = ca.spec.key;
                 let signer = self
-                    .key_signer(&ca.key_id, key_spec, hsm::HashAlg::Sha256)
+                    .keys
+                    .signer(&ca.key_id, key_spec, hsm::HashAlg::Sha256)
                     .map_err(internal)?;
                 Ra {
                     decrypt: vec![(key(&ca.key_id)?, Recipient::of(&ca_cert)?)],
@@ -275,7 +311,7 @@ impl Signer {
         let mut certs = ra.published;
         match spec.ca_chain {
             CaCertChain::Issuing => certs.push(ra.ca_cert),
-            CaCertChain::Full => certs.extend(self.chain(ca).map_err(|e| fail(e.to_string()))?),
+            CaCertChain::Full => certs.extend(self.cas.chain(ca).map_err(|e| fail(e.to_string()))?),
         }
         if let [single] = certs.as_slice() {
             return Ok(Reply::CaCert {
@@ -384,7 +420,7 @@ impl Signer {
             }
             tracing::warn!(profile = %spec.name, "legacy SCEP request signed with SHA-1");
         }
-        let hsm = self.hsm().clone();
+        let hsm = self.keys.store().clone();
         let keys: Vec<Recipient> = ra.decrypt.iter().map(|(_, r)| r.clone()).collect();
         let opened = envelope::open(
             &msg.envelope,
@@ -413,6 +449,7 @@ impl Signer {
                 cms::cert::IssuerAndSerialNumber::from_der(&opened.content)
                     .map_err(|_| ScepError::bad_request("GetCRL needs an IssuerAndSerialNumber"))?;
                 let crl = self
+                    .revocation
                     .crl_for_scep(ca.spec.name.as_str())
                     .map_err(ScepError::bad_request)?;
                 Ok((
@@ -428,7 +465,7 @@ impl Signer {
     }
 
     fn stored_cert(&self, key: &str) -> Result<CertRecord, ScepError> {
-        self.store()
+        self.store
             .get(Table::Certs, key)
             .map_err(internal)?
             .ok_or_else(|| internal("missing certificate"))
@@ -460,7 +497,7 @@ impl Signer {
             _ => tx_key(spec.name.as_str(), &msg.transaction_id),
         };
         if let Some(t) = self
-            .store()
+            .store
             .get::<TransactionRecord>(Table::Transactions, &txk)
             .map_err(internal)?
         {
@@ -581,7 +618,7 @@ impl Signer {
             &req.sans,
             req.subject.is_empty(),
             ca.spec.name.as_str(),
-            &self.public_url(),
+            &self.public_url.clone(),
         )
         .map_err(internal)?;
         let profile = Profile {
@@ -593,7 +630,7 @@ impl Signer {
         let serial = x509::random_serial().map_err(internal)?;
         let validity =
             x509::validity(std::time::SystemTime::now(), secs as u64).map_err(internal)?;
-        let signer = self.ca_signer(ca).map_err(internal)?;
+        let signer = self.keys.ca_signer(ca).map_err(internal)?;
         let ca_ekus: Vec<_> = ca.spec.ekus.iter().map(|e| e.oid()).collect();
         // Lint the TBS first; the HSM signs it once, and only if the lint passes.
         let cert = x509::issue_linted(
@@ -659,7 +696,7 @@ impl Signer {
     ) -> Result<crate::store::commit::PendingCommit, ScepError> {
         batch.use_challenge = one_time.clone().map(|k| (k, transaction_id.to_owned()));
         batch.use_nonce = nonce.clone();
-        self.committer().submit(batch).map_err(internal)
+        self.committer.submit(batch).map_err(internal)
     }
 
     fn authorise_challenge(
@@ -683,7 +720,7 @@ impl Signer {
             ChallengeMode::OneTime => {
                 let key = challenge::one_time_key(challenge);
                 let c: OneTime = self
-                    .store()
+                    .store
                     .get(Table::Challenges, &key)
                     .map_err(internal)?
                     .ok_or_else(|| ScepError::bad_request("unknown challenge password"))?;
@@ -722,7 +759,7 @@ impl Signer {
                 }
                 let k = format!("{}\0{}", spec.name, claims.nonce);
                 if self
-                    .store()
+                    .store
                     .get::<i64>(Table::Nonces, &k)
                     .map_err(internal)?
                     .is_some()
@@ -749,7 +786,7 @@ impl Signer {
         let serial = hex::encode(old.tbs_certificate().serial_number().as_bytes());
         let key = cert_key(ca.spec.name.as_str(), &serial);
         let rec: CertRecord = self
-            .store()
+            .store
             .get(Table::Certs, &key)
             .map_err(internal)?
             .ok_or_else(|| {
@@ -797,7 +834,7 @@ impl Signer {
         let mut found = None;
         for (k, by_renewal) in [(renewal, true), (plain, false)] {
             if let Some(t) = self
-                .store()
+                .store
                 .get::<TransactionRecord>(Table::Transactions, &k)
                 .map_err(internal)?
             {
@@ -836,7 +873,7 @@ impl Signer {
             .map_err(|_| ScepError::bad_request("GetCert needs an IssuerAndSerialNumber"))?;
         let serial = hex::encode(ias.serial_number.as_bytes());
         let rec: CertRecord = self
-            .store()
+            .store
             .get(Table::Certs, &cert_key(ca.spec.name.as_str(), &serial))
             .map_err(internal)?
             .ok_or_else(|| ScepError::bad_cert_id("no such certificate"))?;
@@ -855,12 +892,12 @@ impl Signer {
     /// Issue a request that waited for manual approval (`castellan request approve`).
     pub fn approve_request(&self, id: &str, officer: &str) -> crate::Result<CertRecord> {
         let p: PendingRecord = self
-            .store()
+            .store
             .get(Table::Pending, id)?
             .ok_or_else(|| crate::Error::NotFound(format!("no pending request {id}")))?;
-        let spec = self.profile(&p.profile)?;
+        let spec = self.cas.profile(&p.profile)?;
         let ca = self
-            .store()
+            .store
             .ca(spec.ca.as_str())?
             .ok_or_else(|| crate::Error::NotFound("CA is gone".into()))?;
         if ca.status != CaStatus::Active {
@@ -883,7 +920,7 @@ impl Signer {
             )
             .and_then(Issued::finish)
             .map_err(admin_error)?;
-        self.store().write(|tx| {
+        self.store.write(|tx| {
             tx.delete(Table::Pending, id)?;
             tx.audit(
                 officer,
@@ -897,11 +934,11 @@ impl Signer {
     /// Refuse a request that waited for manual approval.
     pub fn reject_request(&self, id: &str, officer: &str, reason: &str) -> crate::Result<()> {
         let p: PendingRecord = self
-            .store()
+            .store
             .get(Table::Pending, id)?
             .ok_or_else(|| crate::Error::NotFound(format!("no pending request {id}")))?;
         let txk = p.tx_key.clone();
-        self.store().write(|tx| {
+        self.store.write(|tx| {
             let mut t: TransactionRecord = tx
                 .get(Table::Transactions, &txk)?
                 .ok_or_else(|| crate::Error::Store("transaction missing".into()))?;

@@ -34,7 +34,7 @@
 //! entry is never served; `revoke_cert` also drops the revoked serial's entries at once.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
@@ -49,8 +49,8 @@ use x509_cert::Certificate;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::{CrlReason, ExtendedKeyUsage, KeyUsages};
 
-use crate::engine::Signer;
 use crate::issuance::x509::{self, Profile};
+use crate::keys::KeyRing;
 use crate::store::rows::RevokedRow;
 use crate::store::rows::{CaRecord, RaRecord};
 use crate::store::{Store, Table};
@@ -157,18 +157,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The state of this signer's store. Keyed by the store's address, which is fixed for
-/// the life of the signer; if a later store reuses an address (tests), every entry is
-/// still checked against the store before use.
-fn state(signer: &Signer) -> Arc<State> {
-    static ALL: OnceLock<Mutex<HashMap<usize, Arc<State>>>> = OnceLock::new();
-    let key = std::ptr::from_ref::<Store>(signer.store()) as usize;
-    lock(ALL.get_or_init(Default::default))
-        .entry(key)
-        .or_default()
-        .clone()
-}
-
 fn gt(unix: i64) -> Result<GeneralizedTime> {
     Ok(GeneralizedTime::from_unix_duration(Duration::from_secs(
         unix.max(0) as u64,
@@ -191,11 +179,28 @@ fn serial_of(der: &[u8]) -> Option<String> {
     Some(hex::encode(c.tbs_certificate().serial_number().as_bytes()))
 }
 
-impl Signer {
+/// The OCSP responder (RFC 6960): its delegated certificates and its cache of signed
+/// answers, owned here (one per signer).
+#[derive(Debug)]
+pub struct Ocsp {
+    store: Arc<Store>,
+    keys: Arc<KeyRing>,
+    state: State,
+}
+
+impl Ocsp {
+    pub fn new(store: Arc<Store>, keys: Arc<KeyRing>) -> Self {
+        Ocsp {
+            store,
+            keys,
+            state: State::default(),
+        }
+    }
+
     /// `Op::Ocsp`: answer one OCSPRequest (the steps are in the module doc).
-    pub fn ocsp(&self, request: &[u8]) -> Reply {
-        let st = state(self);
-        let a = self.ocsp_answer(&st, request).unwrap_or_else(|e| {
+    pub fn answer(&self, request: &[u8]) -> Reply {
+        let st = &self.state;
+        let a = self.ocsp_answer(st, request).unwrap_or_else(|e| {
             let status = failure_status(&e);
             tracing::error!(error = %e, ?status, "OCSP request failed");
             Answer::status(status)
@@ -208,8 +213,8 @@ impl Signer {
     }
 
     /// Drop the pre-signed responses of a serial (called when it is revoked or unheld).
-    pub fn ocsp_forget(&self, ca: &str, serial: &str) {
-        let st = state(self);
+    pub fn forget(&self, ca: &str, serial: &str) {
+        let st = &self.state;
         let mut p = lock(&st.presigned);
         for h in CertIdHash::ALL {
             p.remove(&(ca.to_owned(), serial.to_owned(), h));
@@ -324,7 +329,7 @@ impl Signer {
     }
 
     fn revoked_row(&self, ca: &str, serial: &str) -> Result<Option<RevokedRow>> {
-        self.store().get(Table::Revoked, &format!("{ca}\0{serial}"))
+        self.store.get(Table::Revoked, &format!("{ca}\0{serial}"))
     }
 
     /// The CA a CertID names, if it is one of ours with a certificate.
@@ -340,7 +345,7 @@ impl Signer {
             .find(|i| i.names(id, h))
             .map(|i| (i.ca.clone(), i.key_id.clone()));
         if let Some((name, key_id)) = hit
-            && let Some(ca) = self.store().ca(&name)?
+            && let Some(ca) = self.store.ca(&name)?
             && ca.key_id == key_id
             && ca.cert.is_some()
         {
@@ -351,7 +356,7 @@ impl Signer {
         }
         // A miss: a new CA, or not ours. Rebuild the hashes once per request.
         *rebuilt = true;
-        let cas = self.store().cas()?;
+        let cas = self.store.cas()?;
         let issuers: Vec<Issuer> = cas.iter().filter_map(Issuer::of).collect();
         let found = issuers
             .iter()
@@ -378,7 +383,7 @@ impl Signer {
                 revocation_reason: reason_code(r.reason.as_deref()),
             })
         } else if self
-            .store()
+            .store
             .get::<serde::de::IgnoredAny>(Table::Certs, &key)?
             .is_some()
             || self.issued_to_ours(ca, serial)?
@@ -417,7 +422,7 @@ impl Signer {
         if own {
             return Ok(true);
         }
-        Ok(self.store().cas()?.iter().any(|c| {
+        Ok(self.store.cas()?.iter().any(|c| {
             c.parent.as_ref() == Some(&ca.spec.name)
                 && c.cert.as_deref().and_then(serial_of).as_deref() == Some(serial)
         }))
@@ -449,7 +454,7 @@ impl Signer {
         let _one = lock(&st.provisioning);
         let name = ca.spec.name.as_str();
         let ca = self
-            .store()
+            .store
             .ca(name)?
             .ok_or_else(|| Error::NotFound(format!("no CA named {name:?}")))?;
         if let Some(r) = usable(&ca, now)? {
@@ -458,7 +463,7 @@ impl Signer {
         let (rec, cert) = self.make_ocsp_responder(&ca, now)?;
         let serial = hex::encode(cert.tbs_certificate().serial_number().as_bytes());
         let renewed = ca.ocsp.is_some();
-        self.store().write(|tx| {
+        self.store.write(|tx| {
             let mut cur = tx
                 .ca(name)?
                 .ok_or_else(|| Error::NotFound(format!("no CA named {name:?}")))?;
@@ -500,12 +505,12 @@ impl Signer {
         let (id, spki) = match &ca.ocsp {
             Some(o) => {
                 let id: KeyId = o.key_id.parse().map_err(Error::Store)?;
-                let spki = self.hsm().public_key(KEY, &id)?;
+                let spki = self.keys.store().public_key(KEY, &id)?;
                 (id, spki)
             }
             None => {
                 let id = new_key_id()?;
-                let spki = self.hsm().generate(
+                let spki = self.keys.store().generate(
                     KEY,
                     &id,
                     &format!("castellan-ocsp:{name}"),
@@ -531,7 +536,7 @@ impl Signer {
             x509::random_serial()?,
             x509::validity(SystemTime::now(), secs as u64)?,
             spki,
-            &self.ca_signer(ca)?,
+            &self.keys.ca_signer(ca)?,
         )?;
         x509::verify_issued_by(&cert, &ca_cert)?;
         Ok((
@@ -563,7 +568,7 @@ impl Signer {
         };
         let tbs = data.to_der()?;
         let id: KeyId = responder.key_id.parse().map_err(Error::Store)?;
-        let sig = self.hsm().sign(KEY, HASH, &id, &tbs)?;
+        let sig = self.keys.store().sign(KEY, HASH, &id, &tbs)?;
         let basic = BasicOcspResponse {
             tbs_response_data: data,
             signature_algorithm: hsm::signature_algorithm(KEY, HASH)?,

@@ -16,7 +16,10 @@ use der::Decode;
 use sha2::Digest;
 use x509_cert::Certificate;
 
-use crate::engine::Signer;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::KeyRing;
+use crate::store::Store;
 use crate::store::Table;
 use crate::store::indexes::{delete_revoked, put_revoked};
 use crate::store::rows::CaRecord;
@@ -85,8 +88,6 @@ const CRL_THREADS: usize = 4;
 /// are fetched from the CRL distribution point.
 const SCEP_CRL_MAX: usize = 128 * 1024;
 
-pub use crate::app::config::CrlTiming;
-
 /// CAs whose CRL must be re-published soon.
 #[derive(Debug, Default)]
 pub struct Dirty {
@@ -111,7 +112,86 @@ fn crl_key(ca: &str) -> String {
     format!("crl:{ca}")
 }
 
-impl Signer {
+/// CRL timing, from `[crl]` in signer.toml (read by `app::config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CrlTiming {
+    /// nextUpdate - thisUpdate.
+    #[serde(default = "d_validity")]
+    pub validity_secs: i64,
+    /// A new CRL is published this long after the last one even without revocations.
+    #[serde(default = "d_republish")]
+    pub republish_secs: i64,
+    /// Revocations within this window share one new CRL.
+    #[serde(default = "d_coalesce")]
+    pub coalesce_ms: u64,
+    /// The watchdog alarms when a CRL is this close to its nextUpdate with no successor.
+    #[serde(default = "d_warn_before")]
+    pub warn_before_secs: i64,
+}
+
+fn d_validity() -> i64 {
+    7 * 86400
+}
+fn d_republish() -> i64 {
+    7 * 86400 / 2
+}
+fn d_coalesce() -> u64 {
+    500
+}
+fn d_warn_before() -> i64 {
+    86400
+}
+
+impl Default for CrlTiming {
+    fn default() -> Self {
+        CrlTiming {
+            validity_secs: d_validity(),
+            republish_secs: d_republish(),
+            coalesce_ms: d_coalesce(),
+            warn_before_secs: d_warn_before(),
+        }
+    }
+}
+
+/// The revocation service: revoking certificates, and building, signing, storing and
+/// publishing CRLs.
+#[derive(Debug)]
+pub struct Revocation {
+    store: Arc<Store>,
+    keys: Arc<KeyRing>,
+    timing: CrlTiming,
+    dirty: Dirty,
+    crls: CrlCache,
+    public_url: String,
+}
+
+impl Revocation {
+    pub fn new(
+        store: Arc<Store>,
+        keys: Arc<KeyRing>,
+        timing: CrlTiming,
+        crls: CrlCache,
+        public_url: String,
+    ) -> Self {
+        Revocation {
+            store,
+            keys,
+            timing,
+            dirty: Dirty::default(),
+            crls,
+            public_url,
+        }
+    }
+
+    /// The CAs whose CRL must be published again.
+    pub fn dirty(&self) -> &Dirty {
+        &self.dirty
+    }
+    pub fn timing(&self) -> CrlTiming {
+        self.timing
+    }
+
     /// Revoke a certificate this CA issued (RFC 5280 reasons; `removeFromCRL` lifts a hold).
     pub fn revoke_cert(
         &self,
@@ -123,10 +203,10 @@ impl Signer {
         let serial = proto::model::Serial::parse(serial)?.into_hex();
         let key = format!("{ca}\0{serial}");
         let ca_rec = self
-            .store()
+            .store
             .ca(ca)?
             .ok_or_else(|| Error::NotFound(format!("no CA named {ca:?}")))?;
-        let rec = self.store().write(|tx| {
+        let rec = self.store.write(|tx| {
             let mut rec: CertRecord = tx.get(Table::Certs, &key)?.ok_or_else(|| {
                 Error::NotFound(format!(
                     "CA {ca} issued no certificate with serial {serial}"
@@ -174,8 +254,7 @@ impl Signer {
             Ok(rec)
         })?;
         tracing::info!(ca, serial = %rec.serial, %reason, %officer, "certificate revoked");
-        self.ocsp_forget(ca, &rec.serial);
-        self.crl_dirty().mark(ca_rec.spec.name.as_str());
+        self.dirty.mark(ca_rec.spec.name.as_str());
         Ok(rec)
     }
 
@@ -203,13 +282,13 @@ impl Signer {
 
     /// What is known of a CA's current CRL, if one was published.
     pub fn crl_state(&self, ca: &str) -> Result<Option<CrlState>> {
-        self.store().meta(&crl_key(ca))
+        self.store.meta(&crl_key(ca))
     }
 
     /// A CA's current CRL with its DER: from memory, else from the store. None if none was
     /// published (or an older version left no DER: it is then due).
     pub fn current_crl(&self, ca: &str) -> Result<Option<Arc<CurrentCrl>>> {
-        let cache = self.crl_cache();
+        let cache = &self.crls;
         if let Some(c) = cache
             .current
             .lock()
@@ -243,11 +322,7 @@ impl Signer {
             state,
             der,
         });
-        let mut cache = self
-            .crl_cache()
-            .current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.crls.current.lock().unwrap_or_else(|p| p.into_inner());
         match cache.get(ca) {
             // Never replace a newer CRL with an older one.
             Some(c) if c.state.number > current.state.number => c.clone(),
@@ -266,7 +341,7 @@ impl Signer {
                 "the CRL ({} bytes) is too large for GetCRL: fetch it from its distribution \
                  point, {}/crl/{ca}.crl",
                 c.der.len(),
-                self.public_url()
+                self.public_url.clone()
             )),
             Ok(None) => Err("no CRL has been published yet".into()),
             Err(e) => Err(e.to_string()),
@@ -277,7 +352,7 @@ impl Signer {
     /// one snapshot and encoded as it is read.
     pub fn publish_crl(&self, ca_name: &str) -> Result<CrlState> {
         let ca = self
-            .store()
+            .store
             .ca(ca_name)?
             .ok_or_else(|| Error::NotFound(format!("no CA named {ca_name:?}")))?;
         let cert = Certificate::from_der(
@@ -286,15 +361,15 @@ impl Signer {
                 .ok_or_else(|| Error::Conflict(format!("CA {ca_name} has no certificate yet")))?,
         )?;
         let _one_at_a_time = self
-            .crl_cache()
+            .crls
             .publishing
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let timing = self.crl_timing();
+        let timing = self.timing;
         let now = crate::now();
         let prev = self.crl_state(ca_name)?;
         let number = prev.as_ref().map_or(1, |p| p.number + 1);
-        let signer = self.ca_signer(&ca)?;
+        let signer = self.keys.ca_signer(&ca)?;
         let info = crl::Info {
             issuer: cert.tbs_certificate().subject().clone(),
             authority_key_id: crate::issuance::x509::ca_key_id(&cert),
@@ -311,7 +386,7 @@ impl Signer {
         // The revoked list is read from one snapshot by up to [`CRL_THREADS`] threads, each
         // over a range of (random, so evenly spread) serials, and their entries are
         // appended in key order.
-        let reader = self.store().reader()?;
+        let reader = self.store.reader()?;
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, CRL_THREADS);
@@ -379,8 +454,8 @@ impl Signer {
         };
         // The file first, then the store: a crash in between leaves a file the store does
         // not vouch for, which is never served (see [`CrlState`]).
-        self.crl_cache().write(ca_name, &der)?;
-        self.store().write(|tx| {
+        self.crls.write(ca_name, &der)?;
+        self.store.write(|tx| {
             // The number only ever grows, even if two publications race.
             let current: Option<CrlState> = crate::store::Tx::meta(tx, &crl_key(ca_name))?;
             if current.as_ref().is_some_and(|c| c.number >= state.number) {
@@ -407,10 +482,10 @@ impl Signer {
 
     /// CAs whose CRL is missing, marked dirty, or due for re-publication; logs overdue ones.
     pub fn crls_due(&self, dirty: &HashSet<String>) -> Result<Vec<String>> {
-        let timing = self.crl_timing();
+        let timing = self.timing;
         let now = crate::now();
         let mut due = Vec::new();
-        for ca in self.store().cas()? {
+        for ca in self.store.cas()? {
             if ca.cert.is_none() || ca.status == CaStatus::SigningRequired {
                 continue;
             }
@@ -434,7 +509,7 @@ impl Signer {
     /// threshold or falls due for re-publication, so the publisher wakes exactly then
     /// instead of on a fixed tick.
     pub fn crl_watchdog(&self) -> Result<Watch> {
-        let timing = self.crl_timing();
+        let timing = self.timing;
         let now = crate::now();
         let mut alarms = Vec::new();
         let mut next_check: Option<i64> = None;
@@ -450,7 +525,7 @@ impl Signer {
              # HELP castellan_crl_stale 1 if the CA's CRL is within warn-before-secs of nextUpdate (or missing) with no successor.\n\
              # TYPE castellan_crl_stale gauge\n",
         );
-        for ca in self.store().cas()? {
+        for ca in self.store.cas()? {
             if ca.cert.is_none() || ca.status == CaStatus::SigningRequired {
                 continue;
             }
@@ -495,7 +570,7 @@ impl Signer {
                 u8::from(stale)
             ));
         }
-        let path = &self.crl_cache().metrics;
+        let path = &self.crls.metrics;
         let tmp = path.with_extension("prom.tmp");
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, path))
@@ -536,7 +611,7 @@ impl Signer {
         offset: u64,
     ) -> proto::wire::Reply {
         use proto::wire::{Refusal, Reply};
-        match self.store().ca(ca) {
+        match self.store.ca(ca) {
             Ok(Some(CaRecord {
                 cert: Some(der),
                 created_at,

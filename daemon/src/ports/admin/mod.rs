@@ -1,6 +1,7 @@
 //! The admin port: TLS 1.3 with mandatory officer certificates, HTTP/1.1,
 //! JSON requests posted to `/v1`.
 
+pub mod dispatch;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -35,7 +36,7 @@ pub async fn serve(listener: TcpListener, signer: Arc<Signer>) -> Result<()> {
         .map(|o| o.cert)
         .collect();
     let config = crate::ports::admin::tls::server_config(
-        signer.hsm().clone(),
+        signer.keys().store().clone(),
         &admin.tls_key_id,
         vec![admin.tls_cert.clone(), admin.ca_cert.clone()],
         officers,
@@ -71,7 +72,7 @@ pub async fn serve(listener: TcpListener, signer: Arc<Signer>) -> Result<()> {
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| c.as_ref().to_vec());
-            let officer = match cert.map(|c| signer.officer_for(&c)) {
+            let officer = match cert.map(|c| signer.governance().officer_for(&c)) {
                 Some(Ok(Some(o))) => o,
                 _ => {
                     tracing::warn!(%peer, "admin connection without a registered officer certificate");
@@ -140,7 +141,7 @@ async fn handle(
     let request: Request = serde_json::from_slice(&body)
         .map_err(|e| Error::Invalid(format!("malformed request: {e}")))?;
     let officer = officer.to_owned();
-    tokio::task::spawn_blocking(move || signer.handle(&officer, request))
+    tokio::task::spawn_blocking(move || dispatch::handle(&signer, &officer, request))
         .await
         .map_err(|e| Error::Store(format!("worker failed: {e}")))?
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hsm::{HashAlg, Hsm, KeyId, KeySpec};
+use hsm::{HashAlg, KeyId, KeySpec, KeyStore};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -20,7 +20,7 @@ fn provider() -> Arc<CryptoProvider> {
 /// The admin TLS key (ECDSA P-256) in the token, as a rustls signing key.
 #[derive(Debug)]
 struct TokenKey {
-    hsm: Arc<Hsm>,
+    hsm: Arc<dyn KeyStore>,
     id: KeyId,
 }
 
@@ -42,7 +42,7 @@ impl SigningKey for TokenKey {
 
 #[derive(Debug)]
 struct TokenSigner {
-    hsm: Arc<Hsm>,
+    hsm: Arc<dyn KeyStore>,
     id: KeyId,
 }
 
@@ -138,7 +138,7 @@ impl rustls::server::ResolvesServerCert for OneKey {
 
 /// The admin port's server config.
 pub fn server_config(
-    hsm: Arc<Hsm>,
+    hsm: Arc<dyn KeyStore>,
     tls_key: &str,
     chain: Vec<Vec<u8>>,
     officers: Vec<Vec<u8>>,

@@ -3,6 +3,10 @@
 //! accepted (SO_PEERCRED); the first frame must be Hello with our version; then
 //! requests run concurrently and replies go back tagged with their ids.
 
+mod dispatch;
+
+pub use dispatch::EdgeApi;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +15,6 @@ use proto::wire::{self, Op, Refusal, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::engine::Signer;
 use crate::{Error, Result};
 
 /// Bind the socket: replace a stale file, set mode 0660 and the group.
@@ -40,7 +43,11 @@ pub fn bind(path: &Path, gid: Option<u32>) -> Result<UnixListener> {
 }
 
 /// Serve until the task is dropped. `allowed_uid` is the only peer accepted.
-pub async fn serve(listener: UnixListener, signer: Arc<Signer>, allowed_uid: u32) -> Result<()> {
+pub async fn serve(
+    listener: UnixListener,
+    signer: Arc<dyn EdgeApi>,
+    allowed_uid: u32,
+) -> Result<()> {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(x) => x,
@@ -83,7 +90,7 @@ async fn read_frame(r: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Opti
     Ok(Some(body))
 }
 
-async fn connection(stream: UnixStream, signer: Arc<Signer>) -> std::io::Result<()> {
+async fn connection(stream: UnixStream, signer: Arc<dyn EdgeApi>) -> std::io::Result<()> {
     let (mut rd, mut wr) = stream.into_split();
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
     // Hello first.
@@ -134,7 +141,7 @@ async fn connection(stream: UnixStream, signer: Arc<Signer>) -> std::io::Result<
         let signer = signer.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let reply = tokio::task::spawn_blocking(move || signer.scep(op))
+            let reply = tokio::task::spawn_blocking(move || signer.answer(op))
                 .await
                 .unwrap_or_else(|_| Reply::Refused {
                     reason: Refusal::Internal,
