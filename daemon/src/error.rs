@@ -28,9 +28,6 @@ pub enum Error {
     /// Encoding or building a certificate failed.
     #[error("encoding: {0}")]
     Encoding(String),
-    /// Talking to the admin port failed (client side).
-    #[error("{0}")]
-    Transport(String),
     /// The signer failed inside (HSM, store or encoding) on a path that reports it as text;
     /// the detail is in the signer's log.
     #[error("internal: {0}")]
@@ -49,19 +46,7 @@ impl Error {
             | Error::Hsm(_)
             | Error::Store(_)
             | Error::Encoding(_)
-            | Error::Transport(_)
             | Error::Internal(_) => 500,
-        }
-    }
-
-    /// Rebuild an error from an admin-port answer (client side).
-    pub fn from_status(status: u16, message: String) -> Self {
-        match status {
-            400 => Error::Invalid(message),
-            403 => Error::Forbidden(message),
-            404 => Error::NotFound(message),
-            409 => Error::Conflict(message),
-            _ => Error::Transport(message),
         }
     }
 }

@@ -10,6 +10,9 @@ use hsm::{HsmSigner, KeyId, KeyStore};
 use x509_cert::Certificate;
 
 use crate::store::rows::CaRecord;
+
+#[cfg(test)]
+pub mod soft;
 use crate::{Error, Result};
 
 /// A new random CKA_ID.

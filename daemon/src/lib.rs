@@ -1,13 +1,15 @@
-//! castellan-signer: the only process that reaches the HSM and the store. Every change to
-//! the CA hierarchy is a proposal (types in `proto::governance`) that runs only once M
-//! registered officers have signed its digest. Modules:
-//! - [`x509`], [`leaf`]: certificate, CSR and PKCS#7 building; linting; verification;
-//! - [`governance`]: checking proposals and approvals;
-//! - [`store`]: the redb store (CAs, proposals, officers, hash-chained audit log);
-//! - [`signer`]: the engine that validates, executes and records operations;
-//! - [`server`], [`tls`]: the mTLS admin port; [`socket`]: the edge's signing socket;
-//! - [`config`]: the TOML config and its start-up checks;
-//! - [`report`]: certificate listings, details and counts over indexes kept with the certificates.
+//! castellan-signer: the only process that reaches the token and the store. Every change
+//! to the CA hierarchy is a proposal (types in `proto::governance`) that runs only once M
+//! registered officers have signed its digest. The layout and the walk of one enrolment
+//! and one quorum operation are in docs/ARCHITECTURE.md. Modules, arrows pointing down:
+//! - [`app`]: config, `init` and `open` (the process);
+//! - [`ports`]: the mTLS admin port and the edge's signing socket;
+//! - [`engine`]: the services of one signer;
+//! - services: [`governance`], [`ca`], [`enroll`], [`revocation`], [`ocsp`], and the
+//!   read-only [`report`];
+//! - [`issuance`]: certificate building, linting before the token signs, verification;
+//! - [`keys`]: the key ring over the token (the `hsm::KeyStore` seam);
+//! - [`store`]: the redb store, every row type, indexes, group commit, the audit chain.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -23,6 +25,8 @@ pub mod ports;
 pub mod report;
 pub mod revocation;
 pub mod store;
+#[cfg(test)]
+pub mod testkit;
 
 pub use error::{Error, Result};
 

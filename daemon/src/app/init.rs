@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use der::Encode;
-use hsm::{Hsm, HsmSigner, KeyUse};
+use hsm::{Hsm, HsmSigner, KeyStore, KeyUse};
 
 use crate::app::config::{self, Config, HsmSection, Loaded};
 use crate::engine::{Settings, Signer};
@@ -44,6 +44,7 @@ pub fn check_officer_name(n: &str) -> Result<()> {
 
 /// Create a new appliance state: store, officers, quorum, admin TLS identity (keys in the token).
 pub fn init(opts: InitOptions<'_>) -> Result<()> {
+    let opts = &opts;
     if opts.officers.is_empty() {
         return Err(Error::Invalid(
             "register at least one officer (--officer NAME=CERT.pem)".into(),
@@ -87,8 +88,17 @@ pub fn init(opts: InitOptions<'_>) -> Result<()> {
             opts.state_dir.display()
         )));
     }
-    let hsm = Hsm::open(&opts.hsm.to_hsm_config()?)?;
+    init_with(opts, officers, Hsm::open(&opts.hsm.to_hsm_config()?)?)
+}
 
+/// The rest of [`init`], with the token (or, in unit tests, software keys) open: the
+/// admin TLS identity, the store with its officers and quorum, the config file.
+pub fn init_with(
+    opts: &InitOptions<'_>,
+    officers: Vec<Officer>,
+    hsm: Arc<dyn KeyStore>,
+) -> Result<()> {
+    let store_path = opts.state_dir.join(config::STORE_FILE);
     // Admin TLS: a CA (trusted by the CLI) and a server certificate, both keys in the token.
     let now = std::time::SystemTime::now();
     let spec = hsm::KeySpec::EcP256;

@@ -263,3 +263,72 @@ const WINDOWS_CERTIFICATE_REQUEST_AGENT: const_oid::ObjectIdentifier =
 pub fn oids(ekus: &[Eku]) -> Vec<const_oid::ObjectIdentifier> {
     ekus.iter().map(Eku::oid).collect()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::testkit::{Kit, profile};
+    use proto::governance::Operation;
+    use proto::profile::RaLayout;
+    use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
+
+    fn key_usage(c: &Certificate) -> KeyUsage {
+        x509::find_ext::<KeyUsage>(c, const_oid::db::rfc5280::ID_CE_KEY_USAGE).unwrap()
+    }
+
+    /// A `split` profile gets an encryption RA certificate (keyEncipherment only) and a
+    /// signing one (digitalSignature), both issued by the profile's CA, keys behind the seam.
+    #[test]
+    fn a_split_profile_gets_two_ra_certificates_from_its_ca() {
+        let kit = Kit::new().unwrap();
+        kit.two_tier().unwrap();
+        kit.run(Operation::CreateProfile {
+            spec: profile("devices", RaLayout::Split, "s3cret").unwrap(),
+        })
+        .unwrap();
+        let ca = kit.signer.cas().ca("issuing").unwrap();
+        let ca_cert = Certificate::from_der(ca.cert.as_deref().unwrap()).unwrap();
+        let [set] = ca.ra_sets.as_slice() else {
+            panic!("one RA set: {:?}", ca.ra_sets);
+        };
+        assert_eq!(set.layout, RaLayout::Split);
+        let sign = Certificate::from_der(&set.sign.cert).unwrap();
+        let encrypt = Certificate::from_der(&set.encrypt.as_ref().unwrap().cert).unwrap();
+        x509::verify_issued_by(&sign, &ca_cert).unwrap();
+        x509::verify_issued_by(&encrypt, &ca_cert).unwrap();
+        assert_eq!(
+            key_usage(&sign).0,
+            flagset::FlagSet::from(KeyUsages::DigitalSignature)
+        );
+        assert_eq!(
+            key_usage(&encrypt).0,
+            flagset::FlagSet::from(KeyUsages::KeyEncipherment)
+        );
+        let chain = kit.signer.cas().chain(&ca).unwrap();
+        assert_eq!(chain.len(), 2, "issuing CA, then root");
+    }
+
+    /// The start-up check covers every key a CA record names: with one RA key gone from
+    /// the key store it fails and names that key.
+    #[test]
+    fn the_key_check_names_a_missing_ra_key() {
+        let kit = Kit::new().unwrap();
+        kit.two_tier().unwrap();
+        kit.run(Operation::CreateProfile {
+            spec: profile("devices", RaLayout::Split, "s3cret").unwrap(),
+        })
+        .unwrap();
+        let lines = kit.signer.check_keys().unwrap();
+        assert!(
+            lines.iter().any(|l| l.contains("RA encryption")),
+            "{lines:?}"
+        );
+        let ca = kit.signer.cas().ca("issuing").unwrap();
+        let gone = &ca.ra_sets[0].encrypt.as_ref().unwrap().key_id;
+        kit.keys.remove(&crate::keys::key_id(gone).unwrap());
+        let err = kit.signer.check_keys().unwrap_err().to_string();
+        assert!(err.contains("RA encryption"), "{err}");
+        assert!(err.contains(gone.as_str()), "{err}");
+    }
+}

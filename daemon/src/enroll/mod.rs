@@ -1014,6 +1014,7 @@ pub fn caps(spec: &ProfileSpec) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -1027,5 +1028,64 @@ mod tests {
         let refusal = admin_error(ScepError::bad_request("a renewal cannot add SANs"));
         assert!(matches!(refusal, crate::Error::Invalid(_)), "{refusal:?}");
         assert_eq!(refusal.http_status(), 400);
+    }
+
+    /// One enrolment through the whole SCEP pipeline, the token replaced by software keys:
+    /// the strict client's PKCSReq to the NDES recipient gets a SUCCESS with a certificate
+    /// issued by the profile's CA, stored; a wrong challenge gets a signed FAILURE
+    /// (badRequest) and stores nothing.
+    #[test]
+    fn an_enrolment_succeeds_and_a_wrong_challenge_stores_nothing() {
+        use crate::testkit::{Kit, profile};
+        use proto::governance::Operation;
+        use scep::client::{self, Device, RecipientChoice, RequestSpec};
+        let kit = Kit::new().unwrap();
+        kit.two_tier().unwrap();
+        kit.run(Operation::CreateProfile {
+            spec: profile("devices", RaLayout::Split, "s3cret").unwrap(),
+        })
+        .unwrap();
+        let enroll = kit.signer.enroll();
+        let Reply::CaCert { der, ra: true } = enroll.scep(Op::GetCaCert {
+            profile: "devices".into(),
+        }) else {
+            panic!("GetCACert");
+        };
+        let bag = client::ca_certs(&der).unwrap();
+        let recipients = client::recipients(&bag, RecipientChoice::Ndes).unwrap();
+        let ra = client::reply_signer(&bag).unwrap().clone();
+        let ca = client::issuing_ca(&bag).unwrap().clone();
+        let attempt = |challenge: &str| {
+            let device = Device::generate(2048, "CN=laptop-1,O=Castellan tests").unwrap();
+            let csr = device
+                .csr("CN=laptop-1,O=Castellan tests", Some(challenge))
+                .unwrap();
+            let spec = RequestSpec::pkcs_req(&client::transaction_id(&device).unwrap());
+            let req = client::request(&device, &csr, &recipients, &spec).unwrap();
+            let Reply::CertRep { der } = enroll.scep(Op::PkiOperation {
+                profile: "devices".into(),
+                message: req.der,
+            }) else {
+                panic!("PKIOperation");
+            };
+            client::read_reply(&der, &ra, &device).unwrap()
+        };
+        let certs = || {
+            kit.signer
+                .store()
+                .values::<CertRecord>(Table::Certs)
+                .unwrap()
+                .len()
+        };
+
+        let wrong = attempt("not-the-secret");
+        assert_eq!(wrong.status, "2");
+        assert_eq!(wrong.fail_info.as_deref(), Some("2"), "badRequest");
+        assert_eq!(certs(), 0);
+
+        let ok = attempt("s3cret");
+        assert_eq!(ok.status, "0", "{:?}", ok.fail_info_text);
+        x509::verify_issued_by(&ok.certs[0], &ca).unwrap();
+        assert_eq!(certs(), 1);
     }
 }

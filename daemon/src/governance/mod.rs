@@ -839,4 +839,64 @@ mod tests {
         tampered.signature[10] ^= 1;
         assert!(verify_approval(&tampered, &cert_der, &d).is_err());
     }
+
+    /// A proposal runs once it has its quorum: the root's certificate is made and signed
+    /// with a key generated behind the key seam, and the audit trail records it.
+    #[test]
+    fn a_root_runs_at_quorum_and_is_signed_by_its_own_key() {
+        let kit = crate::testkit::Kit::new().unwrap();
+        let audit = kit.signer.store().verify_audit().unwrap();
+        let p = kit
+            .run(Operation::CreateRoot {
+                spec: crate::testkit::spec("root", "ec-p256", Some("10y")).unwrap(),
+            })
+            .unwrap();
+        assert_eq!(p.status, proto::governance::Status::Executed);
+        let root = kit.signer.store().ca("root").unwrap().unwrap();
+        let cert = Certificate::from_der(root.cert.as_deref().unwrap()).unwrap();
+        x509::verify_issued_by(&cert, &cert).unwrap();
+        assert_eq!(x509::basic_constraints(&cert), (true, None));
+        assert!(kit.signer.store().verify_audit().unwrap() > audit);
+    }
+
+    /// A proposal whose approval was not made over its digest is refused as forbidden, and
+    /// nothing changes: no proposal, no CA, no key generated, no audit entry.
+    #[test]
+    fn a_forged_approval_is_forbidden_and_changes_nothing() {
+        let kit = crate::testkit::Kit::new().unwrap();
+        let audit = kit.signer.store().verify_audit().unwrap();
+        let body = ProposalBody::new(
+            Operation::CreateRoot {
+                spec: crate::testkit::spec("root", "ec-p256", Some("10y")).unwrap(),
+            },
+            "alice",
+            3600,
+        )
+        .unwrap();
+        let key = include_bytes!("../../testdata/officer.key");
+        let other = body_for("mallory").digest().unwrap();
+        let approval = cli::officer::sign_approval(key, &other, "alice").unwrap();
+        let signatures = kit.keys.signatures();
+        let err = kit
+            .signer
+            .governance()
+            .propose("alice", body, approval)
+            .unwrap_err();
+        assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+        assert!(kit.signer.store().proposals().unwrap().is_empty());
+        assert!(kit.signer.store().cas().unwrap().is_empty());
+        assert_eq!(kit.keys.signatures(), signatures);
+        assert_eq!(kit.signer.store().verify_audit().unwrap(), audit);
+    }
+
+    fn body_for(proposer: &str) -> ProposalBody {
+        ProposalBody::new(
+            Operation::DisableCa {
+                name: CaName::new("root").unwrap(),
+            },
+            proposer,
+            DEFAULT_TTL_SECS,
+        )
+        .unwrap()
+    }
 }

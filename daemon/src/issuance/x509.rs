@@ -568,4 +568,52 @@ mod tests {
             assert!(b[0] & 0x80 == 0 && b[0] != 0);
         }
     }
+
+    /// Prepare -> lint -> sign once, with software keys behind the key seam: a TBS the lint
+    /// refuses never reaches the key; one it accepts is signed exactly once.
+    #[test]
+    fn a_lint_failure_never_reaches_the_key() {
+        use hsm::KeyStore;
+        let keys = std::sync::Arc::new(crate::keys::soft::SoftKeys::default());
+        let id = crate::keys::new_key_id().unwrap();
+        let spki = keys
+            .generate(hsm::KeySpec::EcP256, &id, "t", hsm::KeyUse::Sign)
+            .unwrap();
+        let signer =
+            HsmSigner::new(keys.clone(), id, hsm::KeySpec::EcP256, hsm::HashAlg::Sha256).unwrap();
+        let profile = || Profile {
+            subject: "CN=Seam CA".parse().unwrap(),
+            issuer: None,
+            issuer_key_id: None,
+            extensions: ca_extensions(None, &[]).unwrap(),
+        };
+        let window = validity(SystemTime::now(), 86400).unwrap();
+        let mut seen = None;
+        let err = issue_linted(
+            profile(),
+            random_serial().unwrap(),
+            window,
+            spki.clone(),
+            &signer,
+            |tbs| {
+                seen = Some(tbs.subject().to_string());
+                Err("refused by the test".into())
+            },
+        )
+        .unwrap_err();
+        assert_eq!(seen.as_deref(), Some("CN=Seam CA"), "the lint saw the TBS");
+        assert!(err.to_string().contains("nothing was signed"), "{err}");
+        assert_eq!(keys.signatures(), 0);
+        let cert = issue_linted(
+            profile(),
+            random_serial().unwrap(),
+            window,
+            spki,
+            &signer,
+            |_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(keys.signatures(), 1);
+        verify_issued_by(&cert, &cert).unwrap();
+    }
 }

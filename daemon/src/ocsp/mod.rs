@@ -28,10 +28,10 @@
 //!    responder certificate. A single good or revoked answer without nonce is kept for
 //!    step 3. HSM failures answer `tryLater`, other failures `internalError`.
 //!
-//! The in-memory state (issuer hashes, pre-signed responses) is process-wide, one per
-//! store: the signer struct is not this module's to extend. Entries are checked against
-//! the store before use (CA key id, CA status, the serial's Revoked row), so a stale
-//! entry is never served; `revoke_cert` also drops the revoked serial's entries at once.
+//! The in-memory state (issuer hashes, pre-signed responses) belongs to the [`Ocsp`]
+//! service, one per signer. Entries are checked against the store before use (CA key id,
+//! CA status, the serial's Revoked row), so a stale entry is never served; the engine's
+//! `revoke_cert` also drops the revoked serial's entries at once ([`Ocsp::forget`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
