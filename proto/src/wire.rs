@@ -1,7 +1,9 @@
 //! The signing socket between castellan-edge and castellan-signer (version 1).
 //!
 //! A frame is a 4-byte big-endian length, then that many bytes: an 8-byte big-endian
-//! request id and a JSON body. A connection carries several requests at once; each
+//! request id, a 4-byte big-endian length of the JSON body, the JSON body, and the
+//! payload: the one large byte string the operation carries (a PKIMessage, a CertRep, a
+//! CRL piece), raw, never base64 inside the JSON. A connection carries several requests at once; each
 //! reply carries the id of its request. The operation set is closed: removed variants
 //! are never reused. The signer trusts nothing in a request: it re-parses the
 //! PKIMessage and makes every policy decision itself.
@@ -9,24 +11,57 @@
 use serde::{Deserialize, Serialize};
 
 /// Protocol version, sent by the edge in [`Op::Hello`].
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Largest request frame (edge to signer) the signer accepts.
 pub const MAX_REQUEST: usize = 256 * 1024;
 /// Largest reply frame (signer to edge) the edge accepts: pieces of published objects
 /// (a CRL of a million entries is about 50 MB) travel in 2 MiB pieces.
 pub const MAX_REPLY: usize = 4 * 1024 * 1024;
 
-/// What travels in frames, with its size cap.
+/// What travels in frames, with its size cap and its payload (sent after the JSON).
 pub trait Frame {
     const MAX: usize;
+    /// The large bytes this value carries, if any.
+    fn payload(&self) -> &[u8];
+    /// Put the payload read from a frame back in its place.
+    fn set_payload(&mut self, bytes: Vec<u8>);
 }
 
 impl Frame for Op {
     const MAX: usize = MAX_REQUEST;
+    fn payload(&self) -> &[u8] {
+        match self {
+            Op::PkiOperation { message: b, .. } | Op::Ocsp { request: b } => b,
+            _ => &[],
+        }
+    }
+    fn set_payload(&mut self, bytes: Vec<u8>) {
+        if let Op::PkiOperation { message: b, .. } | Op::Ocsp { request: b } = self {
+            *b = bytes;
+        }
+    }
 }
 
 impl Frame for Reply {
     const MAX: usize = MAX_REPLY;
+    fn payload(&self) -> &[u8] {
+        match self {
+            Reply::CaCert { der, .. }
+            | Reply::CertRep { der }
+            | Reply::Published { der, .. }
+            | Reply::Ocsp { der, .. } => der,
+            _ => &[],
+        }
+    }
+    fn set_payload(&mut self, bytes: Vec<u8>) {
+        if let Reply::CaCert { der, .. }
+        | Reply::CertRep { der }
+        | Reply::Published { der, .. }
+        | Reply::Ocsp { der, .. } = self
+        {
+            *der = bytes;
+        }
+    }
 }
 
 /// What the edge may ask.
@@ -44,7 +79,7 @@ pub enum Op {
     /// RFC 8894 §4.3 PKIOperation: the PKIMessage exactly as the client sent it.
     PkiOperation {
         profile: String,
-        #[serde(with = "crate::b64")]
+        #[serde(skip)]
         message: Vec<u8>,
     },
     /// The current CRL of a CA (RFC 5280 §5), DER, for `/crl/<ca>.crl`: the piece from
@@ -70,7 +105,7 @@ pub enum Op {
     /// RFC 6960 OCSP: the DER OCSPRequest exactly as the client sent it (the edge
     /// already checked it with [`crate::ocsp::parse_request`]).
     Ocsp {
-        #[serde(with = "crate::b64")]
+        #[serde(skip)]
         request: Vec<u8>,
     },
 }
@@ -87,13 +122,13 @@ pub enum Reply {
     },
     /// DER: one certificate (`ra` false) or a degenerate PKCS#7 with the RA and CA chain (`ra` true).
     CaCert {
-        #[serde(with = "crate::b64")]
+        #[serde(skip)]
         der: Vec<u8>,
         ra: bool,
     },
     /// A signed CertRep (SUCCESS, FAILURE or PENDING).
     CertRep {
-        #[serde(with = "crate::b64")]
+        #[serde(skip)]
         der: Vec<u8>,
     },
     /// Refused before a CertRep could be built; the edge alone turns `reason` into an
@@ -106,7 +141,7 @@ pub enum Reply {
     /// from `offset`, at most 2 MiB (a CRL of a million entries is about 50 MB); the edge
     /// asks for the next piece until it has `total` bytes.
     Published {
-        #[serde(with = "crate::b64")]
+        #[serde(skip)]
         der: Vec<u8>,
         #[serde(default)]
         offset: u64,
@@ -126,7 +161,7 @@ pub enum Reply {
     },
     /// RFC 6960: always a DER OCSPResponse, error statuses included.
     Ocsp {
-        #[serde(with = "crate::b64")]
+        #[serde(skip)]
         der: Vec<u8>,
         /// Unix seconds, set only if HTTP caches may keep the answer (no nonce,
         /// successful): producedAt (Last-Modified) and nextUpdate (max-age, Expires).
@@ -165,17 +200,20 @@ pub enum FrameError {
     Body(String),
 }
 
-/// Encode a frame: length, id, JSON.
+/// Encode a frame: length, id, JSON length, JSON, payload.
 pub fn encode<T: Serialize + Frame>(id: u64, body: &T) -> Result<Vec<u8>, FrameError> {
     let json = serde_json::to_vec(body).map_err(|e| FrameError::Body(e.to_string()))?;
-    let len = 8 + json.len();
+    let payload = body.payload();
+    let len = 12 + json.len() + payload.len();
     if len > T::MAX {
         return Err(FrameError::TooLarge(len, T::MAX));
     }
     let mut out = Vec::with_capacity(4 + len);
     out.extend_from_slice(&(len as u32).to_be_bytes());
     out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
     out.extend_from_slice(&json);
+    out.extend_from_slice(payload);
     Ok(out)
 }
 
@@ -184,7 +222,7 @@ pub fn check_len<T: Frame>(len: u32) -> Result<usize, FrameError> {
     let len = len as usize;
     if len > T::MAX {
         Err(FrameError::TooLarge(len, T::MAX))
-    } else if len < 8 {
+    } else if len < 12 {
         Err(FrameError::Short)
     } else {
         Ok(len)
@@ -193,15 +231,29 @@ pub fn check_len<T: Frame>(len: u32) -> Result<usize, FrameError> {
 
 /// Decode a frame body (after its length).
 pub fn decode<T: for<'de> Deserialize<'de> + Frame>(frame: &[u8]) -> Result<(u64, T), FrameError> {
-    if frame.len() < 8 {
-        return Err(FrameError::Short);
-    }
     if frame.len() > T::MAX {
         return Err(FrameError::TooLarge(frame.len(), T::MAX));
     }
-    let (id, json) = frame.split_at(8);
+    let (Some(id), Some(json_len)) = (frame.get(..8), frame.get(8..12)) else {
+        return Err(FrameError::Short);
+    };
     let id = u64::from_be_bytes(id.try_into().map_err(|_| FrameError::Short)?);
-    let body = serde_json::from_slice(json).map_err(|e| FrameError::Body(e.to_string()))?;
+    let json_len = u32::from_be_bytes(json_len.try_into().map_err(|_| FrameError::Short)?);
+    let rest = &frame[12..];
+    let Some((json, payload)) = rest.split_at_checked(json_len as usize) else {
+        return Err(FrameError::Body(format!(
+            "the JSON length {json_len} runs past the frame"
+        )));
+    };
+    let mut body: T = serde_json::from_slice(json).map_err(|e| FrameError::Body(e.to_string()))?;
+    if !payload.is_empty() {
+        body.set_payload(payload.to_vec());
+        if body.payload().len() != payload.len() {
+            return Err(FrameError::Body(
+                "a payload on an operation that carries none".into(),
+            ));
+        }
+    }
     Ok((id, body))
 }
 
@@ -221,6 +273,22 @@ mod tests {
         assert_eq!(len, f.len() - 4);
         let (id, back): (u64, Op) = decode(&f[4..]).unwrap();
         assert_eq!((id, back), (7, op));
+        // The payload travels raw after the JSON, not base64 inside it.
+        let message = vec![0x30; 3000];
+        let op = Op::PkiOperation {
+            profile: "devices".into(),
+            message: message.clone(),
+        };
+        let f = encode(8, &op).unwrap();
+        assert_eq!(
+            f.len(),
+            4 + 12 + r#"{"op":"pki-operation","profile":"devices"}"#.len() + 3000
+        );
+        assert!(f.ends_with(&message));
+        assert_eq!(decode::<Op>(&f[4..]).unwrap(), (8, op));
+        let reply = Reply::CertRep { der: vec![1; 10] };
+        let f = encode(9, &reply).unwrap();
+        assert_eq!(decode::<Reply>(&f[4..]).unwrap(), (9, reply));
     }
 
     #[test]
@@ -233,11 +301,22 @@ mod tests {
         assert!(check_len::<Reply>(big).is_ok());
         assert!(check_len::<Reply>((MAX_REPLY + 1) as u32).is_err());
         assert!(decode::<Op>(&[0; 4]).is_err());
-        assert!(decode::<Op>(b"\0\0\0\0\0\0\0\x01{\"op\":\"format-disk\"}").is_err());
-        assert!(
-            decode::<Op>(b"\0\0\0\0\0\0\0\x01{\"op\":\"get-ca-caps\",\"profile\":\"p\",\"x\":1}")
-                .is_err()
-        );
+        let frame = |json: &str, payload: &[u8]| {
+            let mut f = 1u64.to_be_bytes().to_vec();
+            f.extend_from_slice(&(json.len() as u32).to_be_bytes());
+            f.extend_from_slice(json.as_bytes());
+            f.extend_from_slice(payload);
+            f
+        };
+        let caps = r#"{"op":"get-ca-caps","profile":"p"}"#;
+        assert!(decode::<Op>(&frame(caps, b"")).is_ok());
+        assert!(decode::<Op>(&frame(r#"{"op":"format-disk"}"#, b"")).is_err());
+        assert!(decode::<Op>(&frame(r#"{"op":"get-ca-caps","profile":"p","x":1}"#, b"")).is_err());
+        // A payload where the operation carries none, and a JSON length past the frame.
+        assert!(decode::<Op>(&frame(caps, b"extra")).is_err());
+        let mut long = frame(caps, b"");
+        long[11] = 0xff;
+        assert!(decode::<Op>(&long).is_err());
         for n in 0..40 {
             let f = encode(
                 1,

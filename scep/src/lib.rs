@@ -186,6 +186,37 @@ mod tests {
         assert!(e.text.contains("messageType"), "{e}");
     }
 
+    /// The edge's screen reads the structure and refuses what `parse` refuses first, and
+    /// leaves the signature and the envelope to the signer's one full parse.
+    #[test]
+    fn the_screen_checks_the_structure_and_leaves_the_signature_to_parse() {
+        let good = build(&RequestSpec::pkcs_req("tx-scr")).der;
+        assert_eq!(
+            message::screen(&good).unwrap(),
+            message::MessageType::PkcsReq
+        );
+        let mut spec = RequestSpec::pkcs_req("tx-scr2");
+        spec.message_type = "99".into();
+        assert!(
+            message::screen(&build(&spec).der)
+                .unwrap_err()
+                .text
+                .contains("messageType")
+        );
+        assert!(message::screen(b"hello").is_err());
+        assert!(message::screen(&good[..good.len() / 2]).is_err());
+        let mut flipped = good.clone();
+        let n = flipped.len();
+        flipped[n - 1] ^= 1; // the end of the signature
+        assert!(message::screen(&flipped).is_ok());
+        assert!(
+            message::parse(&flipped, false)
+                .unwrap_err()
+                .text
+                .contains("signature")
+        );
+    }
+
     #[test]
     fn empty_digest_algorithms_and_wrong_message_digest_are_refused() {
         let mut spec = RequestSpec::pkcs_req("tx-6");

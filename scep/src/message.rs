@@ -376,16 +376,28 @@ pub(crate) fn raw_signed_attrs(message: &[u8]) -> Option<Vec<u8>> {
     AnyRef::new(Tag::Set, attrs.value()).ok()?.to_der().ok()
 }
 
-/// Parse a PKIMessage and check its integrity.
-///
-/// Steps: (1) cap the size and decode ContentInfo → SignedData; (2) exactly one
-/// SignerInfo, non-empty digestAlgorithms that include its digest; (3) read
-/// messageType first and refuse unknown types; (4) read transactionID and
-/// senderNonce; (5) find the signer certificate (by issuer and serial, or by
-/// subjectKeyIdentifier); (6) check messageDigest against the content and the signature
-/// over the signed attributes; (7) decode the envelope.
-/// `allow_sha1` is whether the profile allows legacy algorithms.
-pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
+/// What [`screen`] reads of a PKIMessage: steps 1 to 4 of [`parse`].
+struct Head<'a> {
+    /// The message as DER (rewritten from BER if it came so).
+    der: std::borrow::Cow<'a, [u8]>,
+    sd: RequestSignedData,
+    si: RequestSignerInfo,
+    message_type: MessageType,
+    digest: DigestAlg,
+    transaction_id: String,
+    sender_nonce: Box<[u8]>,
+}
+
+/// Screen a PKIMessage cheaply, as the edge does before it asks the signer: steps 1 to 4
+/// of [`parse`] (size, ContentInfo and SignedData, one SignerInfo, a known messageType,
+/// digestAlgorithms, transactionID and senderNonce), without finding the signer
+/// certificate, checking the signature or decoding the envelope: the signer parses and
+/// verifies the message once.
+pub fn screen(der: &[u8]) -> Result<MessageType> {
+    head(der, true).map(|h| h.message_type)
+}
+
+fn head(der: &[u8], allow_sha1: bool) -> Result<Head<'_>> {
     if der.is_empty() || der.len() > MAX_MESSAGE {
         return Err(ScepError::bad_request(format!(
             "a PKIMessage must be 1 to {MAX_MESSAGE} bytes"
@@ -393,15 +405,14 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
     }
     // A strict decode first; BER (indefinite lengths, as jscep, Apple and CryptoAPI send)
     // is rewritten as DER only when that fails, so a DER message keeps its bytes.
-    let normalized;
     let (der, ci) = match ContentInfo::from_der(der) {
-        Ok(ci) => (der, ci),
+        Ok(ci) => (std::borrow::Cow::Borrowed(der), ci),
         Err(_) => {
-            normalized = crate::ber::to_der(der)
+            let normalized = crate::ber::to_der(der)
                 .map_err(|e| ScepError::bad_request(format!("not a CMS ContentInfo ({e})")))?;
             let ci = ContentInfo::from_der(&normalized)
                 .map_err(|_| ScepError::bad_request("not a CMS ContentInfo"))?;
-            (&normalized[..], ci)
+            (std::borrow::Cow::Owned(normalized), ci)
         }
     };
     if ci.content_type != oids::ID_SIGNED_DATA {
@@ -422,9 +433,8 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
     if let SignerId::IssuerAndSerialNumber(ias) = &si.sid {
         check_serial(&ias.serial_number, "the SignerInfo's serial number")?;
     }
-    let si = &si;
     let message_type = MessageType::parse(&string_value(required(
-        si,
+        &si,
         oids::MESSAGE_TYPE,
         "messageType",
     )?)?)?;
@@ -451,19 +461,50 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
             "SHA-1 is refused on this profile: use SHA-256 (GetCACaps lists SHA-256)",
         ));
     }
-    let transaction_id = string_value(required(si, oids::TRANSACTION_ID, "transactionID")?)?;
+    let transaction_id = string_value(required(&si, oids::TRANSACTION_ID, "transactionID")?)?;
     if transaction_id.is_empty() || transaction_id.len() > 128 {
         return Err(ScepError::bad_request(
             "transactionID must be 1 to 128 characters",
         ));
     }
-    let sender_nonce = required(si, oids::SENDER_NONCE, "senderNonce")?
+    let sender_nonce = required(&si, oids::SENDER_NONCE, "senderNonce")?
         .decode_as::<OctetString>()
         .map_err(|_| ScepError::bad_request("senderNonce is not an OCTET STRING"))?
         .into_bytes();
     if sender_nonce.len() != 16 {
         return Err(ScepError::bad_request("senderNonce must be 16 bytes"));
     }
+    Ok(Head {
+        der,
+        sd,
+        si,
+        message_type,
+        digest,
+        transaction_id,
+        sender_nonce,
+    })
+}
+
+/// Parse a PKIMessage and check its integrity.
+///
+/// Steps: (1) cap the size and decode ContentInfo → SignedData; (2) exactly one
+/// SignerInfo, non-empty digestAlgorithms that include its digest; (3) read
+/// messageType first and refuse unknown types; (4) read transactionID and
+/// senderNonce; (5) find the signer certificate (by issuer and serial, or by
+/// subjectKeyIdentifier); (6) check messageDigest against the content and the signature
+/// over the signed attributes; (7) decode the envelope.
+/// `allow_sha1` is whether the profile allows legacy algorithms.
+pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
+    let Head {
+        der,
+        sd,
+        si,
+        message_type,
+        digest,
+        transaction_id,
+        sender_nonce,
+    } = head(der, allow_sha1)?;
+    let si = &si;
     let signer_cert = signer_certificate(&sd, &si.sid)?;
 
     // messageDigest over the eContent octets, then the signature over the signed attributes.
@@ -489,7 +530,7 @@ pub fn parse(der: &[u8], allow_sha1: bool) -> Result<PkiMessage> {
     // The signature covers the attributes as the client encoded them; some clients
     // (Go's pkcs7) do not sort the SET, so re-encoding would change the bytes.
     let signed =
-        raw_signed_attrs(der).ok_or_else(|| ScepError::bad_request("bad signed attributes"))?;
+        raw_signed_attrs(&der).ok_or_else(|| ScepError::bad_request("bad signed attributes"))?;
     let weak_rsa_bits =
         rsa_bits(signer_cert.tbs_certificate().subject_public_key_info()).filter(|b| *b < 2048);
     if weak_rsa_bits.is_none() {

@@ -11,9 +11,6 @@ use daemon::app::init::InitOptions;
 use daemon::engine::Signer;
 use daemon::ports::admin as server;
 
-/// sysexits.h EX_CONFIG: the configuration is unusable.
-const EX_CONFIG: i32 = 78;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "castellan-signer",
@@ -126,16 +123,9 @@ fn main() {
     std::process::exit(code);
 }
 
-fn exit_code(e: &Error) -> i32 {
-    match e {
-        Error::Config(_) | Error::Hsm(_) | Error::Store(_) => EX_CONFIG,
-        _ => 1,
-    }
-}
-
 fn fail(e: Error) -> i32 {
     eprintln!("castellan-signer: {e}");
-    exit_code(&e)
+    daemon::app::exit_code(&e)
 }
 
 /// `init`'s arguments.
@@ -244,7 +234,11 @@ fn run(w: Where) -> i32 {
         };
         let socket = match &loaded.config.socket {
             Some(sock) => match daemon::ports::socket::bind(&sock.path, sock.gid) {
-                Ok(l) => Some((l, sock.uid.unwrap_or_else(|| nix::unistd::getuid().as_raw()), sock.path.clone())),
+                Ok(l) => Some((
+                    l,
+                    sock.uid.unwrap_or_else(|| nix::unistd::getuid().as_raw()),
+                    sock.path.clone(),
+                )),
                 Err(e) => return fail(e),
             },
             None => None,
@@ -264,54 +258,18 @@ fn run(w: Where) -> i32 {
                 None => std::future::pending().await,
             }
         };
-        // CRL publisher: at start, on every revocation (coalesced), and on schedule.
-        let publisher = signer.clone();
-        tokio::spawn(async move {
-            let coalesce = std::time::Duration::from_millis(publisher.revocation().timing().coalesce_ms);
-            loop {
-                let s = publisher.clone();
-                let next_check = tokio::task::spawn_blocking(move || {
-                    let dirty = s.revocation().dirty().take();
-                    match s.revocation().crls_due(&dirty) {
-                        Ok(due) => {
-                            for ca in due {
-                                if let Err(e) = s.revocation().publish_crl(&ca) {
-                                    tracing::error!(ca = %ca, error = %e, "CRL publication failed; retrying");
-                                    s.revocation().dirty().mark(&ca);
-                                }
-                            }
-                        }
-                        Err(e) => tracing::error!(error = %e, "cannot list CRLs due"),
-                    }
-                    match s.revocation().crl_watchdog() {
-                        Ok(w) => w.next_check,
-                        Err(e) => {
-                            tracing::error!(error = %e, "CRL watchdog failed");
-                            None
-                        }
-                    }
-                })
-                .await
-                .ok()
-                .flatten();
-                // Wake on a revocation, when the next CRL crosses a threshold, or at the
-                // latest after 30 s (the clock may jump).
-                tokio::select! {
-                    _ = publisher.revocation().dirty().notify.notified() => tokio::time::sleep(coalesce).await,
-                    _ = tokio::time::sleep(daemon::revocation::until(next_check, std::time::Duration::from_secs(30))) => {}
-                }
-            }
-        });
+        tokio::spawn(daemon::app::tasks::crl_publisher(signer.clone()));
         let serve = async {
             tokio::select! {
                 r = server::serve(listener, signer.clone()) => r,
                 r = sock_task => r,
             }
         };
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => return fail(Error::Config(e.to_string())),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => return fail(Error::Config(e.to_string())),
+            };
         tokio::select! {
             r = serve => match r { Ok(()) => 0, Err(e) => fail(e) },
             _ = term.recv() => { notify("STOPPING=1"); tracing::info!("stopping"); 0 }

@@ -35,11 +35,14 @@ use crate::issuance::leaf::{self, LeafRequest};
 use crate::issuance::x509::{self, Profile};
 use crate::keys::KeyRing;
 use crate::revocation::Revocation;
-use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use crate::store::Table;
 use crate::store::commit::Committer;
 use crate::store::rows::CaRecord;
 use crate::store::rows::{CertRecord, OneTime, PendingRecord, TransactionRecord};
+use crate::store::{Reader, Store};
 use proto::model::CaStatus;
 use proto::model::San;
 use proto::profile::{ApprovalMode, CaCertChain, ChallengeMode, ProfileSpec, RaLayout};
@@ -77,6 +80,34 @@ struct Ra {
     /// RA certificates for GetCACert, in order (none for layout `ca`).
     published: Vec<Certificate>,
     ca_cert: Certificate,
+}
+
+/// A profile's RA and what it was made from ([`ra_sources`]).
+type CachedRa = (Vec<Vec<u8>>, Arc<Ra>);
+
+/// What a profile's [`Ra`] is made from: the CA certificate and key id, and the chosen RA
+/// records' certificates and key ids. The same sources make the same RA.
+fn ra_sources<'a>(spec: &ProfileSpec, ca: &'a CaRecord) -> Vec<&'a [u8]> {
+    let mut out = vec![
+        ca.cert.as_deref().unwrap_or_default(),
+        ca.key_id.as_bytes(),
+        spec.ra_layout.as_str().as_bytes(),
+    ];
+    let records = match spec.ra_layout {
+        RaLayout::Ca => Vec::new(),
+        RaLayout::Combined if !spec.ra_windows_eku => ca.ra.iter().collect(),
+        layout => ca
+            .ra_sets
+            .iter()
+            .filter(|r| r.layout == layout && r.windows_eku == spec.ra_windows_eku)
+            .flat_map(|r| std::iter::once(&r.sign).chain(r.encrypt.as_ref()))
+            .collect(),
+    };
+    for r in records {
+        out.push(&r.cert);
+        out.push(r.key_id.as_bytes());
+    }
+    out
 }
 
 /// A badCertId from [`envelope::open`], made specific: which published certificate the
@@ -159,6 +190,8 @@ pub struct Enroll {
     revocation: Arc<Revocation>,
     committer: Committer,
     public_url: String,
+    /// Each profile's RA, with the CA and RA certificates and key ids it was made from.
+    ras: Mutex<HashMap<String, CachedRa>>,
 }
 
 impl Enroll {
@@ -176,6 +209,7 @@ impl Enroll {
             cas,
             revocation,
             public_url,
+            ras: Mutex::default(),
         }
     }
 
@@ -184,12 +218,12 @@ impl Enroll {
         match op {
             Op::Hello { version } => Reply::Hello { version },
             Op::GetCaCaps { profile } => match self.scep_profile(&profile) {
-                Ok((spec, _)) => Reply::Caps { caps: caps(&spec) },
+                Ok((spec, ..)) => Reply::Caps { caps: caps(&spec) },
                 Err(r) => r,
             },
             Op::GetCaCert { profile } => match self
                 .scep_profile(&profile)
-                .and_then(|(spec, ca)| self.ca_ra_chain(&spec, &ca))
+                .and_then(|(spec, ca, _)| self.ca_ra_chain(&spec, &ca))
             {
                 Ok(r) | Err(r) => r,
             },
@@ -208,32 +242,52 @@ impl Enroll {
         }
     }
 
-    fn scep_profile(&self, name: &str) -> Result<(ProfileSpec, CaRecord), Reply> {
+    /// A profile and its CA, read from one store snapshot, which the caller may go on
+    /// reading from (one snapshot per request).
+    fn scep_profile(&self, name: &str) -> Result<(ProfileSpec, CaRecord, Reader), Reply> {
         let not_found = || Reply::Refused {
             reason: Refusal::NotFound,
             message: format!("no SCEP profile {name:?}"),
         };
-        let spec: ProfileSpec = self
-            .store
+        let fault = |e: crate::Error| Reply::Refused {
+            reason: Refusal::Internal,
+            message: internal(e).text,
+        };
+        let snap = self.store.reader().map_err(fault)?;
+        let spec: ProfileSpec = snap
             .get(Table::Profiles, name)
-            .map_err(|e| Reply::Refused {
-                reason: Refusal::Internal,
-                message: internal(e).text,
-            })?
+            .map_err(fault)?
             .ok_or_else(not_found)?;
-        let ca = self
-            .store
+        let ca = snap
             .ca(spec.ca.as_str())
-            .map_err(|e| Reply::Refused {
-                reason: Refusal::Internal,
-                message: internal(e).text,
-            })?
+            .map_err(fault)?
             .ok_or_else(not_found)?;
-        Ok((spec, ca))
+        Ok((spec, ca, snap))
     }
 
     /// The RA a profile presents (RFC 8894 §2.1, §2.2), by its layout.
-    fn ra(&self, spec: &ProfileSpec, ca: &CaRecord) -> Result<Ra, ScepError> {
+    /// The RA of a profile, parsed once and kept until the CA or RA certificates it was
+    /// made from change (a new RA set, a renewed CA).
+    fn ra(&self, spec: &ProfileSpec, ca: &CaRecord) -> Result<Arc<Ra>, ScepError> {
+        let sources = ra_sources(spec, ca);
+        let mut cache = self.ras.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((made_from, ra)) = cache.get(spec.name.as_str())
+            && made_from
+                .iter()
+                .map(Vec::as_slice)
+                .eq(sources.iter().copied())
+        {
+            return Ok(ra.clone());
+        }
+        let ra = Arc::new(self.make_ra(spec, ca)?);
+        cache.insert(
+            spec.name.to_string(),
+            (sources.iter().map(|s| s.to_vec()).collect(), ra.clone()),
+        );
+        Ok(ra)
+    }
+
+    fn make_ra(&self, spec: &ProfileSpec, ca: &CaRecord) -> Result<Ra, ScepError> {
         let ca_cert =
             Certificate::from_der(ca.cert.as_deref().unwrap_or_default()).map_err(internal)?;
         let sha256 = |id: &str| {
@@ -308,9 +362,9 @@ impl Enroll {
             message: internal(e).text,
         };
         let ra = self.ra(spec, ca).map_err(|e| fail(e.text))?;
-        let mut certs = ra.published;
+        let mut certs = ra.published.clone();
         match spec.ca_chain {
-            CaCertChain::Issuing => certs.push(ra.ca_cert),
+            CaCertChain::Issuing => certs.push(ra.ca_cert.clone()),
             CaCertChain::Full => certs.extend(self.cas.chain(ca).map_err(|e| fail(e.to_string()))?),
         }
         if let [single] = certs.as_slice() {
@@ -326,7 +380,7 @@ impl Enroll {
     }
 
     fn pki_operation(&self, profile: &str, bytes: &[u8]) -> Reply {
-        let (spec, ca) = match self.scep_profile(profile) {
+        let (spec, ca, snap) = match self.scep_profile(profile) {
             Ok(x) => x,
             Err(r) => return r,
         };
@@ -370,7 +424,7 @@ impl Enroll {
                 text: e.text,
             }
         };
-        let (outcome, issued) = match self.decide(&spec, &ca, &ra, &msg) {
+        let (outcome, issued) = match self.decide(&snap, &spec, &ca, &ra, &msg) {
             Ok(x) => x,
             Err(e) => (refused(e), None),
         };
@@ -402,6 +456,7 @@ impl Enroll {
 
     fn decide(
         &self,
+        snap: &Reader,
         spec: &ProfileSpec,
         ca: &CaRecord,
         ra: &Ra,
@@ -441,7 +496,7 @@ impl Enroll {
         }
         match msg.message_type {
             MessageType::PkcsReq | MessageType::RenewalReq => {
-                self.enrol(spec, ca, msg, &opened.content, opened.alg)
+                self.enrol(snap, spec, ca, msg, &opened.content, opened.alg)
             }
             MessageType::CertPoll => Ok((self.poll(spec, msg, opened.alg)?, None)),
             MessageType::GetCert => Ok((self.get_cert(ca, &opened.content, opened.alg)?, None)),
@@ -480,6 +535,7 @@ impl Enroll {
 
     fn enrol(
         &self,
+        snap: &Reader,
         spec: &ProfileSpec,
         ca: &CaRecord,
         msg: &PkiMessage,
@@ -496,8 +552,7 @@ impl Enroll {
             MessageType::RenewalReq => renewal_tx_key(spec.name.as_str(), msg),
             _ => tx_key(spec.name.as_str(), &msg.transaction_id),
         };
-        if let Some(t) = self
-            .store
+        if let Some(t) = snap
             .get::<TransactionRecord>(Table::Transactions, &txk)
             .map_err(internal)?
         {

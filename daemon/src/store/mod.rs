@@ -185,6 +185,10 @@ impl Reader {
         get(&self.tx.open_table(table.def())?, key)
     }
 
+    pub fn ca(&self, name: &str) -> Result<Option<CaRecord>> {
+        get(&self.tx.open_table(CAS)?, name)
+    }
+
     pub fn cas(&self) -> Result<Vec<CaRecord>> {
         all(&self.tx.open_table(CAS)?)
     }

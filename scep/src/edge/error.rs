@@ -54,7 +54,7 @@ pub enum Error {
     /// the new connection is refused.
     #[error("connection cap {0} reached and every connection is busy")]
     Busy(&'static str),
-    /// The PKIMessage failed the edge's pre-parse (RFC 8894 §3.2); the signer was not asked.
+    /// The PKIMessage failed the edge's screening (RFC 8894 §3.2); the signer was not asked.
     #[error("malformed PKIMessage: {0}")]
     BadMessage(ScepError),
     /// The signer could not be asked, or did not answer.

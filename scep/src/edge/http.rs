@@ -3,8 +3,8 @@
 //! Each request: 1. route it ([`super::route`]); 2. for GetCACaps, GetCACert and
 //! GetNextCACert, answer from the cache or ask the signer ([`super::cache`]); 3. for
 //! PKIOperation, take the message from the query (GET) or the body (POST, at most
-//! `max_body` bytes), pre-parse it with [`crate::message::parse`] and only then forward
-//! it; 4. map the reply, or the error ([`Error::status`]), to the answer.
+//! `max_body` bytes), screen it with [`crate::message::screen`] (structure, messageType,
+//! transactionID; the signer parses and verifies it once) and only then forward it; 4. map the reply, or the error ([`Error::status`]), to the answer.
 //!
 //! Around the requests: each connection is registered with the [`Tracker`] (caps,
 //! shedding, per-phase timeouts; see [`super::limits`]) and counted in [`Metrics`]; the
@@ -700,10 +700,10 @@ impl Edge {
                         body?
                     }
                 };
-                // RFC 8894 §3.2: refuse what is not a well-formed, correctly signed
-                // PKIMessage here; the signer never sees it. (One RSA verification on
-                // at most 64 KiB: cheap enough to run on the runtime thread.)
-                crate::message::parse(&message, true).map_err(Error::BadMessage)?;
+                // RFC 8894 §3.2: refuse what is not a well-formed PKIMessage of a known
+                // type here; the signer never sees it. The signature and the envelope are
+                // the signer's to check, once.
+                crate::message::screen(&message).map_err(Error::BadMessage)?;
                 let op = Op::PkiOperation {
                     profile: name,
                     message,

@@ -563,12 +563,8 @@ async fn garbage_pki_messages_are_refused_before_the_signer() {
     edge.post(&format!("/scep/devices?{PKI_OP}"), truncated)
         .await
         .error(400, "");
-    let mut flipped = pki_message().to_vec();
-    let last = flipped.len() - 1;
-    flipped[last] ^= 1; // the signature
-    edge.post(&format!("/scep/devices?{PKI_OP}"), flipped)
-        .await
-        .error(400, "");
+    // A bad signature is not screened here: the signer parses and verifies each message
+    // once and answers 400 (tests/tests/scep.rs, "bad signature", with the real binaries).
     edge.get(&format!("/scep/devices?{PKI_OP}&message=aGVsbG8"))
         .await
         .error(400, "ContentInfo");

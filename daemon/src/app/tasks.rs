@@ -1,0 +1,44 @@
+//! The signer's background tasks.
+
+use std::sync::Arc;
+
+use crate::engine::Signer;
+
+/// The CRL publisher: publishes at start, on every revocation (coalesced), and on
+/// schedule, and runs the CRL watchdog. Runs until the runtime stops.
+pub async fn crl_publisher(publisher: Arc<Signer>) {
+    let coalesce = std::time::Duration::from_millis(publisher.revocation().timing().coalesce_ms);
+    loop {
+        let s = publisher.clone();
+        let next_check = tokio::task::spawn_blocking(move || {
+            let dirty = s.revocation().dirty().take();
+            match s.revocation().crls_due(&dirty) {
+                Ok(due) => {
+                    for ca in due {
+                        if let Err(e) = s.revocation().publish_crl(&ca) {
+                            tracing::error!(ca = %ca, error = %e, "CRL publication failed; retrying");
+                            s.revocation().dirty().mark(&ca);
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot list CRLs due"),
+            }
+            match s.revocation().crl_watchdog() {
+                Ok(w) => w.next_check,
+                Err(e) => {
+                    tracing::error!(error = %e, "CRL watchdog failed");
+                    None
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten();
+        // Wake on a revocation, when the next CRL crosses a threshold, or at the
+        // latest after 30 s (the clock may jump).
+        tokio::select! {
+            _ = publisher.revocation().dirty().notify.notified() => tokio::time::sleep(coalesce).await,
+            _ = tokio::time::sleep(crate::revocation::until(next_check, std::time::Duration::from_secs(30))) => {}
+        }
+    }
+}
