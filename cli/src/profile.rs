@@ -61,7 +61,7 @@ fn profile_spec(a: &ProfileArgs) -> Result<proto::profile::ProfileSpec> {
             .collect()
     };
     let spec = ProfileSpec {
-        name: CaName::new(&a.name)?,
+        name: proto::model::ProfileName::new(&a.name)?,
         ca: CaName::new(&a.ca)?,
         subject_attrs: list(&a.subject_attrs)
             .into_iter()

@@ -116,7 +116,7 @@ pub fn spec(name: &str, key: &str, validity: Option<&str>) -> Result<CaSpec> {
 /// A profile of CA `issuing` with a static challenge `secret`.
 pub fn profile(name: &str, layout: RaLayout, secret: &str) -> Result<ProfileSpec> {
     Ok(ProfileSpec {
-        name: CaName::new(name)?,
+        name: proto::model::ProfileName::new(name)?,
         ca: CaName::new("issuing")?,
         subject_attrs: vec!["CN".into(), "O".into()],
         san_types: vec![],

@@ -12,46 +12,68 @@ use x509_cert::name::Name;
 
 use crate::{Error, Result};
 
-/// A CA name: 1–64 of `a-z 0-9 - _ .`, starting with a letter or digit. Used in URLs and file names.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct CaName(String);
+/// Names used in URLs and file names: 1–64 of `a-z 0-9 - _ .`, starting with a letter or
+/// digit. One validator for every process: the edge refuses a profile name the signer could
+/// never have.
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
 
-impl CaName {
-    pub fn new(s: &str) -> Result<Self> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
-        if ok {
-            Ok(CaName(s.to_owned()))
-        } else {
-            Err(Error::Invalid(format!(
-                "invalid CA name {s:?}: use 1-64 characters a-z, 0-9, '-', '_', '.', starting with a letter or digit"
-            )))
+        impl $name {
+            pub fn new(s: &str) -> Result<Self> {
+                if valid_name(s) {
+                    Ok($name(s.to_owned()))
+                } else {
+                    Err(Error::Invalid(format!(
+                        concat!("invalid ", $what, " {:?}: use 1-64 characters a-z, 0-9, '-', '_', '.', starting with a letter or digit"),
+                        s
+                    )))
+                }
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl TryFrom<String> for $name {
+            type Error = Error;
+            fn try_from(s: String) -> Result<Self> {
+                $name::new(&s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(n: $name) -> String {
+                n.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(&self.0)
+            }
+        }
+    };
 }
-impl TryFrom<String> for CaName {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        CaName::new(&s)
-    }
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
 }
-impl From<CaName> for String {
-    fn from(n: CaName) -> String {
-        n.0
-    }
-}
-impl fmt::Display for CaName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.0)
-    }
-}
+
+name_type!(
+    /// A CA name (used in URLs and file names).
+    CaName,
+    "CA name"
+);
+name_type!(
+    /// A SCEP profile name: the last segment of `/scep/<profile>`.
+    ProfileName,
+    "profile name"
+);
 
 /// A CA subject: CN required; O, OU, C (exactly two letters), ST, L optional.
 /// Written as RFC 4514 text, e.g. `CN=Issuing CA,O=Example,C=US`.

@@ -115,7 +115,7 @@ impl KeyPolicy {
 }
 
 /// A profile name follows the CA-name rules (it appears in URLs).
-pub type ProfileName = CaName;
+pub use crate::model::ProfileName;
 
 /// Everything a SCEP profile fixes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

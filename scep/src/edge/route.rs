@@ -16,15 +16,14 @@ use hyper::Method;
 
 use super::Error;
 
-/// Longest profile name.
-pub const MAX_PROFILE_LEN: usize = 64;
 /// Longest GET `message` parameter (base64 text, after percent-decoding): a little more
 /// than the base64 form of the largest PKIMessage ([`crate::message::MAX_MESSAGE`]).
 /// Behind hyper, a request URI is at most 64 KiB anyway (`http::Uri`; hyper answers 414
 /// itself); this bound keeps the router safe on its own.
 pub const MAX_GET_MESSAGE: usize = 90 * 1024;
 
-/// A SCEP profile name: 1–64 characters of `[a-z0-9-_.]`, not `.` or `..`.
+/// A SCEP profile name, checked with the signer's own validator
+/// ([`proto::model::ProfileName`]).
 ///
 /// The signer decides whether the profile exists; the edge only refuses names that
 /// cannot be one, so they never reach the socket.
@@ -34,16 +33,9 @@ pub struct Profile(String);
 impl Profile {
     /// Validate a profile name.
     pub fn new(name: &str) -> Result<Self, Error> {
-        let ok_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b);
-        if name.is_empty()
-            || name.len() > MAX_PROFILE_LEN
-            || !name.bytes().all(ok_char)
-            || name == "."
-            || name == ".."
-        {
-            return Err(Error::BadProfile);
-        }
-        Ok(Profile(name.to_owned()))
+        proto::model::ProfileName::new(name)
+            .map(|n| Profile(n.into()))
+            .map_err(|_| Error::BadProfile)
     }
 
     pub fn as_str(&self) -> &str {
@@ -296,6 +288,10 @@ mod tests {
             ".",
             &"x".repeat(65),
             "a%2Fb",
+            // The signer's rule: a name starts with a letter or digit.
+            "-x",
+            "_x",
+            ".x",
         ] {
             assert!(matches!(Profile::new(bad), Err(Error::BadProfile)), "{bad}");
         }
