@@ -9,13 +9,13 @@ pub enum Error {
     Invalid(String),
     /// The named thing does not exist.
     #[error("{0}")]
-    NotFound(String),
+    NotFound(Missing),
     /// The request conflicts with the current state (nothing was changed).
     #[error("{0}")]
     Conflict(String),
-    /// The caller is not allowed to do this (bad approval signature, unknown officer).
+    /// The caller is not allowed to do this.
     #[error("{0}")]
-    Forbidden(String),
+    Forbidden(Denied),
     /// The configuration is unusable: the signer refuses to start (exit 78).
     #[error("configuration: {0}")]
     Config(String),
@@ -32,6 +32,45 @@ pub enum Error {
     /// the detail is in the signer's log.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// What was not found (HTTP 404, CLI exit 4).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Missing {
+    #[error("no CA named {0:?}")]
+    Ca(String),
+    #[error("no profile named {0:?}")]
+    Profile(String),
+    #[error("no proposal {0}")]
+    Proposal(String),
+    #[error("no pending request {0}")]
+    PendingRequest(String),
+    /// A pending request's CA was deleted meanwhile.
+    #[error("CA is gone")]
+    PendingCa,
+    #[error("CA {ca} issued no certificate with serial {serial}")]
+    Certificate { ca: String, serial: String },
+    #[error("no certificate with serial {0}")]
+    Serial(String),
+    #[error("CA {0} has no CRL yet (it is published within seconds)")]
+    Crl(String),
+    #[error("POST {0} is the only endpoint")]
+    Endpoint(&'static str),
+}
+
+/// Why the caller may not do this (HTTP 403, CLI exit 3).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Denied {
+    #[error("{0} is not a registered officer")]
+    NotAnOfficer(String),
+    #[error("the proposal names {named} as proposer but was sent by {sender}")]
+    NotTheProposer { named: String, sender: String },
+    #[error(
+        "the approval signature of {0} does not match this proposal's digest (or was not made with the officer's registered key): nothing was counted"
+    )]
+    BadApproval(String),
 }
 
 impl Error {

@@ -7,6 +7,7 @@ use hsm::KeyUse;
 use sha2::Digest;
 use x509_cert::Certificate;
 
+use crate::error::Missing;
 use crate::issuance::x509::{self, Profile};
 use crate::keys::KeyRing;
 use crate::store::Store;
@@ -87,13 +88,13 @@ impl Cas {
     pub fn profile(&self, name: &str) -> Result<proto::profile::ProfileSpec> {
         self.store
             .get(crate::store::Table::Profiles, name)?
-            .ok_or_else(|| Error::NotFound(format!("no profile named {name:?}")))
+            .ok_or_else(|| Error::NotFound(Missing::Profile(name.to_owned())))
     }
 
     pub fn ca(&self, name: &str) -> Result<CaRecord> {
         self.store
             .ca(name)?
-            .ok_or_else(|| Error::NotFound(format!("no CA named {name:?}")))
+            .ok_or_else(|| Error::NotFound(Missing::Ca(name.to_owned())))
     }
 
     /// The certificates from this CA up to its root, this CA first.

@@ -946,15 +946,14 @@ impl Enroll {
 
     /// Issue a request that waited for manual approval (`castellan request approve`).
     pub fn approve_request(&self, id: &str, officer: &str) -> crate::Result<CertRecord> {
-        let p: PendingRecord = self
-            .store
-            .get(Table::Pending, id)?
-            .ok_or_else(|| crate::Error::NotFound(format!("no pending request {id}")))?;
+        let p: PendingRecord = self.store.get(Table::Pending, id)?.ok_or_else(|| {
+            crate::Error::NotFound(crate::error::Missing::PendingRequest(id.to_owned()))
+        })?;
         let spec = self.cas.profile(&p.profile)?;
         let ca = self
             .store
             .ca(spec.ca.as_str())?
-            .ok_or_else(|| crate::Error::NotFound("CA is gone".into()))?;
+            .ok_or(crate::Error::NotFound(crate::error::Missing::PendingCa))?;
         if ca.status != CaStatus::Active {
             return Err(crate::Error::Conflict(format!(
                 "CA {} is {}",
@@ -988,10 +987,9 @@ impl Enroll {
 
     /// Refuse a request that waited for manual approval.
     pub fn reject_request(&self, id: &str, officer: &str, reason: &str) -> crate::Result<()> {
-        let p: PendingRecord = self
-            .store
-            .get(Table::Pending, id)?
-            .ok_or_else(|| crate::Error::NotFound(format!("no pending request {id}")))?;
+        let p: PendingRecord = self.store.get(Table::Pending, id)?.ok_or_else(|| {
+            crate::Error::NotFound(crate::error::Missing::PendingRequest(id.to_owned()))
+        })?;
         let txk = p.tx_key.clone();
         self.store.write(|tx| {
             let mut t: TransactionRecord = tx

@@ -12,6 +12,7 @@ use hsm::{HsmSigner, KeyId, KeyUse};
 use x509_cert::Certificate;
 
 use crate::ca::{Cas, RaRole, oids};
+use crate::error::{Denied, Missing};
 use crate::issuance::x509::{self, Profile};
 use crate::keys::KeyRing;
 use crate::revocation::Revocation;
@@ -25,10 +26,10 @@ use proto::model::{CaKind, CaName, CaSpec, CaStatus};
 /// Check a body a proposer sent: its clock, its lifetime, its proposer.
 pub fn check_new_body(body: &ProposalBody, officer: &str, now: i64) -> Result<()> {
     if body.proposer != officer {
-        return Err(Error::Forbidden(format!(
-            "the proposal names {} as proposer but was sent by {officer}",
-            body.proposer
-        )));
+        return Err(Error::Forbidden(Denied::NotTheProposer {
+            named: body.proposer.clone(),
+            sender: officer.to_owned(),
+        }));
     }
     if (body.created_at - now).abs() > MAX_SKEW_SECS {
         return Err(Error::Invalid(
@@ -65,12 +66,7 @@ pub fn verify_approval(approval: &Approval, officer_cert: &[u8], digest: &[u8; 3
         &approval_message(digest),
         &approval.signature,
     )
-    .map_err(|_| {
-        Error::Forbidden(format!(
-            "the approval signature of {} does not match this proposal's digest (or was not made with the officer's registered key): nothing was counted",
-            approval.officer
-        ))
-    })
+    .map_err(|_| Error::Forbidden(Denied::BadApproval(approval.officer.clone())))
 }
 
 /// The governance service: proposals, approvals, and running an operation once it has
@@ -119,7 +115,7 @@ impl Governance {
     pub fn proposal(&self, id: &str) -> Result<Proposal> {
         self.store
             .proposal(id)?
-            .ok_or_else(|| Error::NotFound(format!("no proposal {id}")))
+            .ok_or_else(|| Error::NotFound(Missing::Proposal(id.to_owned())))
     }
 
     fn officer_cert(&self, officer: &str) -> Result<Vec<u8>> {
@@ -129,7 +125,7 @@ impl Governance {
             .into_iter()
             .find(|o| o.name == officer)
             .map(|o| o.cert)
-            .ok_or_else(|| Error::Forbidden(format!("{officer} is not a registered officer")))
+            .ok_or_else(|| Error::Forbidden(Denied::NotAnOfficer(officer.to_owned())))
     }
 
     pub fn propose(

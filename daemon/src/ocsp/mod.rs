@@ -456,7 +456,7 @@ impl Ocsp {
         let ca = self
             .store
             .ca(name)?
-            .ok_or_else(|| Error::NotFound(format!("no CA named {name:?}")))?;
+            .ok_or_else(|| Error::NotFound(crate::error::Missing::Ca(name.to_owned())))?;
         if let Some(r) = usable(&ca, now)? {
             return Ok(r);
         }
@@ -466,7 +466,7 @@ impl Ocsp {
         self.store.write(|tx| {
             let mut cur = tx
                 .ca(name)?
-                .ok_or_else(|| Error::NotFound(format!("no CA named {name:?}")))?;
+                .ok_or_else(|| Error::NotFound(crate::error::Missing::Ca(name.to_owned())))?;
             if cur.key_id != ca.key_id {
                 return Err(Error::Conflict(format!("CA {name} changed meanwhile")));
             }

@@ -72,6 +72,7 @@ use std::collections::HashMap;
 
 use base64::Engine;
 
+use crate::error::Missing;
 use crate::store::indexes::{cert_key, day, ensure_indexes, exp, expiry_key, revoked_key};
 use crate::store::rows::RevokedRow;
 use crate::store::rows::{CertHead, CertRecord, PendingRecord};
@@ -239,7 +240,7 @@ pub fn list(store: &Store, q: &ListQuery, now: i64) -> Result<Page> {
     if let Some(ca) = &q.ca
         && !r.cas()?.iter().any(|c| c.spec.name.as_str() == ca)
     {
-        return Err(Error::NotFound(format!("no CA named {ca:?}")));
+        return Err(Error::NotFound(Missing::Ca(ca.to_owned())));
     }
     let source = match (q.status, q.ca.is_some()) {
         // A search reads every row anyway: `certs` in order is cheaper than index + point reads.
@@ -392,7 +393,7 @@ pub fn show(store: &Store, ca: Option<&str>, serial: &str, now: i64) -> Result<C
     let names: Vec<&str> = match ca {
         Some(c) => {
             if !cas.iter().any(|x| x.spec.name.as_str() == c) {
-                return Err(Error::NotFound(format!("no CA named {c:?}")));
+                return Err(Error::NotFound(Missing::Ca(c.to_owned())));
             }
             vec![c]
         }
@@ -407,8 +408,11 @@ pub fn show(store: &Store, ca: Option<&str>, serial: &str, now: i64) -> Result<C
     let rec = match found.len() {
         0 => {
             return Err(Error::NotFound(match ca {
-                Some(c) => format!("CA {c} issued no certificate with serial {serial}"),
-                None => format!("no certificate with serial {serial}"),
+                Some(c) => Missing::Certificate {
+                    ca: c.to_owned(),
+                    serial: serial.clone(),
+                },
+                None => Missing::Serial(serial.clone()),
             }));
         }
         1 => found.remove(0),

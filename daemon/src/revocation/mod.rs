@@ -18,6 +18,7 @@ use x509_cert::Certificate;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Missing;
 use crate::keys::KeyRing;
 use crate::store::Store;
 use crate::store::Table;
@@ -205,12 +206,13 @@ impl Revocation {
         let ca_rec = self
             .store
             .ca(ca)?
-            .ok_or_else(|| Error::NotFound(format!("no CA named {ca:?}")))?;
+            .ok_or_else(|| Error::NotFound(Missing::Ca(ca.to_owned())))?;
         let rec = self.store.write(|tx| {
             let mut rec: CertRecord = tx.get(Table::Certs, &key)?.ok_or_else(|| {
-                Error::NotFound(format!(
-                    "CA {ca} issued no certificate with serial {serial}"
-                ))
+                Error::NotFound(Missing::Certificate {
+                    ca: ca.to_owned(),
+                    serial: serial.clone(),
+                })
             })?;
             let row: Option<RevokedRow> = tx.get(Table::Revoked, &key)?;
             let on_hold = row
@@ -354,7 +356,7 @@ impl Revocation {
         let ca = self
             .store
             .ca(ca_name)?
-            .ok_or_else(|| Error::NotFound(format!("no CA named {ca_name:?}")))?;
+            .ok_or_else(|| Error::NotFound(Missing::Ca(ca_name.to_owned())))?;
         let cert = Certificate::from_der(
             ca.cert
                 .as_deref()

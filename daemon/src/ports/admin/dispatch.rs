@@ -122,11 +122,10 @@ pub fn handle(signer: &Signer, officer: &str, req: Request) -> Result<Response> 
         }
         Request::CaCrl { name } => {
             signer.cas().ca(&name)?;
-            let c = signer.revocation().current_crl(&name)?.ok_or_else(|| {
-                Error::NotFound(format!(
-                    "CA {name} has no CRL yet (it is published within seconds)"
-                ))
-            })?;
+            let c = signer
+                .revocation()
+                .current_crl(&name)?
+                .ok_or_else(|| Error::NotFound(crate::error::Missing::Crl(name.clone())))?;
             Ok(Response::Bytes {
                 data: c.der.clone(),
             })

@@ -128,9 +128,8 @@ async fn handle(
     officer: &str,
 ) -> Result<Response> {
     if req.method() != Method::POST || req.uri().path() != admin::PATH {
-        return Err(Error::NotFound(format!(
-            "POST {} is the only endpoint",
-            admin::PATH
+        return Err(Error::NotFound(crate::error::Missing::Endpoint(
+            admin::PATH,
         )));
     }
     let body = Limited::new(req.into_body(), admin::MAX_REQUEST)
