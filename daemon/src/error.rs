@@ -12,7 +12,7 @@ pub enum Error {
     NotFound(Missing),
     /// The request conflicts with the current state (nothing was changed).
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Clash),
     /// The caller is not allowed to do this.
     #[error("{0}")]
     Forbidden(Denied),
@@ -59,6 +59,78 @@ pub enum Missing {
     Endpoint(&'static str),
 }
 
+/// How a request conflicts with the current state (HTTP 409, CLI exit 5).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Clash {
+    #[error("a CA named {0} already exists")]
+    CaExists(String),
+    #[error("a profile named {0} already exists")]
+    ProfileExists(String),
+    #[error("CA {0} has no certificate yet")]
+    NoCertificateYet(String),
+    #[error(
+        "CA {0} has no certificate yet (status signing-required: import the externally signed certificate)"
+    )]
+    AwaitingImport(String),
+    #[error("CA {0} is not a bring-your-own CA: it has no CSR")]
+    NoCsr(String),
+    #[error("CA {name} is {status}")]
+    CaStatus { name: String, status: CaStatus },
+    #[error("CA {name} is {status}, not active")]
+    CaNotActive { name: String, status: CaStatus },
+    #[error("CA {name} is {status}, not disabled")]
+    CaNotDisabled { name: String, status: CaStatus },
+    #[error(
+        "CA {name} is {status}: only a bring-your-own CA in status signing-required accepts an import"
+    )]
+    NotAwaitingImport { name: String, status: CaStatus },
+    #[error("parent CA {name} is {status}: it cannot sign")]
+    ParentCannotSign { name: String, status: CaStatus },
+    #[error("CA {0} changed meanwhile")]
+    CaChanged(String),
+    #[error("CA {0} expires too soon for an OCSP responder certificate")]
+    CaExpiresTooSoon(String),
+    #[error("proposal {0} already exists")]
+    ProposalExists(String),
+    #[error("proposal {id} expired at {at}: it can no longer be approved (propose again)")]
+    ProposalExpired { id: String, at: String },
+    #[error("proposal {id} is already {status}: approvals are no longer accepted")]
+    ProposalClosed { id: String, status: Status },
+    #[error("proposal {id} is already {status}")]
+    ProposalDecided { id: String, status: Status },
+    #[error(
+        "{officer} has already approved proposal {id}; each officer counts once (approvals {have}/{need})"
+    )]
+    AlreadyApproved {
+        officer: String,
+        id: String,
+        have: usize,
+        need: u32,
+    },
+    #[error("{serial} of CA {ca} is already revoked")]
+    AlreadyRevoked { serial: String, ca: String },
+    #[error("{0} is not on hold: removeFromCRL only lifts a certificateHold")]
+    NotOnHold(String),
+    #[error("serial {serial} was issued by several CAs ({cas}): give --ca")]
+    AmbiguousSerial { serial: String, cas: String },
+    #[error("a newer CRL was published meanwhile")]
+    NewerCrl,
+    #[error("the one-time challenge is unknown")]
+    ChallengeUnknown,
+    #[error("the one-time challenge was already used")]
+    ChallengeUsed,
+    #[error("the signed challenge was already used")]
+    SignedChallengeUsed,
+    /// A row a batch creates exists already (a duplicate serial or transaction).
+    #[error("{0} already exists")]
+    RowExists(String),
+    #[error("{0} is already initialised")]
+    AlreadyInitialised(String),
+    #[error("{0} already exists: this state directory is initialised")]
+    StoreExists(String),
+}
+
 /// Why the caller may not do this (HTTP 403, CLI exit 3).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -72,6 +144,9 @@ pub enum Denied {
     )]
     BadApproval(String),
 }
+
+use proto::governance::Status;
+use proto::model::CaStatus;
 
 impl Error {
     /// The HTTP status the admin port answers with: the only mapping of errors to wire form.

@@ -83,9 +83,8 @@ pub fn init(opts: InitOptions<'_>) -> Result<()> {
         .map_err(|e| Error::Config(format!("{}: {e}", opts.state_dir.display())))?;
     let store_path = opts.state_dir.join(config::STORE_FILE);
     if store_path.exists() {
-        return Err(Error::Conflict(format!(
-            "{} is already initialised",
-            opts.state_dir.display()
+        return Err(Error::Conflict(crate::error::Clash::AlreadyInitialised(
+            opts.state_dir.display().to_string(),
         )));
     }
     init_with(opts, officers, Hsm::open(&opts.hsm.to_hsm_config()?)?)

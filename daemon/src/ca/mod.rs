@@ -7,7 +7,7 @@ use hsm::KeyUse;
 use sha2::Digest;
 use x509_cert::Certificate;
 
-use crate::error::Missing;
+use crate::error::{Clash, Missing};
 use crate::issuance::x509::{self, Profile};
 use crate::keys::KeyRing;
 use crate::store::Store;
@@ -103,7 +103,7 @@ impl Cas {
         let mut current = ca.clone();
         loop {
             let der = current.cert.as_ref().ok_or_else(|| {
-                Error::Conflict(format!("CA {} has no certificate yet", current.spec.name))
+                Error::Conflict(Clash::NoCertificateYet(current.spec.name.to_string()))
             })?;
             out.push(Certificate::from_der(der)?);
             match (&current.kind, &current.parent) {

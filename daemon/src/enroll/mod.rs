@@ -175,7 +175,7 @@ impl Issued {
 fn commit_result(r: crate::Result<()>) -> Result<(), ScepError> {
     match r {
         Ok(()) => Ok(()),
-        Err(crate::Error::Conflict(m)) => Err(ScepError::bad_request(m)),
+        Err(crate::Error::Conflict(c)) => Err(ScepError::bad_request(c.to_string())),
         Err(e) => Err(internal(e)),
     }
 }
@@ -955,10 +955,10 @@ impl Enroll {
             .ca(spec.ca.as_str())?
             .ok_or(crate::Error::NotFound(crate::error::Missing::PendingCa))?;
         if ca.status != CaStatus::Active {
-            return Err(crate::Error::Conflict(format!(
-                "CA {} is {}",
-                ca.spec.name, ca.status
-            )));
+            return Err(crate::Error::Conflict(crate::error::Clash::CaStatus {
+                name: ca.spec.name.to_string(),
+                status: ca.status,
+            }));
         }
         let req = leaf::parse_csr(&p.csr, spec.legacy_algorithms).map_err(admin_error)?;
         let rec = self

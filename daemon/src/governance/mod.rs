@@ -12,7 +12,7 @@ use hsm::{HsmSigner, KeyId, KeyUse};
 use x509_cert::Certificate;
 
 use crate::ca::{Cas, RaRole, oids};
-use crate::error::{Denied, Missing};
+use crate::error::{Clash, Denied, Missing};
 use crate::issuance::x509::{self, Profile};
 use crate::keys::KeyRing;
 use crate::revocation::Revocation;
@@ -144,10 +144,7 @@ impl Governance {
             )));
         }
         if self.store.proposal(&body.id)?.is_some() {
-            return Err(Error::Conflict(format!(
-                "proposal {} already exists",
-                body.id
-            )));
+            return Err(Error::Conflict(Clash::ProposalExists(body.id.clone())));
         }
         // The proposer's signature first: an unsigned request learns nothing about the state.
         let digest = body.digest()?;
@@ -182,26 +179,28 @@ impl Governance {
         match p.status_at(crate::now()) {
             Status::Pending => {}
             Status::Expired => {
-                return Err(Error::Conflict(format!(
-                    "proposal {id} expired at {}: it can no longer be approved (propose again)",
-                    proto::rfc3339(p.body.expires_at)
-                )));
+                return Err(Error::Conflict(Clash::ProposalExpired {
+                    id: id.to_owned(),
+                    at: proto::rfc3339(p.body.expires_at),
+                }));
             }
             s => {
-                return Err(Error::Conflict(format!(
-                    "proposal {id} is already {s}: approvals are no longer accepted"
-                )));
+                return Err(Error::Conflict(Clash::ProposalClosed {
+                    id: id.to_owned(),
+                    status: s,
+                }));
             }
         }
         let digest: [u8; 32] = p.body.digest()?;
         approval.officer = officer.to_owned();
         verify_approval(&approval, &self.officer_cert(officer)?, &digest)?;
         if p.approvals.iter().any(|a| a.officer == officer) {
-            return Err(Error::Conflict(format!(
-                "{officer} has already approved proposal {id}; each officer counts once (approvals {}/{})",
-                p.approvals.len(),
-                p.quorum
-            )));
+            return Err(Error::Conflict(Clash::AlreadyApproved {
+                officer: officer.to_owned(),
+                id: id.to_owned(),
+                have: p.approvals.len(),
+                need: p.quorum,
+            }));
         }
         p.approvals.push(approval);
         let n = p.approvals.len();
@@ -221,9 +220,10 @@ impl Governance {
         let mut p = self.proposal(id)?;
         let status = p.status_at(crate::now());
         if status != Status::Pending {
-            return Err(Error::Conflict(format!(
-                "proposal {id} is already {status}"
-            )));
+            return Err(Error::Conflict(Clash::ProposalDecided {
+                id: id.to_owned(),
+                status,
+            }));
         }
         p.status = Status::Rejected;
         let why = reason.unwrap_or_default();
@@ -307,7 +307,7 @@ impl Governance {
         let now = crate::now();
         let fresh_name = |name: &CaName| -> Result<()> {
             if self.store.ca(name.as_str())?.is_some() {
-                return Err(Error::Conflict(format!("a CA named {name} already exists")));
+                return Err(Error::Conflict(Clash::CaExists(name.to_string())));
             }
             Ok(())
         };
@@ -334,29 +334,29 @@ impl Governance {
             Operation::ImportCa { name, cert, chain } => {
                 let ca = self.cas.ca(name.as_str())?;
                 if ca.status != CaStatus::SigningRequired {
-                    return Err(Error::Conflict(format!(
-                        "CA {name} is {}: only a bring-your-own CA in status signing-required accepts an import",
-                        ca.status
-                    )));
+                    return Err(Error::Conflict(Clash::NotAwaitingImport {
+                        name: name.to_string(),
+                        status: ca.status,
+                    }));
                 }
                 self.check_import(&ca, cert, chain, now)?;
             }
             Operation::DisableCa { name } => {
                 let ca = self.cas.ca(name.as_str())?;
                 if ca.status != CaStatus::Active {
-                    return Err(Error::Conflict(format!(
-                        "CA {name} is {}, not active",
-                        ca.status
-                    )));
+                    return Err(Error::Conflict(Clash::CaNotActive {
+                        name: name.to_string(),
+                        status: ca.status,
+                    }));
                 }
             }
             Operation::EnableCa { name } => {
                 let ca = self.cas.ca(name.as_str())?;
                 if ca.status != CaStatus::Disabled {
-                    return Err(Error::Conflict(format!(
-                        "CA {name} is {}, not disabled",
-                        ca.status
-                    )));
+                    return Err(Error::Conflict(Clash::CaNotDisabled {
+                        name: name.to_string(),
+                        status: ca.status,
+                    }));
                 }
             }
             Operation::CreateProfile { spec } => self.check_profile(spec)?,
@@ -369,7 +369,10 @@ impl Governance {
                     )));
                 }
                 if !matches!(ca.status, CaStatus::Active | CaStatus::Disabled) {
-                    return Err(Error::Conflict(format!("CA {name} is {}", ca.status)));
+                    return Err(Error::Conflict(Clash::CaStatus {
+                        name: name.to_string(),
+                        status: ca.status,
+                    }));
                 }
             }
         }
@@ -384,10 +387,7 @@ impl Governance {
             .get::<proto::profile::ProfileSpec>(crate::store::Table::Profiles, spec.name.as_str())?
             .is_some()
         {
-            return Err(Error::Conflict(format!(
-                "a profile named {} already exists",
-                spec.name
-            )));
+            return Err(Error::Conflict(Clash::ProfileExists(spec.name.to_string())));
         }
         let ca = self.cas.ca(spec.ca.as_str())?;
         if ca.kind == CaKind::Root {
@@ -397,10 +397,10 @@ impl Governance {
             )));
         }
         if ca.status != CaStatus::Active {
-            return Err(Error::Conflict(format!(
-                "CA {} is {}, not active",
-                spec.ca, ca.status
-            )));
+            return Err(Error::Conflict(Clash::CaNotActive {
+                name: spec.ca.to_string(),
+                status: ca.status,
+            }));
         }
         let extra: Vec<String> = spec
             .ekus
@@ -428,10 +428,10 @@ impl Governance {
     fn check_child(&self, parent: &CaRecord, spec: &CaSpec, now: i64) -> Result<()> {
         let pname = &parent.spec.name;
         if parent.status != CaStatus::Active {
-            return Err(Error::Conflict(format!(
-                "parent CA {pname} is {}: it cannot sign",
-                parent.status
-            )));
+            return Err(Error::Conflict(Clash::ParentCannotSign {
+                name: pname.to_string(),
+                status: parent.status,
+            }));
         }
         let pcert = Certificate::from_der(parent.cert.as_deref().unwrap_or_default())?;
         if let (_, Some(max)) = x509::basic_constraints(&pcert) {

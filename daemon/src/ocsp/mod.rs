@@ -468,7 +468,9 @@ impl Ocsp {
                 .ca(name)?
                 .ok_or_else(|| Error::NotFound(crate::error::Missing::Ca(name.to_owned())))?;
             if cur.key_id != ca.key_id {
-                return Err(Error::Conflict(format!("CA {name} changed meanwhile")));
+                return Err(Error::Conflict(crate::error::Clash::CaChanged(
+                    name.to_string(),
+                )));
             }
             cur.ocsp = Some(rec.clone());
             tx.put_ca(&cur)?;
@@ -490,16 +492,14 @@ impl Ocsp {
     /// when there is one, else a new EC P-256 key in the token.
     fn make_ocsp_responder(&self, ca: &CaRecord, now: i64) -> Result<(RaRecord, Certificate)> {
         let name = ca.spec.name.as_str();
-        let ca_cert = Certificate::from_der(
-            ca.cert
-                .as_deref()
-                .ok_or_else(|| Error::Conflict(format!("CA {name} has no certificate")))?,
-        )?;
+        let ca_cert = Certificate::from_der(ca.cert.as_deref().ok_or_else(|| {
+            Error::Conflict(crate::error::Clash::NoCertificateYet(name.to_string()))
+        })?)?;
         let (_, ca_end) = x509::cert_window(&ca_cert);
         let secs = (ca_end - now).min(RESPONDER_SECS);
         if secs < 3600 {
-            return Err(Error::Conflict(format!(
-                "CA {name} expires too soon for an OCSP responder certificate"
+            return Err(Error::Conflict(crate::error::Clash::CaExpiresTooSoon(
+                name.to_string(),
             )));
         }
         let (id, spki) = match &ca.ocsp {

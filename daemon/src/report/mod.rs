@@ -418,10 +418,10 @@ pub fn show(store: &Store, ca: Option<&str>, serial: &str, now: i64) -> Result<C
         1 => found.remove(0),
         _ => {
             let list: Vec<&str> = found.iter().map(|c| c.ca.as_str()).collect();
-            return Err(Error::Conflict(format!(
-                "serial {serial} was issued by several CAs ({}): give --ca",
-                list.join(", ")
-            )));
+            return Err(Error::Conflict(crate::error::Clash::AmbiguousSerial {
+                serial: serial.clone(),
+                cas: list.join(", "),
+            }));
         }
     };
     let revoked: Option<RevokedRow> = r.get(Table::Revoked, &cert_key(&rec.ca, &rec.serial))?;

@@ -18,7 +18,7 @@ use x509_cert::Certificate;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Missing;
+use crate::error::{Clash, Missing};
 use crate::keys::KeyRing;
 use crate::store::Store;
 use crate::store::Table;
@@ -220,9 +220,7 @@ impl Revocation {
                 .is_some_and(|r| r.reason.as_deref() == Some("certificateHold"));
             if reason == crl::Reason::RemoveFromCrl {
                 if !on_hold {
-                    return Err(Error::Conflict(format!(
-                        "{serial} is not on hold: removeFromCRL only lifts a certificateHold"
-                    )));
+                    return Err(Error::Conflict(Clash::NotOnHold(serial.clone())));
                 }
                 delete_revoked(tx, &key)?;
                 rec.revoked_at = None;
@@ -232,9 +230,10 @@ impl Revocation {
                 return Ok(rec);
             }
             if row.is_some() && !(on_hold && reason != crl::Reason::CertificateHold) {
-                return Err(Error::Conflict(format!(
-                    "{serial} of CA {ca} is already revoked"
-                )));
+                return Err(Error::Conflict(Clash::AlreadyRevoked {
+                    serial: serial.clone(),
+                    ca: ca.to_owned(),
+                }));
             }
             let now = crate::now();
             let revoked_at = row.as_ref().map_or(now, |r| r.revoked_at);
@@ -360,7 +359,7 @@ impl Revocation {
         let cert = Certificate::from_der(
             ca.cert
                 .as_deref()
-                .ok_or_else(|| Error::Conflict(format!("CA {ca_name} has no certificate yet")))?,
+                .ok_or_else(|| Error::Conflict(Clash::NoCertificateYet(ca_name.to_owned())))?,
         )?;
         let _one_at_a_time = self
             .crls
@@ -461,9 +460,7 @@ impl Revocation {
             // The number only ever grows, even if two publications race.
             let current: Option<CrlState> = crate::store::Tx::meta(tx, &crl_key(ca_name))?;
             if current.as_ref().is_some_and(|c| c.number >= state.number) {
-                return Err(Error::Conflict(
-                    "a newer CRL was published meanwhile".into(),
-                ));
+                return Err(Error::Conflict(Clash::NewerCrl));
             }
             tx.put_meta(&crl_key(ca_name), &state)
         })?;

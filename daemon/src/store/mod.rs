@@ -17,6 +17,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::Digest;
 
+use crate::error::Clash;
 use crate::store::rows::CaRecord;
 use crate::{Error, Result};
 use proto::governance::Proposal;
@@ -309,9 +310,8 @@ impl Store {
     /// Create a new store file; refuses to overwrite one.
     pub fn create(path: &Path) -> Result<Store> {
         if path.exists() {
-            return Err(Error::Conflict(format!(
-                "{} already exists: this state directory is initialised",
-                path.display()
+            return Err(Error::Conflict(Clash::StoreExists(
+                path.display().to_string(),
             )));
         }
         let db = builder().create(path)?;
@@ -529,19 +529,17 @@ impl Tx {
     pub fn apply(&mut self, b: &Batch) -> Result<()> {
         for (t, k) in &b.absent {
             if self.tx.open_table(t.def())?.get(k.as_str())?.is_some() {
-                return Err(Error::Conflict(format!("{k} already exists")));
+                return Err(Error::Conflict(Clash::RowExists(k.to_string())));
             }
         }
         let mut challenge = None;
         if let Some((k, by)) = &b.use_challenge {
             let mut c: serde_json::Value = self
                 .get(Table::Challenges, k)?
-                .ok_or_else(|| Error::Conflict("the one-time challenge is unknown".into()))?;
+                .ok_or(Error::Conflict(Clash::ChallengeUnknown))?;
             match c.get("used_by").and_then(|u| u.as_str()) {
                 Some(u) if u != by => {
-                    return Err(Error::Conflict(
-                        "the one-time challenge was already used".into(),
-                    ));
+                    return Err(Error::Conflict(Clash::ChallengeUsed));
                 }
                 _ => {}
             }
@@ -555,9 +553,7 @@ impl Tx {
                 .get(k.as_str())?
                 .is_some()
         {
-            return Err(Error::Conflict(
-                "the signed challenge was already used".into(),
-            ));
+            return Err(Error::Conflict(Clash::SignedChallengeUsed));
         }
         if let Some((k, c)) = challenge {
             self.put(Table::Challenges, k, &c)?;

@@ -32,9 +32,7 @@ pub fn handle(signer: &Signer, officer: &str, req: Request) -> Result<Response> 
         Request::CaCert { name } => {
             let ca = signer.cas().ca(&name)?;
             let data = ca.cert.ok_or_else(|| {
-                Error::Conflict(format!(
-                    "CA {name} has no certificate yet (status signing-required: import the externally signed certificate)"
-                ))
+                Error::Conflict(crate::error::Clash::AwaitingImport(name.clone()))
             })?;
             Ok(Response::Bytes { data })
         }
@@ -46,11 +44,9 @@ pub fn handle(signer: &Signer, officer: &str, req: Request) -> Result<Response> 
         }
         Request::CaCsr { name } => {
             let ca = signer.cas().ca(&name)?;
-            let data = ca.csr.ok_or_else(|| {
-                Error::Conflict(format!(
-                    "CA {name} is not a bring-your-own CA: it has no CSR"
-                ))
-            })?;
+            let data = ca
+                .csr
+                .ok_or_else(|| Error::Conflict(crate::error::Clash::NoCsr(name.clone())))?;
             Ok(Response::Bytes { data })
         }
         Request::Propose { body, approval } => signer.governance().propose(officer, body, approval),
