@@ -19,6 +19,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use daemon::error::StoreError;
 use daemon::report::{self, ListQuery, Status};
 use daemon::store::rows::RevokedRow;
 use daemon::store::rows::{CertRecord, TransactionRecord};
@@ -202,7 +203,7 @@ fn main() -> daemon::Result<()> {
         std::env::temp_dir().join(format!("store-bench-{}", std::process::id()))
     });
     let own_dir = o.dir.is_none();
-    std::fs::create_dir_all(&dir).map_err(|e| daemon::Error::Store(e.to_string()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| file_err("the bench directory", e))?;
     let path = dir.join("bench.redb");
     let _ = std::fs::remove_file(&path);
     let store = Store::create(&path)?;
@@ -265,9 +266,12 @@ fn main() -> daemon::Result<()> {
         store.write(|tx| {
             for (ca, serial) in chunk {
                 let key = format!("{ca}\0{serial}");
-                let mut rec: CertRecord = tx
-                    .get(Table::Certs, &key)?
-                    .ok_or_else(|| daemon::Error::Store("missing".into()))?;
+                let mut rec: CertRecord = tx.get(Table::Certs, &key)?.ok_or_else(|| {
+                    daemon::Error::Store(StoreError::BadRow {
+                        what: "no certificate row",
+                        key: key.clone(),
+                    })
+                })?;
                 rec.revoked_at = Some(now - 3600);
                 tx.put(Table::Certs, &key, &rec)?;
                 daemon::store::indexes::index_revoked(tx, &rec)?;
@@ -291,7 +295,7 @@ fn main() -> daemon::Result<()> {
     );
     drop(store);
     let size = std::fs::metadata(&path)
-        .map_err(|e| daemon::Error::Store(e.to_string()))?
+        .map_err(|e| file_err("the store file", e))?
         .len();
     let per = |b: u64| b as f64 / o.n.max(1) as f64;
     println!(
@@ -300,7 +304,7 @@ fn main() -> daemon::Result<()> {
         per(size)
     );
     {
-        let store_err = |e: redb::Error| daemon::Error::Store(e.to_string());
+        let store_err = |e: redb::Error| daemon::Error::Store(StoreError::Db(e));
         let mut db = redb::Database::open(&path).map_err(|e| store_err(e.into()))?;
         let st = db
             .begin_write()
@@ -317,7 +321,7 @@ fn main() -> daemon::Result<()> {
             let t = Instant::now();
             while db.compact().map_err(|e| store_err(e.into()))? {}
             let size = std::fs::metadata(&path)
-                .map_err(|e| daemon::Error::Store(e.to_string()))?
+                .map_err(|e| file_err("the store file", e))?
                 .len();
             println!(
                 "         after compaction ({:.1} s): {:.2} GB, {:.0} bytes per certificate",
@@ -486,4 +490,11 @@ fn main() -> daemon::Result<()> {
         }
     }
     Ok(())
+}
+
+fn file_err(what: &str, source: std::io::Error) -> daemon::Error {
+    daemon::Error::Store(StoreError::File {
+        what: what.to_owned(),
+        source,
+    })
 }

@@ -24,7 +24,7 @@ pub enum Error {
     Hsm(#[from] hsm::Error),
     /// The store failed.
     #[error("store: {0}")]
-    Store(String),
+    Store(StoreError),
     /// Encoding or building a certificate failed.
     #[error("encoding: {0}")]
     Encoding(String),
@@ -165,10 +165,49 @@ impl Error {
     }
 }
 
+/// How the store (or a file the signer keeps beside it) failed: always an internal error
+/// (HTTP 500, exit 1; at start-up exit 78), never the request's fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] redb::Error),
+    /// A stored row (or a value written to it) is not the JSON its type needs.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("{what}: {source}")]
+    File {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{what} {key:?}")]
+    BadRow { what: &'static str, key: String },
+    #[error("CRL entry {key:?}: {source}")]
+    CrlEntry { key: String, source: crl::Error },
+    /// A key id the store holds is not hex.
+    #[error("{0}")]
+    KeyId(String),
+    #[error("audit chain broken at entry {0}")]
+    AuditBroken(usize),
+    #[error("CA hierarchy loops")]
+    HierarchyLoops,
+    #[error("transaction missing")]
+    TransactionMissing,
+    #[error("the committer has stopped")]
+    CommitterStopped,
+    /// A group commit failed: every batch in it gets the group's error.
+    #[error("{0}")]
+    Group(std::sync::Arc<Error>),
+    #[error("a CRL reader thread failed")]
+    CrlReader,
+    #[error("worker failed: {0}")]
+    Worker(String),
+}
+
 macro_rules! store_err {
     ($($t:ty),*) => {$(
         impl From<$t> for Error {
-            fn from(e: $t) -> Self { Error::Store(e.to_string()) }
+            fn from(e: $t) -> Self { Error::Store(StoreError::Db(e.into())) }
         }
     )*};
 }
@@ -178,9 +217,14 @@ store_err!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError,
-    serde_json::Error
+    redb::CommitError
 );
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Store(StoreError::Json(e))
+    }
+}
 
 impl From<proto::Error> for Error {
     fn from(e: proto::Error) -> Self {

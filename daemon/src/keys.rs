@@ -24,7 +24,8 @@ pub fn new_key_id() -> Result<KeyId> {
 
 /// A CKA_ID as the store keeps it (hex).
 pub fn key_id(s: &str) -> Result<KeyId> {
-    s.parse().map_err(Error::Store)
+    s.parse()
+        .map_err(|e| Error::Store(crate::error::StoreError::KeyId(e)))
 }
 
 /// The key store and the signers made from it.

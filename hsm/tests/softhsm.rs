@@ -12,12 +12,15 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use der::{Decode, Encode};
 use hsm::{HashAlg, Hsm, HsmConfig, HsmSigner, KeyId, KeySpec, KeyUse, PinSource};
 
 const CHILD_ENV: &str = "CASTELLAN_HSM_TEST_DIR";
+
+/// The inner tests share one token and one login; the one that logs out runs alone.
+static LOGIN: RwLock<()> = RwLock::new(());
 
 #[test]
 fn against_softhsm2() {
@@ -100,6 +103,7 @@ fn verify(spec: KeySpec, hash: HashAlg, spki_der: &[u8], msg: &[u8], sig: &[u8])
 #[test]
 #[ignore = "run by against_softhsm2"]
 fn inner_every_key_type_is_generated_sound_and_signs() {
+    let _shared = LOGIN.read().unwrap_or_else(|p| p.into_inner());
     let hsm = hsm();
     for (n, spec) in [
         KeySpec::Rsa2048,
@@ -140,6 +144,7 @@ fn inner_every_key_type_is_generated_sound_and_signs() {
 #[test]
 #[ignore = "run by against_softhsm2"]
 fn inner_rsa4096_has_its_size() {
+    let _shared = LOGIN.read().unwrap_or_else(|p| p.into_inner());
     let hsm = hsm();
     let id = KeyId::new(vec![4, 9]).unwrap();
     let spki = hsm
@@ -155,6 +160,7 @@ fn inner_rsa4096_has_its_size() {
 fn inner_x509_builder_signs_with_a_token_key() {
     use std::str::FromStr;
     use x509_cert::builder::{Builder, CertificateBuilder, profile::cabf};
+    let _shared = LOGIN.read().unwrap_or_else(|p| p.into_inner());
     let hsm = hsm();
     let id = KeyId::new(vec![2, 1]).unwrap();
     let spki = hsm
@@ -183,6 +189,7 @@ fn inner_x509_builder_signs_with_a_token_key() {
 #[test]
 #[ignore = "run by against_softhsm2"]
 fn inner_decrypt_key_and_sign_only_key_differ() {
+    let _shared = LOGIN.read().unwrap_or_else(|p| p.into_inner());
     let hsm = hsm();
     let ra = KeyId::new(vec![3, 1]).unwrap();
     hsm.generate(KeySpec::Rsa2048, &ra, "ra", KeyUse::SignDecrypt)
@@ -207,6 +214,9 @@ fn inner_decrypt_key_and_sign_only_key_differ() {
 #[test]
 #[ignore = "run by against_softhsm2"]
 fn inner_recovers_after_the_login_is_lost() {
+    // A logout ends the login of every session of this process on the token: the other
+    // tests wait, or their key lookups would race with it.
+    let _alone = LOGIN.write().unwrap_or_else(|p| p.into_inner());
     let hsm = hsm();
     let id = KeyId::new(vec![5, 1]).unwrap();
     hsm.generate(KeySpec::EcP256, &id, "recover", KeyUse::Sign)
@@ -223,6 +233,7 @@ fn inner_recovers_after_the_login_is_lost() {
 #[test]
 #[ignore = "run by against_softhsm2"]
 fn inner_concurrent_workers_each_sign() {
+    let _shared = LOGIN.read().unwrap_or_else(|p| p.into_inner());
     let hsm = hsm();
     let id = KeyId::new(vec![6, 1]).unwrap();
     let spki = hsm

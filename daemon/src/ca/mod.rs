@@ -117,7 +117,7 @@ impl Cas {
                 _ => return Ok(out),
             }
             if out.len() > 32 {
-                return Err(Error::Store("CA hierarchy loops".into()));
+                return Err(Error::Store(crate::error::StoreError::HierarchyLoops));
             }
         }
     }

@@ -992,9 +992,11 @@ impl Enroll {
         })?;
         let txk = p.tx_key.clone();
         self.store.write(|tx| {
-            let mut t: TransactionRecord = tx
-                .get(Table::Transactions, &txk)?
-                .ok_or_else(|| crate::Error::Store("transaction missing".into()))?;
+            let mut t: TransactionRecord =
+                tx.get(Table::Transactions, &txk)?
+                    .ok_or(crate::Error::Store(
+                        crate::error::StoreError::TransactionMissing,
+                    ))?;
             t.pending = false;
             t.rejected = Some(if reason.is_empty() {
                 format!("rejected by {officer}")

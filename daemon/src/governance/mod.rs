@@ -661,7 +661,9 @@ impl Governance {
                 ca.status = CaStatus::Active;
                 Ok((Some(ca), format!("CA {name} enabled")))
             }
-            Operation::CreateProfile { .. } => Err(Error::Store("unreachable".into())),
+            Operation::CreateProfile { .. } => Err(Error::Internal(
+                "a profile is created by create_profile, not execute".into(),
+            )),
             Operation::RevokeCa { name, reason } => {
                 let mut ca = self.cas.ca(name.as_str())?;
                 ca.status = CaStatus::Revoked;

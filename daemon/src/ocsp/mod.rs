@@ -504,7 +504,7 @@ impl Ocsp {
         }
         let (id, spki) = match &ca.ocsp {
             Some(o) => {
-                let id: KeyId = o.key_id.parse().map_err(Error::Store)?;
+                let id: KeyId = crate::keys::key_id(&o.key_id)?;
                 let spki = self.keys.store().public_key(KEY, &id)?;
                 (id, spki)
             }
@@ -567,7 +567,7 @@ impl Ocsp {
             response_extensions: nonce.map(|n| vec![n]),
         };
         let tbs = data.to_der()?;
-        let id: KeyId = responder.key_id.parse().map_err(Error::Store)?;
+        let id: KeyId = crate::keys::key_id(&responder.key_id)?;
         let sig = self.keys.store().sign(KEY, HASH, &id, &tbs)?;
         let basic = BasicOcspResponse {
             tbs_response_data: data,
@@ -622,7 +622,7 @@ mod tests {
     #[test]
     fn failures_map_to_statuses() {
         assert_eq!(
-            failure_status(&Error::Store("x".into())),
+            failure_status(&Error::Store(crate::error::StoreError::HierarchyLoops)),
             ResponseStatus::InternalError
         );
         assert_eq!(

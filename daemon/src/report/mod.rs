@@ -481,9 +481,12 @@ pub fn stats(store: &Store, now: i64) -> Result<Vec<CaCertStats>> {
             let Some(d) = k.strip_prefix(&days) else {
                 return Ok(false);
             };
-            let d: i64 = d
-                .parse()
-                .map_err(|_| Error::Store(format!("bad counter key {k:?}")))?;
+            let d: i64 = d.parse().map_err(|_| {
+                Error::Store(crate::error::StoreError::BadRow {
+                    what: "bad counter key",
+                    key: k.to_owned(),
+                })
+            })?;
             let n: i64 = serde_json::from_slice(v)?;
             match d.cmp(&today) {
                 std::cmp::Ordering::Less => expired += n,

@@ -18,6 +18,7 @@ use x509_cert::Certificate;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::StoreError;
 use crate::error::{Clash, Missing};
 use crate::keys::KeyRing;
 use crate::store::Store;
@@ -69,7 +70,12 @@ impl CrlCache {
     /// a file a crash tore or lost is simply not served, and a new CRL (with a new number)
     /// is published at the next start. Durability of a CRL is its number's, in the store.
     fn write(&self, ca: &str, der: &[u8]) -> Result<()> {
-        let io = |e: std::io::Error| Error::Store(format!("CRL file of {ca}: {e}"));
+        let io = |e: std::io::Error| {
+            Error::Store(StoreError::File {
+                what: format!("CRL file of {ca}"),
+                source: e,
+            })
+        };
         std::fs::create_dir_all(&self.dir).map_err(io)?;
         let path = self.file(ca);
         let tmp = path.with_extension("crl.tmp");
@@ -304,7 +310,12 @@ impl Revocation {
         let der = match std::fs::read(cache.file(ca)) {
             Ok(der) => der,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::Store(format!("CRL file of {ca}: {e}"))),
+            Err(e) => {
+                return Err(Error::Store(StoreError::File {
+                    what: format!("CRL file of {ca}"),
+                    source: e,
+                }));
+            }
         };
         if hex::encode(sha2::Sha256::digest(&der)) != state.sha256 {
             tracing::warn!(
@@ -406,15 +417,21 @@ impl Revocation {
                 if !key.starts_with(prefix.as_str()) {
                     return Ok(false);
                 }
-                let (not_after, der) = value
-                    .split_first_chunk::<8>()
-                    .ok_or_else(|| Error::Store(format!("CRL entry {key:?}")))?;
+                let (not_after, der) = value.split_first_chunk::<8>().ok_or_else(|| {
+                    Error::Store(StoreError::BadRow {
+                        what: "CRL entry",
+                        key: key.to_owned(),
+                    })
+                })?;
                 if i64::from_be_bytes(*not_after) < now {
                     return Ok(true); // expired: may leave the CRL (RFC 5280 §3.3)
                 }
-                entries
-                    .push_encoded(der)
-                    .map_err(|e| Error::Store(format!("CRL entry {key:?}: {e}")))?;
+                entries.push_encoded(der).map_err(|e| {
+                    Error::Store(StoreError::CrlEntry {
+                        key: key.to_owned(),
+                        source: e,
+                    })
+                })?;
                 Ok(true)
             })
         };
@@ -430,7 +447,7 @@ impl Revocation {
             let first = writer.first_part(|entries| fill(entries, &bounds[0], &bounds[1]));
             for h in handles {
                 h.join()
-                    .map_err(|_| Error::Store("a CRL reader thread failed".into()))??;
+                    .map_err(|_| Error::Store(StoreError::CrlReader))??;
             }
             first
         })?;
@@ -573,7 +590,12 @@ impl Revocation {
         let tmp = path.with_extension("prom.tmp");
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| Error::Store(format!("metrics file {}: {e}", path.display())))?;
+            .map_err(|e| {
+                Error::Store(StoreError::File {
+                    what: format!("metrics file {}", path.display()),
+                    source: e,
+                })
+            })?;
         Ok(Watch { alarms, next_check })
     }
 

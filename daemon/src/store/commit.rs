@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::mpsc;
 
+use crate::error::StoreError;
 use crate::store::{Batch, Store};
 use crate::{Error, Result};
 
@@ -51,9 +52,9 @@ impl Committer {
         let (tx, rx) = mpsc::sync_channel(1);
         self.jobs
             .as_ref()
-            .ok_or_else(|| Error::Store("the committer has stopped".into()))?
+            .ok_or(Error::Store(StoreError::CommitterStopped))?
             .send((batch, tx))
-            .map_err(|_| Error::Store("the committer has stopped".into()))?;
+            .map_err(|_| Error::Store(StoreError::CommitterStopped))?;
         Ok(PendingCommit(rx))
     }
 }
@@ -68,7 +69,7 @@ impl PendingCommit {
     pub fn wait(self) -> Result<()> {
         self.0
             .recv()
-            .map_err(|_| Error::Store("the committer has stopped".into()))?
+            .map_err(|_| Error::Store(StoreError::CommitterStopped))?
     }
 }
 
@@ -99,8 +100,9 @@ fn run(store: &Store, rx: &mpsc::Receiver<Job>) {
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; nothing in it was recorded");
+                let e = std::sync::Arc::new(e);
                 for (_, reply) in group {
-                    let _ = reply.send(Err(Error::Store(e.to_string())));
+                    let _ = reply.send(Err(Error::Store(StoreError::Group(e.clone()))));
                 }
             }
         }

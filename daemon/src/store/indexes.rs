@@ -152,13 +152,19 @@ pub fn ensure_indexes(store: &Store) -> Result<()> {
 /// The [`Table::CrlEntries`] value of a revoked row keyed `CA\0SERIAL-HEX`: notAfter
 /// (8 bytes, big-endian), then the DER CRL entry.
 pub fn crl_entry(key: &str, row: &RevokedRow) -> Result<Vec<u8>> {
-    let hex_serial = key
-        .split_once('\0')
-        .map(|(_, s)| s)
-        .ok_or_else(|| Error::Store(format!("revoked row key {key:?}")))?;
+    let hex_serial = key.split_once('\0').map(|(_, s)| s).ok_or_else(|| {
+        Error::Store(crate::error::StoreError::BadRow {
+            what: "revoked row key",
+            key: key.to_owned(),
+        })
+    })?;
     let mut serial = [0u8; 32];
-    let serial = decode_hex(hex_serial, &mut serial)
-        .ok_or_else(|| Error::Store(format!("revoked row {hex_serial:?}")))?;
+    let serial = decode_hex(hex_serial, &mut serial).ok_or_else(|| {
+        Error::Store(crate::error::StoreError::BadRow {
+            what: "revoked row",
+            key: hex_serial.to_owned(),
+        })
+    })?;
     let reason = row.reason.as_deref().and_then(crl::Reason::from_rfc_name);
     let der = crl::encode_entry(serial, row.revoked_at, reason)
         .map_err(|e| Error::Encoding(e.to_string()))?;

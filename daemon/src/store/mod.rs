@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::Digest;
 
 use crate::error::Clash;
+use crate::error::StoreError;
 use crate::store::rows::CaRecord;
 use crate::{Error, Result};
 use proto::governance::Proposal;
@@ -455,7 +456,7 @@ impl Store {
         let mut prev = String::new();
         for (i, e) in entries.iter().enumerate() {
             if e.seq != i as u64 || e.prev != prev {
-                return Err(Error::Store(format!("audit chain broken at entry {i}")));
+                return Err(Error::Store(StoreError::AuditBroken(i)));
             }
             prev = entry_hash(e)?;
         }

@@ -142,5 +142,5 @@ async fn handle(
     let officer = officer.to_owned();
     tokio::task::spawn_blocking(move || dispatch::handle(&signer, &officer, request))
         .await
-        .map_err(|e| Error::Store(format!("worker failed: {e}")))?
+        .map_err(|e| Error::Store(crate::error::StoreError::Worker(e.to_string())))?
 }
