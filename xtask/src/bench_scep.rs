@@ -190,6 +190,12 @@ impl CpuUse {
         (self.machine - self.steal - ours).max(0.0)
     }
 
+    /// Milliseconds of CPU `process` spent per operation, at `rate` operations per second.
+    fn ms_per_op(&self, process: &str, rate: f64) -> Option<f64> {
+        let cores = self.processes.iter().find(|(n, _)| n == process)?.1;
+        (rate > 0.0).then(|| cores * 1000.0 / rate)
+    }
+
     /// CPU the measured processes could not have: other processes' and the hypervisor's.
     fn disturbance(&self) -> f64 {
         self.other() + self.steal
@@ -929,6 +935,14 @@ fn summary(
         );
         if let Some(cpu) = cpu {
             let _ = writeln!(out, "                    {}", cpu.line());
+            for process in ["signer", "scepserver"] {
+                if let Some(ms) = cpu.ms_per_op(process, run.per_second) {
+                    let _ = writeln!(
+                        out,
+                        "                    {process} CPU per enrolment: {ms:.2} ms"
+                    );
+                }
+            }
         }
     }
     let _ = writeln!(
@@ -991,6 +1005,14 @@ fn results_json(
         let mut value = run.json();
         if let (Value::Object(map), Some(cpu)) = (&mut value, cpu) {
             map.insert("cpu_cores".into(), cpu.json());
+            for process in ["signer", "scepserver"] {
+                if let Some(ms) = cpu.ms_per_op(process, run.per_second) {
+                    map.insert(
+                        format!("{process}_cpu_ms_per_enrolment"),
+                        json!((ms * 100.0).round() / 100.0),
+                    );
+                }
+            }
         }
         value
     };
@@ -1140,6 +1162,20 @@ mod tests {
             vec![("signer".to_owned(), 1.0), ("edge".to_owned(), 0.5)]
         );
         assert!(cpu_use(&samples, &names, at(500), at(2500), 100.0).is_none());
+    }
+
+    #[test]
+    fn cpu_per_enrolment_is_cores_over_rate() {
+        let cpu = CpuUse {
+            processes: vec![("signer".to_owned(), 1.75), ("edge".to_owned(), 0.1)],
+            machine: 1.9,
+            steal: 0.0,
+            cpus: 2,
+        };
+        let ms = cpu.ms_per_op("signer", 250.0).unwrap();
+        assert!((ms - 7.0).abs() < 1e-9, "{ms}");
+        assert_eq!(cpu.ms_per_op("scepserver", 250.0), None);
+        assert_eq!(cpu.ms_per_op("signer", 0.0), None);
     }
 
     #[test]
