@@ -18,20 +18,20 @@ pub enum Error {
     Forbidden(Denied),
     /// The configuration is unusable: the signer refuses to start (exit 78).
     #[error("configuration: {0}")]
-    Config(String),
+    Config(ConfigError),
     /// The HSM failed.
     #[error("HSM: {0}")]
     Hsm(#[from] hsm::Error),
     /// The store failed.
     #[error("store: {0}")]
     Store(StoreError),
-    /// Encoding or building a certificate failed.
+    /// Encoding or building a certificate, CRL or PKCS#7 failed.
     #[error("encoding: {0}")]
-    Encoding(String),
+    Encoding(EncodeError),
     /// The signer failed inside (HSM, store or encoding) on a path that reports it as text;
     /// the detail is in the signer's log.
     #[error("internal: {0}")]
-    Internal(String),
+    Internal(InternalError),
 }
 
 /// What was not found (HTTP 404, CLI exit 4).
@@ -230,15 +230,116 @@ impl From<proto::Error> for Error {
     fn from(e: proto::Error) -> Self {
         match e {
             proto::Error::Invalid(m) => Error::Invalid(m),
-            other => Error::Encoding(other.to_string()),
+            other => Error::Encoding(EncodeError::Proto(other)),
         }
     }
 }
 
 impl From<der::Error> for Error {
     fn from(e: der::Error) -> Self {
-        Error::Encoding(e.to_string())
+        Error::Encoding(EncodeError::Der(e))
     }
+}
+
+impl From<EncodeError> for Error {
+    fn from(e: EncodeError) -> Self {
+        Error::Encoding(e)
+    }
+}
+
+/// Why the signer cannot start (or run) with this configuration, state directory, token
+/// or sockets: exit 78.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A file, directory or socket the signer needs, and what the system said.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} has mode {mode:o}: a config file must not be writable by group or others (chmod 644 or 600)"
+    )]
+    Mode { path: String, mode: u32 },
+    #[error("{path}: {source}")]
+    Toml {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error(transparent)]
+    TomlWrite(toml::ser::Error),
+    /// A rule of signer.toml or the command line, stated as the rule.
+    #[error("{0}")]
+    Rule(&'static str),
+    #[error("public-url {0:?} must be an http:// or https:// URL")]
+    PublicUrl(String),
+    #[error("PKCS#11 module {0} does not exist (install softhsm2, or set [hsm] module)")]
+    NoModule(String),
+    #[error(transparent)]
+    Pin(hsm::PinError),
+    #[error("no store at {0} (run castellan-signer init first)")]
+    NoStore(String),
+    #[error("the store has no officers (not initialised?)")]
+    NoOfficers,
+    #[error("the store has no admin TLS identity")]
+    NoAdminIdentity,
+    /// The start-up check of a key: which key, and what is wrong with it.
+    #[error("{what}: {reason}")]
+    Key { what: String, reason: String },
+    #[error("cannot give {path} to group {gid}: {source}")]
+    Chown {
+        path: String,
+        gid: u32,
+        source: nix::Error,
+    },
+    #[error(transparent)]
+    Tls(rustls::Error),
+}
+
+impl ConfigError {
+    /// An I/O error on `what` (a path or a description).
+    pub fn io(what: impl std::fmt::Display, source: std::io::Error) -> Self {
+        ConfigError::Io {
+            what: what.to_string(),
+            source,
+        }
+    }
+}
+
+/// What failed while encoding or building (HTTP 500, exit 1).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    #[error(transparent)]
+    Der(der::Error),
+    #[error(transparent)]
+    Crl(crl::Error),
+    #[error(transparent)]
+    Proto(proto::Error),
+    #[error("no randomness: {0}")]
+    Random(getrandom::Error),
+    /// A builder refused: which object, and its reason.
+    #[error("{what}: {reason}")]
+    Build { what: &'static str, reason: String },
+    /// The lint refused a TBS; nothing was signed.
+    #[error("lint (nothing was signed): {0}")]
+    Lint(String),
+    #[error("{0}")]
+    KeyId(String),
+}
+
+/// A fault inside the signer that is not the request's (HTTP 500, exit 1); the detail is in
+/// the signer's log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InternalError {
+    /// The SCEP pipeline failed inside (token, store or encoding) on an operator's path.
+    #[error("{0}")]
+    Scep(String),
+    /// A code path that cannot be reached was reached.
+    #[error("unreachable: {0}")]
+    Unreachable(&'static str),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

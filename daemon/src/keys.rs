@@ -13,13 +13,14 @@ use crate::store::rows::CaRecord;
 
 #[cfg(test)]
 pub mod soft;
+use crate::error::EncodeError;
 use crate::{Error, Result};
 
 /// A new random CKA_ID.
 pub fn new_key_id() -> Result<KeyId> {
     let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| Error::Encoding(e.to_string()))?;
-    KeyId::new(b.to_vec()).map_err(Error::Encoding)
+    getrandom::fill(&mut b).map_err(|e| Error::Encoding(EncodeError::Random(e)))?;
+    KeyId::new(b.to_vec()).map_err(|e| Error::Encoding(EncodeError::KeyId(e)))
 }
 
 /// A CKA_ID as the store keeps it (hex).
@@ -86,7 +87,12 @@ impl KeyRing {
         cert: Option<&Vec<u8>>,
     ) -> Result<()> {
         let kid = key_id(id)?;
-        let fail = |why: String| Error::Config(format!("{what}: {why}"));
+        let fail = |reason: String| {
+            Error::Config(crate::error::ConfigError::Key {
+                what: what.to_owned(),
+                reason,
+            })
+        };
         self.store
             .check_key(&kid)
             .map_err(|e| fail(e.to_string()))?;

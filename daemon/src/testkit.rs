@@ -32,7 +32,9 @@ pub struct Kit {
 
 impl Kit {
     pub fn new() -> Result<Kit> {
-        let dir = tempfile::tempdir().map_err(|e| Error::Config(e.to_string()))?;
+        let dir = tempfile::tempdir().map_err(|e| {
+            Error::Config(crate::error::ConfigError::io("a temporary directory", e))
+        })?;
         let keys = Arc::new(SoftKeys::default());
         let cert = crate::issuance::x509::parse_certificates(OFFICER_CERT, "officer")?;
         let officers = vec![Officer {
@@ -51,7 +53,7 @@ impl Kit {
             officers: Vec::new(),
             admin_listen: "127.0.0.1:0"
                 .parse()
-                .map_err(|_| Error::Config("addr".into()))?,
+                .map_err(|_| Error::Config(crate::error::ConfigError::Rule("admin address")))?,
             admin_names: vec!["localhost".into()],
             public_url: "http://ca.test".into(),
             socket: None,

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ConfigError;
 pub use crate::revocation::CrlTiming;
 use crate::{Error, Result};
 
@@ -99,9 +100,9 @@ impl HsmSection {
             (Some(f), None) => hsm::PinSource::File(f.clone()),
             (None, Some(c)) => hsm::PinSource::Credential(c.clone()),
             _ => {
-                return Err(Error::Config(
-                    "[hsm] needs exactly one of pin-file or pin-credential".into(),
-                ));
+                return Err(Error::Config(ConfigError::Rule(
+                    "[hsm] needs exactly one of pin-file or pin-credential",
+                )));
             }
         };
         Ok(hsm::HsmConfig {
@@ -147,36 +148,47 @@ pub fn load(state_dir: Option<&Path>, config: Option<&Path>) -> Result<Loaded> {
         (Some(c), _) => (c.to_path_buf(), c.parent().map(Path::to_path_buf)),
         (None, Some(d)) => (d.join(CONFIG_FILE), Some(d.to_path_buf())),
         (None, None) => {
-            return Err(Error::Config(
-                "give --state-dir DIR or --config FILE".into(),
-            ));
+            return Err(Error::Config(ConfigError::Rule(
+                "give --state-dir DIR or --config FILE",
+            )));
         }
     };
-    let meta = std::fs::metadata(&path)
-        .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        Error::Config(ConfigError::io(
+            format!("cannot read {}", path.display()),
+            e,
+        ))
+    })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o022 != 0 {
-        return Err(Error::Config(format!(
-            "{} has mode {mode:o}: a config file must not be writable by group or others (chmod 644 or 600)",
-            path.display()
-        )));
+        return Err(Error::Config(ConfigError::Mode {
+            path: path.display().to_string(),
+            mode,
+        }));
     }
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-    let config: Config =
-        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::Config(ConfigError::io(
+            format!("cannot read {}", path.display()),
+            e,
+        ))
+    })?;
+    let config: Config = toml::from_str(&text).map_err(|e| {
+        Error::Config(ConfigError::Toml {
+            path: path.display().to_string(),
+            source: e,
+        })
+    })?;
     let state_dir = config
         .state_dir
         .clone()
         .or(default_dir)
-        .ok_or_else(|| Error::Config("no state directory".into()))?;
+        .ok_or(Error::Config(ConfigError::Rule("no state directory")))?;
     if !(config.public_url.starts_with("http://") || config.public_url.starts_with("https://"))
         || config.public_url.len() > 200
         || config.public_url.contains(char::is_whitespace)
     {
-        return Err(Error::Config(format!(
-            "public-url {:?} must be an http:// or https:// URL",
-            config.public_url
+        return Err(Error::Config(ConfigError::PublicUrl(
+            config.public_url.clone(),
         )));
     }
     let c = &config.crl;
@@ -187,35 +199,36 @@ pub fn load(state_dir: Option<&Path>, config: Option<&Path>) -> Result<Loaded> {
         || c.warn_before_secs < 0
         || c.warn_before_secs >= c.validity_secs
     {
-        return Err(Error::Config(
+        return Err(Error::Config(ConfigError::Rule(
             "[crl]: validity-secs >= 3600, 60 <= republish-secs < validity-secs, coalesce-ms <= 2000, \
-             0 <= warn-before-secs < validity-secs"
-                .into(),
-        ));
+             0 <= warn-before-secs < validity-secs",
+        )));
     }
     if !(1..=168).contains(&config.proposal_ttl_hours) {
-        return Err(Error::Config("proposal-ttl-hours must be 1 to 168".into()));
+        return Err(Error::Config(ConfigError::Rule(
+            "proposal-ttl-hours must be 1 to 168",
+        )));
     }
     if !config.hsm.module.is_file() {
-        return Err(Error::Config(format!(
-            "PKCS#11 module {} does not exist (install softhsm2, or set [hsm] module)",
-            config.hsm.module.display()
+        return Err(Error::Config(ConfigError::NoModule(
+            config.hsm.module.display().to_string(),
         )));
     }
     let hsm_config = config.hsm.to_hsm_config()?;
     hsm_config
         .pin
         .read()
-        .map_err(|e| Error::Config(e.to_string()))?;
+        .map_err(|e| Error::Config(ConfigError::Pin(e)))?;
     Ok(Loaded { config, state_dir })
 }
 
 /// Write a config file (mode 0600).
 pub fn write(path: &Path, config: &Config) -> Result<()> {
-    let text = toml::to_string_pretty(config).map_err(|e| Error::Config(e.to_string()))?;
-    std::fs::write(path, text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    let text =
+        toml::to_string_pretty(config).map_err(|e| Error::Config(ConfigError::TomlWrite(e)))?;
+    std::fs::write(path, text).map_err(|e| Error::Config(ConfigError::io(path.display(), e)))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::Config(e.to_string()))
+        .map_err(|e| Error::Config(ConfigError::io(path.display(), e)))
 }
 
 #[cfg(test)]

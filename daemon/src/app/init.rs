@@ -9,6 +9,7 @@ use hsm::{Hsm, HsmSigner, KeyStore, KeyUse};
 
 use crate::app::config::{self, Config, HsmSection, Loaded};
 use crate::engine::{Settings, Signer};
+use crate::error::ConfigError;
 use crate::issuance::x509::{self, Profile};
 use crate::store::{AdminIdentity, Governance, Officer, Store};
 use crate::{Error, Result};
@@ -80,7 +81,7 @@ pub fn init(opts: InitOptions<'_>) -> Result<()> {
         });
     }
     std::fs::create_dir_all(opts.state_dir)
-        .map_err(|e| Error::Config(format!("{}: {e}", opts.state_dir.display())))?;
+        .map_err(|e| Error::Config(ConfigError::io(opts.state_dir.display(), e)))?;
     let store_path = opts.state_dir.join(config::STORE_FILE);
     if store_path.exists() {
         return Err(Error::Conflict(crate::error::Clash::AlreadyInitialised(
@@ -170,7 +171,7 @@ pub fn init_with(
         opts.state_dir.join(config::ADMIN_CA_FILE),
         x509::to_pem("CERTIFICATE", &identity.ca_cert),
     )
-    .map_err(|e| Error::Config(e.to_string()))?;
+    .map_err(|e| Error::Config(ConfigError::io(config::ADMIN_CA_FILE, e)))?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use daemon::Error;
 use daemon::app::config::{self, HsmSection};
 use daemon::app::init::InitOptions;
 use daemon::engine::Signer;
+use daemon::error::ConfigError;
 use daemon::ports::admin as server;
 
 #[derive(Debug, Parser)]
@@ -224,7 +225,12 @@ fn run(w: Where) -> i32 {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fail(Error::Config(e.to_string())),
+        Err(e) => {
+            return fail(Error::Config(ConfigError::io(
+                "cannot start the runtime",
+                e,
+            )));
+        }
     };
     rt.block_on(async move {
         let addr = loaded.config.admin_listen;
@@ -268,7 +274,7 @@ fn run(w: Where) -> i32 {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(s) => s,
-                Err(e) => return fail(Error::Config(e.to_string())),
+                Err(e) => return fail(Error::Config(ConfigError::io("cannot watch SIGTERM", e))),
             };
         tokio::select! {
             r = serve => match r { Ok(()) => 0, Err(e) => fail(e) },

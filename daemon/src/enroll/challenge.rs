@@ -13,7 +13,7 @@ pub fn one_time_key(challenge: &str) -> String {
 /// A new random one-time challenge value.
 pub fn new_one_time() -> Result<String> {
     let mut b = [0u8; 24];
-    getrandom::fill(&mut b).map_err(|e| Error::Encoding(e.to_string()))?;
+    getrandom::fill(&mut b).map_err(|e| Error::Encoding(crate::error::EncodeError::Random(e)))?;
     Ok(hex::encode(b))
 }
 

@@ -147,7 +147,7 @@ fn internal(e: impl std::fmt::Display) -> ScepError {
 /// fault is internal (500, exit 1).
 fn admin_error(e: ScepError) -> crate::Error {
     if e.internal {
-        crate::Error::Internal(e.text)
+        crate::Error::Internal(crate::error::InternalError::Scep(e.text))
     } else {
         crate::Error::Invalid(e.text)
     }

@@ -662,7 +662,7 @@ impl Governance {
                 Ok((Some(ca), format!("CA {name} enabled")))
             }
             Operation::CreateProfile { .. } => Err(Error::Internal(
-                "a profile is created by create_profile, not execute".into(),
+                crate::error::InternalError::Unreachable("a profile is made by create_profile"),
             )),
             Operation::RevokeCa { name, reason } => {
                 let mut ca = self.cas.ca(name.as_str())?;

@@ -23,6 +23,7 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
+use crate::error::EncodeError;
 use crate::{Error, Result};
 
 pub use proto::pem::{MAX_CHAIN, MAX_INPUT, p7b_certificates, parse_certificates, to_pem};
@@ -30,7 +31,7 @@ pub use proto::pem::{MAX_CHAIN, MAX_INPUT, p7b_certificates, parse_certificates,
 /// A random positive serial number of 127 bits from the OS CSPRNG (RFC 5280 §4.1.2.2: ≤ 20 octets).
 pub fn random_serial() -> Result<SerialNumber> {
     let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| Error::Encoding(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut b).map_err(|e| Error::Encoding(EncodeError::Random(e)))?;
     b[0] &= 0x7f;
     b[0] |= 0x40; // keep 16 octets so the serial is at least 64 bits whatever the draw
     SerialNumber::new(&b).map_err(Error::from)
@@ -249,14 +250,19 @@ pub fn issue_linted(
 ) -> Result<Certificate> {
     use signature::Signer;
     use spki::SignatureBitStringEncoding;
-    let enc = |what: &str, e: &dyn std::fmt::Display| Error::Encoding(format!("{what}: {e}"));
+    let enc = |what: &'static str, e: &dyn std::fmt::Display| {
+        Error::Encoding(EncodeError::Build {
+            what,
+            reason: e.to_string(),
+        })
+    };
     let mut builder = CertificateBuilder::new(profile, serial, validity, spki)
         .map_err(|e| enc("the certificate", &e))?;
     let tbs_der = builder
         .finalize(signer)
         .map_err(|e| enc("the certificate", &e))?;
     let tbs = TbsCertificate::from_der(&tbs_der)?;
-    lint(&tbs).map_err(|e| Error::Encoding(format!("lint (nothing was signed): {e}")))?;
+    lint(&tbs).map_err(|e| Error::Encoding(EncodeError::Lint(e)))?;
     let signature: HsmSignature = signer
         .try_sign(&tbs_der)
         .map_err(|e| enc("signing the certificate", &e))?;
@@ -271,7 +277,12 @@ pub fn issue_linted(
 /// A PKCS#10 request for a bring-your-own CA, signed by its token key, asking for
 /// basicConstraints CA:TRUE and the CA key usages.
 pub fn ca_csr(subject: Name, signer: &HsmSigner) -> Result<Vec<u8>> {
-    let mut b = RequestBuilder::new(subject).map_err(|e| Error::Encoding(e.to_string()))?;
+    let mut b = RequestBuilder::new(subject).map_err(|e| {
+        Error::Encoding(EncodeError::Build {
+            what: "the CSR",
+            reason: e.to_string(),
+        })
+    })?;
     b.add_extension(&BasicConstraints {
         ca: true,
         path_len_constraint: None,
@@ -281,9 +292,12 @@ pub fn ca_csr(subject: Name, signer: &HsmSigner) -> Result<Vec<u8>> {
         KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature,
     ))
     .map_err(Error::from)?;
-    let csr = b
-        .build::<_, HsmSignature>(signer)
-        .map_err(|e| Error::Encoding(format!("signing the CSR: {e}")))?;
+    let csr = b.build::<_, HsmSignature>(signer).map_err(|e| {
+        Error::Encoding(EncodeError::Build {
+            what: "signing the CSR",
+            reason: e.to_string(),
+        })
+    })?;
     Ok(csr.to_der()?)
 }
 
@@ -334,7 +348,12 @@ pub fn cert_window(cert: &Certificate) -> (i64, i64) {
 /// A degenerate SignedData carrying only certificates (RFC 8894 §3.4, the .p7b format), in
 /// the order given (this CA first, up to the root): the one builder, shared with GetCACert.
 pub fn p7b(certs: &[Certificate]) -> Result<Vec<u8>> {
-    scep::certrep::degenerate(certs).map_err(|e| Error::Encoding(e.text))
+    scep::certrep::degenerate(certs).map_err(|e| {
+        Error::Encoding(EncodeError::Build {
+            what: "the PKCS#7",
+            reason: e.text,
+        })
+    })
 }
 
 fn is_self_issued(c: &Certificate) -> bool {

@@ -168,12 +168,6 @@ fn reason_code(name: Option<&str>) -> Option<CrlReason> {
     CrlReason::try_from(r as u32).ok()
 }
 
-fn new_key_id() -> Result<KeyId> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| Error::Encoding(e.to_string()))?;
-    KeyId::new(b.to_vec()).map_err(Error::Encoding)
-}
-
 fn serial_of(der: &[u8]) -> Option<String> {
     let c = Certificate::from_der(der).ok()?;
     Some(hex::encode(c.tbs_certificate().serial_number().as_bytes()))
@@ -509,7 +503,7 @@ impl Ocsp {
                 (id, spki)
             }
             None => {
-                let id = new_key_id()?;
+                let id = crate::keys::new_key_id()?;
                 let spki = self.keys.store().generate(
                     KEY,
                     &id,

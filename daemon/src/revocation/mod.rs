@@ -390,7 +390,7 @@ impl Revocation {
             next_update: now + timing.validity_secs,
             signature: hsm::signature_algorithm(signer.spec(), signer.hash())?,
         };
-        let encoding = |e: crl::Error| Error::Encoding(e.to_string());
+        let encoding = |e: crl::Error| Error::Encoding(crate::error::EncodeError::Crl(e));
         let mut writer =
             crl::CrlWriter::new(info, prev.as_ref().map_or(0, |p| p.entries)).map_err(encoding)?;
         let prefix = format!("{ca_name}\0");

@@ -167,7 +167,7 @@ pub fn crl_entry(key: &str, row: &RevokedRow) -> Result<Vec<u8>> {
     })?;
     let reason = row.reason.as_deref().and_then(crl::Reason::from_rfc_name);
     let der = crl::encode_entry(serial, row.revoked_at, reason)
-        .map_err(|e| Error::Encoding(e.to_string()))?;
+        .map_err(|e| Error::Encoding(crate::error::EncodeError::Crl(e)))?;
     let mut value = row.not_after.to_be_bytes().to_vec();
     value.extend_from_slice(&der);
     Ok(value)

@@ -331,9 +331,8 @@ impl Store {
     /// Open an existing store.
     pub fn open(path: &Path) -> Result<Store> {
         if !path.is_file() {
-            return Err(Error::Config(format!(
-                "no store at {} (run castellan-signer init first)",
-                path.display()
+            return Err(Error::Config(crate::error::ConfigError::NoStore(
+                path.display().to_string(),
             )));
         }
         let db = builder().open(path)?;
@@ -408,12 +407,12 @@ impl Store {
 
     pub fn governance(&self) -> Result<Governance> {
         self.meta("governance")?
-            .ok_or_else(|| Error::Config("the store has no officers (not initialised?)".into()))
+            .ok_or(Error::Config(crate::error::ConfigError::NoOfficers))
     }
 
     pub fn admin_identity(&self) -> Result<AdminIdentity> {
         self.meta("admin")?
-            .ok_or_else(|| Error::Config("the store has no admin TLS identity".into()))
+            .ok_or(Error::Config(crate::error::ConfigError::NoAdminIdentity))
     }
 
     pub fn ca(&self, name: &str) -> Result<Option<CaRecord>> {

@@ -20,9 +20,12 @@ use proto::admin::{self, Request, Response};
 
 /// Bind the admin port. Separate from [`serve`] so that READY is sent only after the bind.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))
+    TcpListener::bind(addr).await.map_err(|e| {
+        Error::Config(crate::error::ConfigError::io(
+            format!("cannot listen on {addr}"),
+            e,
+        ))
+    })
 }
 
 /// Serve until the task is dropped.

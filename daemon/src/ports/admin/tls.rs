@@ -144,7 +144,7 @@ pub fn server_config(
     officers: Vec<Vec<u8>>,
 ) -> Result<rustls::ServerConfig> {
     let provider = provider();
-    let id: KeyId = tls_key.parse().map_err(Error::Config)?;
+    let id: KeyId = crate::keys::key_id(tls_key)?;
     let verifier = OfficerVerifier {
         officers,
         algs: provider.signature_verification_algorithms,
@@ -155,7 +155,7 @@ pub fn server_config(
     );
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| Error::Config(e.to_string()))?
+        .map_err(|e| Error::Config(crate::error::ConfigError::Tls(e)))?
         .with_client_cert_verifier(Arc::new(verifier))
         .with_cert_resolver(Arc::new(OneKey(Arc::new(key))));
     Ok(config)

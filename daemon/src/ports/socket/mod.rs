@@ -15,28 +15,34 @@ use proto::wire::{self, Op, Refusal, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::error::ConfigError;
 use crate::{Error, Result};
 
 /// Bind the socket: replace a stale file, set mode 0660 and the group.
 pub fn bind(path: &Path, gid: Option<u32>) -> Result<UnixListener> {
     if path.exists() {
-        std::fs::remove_file(path)
-            .map_err(|e| Error::Config(format!("cannot replace {}: {e}", path.display())))?;
+        std::fs::remove_file(path).map_err(|e| {
+            Error::Config(ConfigError::io(
+                format!("cannot replace {}", path.display()),
+                e,
+            ))
+        })?;
     }
     let listener = UnixListener::bind(path).map_err(|e| {
-        Error::Config(format!(
-            "cannot bind the signing socket {}: {e}",
-            path.display()
+        Error::Config(ConfigError::io(
+            format!("cannot bind the signing socket {}", path.display()),
+            e,
         ))
     })?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Error::Config(ConfigError::io(path.display(), e)))?;
     if let Some(gid) = gid {
         nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid))).map_err(|e| {
-            Error::Config(format!(
-                "cannot give {} to group {gid}: {e}",
-                path.display()
-            ))
+            Error::Config(ConfigError::Chown {
+                path: path.display().to_string(),
+                gid,
+                source: e,
+            })
         })?;
     }
     Ok(listener)
