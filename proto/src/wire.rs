@@ -229,6 +229,27 @@ pub fn check_len<T: Frame>(len: u32) -> Result<usize, FrameError> {
     }
 }
 
+/// Read one frame's body (after its length, checked against `T`'s cap) from a stream:
+/// `None` at a clean end of stream before a frame. The one frame reader, for the signer's
+/// socket and the edge's connection alike; [`decode`] then reads the body.
+#[cfg(feature = "io")]
+pub async fn read_frame<T: Frame, R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+) -> std::io::Result<Option<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = check_len::<T>(u32::from_be_bytes(len))
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    Ok(Some(body))
+}
+
 /// Decode a frame body (after its length).
 pub fn decode<T: for<'de> Deserialize<'de> + Frame>(frame: &[u8]) -> Result<(u64, T), FrameError> {
     if frame.len() > T::MAX {
@@ -327,5 +348,33 @@ mod tests {
             .unwrap();
             let _ = decode::<Op>(&f[4..(4 + n).min(f.len())]);
         }
+    }
+
+    #[cfg(feature = "io")]
+    #[tokio::test]
+    async fn the_frame_reader_stops_cleanly_and_refuses_what_is_too_large_or_cut() {
+        let reply = Reply::CertRep { der: vec![7; 100] };
+        let frame = encode(3, &reply).unwrap();
+        let mut two = [frame.clone(), frame.clone()].concat();
+        let mut r: &[u8] = &two;
+        for _ in 0..2 {
+            let body = read_frame::<Reply, _>(&mut r).await.unwrap().unwrap();
+            assert_eq!(decode::<Reply>(&body).unwrap(), (3, reply.clone()));
+        }
+        assert!(
+            read_frame::<Reply, _>(&mut r).await.unwrap().is_none(),
+            "end of stream"
+        );
+        // Too large for a request, cut in the middle of the body.
+        let mut r: &[u8] = &frame;
+        assert!(
+            read_frame::<Op, _>(&mut r).await.is_ok(),
+            "a small reply fits a request cap"
+        );
+        two[0] = 0x7f;
+        let mut r: &[u8] = &two;
+        assert!(read_frame::<Op, _>(&mut r).await.is_err(), "over the cap");
+        let mut r: &[u8] = &frame[..frame.len() - 1];
+        assert!(read_frame::<Reply, _>(&mut r).await.is_err(), "cut short");
     }
 }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
@@ -351,17 +351,10 @@ impl Conn {
 
 /// Read one frame: 4-byte length, [`wire::check_len`], body, [`wire::decode`].
 async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R) -> Result<(u64, Reply), SignerError> {
-    let mut len = [0u8; 4];
-    rd.read_exact(&mut len).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => SignerError::Disconnected,
-        _ => SignerError::Protocol(e.to_string()),
-    })?;
-    let len = wire::check_len::<Reply>(u32::from_be_bytes(len))
-        .map_err(|e| SignerError::Protocol(e.to_string()))?;
-    let mut body = vec![0u8; len];
-    rd.read_exact(&mut body)
+    let body = wire::read_frame::<Reply, _>(rd)
         .await
-        .map_err(|e| SignerError::Protocol(format!("truncated frame: {e}")))?;
+        .map_err(|e| SignerError::Protocol(e.to_string()))?
+        .ok_or(SignerError::Disconnected)?;
     wire::decode(&body).map_err(|e| SignerError::Protocol(e.to_string()))
 }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use proto::wire::{self, Op, Refusal, Reply};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::error::ConfigError;
@@ -82,25 +82,11 @@ pub async fn serve(
     }
 }
 
-async fn read_frame(r: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let len = wire::check_len::<Op>(u32::from_be_bytes(len))
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
-    Ok(Some(body))
-}
-
 async fn connection(stream: UnixStream, signer: Arc<dyn EdgeApi>) -> std::io::Result<()> {
     let (mut rd, mut wr) = stream.into_split();
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
     // Hello first.
-    let Some(frame) = read_frame(&mut rd).await? else {
+    let Some(frame) = wire::read_frame::<Op, _>(&mut rd).await? else {
         return Ok(());
     };
     match wire::decode::<Op>(&frame) {
@@ -124,7 +110,7 @@ async fn connection(stream: UnixStream, signer: Arc<dyn EdgeApi>) -> std::io::Re
             }
         }
     });
-    while let Some(frame) = read_frame(&mut rd).await? {
+    while let Some(frame) = wire::read_frame::<Op, _>(&mut rd).await? {
         let (id, op) = match wire::decode::<Op>(&frame) {
             Ok(x) => x,
             Err(e) => {
