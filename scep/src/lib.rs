@@ -15,7 +15,9 @@
 
 pub mod ber;
 pub mod certrep;
+#[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "edge")]
 pub mod edge;
 pub mod envelope;
 pub mod error;
@@ -27,7 +29,7 @@ pub use error::{FailInfo, ScepError};
 
 /// The whole pipeline with software keys standing in for the HSM (unit tests only:
 /// the integration tests use the RA key in SoftHSM2).
-#[cfg(test)]
+#[cfg(all(test, feature = "client"))]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::sync::OnceLock;

@@ -112,7 +112,7 @@ pub fn verify(
         .map_err(|_| Refusal::Bad)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "client"))]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;

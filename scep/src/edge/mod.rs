@@ -23,7 +23,7 @@ mod publish;
 pub mod route;
 pub mod signer;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "client"))]
 mod tests;
 
 use std::net::SocketAddr;
