@@ -55,12 +55,24 @@ pub fn bin_dir() -> PathBuf {
     target.join("debug")
 }
 
+/// A built example (the benchmarks: crl-bench, store-bench, hsm-bench); panics with the
+/// command to run when it is missing.
+pub fn example(name: &str) -> PathBuf {
+    let p = bin_dir().join("examples").join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run cargo build --workspace --examples first (cargo xtask test does it)",
+        p.display()
+    );
+    p
+}
+
 /// A built binary; panics with the command to run when it is missing.
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
     assert!(
         p.is_file(),
-        "{} is missing: run cargo build -p daemon -p scep --bins first (cargo xtask test does it)",
+        "{} is missing: run cargo build --workspace --bins first (cargo xtask test does it)",
         p.display()
     );
     p

@@ -440,7 +440,7 @@ fn a_crl_of_twenty_thousand_entries_is_served_whole_and_the_watchdog_reports() {
     // 20,000 revoked rows written into the store as `cert revoke` writes them (a CRL of
     // about 1 MB: many times the signing socket's frame), and one issued certificate.
     let populate = tests::run(
-        std::process::Command::new(tests::bin("crl-bench"))
+        std::process::Command::new(tests::example("crl-bench"))
             .args(["populate", "--state-dir"])
             .arg(&a.state)
             .args(["--ca", ISSUING, "--n", "20000"])

@@ -38,7 +38,8 @@ pub struct Options {
 /// 1. install missing test tools (Debian packages, as root);
 /// 2. `cargo fmt --all -- --check`;
 /// 3. `cargo clippy --workspace --all-targets -- -D warnings`;
-/// 4. `cargo build --workspace --bins` (the integration tests run the real binaries);
+/// 4. `cargo build --workspace --bins --examples` (the integration tests run the real binaries,
+///    and crl-bench);
 /// 5. `cargo test --workspace [ARGS]`.
 pub fn run(options: &Options) -> Result<()> {
     println!(
@@ -62,7 +63,12 @@ pub fn run(options: &Options) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    tools::run_step(&mut cargo(&["build", "--workspace", "--bins"]))?;
+    tools::run_step(&mut cargo(&[
+        "build",
+        "--workspace",
+        "--bins",
+        "--examples",
+    ]))?;
     let mut test = cargo(&["test", "--workspace"]);
     test.args(&options.cargo_test_args);
     tools::run_step(&mut test)?;
