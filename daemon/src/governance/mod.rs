@@ -402,12 +402,7 @@ impl Governance {
                 status: ca.status,
             }));
         }
-        let extra: Vec<String> = spec
-            .ekus
-            .iter()
-            .filter(|e| !ca.spec.ekus.contains(e))
-            .map(ToString::to_string)
-            .collect();
+        let extra = not_allowed(&spec.ekus, &ca.spec.ekus);
         if !extra.is_empty() {
             return Err(Error::Invalid(format!(
                 "EKUs {} are not allowed by CA {} (it allows {})",
@@ -446,12 +441,7 @@ impl Governance {
                 )));
             }
         }
-        let extra: Vec<String> = spec
-            .ekus
-            .iter()
-            .filter(|e| !parent.spec.ekus.contains(e))
-            .map(ToString::to_string)
-            .collect();
+        let extra = not_allowed(&spec.ekus, &parent.spec.ekus);
         if !extra.is_empty() {
             return Err(Error::Invalid(format!(
                 "EKUs {} are not allowed by parent CA {pname} (it allows {})",
@@ -778,6 +768,15 @@ impl Governance {
             ocsp: None,
         }
     }
+}
+
+/// The EKUs of `wanted` that `allowed` does not list, as text.
+fn not_allowed(wanted: &[proto::model::Eku], allowed: &[proto::model::Eku]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|e| !allowed.contains(e))
+        .map(ToString::to_string)
+        .collect()
 }
 
 #[cfg(test)]
