@@ -165,7 +165,7 @@ pub struct ProfileArgs {
     /// auto, or manual (requests wait for `castellan request approve`)
     #[arg(long, default_value = "auto")]
     pub approval: String,
-    /// static, one-time or signed
+    /// static, one-time, signed, intune (Intune validates, through castellan-mdm) or webhook
     #[arg(long)]
     pub challenge: String,
     /// The static challenge (or --secret-file)

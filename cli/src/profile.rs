@@ -40,6 +40,8 @@ fn profile_spec(a: &ProfileArgs) -> Result<proto::profile::ProfileSpec> {
             }
         }
         "one-time" => ChallengeMode::OneTime,
+        "intune" => ChallengeMode::Intune,
+        "webhook" => ChallengeMode::Webhook,
         "signed" => ChallengeMode::Signed {
             keys: a
                 .mdm_key
@@ -49,7 +51,7 @@ fn profile_spec(a: &ProfileArgs) -> Result<proto::profile::ProfileSpec> {
         },
         other => {
             return Err(Error::Invalid(format!(
-                "--challenge {other:?}: use static, one-time or signed"
+                "--challenge {other:?}: use static, one-time, signed, intune or webhook"
             )));
         }
     };
@@ -110,6 +112,8 @@ pub fn profile_json(p: &proto::profile::ProfileSpec) -> serde_json::Value {
         ChallengeMode::Static { .. } => "static",
         ChallengeMode::OneTime => "one-time",
         ChallengeMode::Signed { .. } => "signed",
+        ChallengeMode::Intune => "intune",
+        ChallengeMode::Webhook => "webhook",
     });
     let mut warnings = Vec::new();
     if p.legacy_algorithms {

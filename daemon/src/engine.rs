@@ -29,6 +29,8 @@ pub struct Settings {
     pub crl_dir: PathBuf,
     /// Where the CRL metrics are written.
     pub metrics_file: PathBuf,
+    /// castellan-mdm, for `intune` and `webhook` profiles.
+    pub connector: Arc<dyn crate::enroll::mdm::Connector>,
 }
 
 /// The running signer.
@@ -61,6 +63,7 @@ impl Signer {
             cas.clone(),
             revocation.clone(),
             settings.public_url,
+            settings.connector,
         );
         let governance = Governance::new(
             store.clone(),
@@ -119,5 +122,91 @@ impl Signer {
         let rec = self.revocation.revoke_cert(officer, ca, serial, reason)?;
         self.ocsp.forget(ca, &rec.serial);
         Ok(rec)
+    }
+}
+
+/// A DN as compared across systems: case and the spaces around `,`, `+` and `=` do not
+/// count (Intune hands back the issuer string it was given, perhaps re-spaced).
+fn dn_key(dn: &str) -> String {
+    let mut out = String::with_capacity(dn.len());
+    for part in dn.split(',') {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        let p: Vec<String> = part
+            .split('=')
+            .map(|t| t.trim().to_ascii_lowercase())
+            .collect();
+        out.push_str(&p.join("="));
+    }
+    out
+}
+
+impl Signer {
+    /// A revocation Intune asked for (through the connector's identity): only certificates
+    /// issued through an `intune` profile, found by the issuer DN the signer sent in
+    /// `successNotification` (or the CA's name) and the serial in any hex form. Every
+    /// answer, refusals included, is in the audit trail.
+    pub fn mdm_revoke(&self, issuer: &str, serial: &str) -> Result<proto::admin::MdmRevokeOutcome> {
+        use proto::admin::MdmRevokeOutcome as O;
+        use proto::profile::ChallengeMode;
+        let actor = crate::enroll::mdm::ACTOR;
+        let want = dn_key(issuer);
+        let ca = self.store.cas()?.into_iter().find(|c| {
+            c.spec.name.as_str() == issuer
+                || c.cert
+                    .as_deref()
+                    .and_then(|d| <x509_cert::Certificate as der::Decode>::from_der(d).ok())
+                    .is_some_and(|cert| dn_key(&cert.tbs_certificate().subject().to_string()) == want)
+        });
+        let outcome = match (ca, proto::model::Serial::parse(serial)) {
+            (None, _) => O::UnknownIssuer,
+            (Some(_), Err(_)) => O::NotFound,
+            (Some(ca), Ok(s)) => {
+                let name = ca.spec.name.to_string();
+                let key = format!("{name}\0{s}");
+                let rec: Option<CertRecord> = self.store.get(crate::store::Table::Certs, &key)?;
+                let intune = |r: &CertRecord| {
+                    self.cas
+                        .profile(&r.profile)
+                        .is_ok_and(|p| p.challenge == ChallengeMode::Intune)
+                };
+                match rec.filter(intune) {
+                    None => O::NotFound,
+                    Some(r) if r.revoked_at.is_some() => O::AlreadyRevoked,
+                    Some(r) if r.not_after <= crate::now() => O::Expired,
+                    Some(r) => {
+                        match self.revoke_cert(actor, &name, &r.serial, crl::Reason::Unspecified) {
+                            Ok(_) => O::Revoked,
+                            Err(crate::Error::Conflict(_)) => O::AlreadyRevoked,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            }
+        };
+        if outcome != O::Revoked {
+            self.store.write(|tx| {
+                tx.audit(
+                    actor,
+                    "intune-revoke-refused",
+                    format!("issuer {issuer:?} serial {serial:?}: {outcome:?}"),
+                )
+            })?;
+        }
+        tracing::info!(issuer, serial, ?outcome, "revocation requested by Intune");
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dn_keys_ignore_case_and_spacing() {
+        assert_eq!(
+            super::dn_key("CN=Issuing CA 1, O=Example"),
+            super::dn_key("cn = Issuing CA 1,o=EXAMPLE")
+        );
+        assert_ne!(super::dn_key("CN=A,O=B"), super::dn_key("CN=A,O=C"));
     }
 }

@@ -143,6 +143,12 @@ pub enum Denied {
         "the approval signature of {0} does not match this proposal's digest (or was not made with the officer's registered key): nothing was counted"
     )]
     BadApproval(String),
+    #[error(
+        "the castellan-mdm connector may only mint one-time challenges and revoke what Intune asks for"
+    )]
+    ConnectorOnly,
+    #[error("mdm-revoke is the castellan-mdm connector's request (officers use `castellan cert revoke`)")]
+    NotTheConnector,
 }
 
 use proto::governance::Status;
@@ -272,6 +278,9 @@ pub enum ConfigError {
     /// A rule of signer.toml or the command line, stated as the rule.
     #[error("{0}")]
     Rule(&'static str),
+    /// The `[mdm]` section: what is wrong with the connector's settings.
+    #[error("{0}")]
+    Mdm(String),
     #[error("public-url {0:?} must be an http:// or https:// URL")]
     PublicUrl(String),
     #[error("PKCS#11 module {0} does not exist (install softhsm2, or set [hsm] module)")]

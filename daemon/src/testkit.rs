@@ -69,6 +69,7 @@ impl Kit {
                 crl: Default::default(),
                 crl_dir: dir.path().join("crls"),
                 metrics_file: dir.path().join("metrics"),
+                connector: std::sync::Arc::new(crate::enroll::mdm::NoConnector),
             },
         );
         Ok(Kit { dir, keys, signer })

@@ -104,6 +104,11 @@ pub enum Request {
     },
     /// Certificate counts by CA and status.
     CertStats,
+    /// Revoke a certificate on Intune's request (the castellan-mdm connector's identity
+    /// only): `issuer` is the CA subject DN the signer sent in `successNotification`,
+    /// `serial` hex in any case, with or without leading zeros. Only certificates issued
+    /// through an `intune` profile can be revoked this way.
+    MdmRevoke { issuer: String, serial: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -164,6 +169,23 @@ pub enum Response {
     CertStats {
         cas: Vec<CaCertStats>,
     },
+    /// The outcome of [`Request::MdmRevoke`].
+    MdmRevoked { outcome: MdmRevokeOutcome },
+}
+
+/// What became of a revocation Intune asked for; the connector maps it to the partner
+/// API's error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MdmRevokeOutcome {
+    Revoked,
+    AlreadyRevoked,
+    /// No CA has this issuer name.
+    UnknownIssuer,
+    /// The CA has no such certificate, or not one issued through an `intune` profile.
+    NotFound,
+    /// The certificate has expired: there is nothing left to revoke.
+    Expired,
 }
 
 /// A CA as shown to officers.

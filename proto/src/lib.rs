@@ -7,12 +7,14 @@
 //! - [`admin`]: the admin port's request and response (officers' CLI and signer);
 //! - [`challenge`]: the MDM-signed challenge token (MDM, CLI and signer);
 //! - [`wire`]: the signing socket's frames and operations (edge and signer);
+//! - [`mdm`]: the connector socket's frames and operations (signer and castellan-mdm);
 //! - [`ocsp`]: the OCSP (RFC 6960) ASN.1 (edge and signer).
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod challenge;
 pub mod governance;
+pub mod mdm;
 pub mod model;
 pub mod ocsp;
 pub mod pem;

@@ -57,6 +57,23 @@ pub enum ChallengeMode {
     /// Compact JWS (ES256) minted by an MDM holding one of these P-256 keys
     /// (SubjectPublicKeyInfo DER, base64).
     Signed { keys: Vec<String> },
+    /// Intune's partner-CA API decides, through castellan-mdm (`validateRequest`, then
+    /// `successNotification` before the certificate leaves the signer).
+    Intune,
+    /// A webhook decides, through castellan-mdm (an HMAC-signed HTTPS POST; only an
+    /// explicit allow issues).
+    Webhook,
+}
+
+impl ChallengeMode {
+    /// The outside service that decides this mode's challenges, if any.
+    pub fn validator(&self) -> Option<crate::mdm::Validator> {
+        match self {
+            ChallengeMode::Intune => Some(crate::mdm::Validator::Intune),
+            ChallengeMode::Webhook => Some(crate::mdm::Validator::Webhook),
+            _ => None,
+        }
+    }
 }
 
 /// Hash of a static challenge as stored.
@@ -210,6 +227,18 @@ impl ProfileSpec {
             for k in keys {
                 crate::challenge::mdm_key(k)?;
             }
+        }
+        if self.challenge == ChallengeMode::Intune && self.approval == ApprovalMode::Manual {
+            return Err(Error::Invalid(
+                "an intune profile cannot wait for manual approval: Intune's validate, issue and \
+                 notify round trip must finish within the device's request"
+                    .into(),
+            ));
+        }
+        if self.challenge == ChallengeMode::Intune && self.keys.rsa_max_bits == 0 {
+            return Err(Error::Invalid(
+                "an intune profile must allow RSA keys: Intune's SCEP profiles request RSA".into(),
+            ));
         }
         if self.ra_layout == RaLayout::Ca && self.ra_windows_eku {
             return Err(Error::Invalid(

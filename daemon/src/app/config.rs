@@ -7,6 +7,10 @@
 //! module = "/usr/lib/softhsm/libsofthsm2.so"
 //! token-label = "castellan"
 //! pin-file = "/etc/castellan/hsm-pin"      # or: pin-credential = "hsm-pin"
+//! [mdm]                                    # castellan-mdm, for intune and webhook profiles
+//! socket = "/run/castellan-mdm/signer.sock"
+//! uid = 993                                # the connector's uid (SO_PEERCRED)
+//! identity-cert = "/etc/castellan/mdm-identity.pem"
 //! ```
 
 use std::net::SocketAddr;
@@ -53,6 +57,59 @@ pub struct Config {
     /// The signing socket for castellan-edge; absent: no socket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket: Option<SocketSection>,
+    /// The castellan-mdm connector; absent: `intune` and `webhook` profiles refuse every
+    /// request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mdm: Option<MdmSection>,
+}
+
+/// The castellan-mdm connector, as the signer meets it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MdmSection {
+    /// The connector's unix socket, which the signer connects to.
+    pub socket: PathBuf,
+    /// The connector's uid: the socket's peer must be it (SO_PEERCRED); default: the
+    /// signer's own uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Longest wait for one answer, in seconds (1 to 60; default 20: Intune's round trip
+    /// must finish within the device's request).
+    #[serde(default = "default_mdm_timeout")]
+    pub timeout_secs: u64,
+    /// The connector's admin-port client certificate (PEM). It may mint one-time
+    /// challenges and revoke certificates Intune asks for (`mdm-revoke`), nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_cert: Option<PathBuf>,
+}
+
+fn default_mdm_timeout() -> u64 {
+    20
+}
+
+impl MdmSection {
+    /// The connector's admin-port certificate (DER), if one is configured.
+    pub fn identity(&self) -> Result<Option<Vec<u8>>> {
+        let Some(path) = &self.identity_cert else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::Config(ConfigError::io(
+                format!("[mdm] identity-cert {}", path.display()),
+                e,
+            ))
+        })?;
+        let mut certs = proto::pem::parse_certificates(&pem, "[mdm] identity-cert")
+            .map_err(|e| Error::Config(ConfigError::Mdm(e.to_string())))?;
+        match (certs.pop(), certs.is_empty()) {
+            (Some(c), true) => Ok(Some(der::Encode::to_der(&c).map_err(|e| {
+                Error::Config(ConfigError::Mdm(format!("[mdm] identity-cert: {e}")))
+            })?)),
+            _ => Err(Error::Config(ConfigError::Rule(
+                "[mdm] identity-cert must hold exactly one certificate",
+            ))),
+        }
+    }
 }
 
 fn default_public_url() -> String {
@@ -213,6 +270,14 @@ pub fn load(state_dir: Option<&Path>, config: Option<&Path>) -> Result<Loaded> {
         return Err(Error::Config(ConfigError::NoModule(
             config.hsm.module.display().to_string(),
         )));
+    }
+    if let Some(m) = &config.mdm {
+        if !(1..=60).contains(&m.timeout_secs) {
+            return Err(Error::Config(ConfigError::Rule(
+                "[mdm] timeout-secs must be 1 to 60",
+            )));
+        }
+        m.identity()?;
     }
     let hsm_config = config.hsm.to_hsm_config()?;
     hsm_config

@@ -148,6 +148,7 @@ pub fn init_with(
         public_url: opts.public_url.clone(),
         hsm: opts.hsm.clone(),
         socket: opts.socket.clone(),
+        mdm: None,
     };
     let store = Store::create(&store_path)?;
     let names: Vec<String> = officers.iter().map(|o| o.name.clone()).collect();
@@ -191,6 +192,10 @@ pub fn open(loaded: &Loaded) -> Result<Signer> {
             crl: loaded.config.crl,
             crl_dir: loaded.crl_dir(),
             metrics_file: loaded.metrics_file(),
+            connector: match &loaded.config.mdm {
+                Some(m) => std::sync::Arc::new(crate::ports::mdm::UnixConnector::new(m)),
+                None => std::sync::Arc::new(crate::enroll::mdm::NoConnector),
+            },
         },
     );
     signer.check_keys()?;

@@ -42,3 +42,18 @@ pub async fn crl_publisher(publisher: Arc<Signer>) {
         }
     }
 }
+
+/// Certificates Intune was not told about (the signer stopped between issuing and
+/// notifying): notified again or withdrawn once past their deadline. At start, then every
+/// minute.
+pub async fn intune_sweeper(signer: Arc<Signer>) {
+    loop {
+        let s = signer.clone();
+        match tokio::task::spawn_blocking(move || s.enroll().sweep_unnotified()).await {
+            Ok(Ok(0)) | Err(_) => {}
+            Ok(Ok(n)) => tracing::info!(n, "settled certificates Intune had not been told about"),
+            Ok(Err(e)) => tracing::error!(error = %e, "the Intune notification sweep failed"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    }
+}

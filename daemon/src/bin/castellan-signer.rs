@@ -249,6 +249,12 @@ fn run(w: Where) -> i32 {
             },
             None => None,
         };
+        // Checked by config::load already; an unreadable file now is a config error too.
+        let connector = match loaded.config.mdm.as_ref().map(|m| m.identity()) {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => return fail(e),
+            None => None,
+        };
         let cas = signer.store().cas().map(|c| c.len()).unwrap_or(0);
         notify("READY=1");
         tracing::info!(
@@ -265,9 +271,10 @@ fn run(w: Where) -> i32 {
             }
         };
         tokio::spawn(daemon::app::tasks::crl_publisher(signer.clone()));
+        tokio::spawn(daemon::app::tasks::intune_sweeper(signer.clone()));
         let serve = async {
             tokio::select! {
-                r = server::serve(listener, signer.clone()) => r,
+                r = server::serve(listener, signer.clone(), connector) => r,
                 r = sock_task => r,
             }
         };

@@ -17,6 +17,7 @@
 //!    (certificate, transaction and challenge use in one transaction), then reply.
 
 pub mod challenge;
+pub mod mdm;
 
 use der::{Decode, Encode};
 use hsm::{HsmSigner, KeyId};
@@ -158,6 +159,8 @@ fn admin_error(e: ScepError) -> crate::Error {
 struct Issued {
     rec: CertRecord,
     commit: crate::store::commit::PendingCommit,
+    /// For an `intune` profile, the CSR (DER): Intune must be told before delivery.
+    intune_csr: Option<Vec<u8>>,
 }
 
 impl Issued {
@@ -192,6 +195,8 @@ pub struct Enroll {
     public_url: String,
     /// Each profile's RA, with the CA and RA certificates and key ids it was made from.
     ras: Mutex<HashMap<String, CachedRa>>,
+    /// castellan-mdm, for profiles whose challenges an outside service decides.
+    connector: Arc<dyn mdm::Connector>,
 }
 
 impl Enroll {
@@ -201,8 +206,10 @@ impl Enroll {
         cas: Arc<Cas>,
         revocation: Arc<Revocation>,
         public_url: String,
+        connector: Arc<dyn mdm::Connector>,
     ) -> Self {
         Enroll {
+            connector,
             committer: Committer::start(store.clone()),
             store,
             keys,
@@ -440,10 +447,23 @@ impl Enroll {
         // the certificate is durable. If the commit refuses it (a one-time challenge used by
         // another request meanwhile), nothing was recorded and the answer is a FAILURE.
         let mut reply = rep(&outcome);
-        if let Some(issued) = issued
-            && let Err(e) = issued.finish()
-        {
-            reply = rep(&refused(e));
+        if let Some(issued) = issued {
+            let intune = issued.intune_csr.clone();
+            let done = issued
+                .finish()
+                .inspect_err(|e| {
+                    if let Some(csr) = &intune {
+                        self.notify_failure(spec.name.as_str(), &msg.transaction_id, csr, e);
+                    }
+                })
+                // An intune profile's certificate leaves only once Intune knows it.
+                .and_then(|rec| match &intune {
+                    Some(_) => self.notify_issued(&rec),
+                    None => Ok(()),
+                });
+            if let Err(e) = done {
+                reply = rep(&refused(e));
+            }
         }
         match reply {
             Ok(der) => Reply::CertRep { der },
@@ -567,7 +587,10 @@ impl Enroll {
                 )));
             }
             if let Some(c) = t.cert {
-                return Ok((self.success(&self.stored_cert(&c)?, alg)?, None));
+                let rec = self.stored_cert(&c)?;
+                // A retry of an intune request whose notification is still owed.
+                self.notify_issued(&rec)?;
+                return Ok((self.success(&rec, alg)?, None));
             }
             if t.pending {
                 return Ok((Outcome::Pending, None));
@@ -584,6 +607,12 @@ impl Enroll {
         let mut one_time = None;
         let mut nonce = None;
         if msg.message_type == MessageType::RenewalReq {
+            if spec.challenge == ChallengeMode::Intune {
+                return Err(ScepError::bad_request(
+                    "an intune profile takes no RenewalReq: Intune renews with a new PKCSReq \
+                     and a new challenge",
+                ));
+            }
             renewed_from = Some(self.authorise_renewal(spec, ca, msg, &req)?);
         } else {
             if msg.signer_cert.tbs_certificate().subject_public_key_info() != &req.spki {
@@ -595,6 +624,14 @@ impl Enroll {
                 Authorised::OneTime(k) => one_time = Some(k),
                 Authorised::Nonce(k, exp) => nonce = Some((k, exp)),
                 Authorised::Static => {}
+                Authorised::Outside(validator) => self.validate_outside(
+                    validator,
+                    spec,
+                    &msg.transaction_id,
+                    csr_der,
+                    &req,
+                    req.challenge.as_deref().unwrap_or_default(),
+                )?,
             }
         }
         if spec.approval == ApprovalMode::Manual {
@@ -633,16 +670,25 @@ impl Enroll {
             tracing::info!(profile = %spec.name, request = %id, "SCEP request waits for manual approval");
             return Ok((Outcome::Pending, None));
         }
-        let issued = self.issue_leaf(
-            spec,
-            ca,
-            &req,
-            &msg.transaction_id,
-            &txk,
-            renewed_from,
-            &one_time,
-            &nonce,
-        )?;
+        let intune_csr = (spec.challenge == ChallengeMode::Intune).then_some(csr_der);
+        let issued = self
+            .issue_leaf(
+                spec,
+                ca,
+                &req,
+                &msg.transaction_id,
+                &txk,
+                renewed_from,
+                &one_time,
+                &nonce,
+                intune_csr,
+            )
+            .inspect_err(|e| {
+                // Intune validated the request; it must hear that nothing came of it.
+                if let Some(csr) = intune_csr {
+                    self.notify_failure(spec.name.as_str(), &msg.transaction_id, csr, e);
+                }
+            })?;
         Ok((self.success(&issued.rec, alg)?, Some(issued)))
     }
 
@@ -659,6 +705,7 @@ impl Enroll {
         renewed_from: Option<String>,
         one_time: &Option<String>,
         nonce: &Option<(String, i64)>,
+        intune_csr: Option<&[u8]>,
     ) -> Result<Issued, ScepError> {
         let ca_cert =
             Certificate::from_der(ca.cert.as_deref().unwrap_or_default()).map_err(internal)?;
@@ -735,8 +782,21 @@ impl Enroll {
                 },
             )
             .map_err(internal)?;
+        if let Some(csr) = intune_csr {
+            batch
+                .put(
+                    Table::Unnotified,
+                    &ck,
+                    &Self::unnotified(txk, transaction_id, csr),
+                )
+                .map_err(internal)?;
+        }
         let commit = self.submit_batch(one_time, nonce, transaction_id, batch)?;
-        Ok(Issued { rec, commit })
+        Ok(Issued {
+            rec,
+            commit,
+            intune_csr: intune_csr.map(<[u8]>::to_vec),
+        })
     }
 
     /// Hand a batch to the group committer, consuming the one-time challenge or nonce in
@@ -772,6 +832,11 @@ impl Enroll {
                     Err(ScepError::bad_request("wrong challenge password"))
                 }
             }
+            ChallengeMode::Intune | ChallengeMode::Webhook => Ok(Authorised::Outside(
+                spec.challenge
+                    .validator()
+                    .ok_or_else(|| internal("no validator"))?,
+            )),
             ChallengeMode::OneTime => {
                 let key = challenge::one_time_key(challenge);
                 let c: OneTime = self
@@ -971,6 +1036,7 @@ impl Enroll {
                 p.renewed_from.clone(),
                 &None,
                 &None,
+                None,
             )
             .and_then(Issued::finish)
             .map_err(admin_error)?;
@@ -1017,6 +1083,8 @@ enum Authorised {
     OneTime(String),
     /// The signed challenge's nonce key and expiry.
     Nonce(String, i64),
+    /// The connector must ask this service (after the signer's own checks).
+    Outside(proto::mdm::Validator),
 }
 
 /// If a challenge binds a subject or SANs, the request must have exactly those.

@@ -207,6 +207,19 @@ impl Revocation {
         serial: &str,
         reason: crl::Reason,
     ) -> Result<CertRecord> {
+        self.revoke_cert_with(officer, ca, serial, reason, |_, _| Ok(()))
+    }
+
+    /// [`Revocation::revoke_cert`], with more writes of the caller's in the same
+    /// transaction (they see the certificate's record; an error from them undoes all).
+    pub fn revoke_cert_with(
+        &self,
+        officer: &str,
+        ca: &str,
+        serial: &str,
+        reason: crl::Reason,
+        also: impl FnOnce(&mut crate::store::Tx, &CertRecord) -> Result<()>,
+    ) -> Result<CertRecord> {
         let serial = proto::model::Serial::parse(serial)?.into_hex();
         let key = format!("{ca}\0{serial}");
         let ca_rec = self
@@ -258,6 +271,7 @@ impl Revocation {
                 },
             )?;
             tx.audit(officer, "revoke", format!("{ca} {serial} {reason}"))?;
+            also(tx, &rec)?;
             Ok(rec)
         })?;
         tracing::info!(ca, serial = %rec.serial, %reason, %officer, "certificate revoked");

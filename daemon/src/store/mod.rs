@@ -58,6 +58,11 @@ pub enum Table {
     /// Report counters (JSON integers): `CA\0revoked`, and `CA\0day\0{day:08}` for the
     /// certificates not revoked whose notAfter falls on that day (days since the epoch).
     Counts,
+    /// Certificates issued through an `intune` profile that Intune has not been told about
+    /// yet (`successNotification`), by `CA\0SERIAL-HEX` ([`rows::Unnotified`]). Written with
+    /// the certificate, removed once Intune accepted the notification; a row left past its
+    /// deadline is notified again or the certificate is withdrawn (`enroll::mdm`).
+    Unnotified,
 }
 
 impl Table {
@@ -74,9 +79,11 @@ impl Table {
             Table::ByExpiryAll => "by_expiry_all",
             Table::Counts => "counts",
             Table::CrlEntries => "crl_entries",
+            Table::Unnotified => "unnotified",
         })
     }
-    const ALL: [Table; 11] = [
+    const ALL: [Table; 12] = [
+        Table::Unnotified,
         Table::Revoked,
         Table::Profiles,
         Table::Certs,

@@ -106,6 +106,21 @@ pub struct TransactionRecord {
     pub rejected: Option<String>,
 }
 
+/// A certificate Intune has not been told about yet (table `unnotified`, keyed like
+/// `certs`): it is not delivered until Intune accepts `successNotification`, and it is
+/// withdrawn if that cannot happen by `deadline`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unnotified {
+    /// The transaction's key in `transactions` (marked rejected on withdrawal).
+    pub tx_key: String,
+    /// The SCEP transactionID and the CSR (DER), as the notification needs them.
+    pub transaction_id: String,
+    #[serde(with = "proto::b64")]
+    pub csr: Vec<u8>,
+    /// Unix time after which the sweep notifies again or withdraws.
+    pub deadline: i64,
+}
+
 /// A request waiting for manual approval (table `pending`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingRecord {

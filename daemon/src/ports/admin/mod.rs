@@ -28,8 +28,33 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     })
 }
 
-/// Serve until the task is dropped.
-pub async fn serve(listener: TcpListener, signer: Arc<Signer>) -> Result<()> {
+/// Who is on the other end of an admin connection.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A registered officer, by name.
+    Officer(String),
+    /// The castellan-mdm connector (`[mdm] identity-cert`): it may mint one-time
+    /// challenges and revoke what Intune asks for, nothing else.
+    Connector,
+}
+
+impl Caller {
+    /// The name the audit trail and the logs give this caller.
+    pub fn name(&self) -> &str {
+        match self {
+            Caller::Officer(n) => n,
+            Caller::Connector => crate::enroll::mdm::ACTOR,
+        }
+    }
+}
+
+/// Serve until the task is dropped. `connector` is the castellan-mdm connector's client
+/// certificate (DER), if one is configured.
+pub async fn serve(
+    listener: TcpListener,
+    signer: Arc<Signer>,
+    connector: Option<Vec<u8>>,
+) -> Result<()> {
     let admin = signer.store().admin_identity()?;
     let officers = signer
         .store()
@@ -37,6 +62,7 @@ pub async fn serve(listener: TcpListener, signer: Arc<Signer>) -> Result<()> {
         .officers
         .into_iter()
         .map(|o| o.cert)
+        .chain(connector.clone())
         .collect();
     let config = crate::ports::admin::tls::server_config(
         signer.keys().store().clone(),
@@ -45,6 +71,7 @@ pub async fn serve(listener: TcpListener, signer: Arc<Signer>) -> Result<()> {
         officers,
     )?;
     let acceptor = TlsAcceptor::from(Arc::new(config));
+    let connector: Arc<Option<Vec<u8>>> = Arc::new(connector);
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -55,6 +82,7 @@ pub async fn serve(listener: TcpListener, signer: Arc<Signer>) -> Result<()> {
         };
         let acceptor = acceptor.clone();
         let signer = signer.clone();
+        let connector = connector.clone();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(
                 std::time::Duration::from_secs(10),
@@ -75,7 +103,15 @@ pub async fn serve(listener: TcpListener, signer: Arc<Signer>) -> Result<()> {
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| c.as_ref().to_vec());
-            let officer = match cert.map(|c| signer.governance().officer_for(&c)) {
+            let officer = match cert.map(|c| {
+                if connector.as_deref() == Some(c.as_slice()) {
+                    return Ok(Some(Caller::Connector));
+                }
+                signer
+                    .governance()
+                    .officer_for(&c)
+                    .map(|o| o.map(Caller::Officer))
+            }) {
                 Some(Ok(Some(o))) => o,
                 _ => {
                     tracing::warn!(%peer, "admin connection without a registered officer certificate");
@@ -100,13 +136,13 @@ pub async fn serve(listener: TcpListener, signer: Arc<Signer>) -> Result<()> {
 async fn answer(
     req: hyper::Request<Incoming>,
     signer: Arc<Signer>,
-    officer: String,
+    caller: Caller,
 ) -> hyper::Response<Full<Bytes>> {
-    let result = handle(req, signer, &officer).await;
+    let result = handle(req, signer, &caller).await;
     let (status, body) = match result {
         Ok(r) => (200, r),
         Err(e) => {
-            tracing::info!(%officer, error = %e, "admin request refused");
+            tracing::info!(caller = caller.name(), error = %e, "admin request refused");
             (
                 e.http_status(),
                 Response::Error {
@@ -128,7 +164,7 @@ async fn answer(
 async fn handle(
     req: hyper::Request<Incoming>,
     signer: Arc<Signer>,
-    officer: &str,
+    caller: &Caller,
 ) -> Result<Response> {
     if req.method() != Method::POST || req.uri().path() != admin::PATH {
         return Err(Error::NotFound(crate::error::Missing::Endpoint(
@@ -142,8 +178,11 @@ async fn handle(
         .to_bytes();
     let request: Request = serde_json::from_slice(&body)
         .map_err(|e| Error::Invalid(format!("malformed request: {e}")))?;
-    let officer = officer.to_owned();
-    tokio::task::spawn_blocking(move || dispatch::handle(&signer, &officer, request))
+    let caller = caller.clone();
+    tokio::task::spawn_blocking(move || match caller {
+        Caller::Officer(officer) => dispatch::handle(&signer, &officer, request),
+        Caller::Connector => dispatch::connector(&signer, request),
+    })
         .await
         .map_err(|e| Error::Store(crate::error::StoreError::Worker(e.to_string())))?
 }
