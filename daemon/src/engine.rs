@@ -157,7 +157,9 @@ impl Signer {
                 || c.cert
                     .as_deref()
                     .and_then(|d| <x509_cert::Certificate as der::Decode>::from_der(d).ok())
-                    .is_some_and(|cert| dn_key(&cert.tbs_certificate().subject().to_string()) == want)
+                    .is_some_and(|cert| {
+                        dn_key(&cert.tbs_certificate().subject().to_string()) == want
+                    })
         });
         let outcome = match (ca, proto::model::Serial::parse(serial)) {
             (None, _) => O::UnknownIssuer,

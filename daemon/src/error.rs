@@ -147,7 +147,9 @@ pub enum Denied {
         "the castellan-mdm connector may only mint one-time challenges and revoke what Intune asks for"
     )]
     ConnectorOnly,
-    #[error("mdm-revoke is the castellan-mdm connector's request (officers use `castellan cert revoke`)")]
+    #[error(
+        "mdm-revoke is the castellan-mdm connector's request (officers use `castellan cert revoke`)"
+    )]
     NotTheConnector,
 }
 

@@ -117,6 +117,10 @@ pub struct IntuneSection {
     /// Microsoft Graph; `https://graph.microsoft.us` for GCC High.
     #[serde(default = "default_graph")]
     pub graph_url: String,
+    /// Graph's resource (the token audience); default: `graph-url`. Set it when graph-url
+    /// points elsewhere than the resource's own address (a proxy, a test emulator).
+    #[serde(default)]
+    pub graph_resource: Option<String>,
     /// Intune's resource; the token scope is this plus `/.default` (note the double slash).
     #[serde(default = "default_resource")]
     pub intune_resource: String,
@@ -269,9 +273,8 @@ impl IntuneSection {
                 Ok(Credential::Secret(s.trim().to_owned()))
             }
             (false, Some(cert), Some(key)) => Ok(Credential::Certificate {
-                cert_pem: std::fs::read(cert).map_err(|e| {
-                    Error::Config(format!("cannot read {}: {e}", cert.display()))
-                })?,
+                cert_pem: std::fs::read(cert)
+                    .map_err(|e| Error::Config(format!("cannot read {}: {e}", cert.display())))?,
                 key_pem: read_secret_file(key)?,
             }),
             _ => Err(Error::Config(
@@ -301,7 +304,9 @@ impl std::fmt::Debug for Credential {
 
 fn https_url(what: &str, url: &str) -> Result<()> {
     if !url.starts_with("https://") || url.contains(char::is_whitespace) || url.len() > 500 {
-        return Err(Error::Config(format!("{what} {url:?} must be an https:// URL")));
+        return Err(Error::Config(format!(
+            "{what} {url:?} must be an https:// URL"
+        )));
     }
     Ok(())
 }
@@ -375,7 +380,8 @@ pub fn load(path: &Path) -> Result<Config> {
                 n.username
             )));
         }
-        if !(60..=86400).contains(&n.ttl_secs) || !["utf-16", "utf-8"].contains(&n.encoding.as_str())
+        if !(60..=86400).contains(&n.ttl_secs)
+            || !["utf-16", "utf-8"].contains(&n.encoding.as_str())
         {
             return Err(Error::Config(format!(
                 "[[ndes]] {}: ttl-secs must be 60 to 86400 and encoding utf-16 or utf-8",
@@ -386,7 +392,8 @@ pub fn load(path: &Path) -> Result<Config> {
     let mut hooks = std::collections::HashSet::new();
     for w in &c.webhook {
         https_url(&format!("[[webhook]] {}", w.profile), &w.url)?;
-        w.secret.read(&format!("[[webhook]] {} secret", w.profile))?;
+        w.secret
+            .read(&format!("[[webhook]] {} secret", w.profile))?;
         if !hooks.insert(w.profile.clone()) || !(1..=30).contains(&w.timeout_secs) {
             return Err(Error::Config(format!(
                 "[[webhook]] {}: one webhook per profile, timeout-secs 1 to 30",
@@ -441,7 +448,9 @@ mod tests {
     #[test]
     fn ndes_needs_https_and_the_signer() {
         let d = tempfile::tempdir().unwrap();
-        let hash = crate::password::Hash::new("correct horse").unwrap().to_string();
+        let hash = crate::password::Hash::new("correct horse")
+            .unwrap()
+            .to_string();
         let p = write(
             d.path(),
             "c.toml",

@@ -42,7 +42,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("timeout", &self.timeout).finish()
+        f.debug_struct("Client")
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -130,12 +132,18 @@ impl Client {
             .path_and_query()
             .map(|p| p.as_str().to_owned())
             .unwrap_or_else(|| "/".into());
-        let authority = uri.authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default();
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, authority)
-            .header(hyper::header::USER_AGENT, concat!("castellan-mdm/", env!("CARGO_PKG_VERSION")));
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("castellan-mdm/", env!("CARGO_PKG_VERSION")),
+            );
         for (k, v) in headers {
             req = req.header(*k, v);
         }
@@ -148,7 +156,9 @@ impl Client {
             .collect()
             .await
             .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     HttpError::TooLarge
                 } else {
                     HttpError::Transport(format!("{host}: {e}"))

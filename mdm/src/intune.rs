@@ -166,7 +166,14 @@ impl Intune {
 
     fn scope(&self, a: Audience) -> String {
         match a {
-            Audience::Graph => format!("{}/.default", self.cfg.graph_url.trim_end_matches('/')),
+            Audience::Graph => format!(
+                "{}/.default",
+                self.cfg
+                    .graph_resource
+                    .as_deref()
+                    .unwrap_or(&self.cfg.graph_url)
+                    .trim_end_matches('/')
+            ),
             // The resource ends in '/', so the scope has a double slash: Entra takes the
             // audience as everything before the last slash.
             Audience::Intune => format!("{}/.default", self.cfg.intune_resource),
@@ -179,11 +186,12 @@ impl Intune {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
         let b64u = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let bad = |e: &dyn std::fmt::Display| IntuneError::Token(format!("client certificate: {e}"));
+        let bad =
+            |e: &dyn std::fmt::Display| IntuneError::Token(format!("client certificate: {e}"));
         let cert = CertificateDer::from_pem_slice(cert_pem).map_err(|e| bad(&e))?;
         let key = PrivatePkcs8KeyDer::from_pem_slice(key_pem).map_err(|e| bad(&e))?;
-        let pair = ring::signature::RsaKeyPair::from_pkcs8(key.secret_pkcs8_der())
-            .map_err(|e| bad(&e))?;
+        let pair =
+            ring::signature::RsaKeyPair::from_pkcs8(key.secret_pkcs8_der()).map_err(|e| bad(&e))?;
         let x5t = b64u.encode(ring::digest::digest(
             &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
             cert.as_ref(),
@@ -251,7 +259,8 @@ impl Intune {
         struct TokenAnswer {
             access_token: Option<String>,
             expires_in: Option<u64>,
-            error: Option<String>,
+            /// A string from Entra ID; proxies may send an OData object.
+            error: Option<Value>,
             error_description: Option<String>,
         }
         let t: TokenAnswer = serde_json::from_slice(&ans.body)
@@ -259,12 +268,15 @@ impl Intune {
         match (ans.status, t.access_token, t.expires_in) {
             (200, Some(token), Some(secs)) if !token.is_empty() => {
                 tracing::info!(audience = ?a, expires_in = secs, "new Entra ID token");
-                tokens.insert(a, (token.clone(), Instant::now() + Duration::from_secs(secs)));
+                tokens.insert(
+                    a,
+                    (token.clone(), Instant::now() + Duration::from_secs(secs)),
+                );
                 Ok(token)
             }
             (status, ..) => Err(IntuneError::Token(format!(
                 "HTTP {status}: {} {}",
-                t.error.unwrap_or_default(),
+                t.error.map(|e| e.to_string()).unwrap_or_default(),
                 t.error_description
                     .unwrap_or_default()
                     .chars()
@@ -593,7 +605,10 @@ mod tests {
         };
         assert_eq!(v("Success"), None);
         assert_eq!(v("success"), None);
-        assert_eq!(v("ChallengeExpired").as_deref(), Some("ChallengeExpired: why"));
+        assert_eq!(
+            v("ChallengeExpired").as_deref(),
+            Some("ChallengeExpired: why")
+        );
         assert!(v("").is_some());
     }
 }

@@ -69,7 +69,12 @@ impl Connector {
         let webhooks = cfg
             .webhook
             .iter()
-            .map(|w| Ok((w.profile.clone(), webhook::Webhook::new(w).map_err(Error::Config)?)))
+            .map(|w| {
+                Ok((
+                    w.profile.clone(),
+                    webhook::Webhook::new(w).map_err(Error::Config)?,
+                ))
+            })
             .collect::<Result<_>>()?;
         let ndes = (!cfg.ndes.is_empty())
             .then(|| ndes::Ndes::new(&cfg.ndes))
@@ -121,7 +126,9 @@ impl Connector {
                     w.validate(&profile, &transaction_id, &subject, &sans, &csr, &challenge)
                         .await
                 }
-                None => unavailable(format!("castellan-mdm has no [[webhook]] for profile {profile}")),
+                None => unavailable(format!(
+                    "castellan-mdm has no [[webhook]] for profile {profile}"
+                )),
             },
             Op::NotifySuccess {
                 transaction_id,

@@ -98,7 +98,11 @@ impl Ndes {
     async fn login(&self, header: Option<&str>) -> Option<&NdesSection> {
         let (user, pass) = header
             .and_then(|h| h.strip_prefix("Basic "))
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))
             .unwrap_or_default();
@@ -124,7 +128,11 @@ fn page(challenge: &str, ttl_secs: i64, encoding: &str) -> (Vec<u8>, &'static st
          <P> This password can be used only once and will expire within {minutes} minutes. \
          <P> Each enrollment requires a new challenge password. You can refresh this web page to \
          obtain a new challenge password. </P></Font></Body></HTML>",
-        charset = if encoding == "utf-8" { "utf-8" } else { "utf-16" },
+        charset = if encoding == "utf-8" {
+            "utf-8"
+        } else {
+            "utf-16"
+        },
         minutes = ttl_secs / 60,
     );
     if encoding == "utf-8" {
@@ -190,7 +198,9 @@ async fn answer(
         let mut r = reply(StatusCode::UNAUTHORIZED, "credentials required");
         r.headers_mut().insert(
             hyper::header::WWW_AUTHENTICATE,
-            hyper::header::HeaderValue::from_static("Basic realm=\"castellan-mdm\", charset=\"UTF-8\""),
+            hyper::header::HeaderValue::from_static(
+                "Basic realm=\"castellan-mdm\", charset=\"UTF-8\"",
+            ),
         );
         return r;
     };

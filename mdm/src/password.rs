@@ -48,7 +48,8 @@ impl Hash {
     }
 
     pub fn parse(s: &str) -> Result<Hash> {
-        let bad = || Error::Config("a password hash is `pbkdf2-sha256$ITERATIONS$SALT$HASH`".into());
+        let bad =
+            || Error::Config("a password hash is `pbkdf2-sha256$ITERATIONS$SALT$HASH`".into());
         let mut p = s.split('$');
         let (Some(PREFIX), Some(i), Some(salt), Some(hash), None) =
             (p.next(), p.next(), p.next(), p.next(), p.next())

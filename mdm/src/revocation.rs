@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use proto::admin::{MdmRevokeOutcome, Request, Response};
 
-use crate::intune::{ErrorCode, RevocationResult};
 use crate::Connector;
+use crate::intune::{ErrorCode, RevocationResult};
 
 /// One round: download, revoke, upload. Returns the results uploaded.
 pub async fn round(c: &Connector) -> Result<Vec<RevocationResult>, String> {

@@ -108,7 +108,10 @@ pub enum Request {
     /// only): `issuer` is the CA subject DN the signer sent in `successNotification`,
     /// `serial` hex in any case, with or without leading zeros. Only certificates issued
     /// through an `intune` profile can be revoked this way.
-    MdmRevoke { issuer: String, serial: String },
+    MdmRevoke {
+        issuer: String,
+        serial: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,7 +173,9 @@ pub enum Response {
         cas: Vec<CaCertStats>,
     },
     /// The outcome of [`Request::MdmRevoke`].
-    MdmRevoked { outcome: MdmRevokeOutcome },
+    MdmRevoked {
+        outcome: MdmRevokeOutcome,
+    },
 }
 
 /// What became of a revocation Intune asked for; the connector maps it to the partner

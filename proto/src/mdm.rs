@@ -22,9 +22,9 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// Longest reason text passed on to a device or an admin.
 pub const MAX_REASON: usize = 255;
 
-/// One request from the signer.
+/// One request from the signer. (Unknown fields are refused by [`Op`]: serde cannot deny
+/// them on a struct with a flattened member.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Call {
     pub version: u32,
     #[serde(flatten)]

@@ -21,6 +21,8 @@
 // Test support: a failed step is a failed test, with the step's output in the panic message.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod intune;
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -943,7 +945,7 @@ impl Drop for Appliance {
 
 /// Send SIGsig to the process group `child` leads (spawned with `process_group(0)`). A
 /// group that is gone already is no error.
-fn signal_group(child: &Child, sig: &str) {
+pub(crate) fn signal_group(child: &Child, sig: &str) {
     let _ = Command::new("kill")
         .args([&format!("-{sig}"), "--", &format!("-{}", child.id())])
         .stderr(Stdio::null())
@@ -952,7 +954,7 @@ fn signal_group(child: &Child, sig: &str) {
 
 /// Wait until `log` (from byte `offset` on) contains `marker`; panic with the log if the
 /// process exits first or [`READY_TIMEOUT`] passes (the process is then killed).
-fn wait_ready(child: &mut Child, what: &str, log: &Path, offset: usize, marker: &str) {
+pub(crate) fn wait_ready(child: &mut Child, what: &str, log: &Path, offset: usize, marker: &str) {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         let text = fs::read_to_string(log).unwrap_or_default();

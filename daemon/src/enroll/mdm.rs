@@ -99,7 +99,9 @@ impl Enroll {
             Answer::Allow => Ok(()),
             Answer::Deny { reason } => {
                 tracing::warn!(profile = %spec.name, transaction = transaction_id, %reason, "{who} refused a request (it may be an attack)");
-                Err(ScepError::bad_request(format!("{who} refused the request: {reason}")))
+                Err(ScepError::bad_request(format!(
+                    "{who} refused the request: {reason}"
+                )))
             }
             Answer::Unavailable { reason } => {
                 tracing::warn!(profile = %spec.name, transaction = transaction_id, %reason, "the challenge could not be validated");
@@ -160,7 +162,10 @@ impl Enroll {
                         tx.audit(
                             ACTOR,
                             "intune-notified",
-                            format!("{} {} transaction {}", rec.ca, rec.serial, row.transaction_id),
+                            format!(
+                                "{} {} transaction {}",
+                                rec.ca, rec.serial, row.transaction_id
+                            ),
                         )
                     })
                     .map_err(super::internal)?;
@@ -194,25 +199,32 @@ impl Enroll {
             crl::Reason::CessationOfOperation,
             |tx, _| {
                 if !tx.delete(Table::Unnotified, &key)? {
-                    return Err(crate::Error::Conflict(crate::error::Clash::AlreadyRevoked {
-                        serial: rec.serial.clone(),
-                        ca: rec.ca.clone(),
-                    }));
+                    return Err(crate::Error::Conflict(
+                        crate::error::Clash::AlreadyRevoked {
+                            serial: rec.serial.clone(),
+                            ca: rec.ca.clone(),
+                        },
+                    ));
                 }
-                let mut t: TransactionRecord = tx
-                    .get(Table::Transactions, &row.tx_key)?
-                    .unwrap_or(TransactionRecord {
-                        key_hash: rec.key_hash.clone(),
-                        cert: None,
-                        pending: false,
-                        rejected: None,
-                    });
-                t.rejected = Some(format!("Intune could not be told about the certificate: {reason}"));
+                let mut t: TransactionRecord =
+                    tx.get(Table::Transactions, &row.tx_key)?
+                        .unwrap_or(TransactionRecord {
+                            key_hash: rec.key_hash.clone(),
+                            cert: None,
+                            pending: false,
+                            rejected: None,
+                        });
+                t.rejected = Some(format!(
+                    "Intune could not be told about the certificate: {reason}"
+                ));
                 tx.put(Table::Transactions, &row.tx_key, &t)?;
                 tx.audit(
                     ACTOR,
                     "intune-withdrawn",
-                    format!("{} {} transaction {}: {reason}", rec.ca, rec.serial, row.transaction_id),
+                    format!(
+                        "{} {} transaction {}: {reason}",
+                        rec.ca, rec.serial, row.transaction_id
+                    ),
                 )
             },
         );
@@ -239,7 +251,12 @@ impl Enroll {
             description: Answer::reason(e.text.clone()),
         });
         if answer != Answer::Done {
-            tracing::warn!(profile, transaction = transaction_id, ?answer, "Intune's failureNotification was not accepted");
+            tracing::warn!(
+                profile,
+                transaction = transaction_id,
+                ?answer,
+                "Intune's failureNotification was not accepted"
+            );
         }
     }
 
@@ -247,8 +264,7 @@ impl Enroll {
     /// Returns how many rows were settled.
     pub fn sweep_unnotified(&self) -> crate::Result<usize> {
         let now = crate::now();
-        let rows: Vec<(String, Unnotified)> =
-            self.store.scan(Table::Unnotified, "", None, 1000)?;
+        let rows: Vec<(String, Unnotified)> = self.store.scan(Table::Unnotified, "", None, 1000)?;
         let mut settled = 0;
         for (key, _) in rows.into_iter().filter(|(_, r)| r.deadline <= now) {
             let Some(rec) = self.store.get::<CertRecord>(Table::Certs, &key)? else {

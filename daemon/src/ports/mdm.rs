@@ -25,14 +25,20 @@ impl UnixConnector {
     pub fn new(section: &MdmSection) -> Self {
         UnixConnector {
             path: section.socket.clone(),
-            uid: section.uid.unwrap_or_else(|| nix::unistd::getuid().as_raw()),
+            uid: section
+                .uid
+                .unwrap_or_else(|| nix::unistd::getuid().as_raw()),
             timeout: Duration::from_secs(section.timeout_secs),
         }
     }
 
     fn exchange(&self, op: Op) -> Result<Answer, String> {
-        let mut s = UnixStream::connect(&self.path)
-            .map_err(|e| format!("castellan-mdm is not reachable at {}: {e}", self.path.display()))?;
+        let mut s = UnixStream::connect(&self.path).map_err(|e| {
+            format!(
+                "castellan-mdm is not reachable at {}: {e}",
+                self.path.display()
+            )
+        })?;
         let cred = nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials)
             .map_err(|e| format!("SO_PEERCRED on the connector socket: {e}"))?;
         if cred.uid() != self.uid {

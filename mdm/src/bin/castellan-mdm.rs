@@ -10,7 +10,11 @@ use mdm::{Connector, Error, config};
 const EX_CONFIG: i32 = 78;
 
 #[derive(Parser)]
-#[command(name = "castellan-mdm", version, about = "Castellan's connector to MDM services")]
+#[command(
+    name = "castellan-mdm",
+    version,
+    about = "Castellan's connector to MDM services"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -71,7 +75,10 @@ fn run(cmd: Cmd) -> Result<(), Error> {
             std::io::stdin()
                 .read_line(&mut line)
                 .map_err(|e| Error::Runtime(e.to_string()))?;
-            println!("{}", mdm::password::Hash::new(line.trim_end_matches(['\r', '\n']))?);
+            println!(
+                "{}",
+                mdm::password::Hash::new(line.trim_end_matches(['\r', '\n']))?
+            );
             Ok(())
         }
         Cmd::CheckConfig { config: path } => {

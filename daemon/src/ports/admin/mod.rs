@@ -183,6 +183,6 @@ async fn handle(
         Caller::Officer(officer) => dispatch::handle(&signer, &officer, request),
         Caller::Connector => dispatch::connector(&signer, request),
     })
-        .await
-        .map_err(|e| Error::Store(crate::error::StoreError::Worker(e.to_string())))?
+    .await
+    .map_err(|e| Error::Store(crate::error::StoreError::Worker(e.to_string())))?
 }
