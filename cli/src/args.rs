@@ -49,6 +49,55 @@ pub enum Command {
     /// Issued certificates
     #[command(subcommand)]
     Cert(CertCommand),
+    /// What an MDM administrator needs to enrol devices through a profile
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write an Apple configuration profile (.mobileconfig, unsigned XML): the profile's CA
+    /// chain as certificate payloads and a SCEP payload
+    Mobileconfig(MobileconfigArgs),
+    /// Write a directory for an MDM administrator: each CA certificate as DER NAME.cer (the
+    /// root and every CA down to the profile's), chain.p7b, scep-url.txt, and README.txt with
+    /// the values to enter in the MDM's trusted-certificate and SCEP profiles
+    Bundle {
+        #[arg(long)]
+        profile: String,
+        /// The directory to write (absent or empty, unless --force)
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Write into an existing non-empty directory, replacing files of the same names
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MobileconfigArgs {
+    #[arg(long)]
+    pub profile: String,
+    /// The SCEP challenge to embed (for a static profile, its secret: it is checked, and the
+    /// file is written readable by its owner only). Without it the payload carries the
+    /// placeholder $SCEP_CHALLENGE: replace it, or have the MDM put its challenge variable
+    /// there
+    #[arg(long)]
+    pub challenge: Option<String>,
+    /// The subject devices request, e.g. "CN=$SERIALNUMBER,O=Example" (CN required; only
+    /// attributes the profile allows). MDM variables are kept for the MDM to substitute.
+    /// Default CN=$SERIALNUMBER (Jamf Pro's variable; Intune's is {{SerialNumber}})
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// PayloadOrganization shown on the device
+    #[arg(long)]
+    pub organization: Option<String>,
+    /// The file to write
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Overwrite an existing file
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

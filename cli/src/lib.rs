@@ -11,6 +11,7 @@ mod cert;
 mod challenge;
 pub mod client;
 pub mod error;
+mod export;
 pub mod officer;
 mod profile;
 mod proposal;
@@ -88,5 +89,6 @@ async fn dispatch(cli: &Cli) -> Result<()> {
         Command::Challenge(c) => challenge::challenge(&s, c).await,
         Command::Request(r) => request::request(&s, r).await,
         Command::Cert(c) => cert::cert(&s, c).await,
+        Command::Export(e) => export::export(&s, e).await,
     }
 }

@@ -161,14 +161,17 @@ pub async fn profile(s: &Session, c: &ProfileCommand) -> Result<()> {
             Ok(())
         }
         ProfileCommand::Show { name, json } => {
-            let Response::Profile { profile } = s
+            let Response::Profile { profile, scep_url } = s
                 .client
                 .call(&Request::ProfileShow { name: name.clone() })
                 .await?
             else {
                 return Err(Error::Transport("unexpected answer".into()));
             };
-            let v = profile_json(&profile);
+            let mut v = profile_json(&profile);
+            if !scep_url.is_empty() {
+                v["scep_url"] = json!(scep_url);
+            }
             if json.json {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {

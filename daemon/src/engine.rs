@@ -43,6 +43,8 @@ pub struct Signer {
     enroll: Enroll,
     governance: Governance,
     ocsp: Ocsp,
+    /// Base URL of the edge (from [`Settings`]), for the URLs officers hand to devices.
+    public_url: String,
 }
 
 impl Signer {
@@ -62,7 +64,7 @@ impl Signer {
             keys.clone(),
             cas.clone(),
             revocation.clone(),
-            settings.public_url,
+            settings.public_url.clone(),
             settings.connector,
         );
         let governance = Governance::new(
@@ -74,6 +76,7 @@ impl Signer {
         );
         let ocsp = Ocsp::new(store.clone(), keys.clone());
         Signer {
+            public_url: settings.public_url,
             store,
             keys,
             cas,
@@ -104,6 +107,10 @@ impl Signer {
     }
     pub fn ocsp(&self) -> &Ocsp {
         &self.ocsp
+    }
+    /// Base URL of the edge, e.g. `https://ca.example.com` (no trailing path).
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// The start-up key check; returns one line per key checked.

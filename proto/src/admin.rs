@@ -143,6 +143,10 @@ pub enum Response {
     },
     Profile {
         profile: crate::profile::ProfileSpec,
+        /// The profile's public SCEP URL (`<public_url>/scep/<name>`) as devices reach it;
+        /// empty from a signer that predates it.
+        #[serde(default)]
+        scep_url: String,
     },
     Challenge {
         challenge: String,

@@ -102,6 +102,11 @@ pub fn handle(signer: &Signer, officer: &str, req: Request) -> Result<Response> 
         }),
         Request::ProfileShow { name } => Ok(Response::Profile {
             profile: signer.cas().profile(&name)?,
+            scep_url: format!(
+                "{}/scep/{}",
+                signer.public_url().trim_end_matches('/'),
+                name
+            ),
         }),
         Request::ChallengeNew {
             profile,
