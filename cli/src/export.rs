@@ -428,7 +428,10 @@ fn mobileconfig(src: &Source, a: &MobileconfigArgs) -> Result<Value> {
             )?,
         ),
         ("Challenge", string(challenge)),
-        ("Keysize", Value::Integer(key_size(p.name.as_str(), &p.keys)?)),
+        (
+            "Keysize",
+            Value::Integer(key_size(p.name.as_str(), &p.keys)?),
+        ),
         ("Key Type", string("RSA")),
         ("Key Usage", Value::Integer(key_usage_bits(&p.key_usage))),
         ("Retries", Value::Integer(retries)),
@@ -560,6 +563,13 @@ fn readme(src: &Source) -> String {
              the profile, subject, SANs and\n  an expiry (`castellan challenge sign` makes one \
              by hand)."
             .to_owned(),
+        ChallengeMode::Intune => "intune. In Intune, create a SCEP certificate profile with              this SCEP URL; Intune
+  generates each device's challenge and Castellan asks Intune              (through castellan-mdm)
+  to validate it. Nothing to enter as a challenge. See the              README, section Intune."
+            .to_owned(),
+        ChallengeMode::Webhook => "webhook. castellan-mdm asks the profile's webhook about each              request; the
+  challenge is whatever that service expects from devices."
+            .to_owned(),
     };
     let mut r = String::new();
     let _ = writeln!(r, "Castellan SCEP profile {}: settings for an MDM", p.name);
@@ -567,7 +577,11 @@ fn readme(src: &Source) -> String {
     let _ = writeln!(r, "Files");
     let _ = writeln!(r, "-----");
     for ca in &src.chain {
-        let what = if ca.root { "root CA" } else { "issuing/intermediate CA" };
+        let what = if ca.root {
+            "root CA"
+        } else {
+            "issuing/intermediate CA"
+        };
         let _ = writeln!(r, "{:<24} {what} {} (DER)", ca.file_name(), ca.name);
     }
     let _ = writeln!(r, "{:<24} the same chain as PKCS#7", "chain.p7b");
@@ -777,7 +791,10 @@ mod tests {
     fn data_lines_are_wrapped() {
         let xml = to_xml(&Value::Data(vec![7; 100])).unwrap();
         let lines: Vec<&str> = xml.lines().filter(|l| l.starts_with("Bw")).collect();
-        assert_eq!(lines.iter().map(|l| l.len()).collect::<Vec<_>>(), [64, 64, 8]);
+        assert_eq!(
+            lines.iter().map(|l| l.len()).collect::<Vec<_>>(),
+            [64, 64, 8]
+        );
     }
 
     #[test]
@@ -848,7 +865,10 @@ mod tests {
     #[test]
     fn subject_attributes_the_profile_refuses() {
         let err = subject_array("CN=x,O=y", &["CN".into()]).unwrap_err();
-        assert!(err.to_string().contains("does not allow subject attribute O"));
+        assert!(
+            err.to_string()
+                .contains("does not allow subject attribute O")
+        );
         assert!(subject_array("O=no-cn", &all_attrs()).is_err());
     }
 
