@@ -311,18 +311,18 @@ fn challenge_of(csr_b64: &str) -> Result<Option<String>, String> {
     // pkcs-9-at-challengePassword (RFC 2985 §5.4.1)
     let oid = const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
     for a in req.info.attributes.iter() {
-        if a.oid == oid {
-            if let Some(v) = a.values.iter().next() {
-                let s = v
-                    .decode_as::<der::asn1::PrintableStringRef<'_>>()
-                    .map(|s| s.to_string())
-                    .or_else(|_| {
-                        v.decode_as::<der::asn1::Utf8StringRef<'_>>()
-                            .map(|s| s.to_string())
-                    })
-                    .map_err(|e| format!("challengePassword: {e}"))?;
-                return Ok(Some(s));
-            }
+        if a.oid == oid
+            && let Some(v) = a.values.iter().next()
+        {
+            let s = v
+                .decode_as::<der::asn1::PrintableStringRef<'_>>()
+                .map(|s| s.to_string())
+                .or_else(|_| {
+                    v.decode_as::<der::asn1::Utf8StringRef<'_>>()
+                        .map(|s| s.to_string())
+                })
+                .map_err(|e| format!("challengePassword: {e}"))?;
+            return Ok(Some(s));
         }
     }
     Ok(None)
@@ -710,7 +710,8 @@ async fn hook(s: &Mutex<State>, req: &hyper::Request<()>, body: &[u8]) -> Resp {
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    (s.len() % 2 == 0)
+    s.len()
+        .is_multiple_of(2)
         .then(|| {
             (0..s.len())
                 .step_by(2)
