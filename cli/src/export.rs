@@ -428,7 +428,10 @@ fn mobileconfig(src: &Source, a: &MobileconfigArgs) -> Result<Value> {
             )?,
         ),
         ("Challenge", string(challenge)),
-        ("Keysize", Value::Integer(key_size(p.name.as_str(), &p.keys)?)),
+        (
+            "Keysize",
+            Value::Integer(key_size(p.name.as_str(), &p.keys)?),
+        ),
         ("Key Type", string("RSA")),
         ("Key Usage", Value::Integer(key_usage_bits(&p.key_usage))),
         ("Retries", Value::Integer(retries)),
@@ -540,7 +543,13 @@ fn readme(src: &Source) -> String {
             p.keys.rsa_min_bits, p.keys.rsa_max_bits
         )
     };
-    let ec = list(p.keys.ec_curves.iter().map(|c| c.to_uppercase()).collect());
+    let ec = list(
+        p.keys
+            .ec_curves
+            .iter()
+            .map(|c| c.replacen('p', "P-", 1))
+            .collect(),
+    );
     let challenge = match &p.challenge {
         ChallengeMode::Static { .. } => format!(
             "static. Enter the profile's static secret as the SCEP challenge (Jamf Pro:\n  \
@@ -567,8 +576,12 @@ fn readme(src: &Source) -> String {
     let _ = writeln!(r, "Files");
     let _ = writeln!(r, "-----");
     for ca in &src.chain {
-        let what = if ca.root { "root CA" } else { "issuing/intermediate CA" };
-        let _ = writeln!(r, "{:<24} {what} {} (DER)", ca.file_name(), ca.name);
+        let what = if ca.root {
+            "root CA"
+        } else {
+            "issuing or intermediate CA"
+        };
+        let _ = writeln!(r, "{:<24} {what} (DER)", ca.file_name());
     }
     let _ = writeln!(r, "{:<24} the same chain as PKCS#7", "chain.p7b");
     let _ = writeln!(r, "{:<24} the SCEP URL\n", "scep-url.txt");
@@ -777,7 +790,10 @@ mod tests {
     fn data_lines_are_wrapped() {
         let xml = to_xml(&Value::Data(vec![7; 100])).unwrap();
         let lines: Vec<&str> = xml.lines().filter(|l| l.starts_with("Bw")).collect();
-        assert_eq!(lines.iter().map(|l| l.len()).collect::<Vec<_>>(), [64, 64, 8]);
+        assert_eq!(
+            lines.iter().map(|l| l.len()).collect::<Vec<_>>(),
+            [64, 64, 8]
+        );
     }
 
     #[test]
@@ -848,7 +864,10 @@ mod tests {
     #[test]
     fn subject_attributes_the_profile_refuses() {
         let err = subject_array("CN=x,O=y", &["CN".into()]).unwrap_err();
-        assert!(err.to_string().contains("does not allow subject attribute O"));
+        assert!(
+            err.to_string()
+                .contains("does not allow subject attribute O")
+        );
         assert!(subject_array("O=no-cn", &all_attrs()).is_err());
     }
 
