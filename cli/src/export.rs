@@ -28,10 +28,10 @@ use crate::{Error, Result};
 
 /// The challenge written when `--challenge` is not given: the MDM administrator replaces it
 /// (or puts the MDM's challenge variable there).
-pub const CHALLENGE_PLACEHOLDER: &str = "$SCEP_CHALLENGE";
+const CHALLENGE_PLACEHOLDER: &str = "$SCEP_CHALLENGE";
 /// The subject requested when `--subject` is not given: Jamf Pro's serial-number variable.
-pub const DEFAULT_SUBJECT: &str = "CN=$SERIALNUMBER";
-/// Most CAs between a profile's CA and its root (the signer refuses deeper hierarchies).
+const DEFAULT_SUBJECT: &str = "CN=$SERIALNUMBER";
+/// Most CAs followed up from a profile's CA (a guard against a loop of parents).
 const MAX_DEPTH: usize = 16;
 
 pub async fn export(s: &Session, c: &ExportCommand) -> Result<()> {
