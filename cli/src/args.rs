@@ -63,6 +63,7 @@ pub enum ExportCommand {
     /// root and every CA down to the profile's), chain.p7b, scep-url.txt, and README.txt with
     /// the values to enter in the MDM's trusted-certificate and SCEP profiles
     Bundle {
+        /// The SCEP profile
         #[arg(long)]
         profile: String,
         /// The directory to write (absent or empty, unless --force)
@@ -76,12 +77,13 @@ pub enum ExportCommand {
 
 #[derive(Debug, Args)]
 pub struct MobileconfigArgs {
+    /// The SCEP profile
     #[arg(long)]
     pub profile: String,
-    /// The SCEP challenge to embed (for a static profile, its secret: it is checked, and the
-    /// file is written readable by its owner only). Without it the payload carries the
-    /// placeholder $SCEP_CHALLENGE: replace it, or have the MDM put its challenge variable
-    /// there
+    /// The SCEP challenge to embed; the file is then readable by its owner only, and a
+    /// static profile's secret is checked against its hash. Without it the payload carries
+    /// the placeholder $SCEP_CHALLENGE: replace it, or have the MDM put its challenge
+    /// variable there
     #[arg(long)]
     pub challenge: Option<String>,
     /// The subject devices request, e.g. "CN=$SERIALNUMBER,O=Example" (CN required; only

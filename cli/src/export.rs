@@ -28,10 +28,10 @@ use crate::{Error, Result};
 
 /// The challenge written when `--challenge` is not given: the MDM administrator replaces it
 /// (or puts the MDM's challenge variable there).
-pub const CHALLENGE_PLACEHOLDER: &str = "$SCEP_CHALLENGE";
+const CHALLENGE_PLACEHOLDER: &str = "$SCEP_CHALLENGE";
 /// The subject requested when `--subject` is not given: Jamf Pro's serial-number variable.
-pub const DEFAULT_SUBJECT: &str = "CN=$SERIALNUMBER";
-/// Most CAs between a profile's CA and its root (the signer refuses deeper hierarchies).
+const DEFAULT_SUBJECT: &str = "CN=$SERIALNUMBER";
+/// Most CAs followed up from a profile's CA (a guard against a loop of parents).
 const MAX_DEPTH: usize = 16;
 
 pub async fn export(s: &Session, c: &ExportCommand) -> Result<()> {
@@ -543,7 +543,13 @@ fn readme(src: &Source) -> String {
             p.keys.rsa_min_bits, p.keys.rsa_max_bits
         )
     };
-    let ec = list(p.keys.ec_curves.iter().map(|c| c.to_uppercase()).collect());
+    let ec = list(
+        p.keys
+            .ec_curves
+            .iter()
+            .map(|c| c.replacen('p', "P-", 1))
+            .collect(),
+    );
     let challenge = match &p.challenge {
         ChallengeMode::Static { .. } => format!(
             "static. Enter the profile's static secret as the SCEP challenge (Jamf Pro:\n  \
@@ -580,9 +586,9 @@ fn readme(src: &Source) -> String {
         let what = if ca.root {
             "root CA"
         } else {
-            "issuing/intermediate CA"
+            "issuing or intermediate CA"
         };
-        let _ = writeln!(r, "{:<24} {what} {} (DER)", ca.file_name(), ca.name);
+        let _ = writeln!(r, "{:<24} {what} (DER)", ca.file_name());
     }
     let _ = writeln!(r, "{:<24} the same chain as PKCS#7", "chain.p7b");
     let _ = writeln!(r, "{:<24} the SCEP URL\n", "scep-url.txt");
