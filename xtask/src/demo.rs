@@ -61,6 +61,8 @@ const MAX_SOCKET_PATH: usize = 107;
 #[derive(Debug, Default)]
 pub struct Options {
     pub fresh: bool,
+    /// Also run castellan-mdm with an NDES-style challenge endpoint (`demo_mdm`).
+    pub mdm: bool,
     pub admin_port: Option<u16>,
     pub http_port: Option<u16>,
 }
@@ -196,7 +198,9 @@ pub fn run(options: &Options) -> Result<()> {
     let paths = Paths::new(crate::workspace_root());
     let mut build = Command::new(crate::cargo());
     build
-        .args(["build", "-p", "daemon", "-p", "cli", "-p", "scep", "--bins"])
+        .args([
+            "build", "-p", "daemon", "-p", "cli", "-p", "scep", "-p", "mdm", "--bins",
+        ])
         .current_dir(&paths.root);
     tools::run_step(&mut build)?;
     for bin in [paths.signer_bin(), paths.cli_bin(), paths.edge_bin()] {
@@ -270,6 +274,11 @@ pub fn run(options: &Options) -> Result<()> {
         }
     };
 
+    let mdm = match options.mdm {
+        true => Some(crate::demo_mdm::prepare(&paths)?),
+        false => None,
+    };
+
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // The first signal asks for a clean stop; a second one while stopping exits at once.
@@ -323,9 +332,56 @@ pub fn run(options: &Options) -> Result<()> {
             demo
         }
     };
+    let mut connector = None;
+    if let Some(m) = &mdm {
+        let [alice, bob, ..] = demo.officers.as_slice() else {
+            return Err(Failure::new("the demo needs two officers"));
+        };
+        let profile = ["profile", "show", crate::demo_mdm::PROFILE];
+        if cli_within(&paths, &demo, alice, &profile, None).is_err() {
+            propose_and_approve(
+                &paths,
+                &demo,
+                alice,
+                bob,
+                &[
+                    "profile",
+                    "create",
+                    crate::demo_mdm::PROFILE,
+                    "--ca",
+                    "demo-issuing",
+                    "--challenge",
+                    "one-time",
+                    "--legacy-algorithms",
+                    "--json",
+                ],
+            )?;
+        }
+        let mut cmd = Command::new(paths.bin_dir.join("castellan-mdm"));
+        cmd.arg("run").arg("--config").arg(&m.config);
+        let service = connector.insert(Service::spawn(
+            &paths,
+            cmd,
+            "castellan-mdm",
+            crate::demo_mdm::READY_MARKER,
+            &m.log,
+            Some("mdm    | "),
+        )?);
+        if !service.wait_ready(&stop)? {
+            println!("==> stopped before castellan-mdm was ready");
+            return Ok(());
+        }
+        crate::demo_mdm::record(&paths, m)?;
+        println!(
+            "==> NDES-style challenges for {}: {} (user jamf, password in var/demo/demo.json `mdm`)",
+            crate::demo_mdm::PROFILE,
+            m.url(),
+        );
+    }
     print_summary(&paths, &demo);
 
-    let mut running: Vec<&mut Service> = edge.iter_mut().collect();
+    let mut running: Vec<&mut Service> = connector.iter_mut().collect();
+    running.extend(edge.iter_mut());
     running.push(&mut signer);
     let outcome = wait_until_stopped(&stop, &mut running);
     // The edge first: it is the signer's client.
@@ -436,7 +492,7 @@ pub(crate) fn set_up(
 
 /// An officer's P-256 key (PKCS#8 PEM, 0600) and self-signed client certificate, made the way
 /// an officer would make them: with openssl, on their own machine.
-fn make_officer(dir: &Path, name: &str) -> Result<Officer> {
+pub(crate) fn make_officer(dir: &Path, name: &str) -> Result<Officer> {
     let officer = Officer {
         name: name.to_owned(),
         cert: dir.join(format!("{name}.pem")),
@@ -561,7 +617,7 @@ impl Service {
     }
 
     /// Wait for the ready line. `Ok(false)`: a signal asked us to stop first.
-    fn wait_ready(&mut self, stop: &AtomicBool) -> Result<bool> {
+    pub(crate) fn wait_ready(&mut self, stop: &AtomicBool) -> Result<bool> {
         Ok(self.wait_ready_line(stop)?.is_some())
     }
 
@@ -847,7 +903,7 @@ fn create_profiles(paths: &Paths, demo: &Demo, edge_url: &str) -> Result<Vec<Sce
 
 /// Run a proposing command as `proposer`, approve the proposal as `approver`, and check that
 /// it executed.
-fn propose_and_approve(
+pub(crate) fn propose_and_approve(
     paths: &Paths,
     demo: &Demo,
     proposer: &Officer,

@@ -20,6 +20,7 @@ mod bench;
 mod bench_crl;
 mod bench_scep;
 mod demo;
+mod demo_mdm;
 mod suite;
 mod tools;
 
@@ -31,12 +32,14 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  demo [--fresh] [--admin-port PORT] [--http-port PORT]
+  demo [--fresh] [--mdm] [--admin-port PORT] [--http-port PORT]
         Run a demo appliance under var/demo/: a SoftHSM2 token, officers alice, bob and
         carol (quorum 2), castellan-signer with its admin port on https://127.0.0.1:8443
         (--admin-port), the CAs demo-root and demo-issuing, the SCEP profiles devices and
         devices-legacy, and castellan-edge on http://127.0.0.1:8080 (--http-port). A second
-        run reuses var/demo/; --fresh wipes it first. Runs until Ctrl-C.
+        run reuses var/demo/; --fresh wipes it first. --mdm also runs castellan-mdm with an
+        NDES-style challenge endpoint on https://127.0.0.1:8444/certsrv/mscep_admin/ for the
+        one-time profile devices-dynamic (demo.json `mdm`). Runs until Ctrl-C.
   bench ca [--runs N]
         Benchmark on release binaries (builds them): in a fresh appliance under
         var/bench-ca/, create root CAs of each key type (rsa-2048/3072/4096, ec-p256/384),
@@ -173,6 +176,7 @@ fn parse_demo_args(args: &[String]) -> Result<demo::Options> {
         };
         match flag {
             "--fresh" if inline.is_none() => options.fresh = true,
+            "--mdm" if inline.is_none() => options.mdm = true,
             "--admin-port" | "--http-port" => {
                 let value = inline
                     .or_else(|| args.next().cloned())
