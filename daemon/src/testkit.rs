@@ -32,6 +32,11 @@ pub struct Kit {
 
 impl Kit {
     pub fn new() -> Result<Kit> {
+        Kit::with_connector(std::sync::Arc::new(crate::enroll::mdm::NoConnector))
+    }
+
+    /// A kit whose `intune` and `webhook` profiles ask `connector` (a fake, in unit tests).
+    pub fn with_connector(connector: Arc<dyn crate::enroll::mdm::Connector>) -> Result<Kit> {
         let dir = tempfile::tempdir().map_err(|e| {
             Error::Config(crate::error::ConfigError::io("a temporary directory", e))
         })?;
@@ -69,7 +74,7 @@ impl Kit {
                 crl: Default::default(),
                 crl_dir: dir.path().join("crls"),
                 metrics_file: dir.path().join("metrics"),
-                connector: std::sync::Arc::new(crate::enroll::mdm::NoConnector),
+                connector,
             },
         );
         Ok(Kit { dir, keys, signer })

@@ -200,11 +200,25 @@ impl Device {
 
     /// A PKCS#10 request for this key, with a challengePassword if given.
     pub fn csr(&self, subject: &str, challenge: Option<&str>) -> Result<Vec<u8>> {
+        self.csr_with(subject, challenge, Vec::new())
+    }
+
+    /// [`Device::csr`] with requested extensions (an extensionRequest attribute), as
+    /// Intune-managed devices send a SID extension and SANs.
+    pub fn csr_with(
+        &self,
+        subject: &str,
+        challenge: Option<&str>,
+        extensions: Vec<x509_cert::ext::Extension>,
+    ) -> Result<Vec<u8>> {
         use std::str::FromStr;
         use x509_cert::request::attributes::ChallengePassword;
         let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(self.key.clone());
         let mut b = RequestBuilder::new(Name::from_str(subject).map_err(err("subject"))?)
             .map_err(err("csr"))?;
+        for e in extensions {
+            b.add_extension(e).map_err(err("extension"))?;
+        }
         if let Some(c) = challenge {
             b.add_attribute(&ChallengePassword(
                 x509_cert::ext::pkix::name::DirectoryString::Utf8String(c.into()),

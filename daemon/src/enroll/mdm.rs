@@ -279,8 +279,292 @@ impl Enroll {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use der::Encode;
+    use proto::wire::{Op as WireOp, Reply};
+    use scep::client::{self, Device, RecipientChoice, RequestSpec};
+    use x509_cert::ext::Extension;
+
+    /// Intune as the signer meets it through the connector: allows `intune-ok`, accepts
+    /// notifications unless told to fail them, and records every call.
+    #[derive(Debug, Default)]
+    struct FakeIntune {
+        fail_notifications: AtomicBool,
+        calls: Mutex<Vec<Op>>,
+    }
+
+    impl Connector for FakeIntune {
+        fn call(&self, op: Op) -> Answer {
+            self.calls.lock().unwrap().push(op.clone());
+            match op {
+                Op::Validate { challenge, .. } if challenge == "intune-ok" => Answer::Allow,
+                Op::Validate { .. } => Answer::Deny {
+                    reason: "ChallengeExpired".into(),
+                },
+                Op::NotifySuccess { .. } if self.fail_notifications.load(Ordering::SeqCst) => {
+                    Answer::Unavailable {
+                        reason: "HTTP 500".into(),
+                    }
+                }
+                _ => Answer::Done,
+            }
+        }
+    }
+
+    const SID_URI: &str = "tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-1001";
+    const SID_EXT: &str = "1.3.6.1.4.1.311.25.2";
+
+    struct Bench {
+        kit: crate::testkit::Kit,
+        fake: Arc<FakeIntune>,
+        bag: Vec<x509_cert::Certificate>,
+    }
+
+    fn bench() -> Bench {
+        use crate::testkit::{Kit, profile};
+        let fake = Arc::new(FakeIntune::default());
+        let kit = Kit::with_connector(fake.clone()).unwrap();
+        kit.two_tier().unwrap();
+        let mut spec = profile("phones", proto::profile::RaLayout::Split, "unused").unwrap();
+        spec.challenge = proto::profile::ChallengeMode::Intune;
+        spec.san_types = vec![proto::profile::SanType::Uri];
+        kit.run(proto::governance::Operation::CreateProfile { spec })
+            .unwrap();
+        let Reply::CaCert { der, ra: true } = kit.signer.enroll().scep(WireOp::GetCaCert {
+            profile: "phones".into(),
+        }) else {
+            panic!("GetCACert");
+        };
+        let bag = client::ca_certs(&der).unwrap();
+        Bench { kit, fake, bag }
+    }
+
+    impl Bench {
+        /// A PKCSReq with the SID URI SAN and a SID extension, as an Intune device sends it.
+        fn request(&self, device: &Device, challenge: &str) -> (Vec<u8>, Vec<u8>) {
+            use x509_cert::ext::pkix::SubjectAltName;
+            use x509_cert::ext::pkix::name::GeneralName;
+            let san = SubjectAltName(vec![GeneralName::UniformResourceIdentifier(
+                der::asn1::Ia5String::new(SID_URI).unwrap(),
+            )]);
+            let exts = vec![
+                Extension {
+                    extn_id: const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME,
+                    critical: false,
+                    extn_value: der::asn1::OctetString::new(san.to_der().unwrap()).unwrap(),
+                },
+                Extension {
+                    extn_id: SID_EXT.parse().unwrap(),
+                    critical: false,
+                    extn_value: der::asn1::OctetString::new(
+                        der::asn1::OctetString::new(b"S-1-5-21-9-9-9-500".to_vec())
+                            .unwrap()
+                            .to_der()
+                            .unwrap(),
+                    )
+                    .unwrap(),
+                },
+            ];
+            let csr = device
+                .csr_with("CN=phone-1", Some(challenge), exts)
+                .unwrap();
+            let recipients = client::recipients(&self.bag, RecipientChoice::Ndes).unwrap();
+            let spec = RequestSpec::pkcs_req(&client::transaction_id(device).unwrap());
+            let req = client::request(device, &csr, &recipients, &spec).unwrap();
+            (req.der, csr)
+        }
+
+        fn send(&self, device: &Device, message: Vec<u8>) -> client::Reply {
+            let Reply::CertRep { der } = self.kit.signer.enroll().scep(WireOp::PkiOperation {
+                profile: "phones".into(),
+                message,
+            }) else {
+                panic!("PKIOperation");
+            };
+            let ra = client::reply_signer(&self.bag).unwrap().clone();
+            client::read_reply(&der, &ra, device).unwrap()
+        }
+
+        fn calls(&self) -> Vec<Op> {
+            std::mem::take(&mut *self.fake.calls.lock().unwrap())
+        }
+
+        fn cert(&self, serial: &str) -> CertRecord {
+            self.kit
+                .signer
+                .store()
+                .get(Table::Certs, &format!("issuing\0{serial}"))
+                .unwrap()
+                .unwrap()
+        }
+
+        fn unnotified(&self) -> usize {
+            self.kit
+                .signer
+                .store()
+                .values::<Unnotified>(Table::Unnotified)
+                .unwrap()
+                .len()
+        }
+    }
+
+    /// Validated, issued with the SID URI SAN but never the SID extension, notified with
+    /// Intune's fields, delivered; a refused challenge issues nothing and notifies nothing.
+    #[test]
+    fn intune_requests_are_validated_issued_notified_and_the_sid_extension_dropped() {
+        let b = bench();
+        let device = Device::generate(2048, "CN=phone-1").unwrap();
+        let (msg, csr) = b.request(&device, "intune-ok");
+        let reply = b.send(&device, msg);
+        assert_eq!(reply.status, "0", "{:?}", reply.fail_info_text);
+        let cert = &reply.certs[0];
+        let tbs = cert.tbs_certificate();
+        let exts = tbs.extensions().unwrap();
+        assert!(!exts.iter().any(|e| e.extn_id.to_string() == SID_EXT));
+        let (_, san) = tbs
+            .get_extension::<x509_cert::ext::pkix::SubjectAltName>()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            format!("{:?}", san.0).matches(SID_URI).count(),
+            1,
+            "{san:?}"
+        );
+        let serial = hex::encode(tbs.serial_number().as_bytes());
+        let calls = b.calls();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert!(
+            matches!(&calls[0], Op::Validate { validator: Validator::Intune, csr: c, challenge, .. }
+            if *c == b64(&csr) && challenge == "intune-ok")
+        );
+        let Op::NotifySuccess {
+            serial: s,
+            thumbprint,
+            ca,
+            csr: c,
+            ..
+        } = &calls[1]
+        else {
+            panic!("{calls:?}");
+        };
+        assert_eq!(*s, proto::mdm::intune_serial(&serial));
+        assert_eq!(
+            *thumbprint,
+            hex::encode(sha1::Sha1::digest(cert.to_der().unwrap()))
+        );
+        assert_eq!((ca.as_str(), c), ("issuing", &b64(&csr)));
+        assert_eq!(b.unnotified(), 0);
+
+        let other = Device::generate(2048, "CN=phone-1").unwrap();
+        let (msg, _) = b.request(&other, "forged");
+        let reply = b.send(&other, msg);
+        assert_eq!(reply.fail_info.as_deref(), Some("2"));
+        assert!(reply.fail_info_text.unwrap().contains("ChallengeExpired"));
+        assert_eq!(b.calls().len(), 1, "a refused validation is not notified");
+    }
+
+    /// A failed notification withdraws the certificate (revoked, transaction rejected, a
+    /// retry gets the same FAILURE) and tells Intune; the sweep settles rows left behind
+    /// by a signer that stopped between issuing and notifying.
+    #[test]
+    fn certificates_intune_was_not_told_about_are_withdrawn_or_notified_later() {
+        let b = bench();
+        b.fake.fail_notifications.store(true, Ordering::SeqCst);
+        let device = Device::generate(2048, "CN=phone-1").unwrap();
+        let (msg, _) = b.request(&device, "intune-ok");
+        let reply = b.send(&device, msg.clone());
+        assert_eq!(reply.fail_info.as_deref(), Some("2"));
+        assert!(reply.certs.is_empty());
+        assert!(reply.fail_info_text.unwrap().contains("withdrawn"));
+        let calls = b.calls();
+        let Some(Op::NotifyFailure { hresult, .. }) = calls.last() else {
+            panic!("{calls:?}");
+        };
+        assert_eq!(*hresult, 0x2000_0002);
+        let certs: Vec<CertRecord> = b.kit.signer.store().values(Table::Certs).unwrap();
+        assert_eq!(certs.len(), 1);
+        assert!(
+            certs[0].revoked_at.is_some(),
+            "the certificate is left valid"
+        );
+        assert_eq!(b.unnotified(), 0);
+        // The same transaction again: the same refusal, no certificate.
+        let again = b.send(&device, msg);
+        assert_eq!(again.fail_info.as_deref(), Some("2"));
+        assert!(
+            again
+                .fail_info_text
+                .unwrap()
+                .contains("Intune could not be told")
+        );
+
+        // Rows a stopped signer left behind: one that Intune now accepts, one it does not.
+        b.fake.fail_notifications.store(false, Ordering::SeqCst);
+        let mut serials = Vec::new();
+        for _ in 0..2 {
+            let d = Device::generate(2048, "CN=phone-1").unwrap();
+            let (msg, csr) = b.request(&d, "intune-ok");
+            let reply = b.send(&d, msg);
+            assert_eq!(reply.status, "0");
+            let serial = hex::encode(reply.certs[0].tbs_certificate().serial_number().as_bytes());
+            let key = format!("issuing\0{serial}");
+            let row = Unnotified {
+                tx_key: "phones\0lost".into(),
+                transaction_id: "lost".into(),
+                csr,
+                deadline: 0,
+            };
+            b.kit
+                .signer
+                .store()
+                .write(|tx| tx.put(Table::Unnotified, &key, &row))
+                .unwrap();
+            serials.push(serial);
+        }
+        b.calls();
+        assert_eq!(b.kit.signer.enroll().sweep_unnotified().unwrap(), 2);
+        assert_eq!(b.unnotified(), 0);
+        assert!(
+            b.cert(&serials[0]).revoked_at.is_none(),
+            "notified: stays valid"
+        );
+        assert!(b.cert(&serials[1]).revoked_at.is_none());
+        // Now with Intune unreachable: withdrawn.
+        b.fake.fail_notifications.store(true, Ordering::SeqCst);
+        let key = format!("issuing\0{}", serials[0]);
+        let row = Unnotified {
+            tx_key: "phones\0lost".into(),
+            transaction_id: "lost".into(),
+            csr: Vec::new(),
+            deadline: 0,
+        };
+        b.kit
+            .signer
+            .store()
+            .write(|tx| tx.put(Table::Unnotified, &key, &row))
+            .unwrap();
+        assert_eq!(b.kit.signer.enroll().sweep_unnotified().unwrap(), 1);
+        assert!(b.cert(&serials[0]).revoked_at.is_some(), "withdrawn");
+        assert_eq!(b.unnotified(), 0);
+        // A row not yet past its deadline is left alone.
+        let key = format!("issuing\0{}", serials[1]);
+        let row = Unnotified {
+            deadline: crate::now() + 60,
+            ..row
+        };
+        b.kit
+            .signer
+            .store()
+            .write(|tx| tx.put(Table::Unnotified, &key, &row))
+            .unwrap();
+        assert_eq!(b.kit.signer.enroll().sweep_unnotified().unwrap(), 0);
+        assert!(b.cert(&serials[1]).revoked_at.is_none());
+    }
 
     #[test]
     fn hresults_carry_the_customer_bit_and_the_fail_info() {
