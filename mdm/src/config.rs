@@ -54,6 +54,11 @@ pub struct Config {
     /// Group of the socket file, so the signer's group can connect (mode 0660).
     #[serde(default)]
     pub socket_gid: Option<u32>,
+    /// Longest time one call of the signer may take, all HTTP requests included (seconds,
+    /// 1 to 60; default 10). Past it the answer is "unavailable". Keep it below the signer's
+    /// `[mdm] timeout-secs` (default 12), and both below the edge's 30 s.
+    #[serde(default = "default_call_deadline")]
+    pub call_deadline_secs: u64,
     /// The signer's admin port; needed by `[[ndes]]` and by Intune revocation.
     #[serde(default)]
     pub signer: Option<SignerSection>,
@@ -138,6 +143,9 @@ pub struct IntuneSection {
     pub timeout_secs: u64,
 }
 
+fn default_call_deadline() -> u64 {
+    10
+}
 fn default_login() -> String {
     "https://login.microsoftonline.com".into()
 }
@@ -154,7 +162,7 @@ fn default_revocation_max() -> u32 {
     100
 }
 fn default_timeout() -> u64 {
-    15
+    10
 }
 
 /// The HTTPS listener of the NDES-style challenge endpoint.
@@ -326,6 +334,9 @@ pub fn load(path: &Path) -> Result<Config> {
         .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
     let c: Config =
         toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    if !(1..=60).contains(&c.call_deadline_secs) {
+        return Err(Error::Config("call-deadline-secs must be 1 to 60".into()));
+    }
     if let Some(s) = &c.signer {
         https_url("[signer] url", &s.url)?;
         s.key.read("[signer] key")?;

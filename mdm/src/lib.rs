@@ -39,6 +39,8 @@ pub struct Connector {
     pub ndes: Option<ndes::Ndes>,
     /// The signer's admin port under the connector's identity.
     pub admin: Option<cli::client::AdminClient>,
+    /// Longest time one call of the signer may take.
+    pub deadline: std::time::Duration,
 }
 
 impl Connector {
@@ -81,6 +83,7 @@ impl Connector {
             .transpose()
             .map_err(Error::Config)?;
         Ok(Connector {
+            deadline: std::time::Duration::from_secs(cfg.call_deadline_secs),
             intune,
             webhooks,
             ndes,

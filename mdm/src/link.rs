@@ -73,7 +73,14 @@ async fn one(mut s: UnixStream, connector: &Connector) -> Result<(), String> {
                 .map_err(|_| "request body not sent within 10 s".to_owned())?
                 .map_err(|e| e.to_string())?;
             match proto::mdm::decode_call(&body) {
-                Ok(call) => connector.answer(call.op).await,
+                Ok(call) => {
+                    let secs = connector.deadline.as_secs();
+                    tokio::time::timeout(connector.deadline, connector.answer(call.op))
+                        .await
+                        .unwrap_or_else(|_| Answer::Unavailable {
+                            reason: format!("no answer from the MDM service within {secs} s"),
+                        })
+                }
                 Err(e) => Answer::Unavailable {
                     reason: format!("malformed call: {e}"),
                 },

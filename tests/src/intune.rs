@@ -45,6 +45,8 @@ pub struct State {
     pub failure_notifications: Vec<Value>,
     /// Answer successNotification with HTTP 500.
     pub fail_success_notifications: bool,
+    /// Answer validateRequest with this status and raw body instead (malformed answers).
+    pub validate_answer: Option<(u16, Vec<u8>)>,
     /// Requests handed out by downloadRevocationRequests.
     pub revocation_queue: Vec<Value>,
     pub revocation_results: Vec<Value>,
@@ -76,6 +78,14 @@ pub struct Emulator {
     /// The test CA the emulator's certificate chains to (the connector's trust file).
     pub ca_file: PathBuf,
     _runtime: tokio::runtime::Runtime,
+}
+
+impl State {
+    /// Forget every token handed out, as if all had expired early: the next call with one
+    /// gets 401.
+    pub fn expire_tokens(&mut self) {
+        self.tokens.clear();
+    }
 }
 
 impl Emulator {
@@ -496,6 +506,11 @@ async fn handle(req: hyper::Request<Incoming>, s: Arc<Mutex<State>>, port: u16) 
             };
             let mut st = s.lock().unwrap();
             st.validations += 1;
+            if let Some((status, body)) = st.validate_answer.clone() {
+                let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+                *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                return r;
+            }
             if code == "Success" {
                 st.validated.insert(tx, csr);
             }

@@ -289,10 +289,25 @@ fn intune_validates_issues_notifies_and_revokes_end_to_end() {
         a.log()
     );
 
-    // Intune asks to revoke phone-1 (twice), an unknown serial and an unknown issuer.
+    // A certificate of the same CA that did not come through Intune (a one-time profile).
+    let once = a.cli_json(
+        "alice",
+        &["challenge", "new", "--profile", "dynamic", "--json"],
+    );
+    let not_intune = enrolled(
+        a,
+        "dynamic",
+        once["challenge"].as_str().unwrap(),
+        "laptop-1",
+    );
+    let not_intune = serial_of(&not_intune);
+
+    // Intune asks to revoke phone-1 (twice), an unknown serial, an unknown issuer, and a
+    // certificate outside its scope.
     {
         let mut st = s.emu.state();
         for (ctx, serial, issuer) in [
+            ("ctx-out-of-scope", not_intune.as_str(), ISSUING_DN),
             ("ctx-revoke", serial.as_str(), ISSUING_DN),
             ("ctx-again", serial.as_str(), ISSUING_DN),
             ("ctx-unknown-serial", "1234abcd", ISSUING_DN),
@@ -324,6 +339,11 @@ fn intune_validates_issues_notifies_and_revokes_end_to_end() {
     assert_eq!(
         results,
         vec![
+            (
+                "ctx-out-of-scope".into(),
+                "CertificateNotFoundError".into(),
+                false
+            ),
             ("ctx-revoke".into(), "None".into(), true),
             ("ctx-again".into(), "ConflictError".into(), false),
             (
@@ -343,6 +363,13 @@ fn intune_validates_issues_notifies_and_revokes_end_to_end() {
         &["cert", "show", &serial, "--ca", ISSUING, "--json"],
     );
     assert_eq!(shown["status"], "revoked", "{shown}");
+    let other = a.cli_json(
+        "alice",
+        &["cert", "show", &not_intune, "--ca", ISSUING, "--json"],
+    );
+    assert_eq!(other["status"], "active", "{other}");
+    let audit = a.log();
+    assert!(audit.contains("revocation requested by Intune"), "{audit}");
     assert_eq!(s.emu.state().refusals, Vec::<String>::new());
 }
 
@@ -388,8 +415,33 @@ fn a_certificate_intune_was_not_told_about_is_withdrawn_and_nothing_issues_witho
     );
     assert!(!out.ok(), "{out}");
 
-    // The connector is down: FAILURE badRequest with the reason, nothing issued.
+    // Intune's answers that are not the contract's: refused, nothing issued.
     s.emu.state().fail_success_notifications = false;
+    for (status, body) in [
+        (200, br#"{"code": 5}"#.to_vec()),
+        (200, b"not json".to_vec()),
+        (
+            500,
+            br#"{"error":{"code":"InternalError","message":"x"}}"#.to_vec(),
+        ),
+        (200, [vec![b' '; 2 * 1024 * 1024], b"{}".to_vec()].concat()),
+    ] {
+        s.emu.state().validate_answer = Some((status, body));
+        let active = count(a, "active");
+        refused(a, "phones", "intune-blob", "phone-malformed");
+        assert_eq!(count(a, "active"), active);
+        let _ = std::fs::remove_dir_all(a.path("phone-malformed"));
+    }
+    assert!(a.log().contains("larger than 1048576 bytes"), "{}", a.log());
+    s.emu.state().validate_answer = None;
+
+    // Intune stops accepting the cached token (401): the connector gets a new one.
+    let issued = s.emu.state().tokens_issued["intune"];
+    s.emu.state().expire_tokens();
+    enrolled(a, "phones", "intune-blob", "phone-new-token");
+    assert!(s.emu.state().tokens_issued["intune"] > issued);
+
+    // The connector is down: FAILURE badRequest with the reason, nothing issued.
     s.mdm.stop();
     let active = count(a, "active");
     refused(a, "phones", "intune-blob", "phone-no-connector");

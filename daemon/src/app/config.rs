@@ -73,8 +73,9 @@ pub struct MdmSection {
     /// signer's own uid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
-    /// Longest wait for one answer, in seconds (1 to 60; default 20: Intune's round trip
-    /// must finish within the device's request).
+    /// Longest wait for one answer, in seconds (1 to 60; default 12). Keep it above
+    /// castellan-mdm's `call-deadline-secs` (default 10), so the connector answers first,
+    /// and validation plus notification below the edge's 30 s, so the device still waits.
     #[serde(default = "default_mdm_timeout")]
     pub timeout_secs: u64,
     /// The connector's admin-port client certificate (PEM). It may mint one-time
@@ -84,7 +85,7 @@ pub struct MdmSection {
 }
 
 fn default_mdm_timeout() -> u64 {
-    20
+    12
 }
 
 impl MdmSection {
