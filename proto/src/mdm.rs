@@ -171,23 +171,16 @@ pub fn intune_serial(serial_hex: &str) -> String {
 /// Intune's `certificateExpirationDateUtc` for a Unix time: ISO 8601 UTC with seven
 /// fraction digits, as Microsoft's own examples write it.
 pub fn intune_time(unix: i64) -> String {
-    let days = unix.div_euclid(86400);
-    let secs = unix.rem_euclid(86400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let t = der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix.max(0) as u64))
+        .unwrap_or(der::DateTime::INFINITY);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.0000000Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.0000000Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minutes(),
+        t.seconds()
     )
 }
 

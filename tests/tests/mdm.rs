@@ -549,3 +549,63 @@ fn the_signer_refuses_a_connector_socket_served_by_another_uid() {
     assert!(s.a.log().contains("served by uid"), "{}", s.a.log());
     assert_eq!(s.emu.state().validations, 0);
 }
+
+#[test]
+fn castellan_mdm_refuses_a_signer_with_the_wrong_uid_and_bad_configs_exit_78() {
+    let mut s = setup();
+    s.emu.state().valid_challenges.insert("intune-blob".into());
+    // The connector accepts only uid 4242 on its socket: the signer (our uid) is refused.
+    s.mdm.stop();
+    let text = std::fs::read_to_string(&s.mdm.config).unwrap();
+    let wrong = s.a.path("mdm-wrong-uid.toml");
+    write_file(&wrong, format!("signer-uid = 4242\n{text}"), 0o600);
+    let mdm = Connector::start(&wrong, &s.a.path("mdm-wrong-uid.log"));
+    refused(&s.a, "phones", "intune-blob", "phone-refused-peer");
+    assert!(
+        mdm.log_text().contains("refused a peer with the wrong uid"),
+        "{}",
+        mdm.log_text()
+    );
+    assert_eq!(s.emu.state().validations, 0);
+
+    // Bad connector configs: exit 78 with the reason, for check-config and run alike.
+    for (name, config, needle) in [
+        ("unknown-key", format!("{text}\nbogus = 1\n"), "bogus"),
+        (
+            "plain-http",
+            text.replace(&s.emu.url(), "http://127.0.0.1:1"),
+            "https://",
+        ),
+        (
+            "deadline",
+            format!("call-deadline-secs = 0\n{text}"),
+            "call-deadline-secs",
+        ),
+    ] {
+        let path = s.a.path(&format!("bad-{name}.toml"));
+        write_file(&path, config, 0o600);
+        for cmd in ["check-config", "run"] {
+            let out = run(Command::new(bin("castellan-mdm"))
+                .args([cmd, "--config"])
+                .arg(&path));
+            out.expect_refused(78, &[needle]);
+        }
+    }
+    let loose = s.a.path("loose-secret");
+    write_file(&loose, "secret", 0o644);
+    let path = s.a.path("bad-secret.toml");
+    write_file(
+        &path,
+        text.replace(&q(&s.a.path("intune-secret")), &q(&loose)),
+        0o600,
+    );
+    run(Command::new(bin("castellan-mdm"))
+        .args(["check-config", "--config"])
+        .arg(&path))
+    .expect_refused(78, &["readable by others"]);
+
+    // A bad [mdm] section in the signer's config: exit 78 too.
+    s.a.stop();
+    s.a.set_config("mdm", "timeout-secs", "0");
+    s.a.check_config().expect_refused(78, &["timeout-secs"]);
+}

@@ -403,6 +403,22 @@ mod tests {
                 .unwrap()
         }
 
+        /// The row a signer stopped between issuing and notifying leaves behind.
+        fn leave_unnotified(&self, serial: &str, csr: Vec<u8>, deadline: i64) {
+            let row = Unnotified {
+                tx_key: "phones\0lost".into(),
+                transaction_id: "lost".into(),
+                csr,
+                deadline,
+            };
+            let key = format!("issuing\0{serial}");
+            self.kit
+                .signer
+                .store()
+                .write(|tx| tx.put(Table::Unnotified, &key, &row))
+                .unwrap();
+        }
+
         fn unnotified(&self) -> usize {
             self.kit
                 .signer
@@ -512,18 +528,7 @@ mod tests {
             let reply = b.send(&d, msg);
             assert_eq!(reply.status, "0");
             let serial = hex::encode(reply.certs[0].tbs_certificate().serial_number().as_bytes());
-            let key = format!("issuing\0{serial}");
-            let row = Unnotified {
-                tx_key: "phones\0lost".into(),
-                transaction_id: "lost".into(),
-                csr,
-                deadline: 0,
-            };
-            b.kit
-                .signer
-                .store()
-                .write(|tx| tx.put(Table::Unnotified, &key, &row))
-                .unwrap();
+            b.leave_unnotified(&serial, csr, 0);
             serials.push(serial);
         }
         b.calls();
@@ -536,32 +541,12 @@ mod tests {
         assert!(b.cert(&serials[1]).revoked_at.is_none());
         // Now with Intune unreachable: withdrawn.
         b.fake.fail_notifications.store(true, Ordering::SeqCst);
-        let key = format!("issuing\0{}", serials[0]);
-        let row = Unnotified {
-            tx_key: "phones\0lost".into(),
-            transaction_id: "lost".into(),
-            csr: Vec::new(),
-            deadline: 0,
-        };
-        b.kit
-            .signer
-            .store()
-            .write(|tx| tx.put(Table::Unnotified, &key, &row))
-            .unwrap();
+        b.leave_unnotified(&serials[0], Vec::new(), 0);
         assert_eq!(b.kit.signer.enroll().sweep_unnotified().unwrap(), 1);
         assert!(b.cert(&serials[0]).revoked_at.is_some(), "withdrawn");
         assert_eq!(b.unnotified(), 0);
         // A row not yet past its deadline is left alone.
-        let key = format!("issuing\0{}", serials[1]);
-        let row = Unnotified {
-            deadline: crate::now() + 60,
-            ..row
-        };
-        b.kit
-            .signer
-            .store()
-            .write(|tx| tx.put(Table::Unnotified, &key, &row))
-            .unwrap();
+        b.leave_unnotified(&serials[1], Vec::new(), crate::now() + 60);
         assert_eq!(b.kit.signer.enroll().sweep_unnotified().unwrap(), 0);
         assert!(b.cert(&serials[1]).revoked_at.is_none());
     }

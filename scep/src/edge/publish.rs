@@ -285,27 +285,19 @@ async fn fetch(
 
 /// RFC 9110 §5.6.7 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub fn http_date(unix: i64) -> String {
+    let t = der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix.max(0) as u64))
+        .unwrap_or(der::DateTime::INFINITY);
+    let (y, m, d) = (t.year(), t.month(), t.day());
     let days = unix.div_euclid(86400);
-    let secs = unix.rem_euclid(86400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
     let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
     let mon = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(m - 1) as usize];
+    ][usize::from(m.saturating_sub(1))];
     format!(
         "{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} GMT",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
+        t.hour(),
+        t.minutes(),
+        t.seconds()
     )
 }
 
