@@ -15,6 +15,8 @@ pub(crate) const TEST_TOOLS: Requirements = Requirements {
         "openssl",
         "scepclient",
         "faketime",
+        // The MDM tests fetch NDES-style challenges as an MDM does.
+        "curl",
     ],
     libraries: &["libengine-pkcs11-openssl"],
     packages: &[
@@ -24,6 +26,7 @@ pub(crate) const TEST_TOOLS: Requirements = Requirements {
         "scep",
         "libengine-pkcs11-openssl",
         "faketime",
+        "curl",
     ],
 };
 
