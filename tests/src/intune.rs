@@ -45,6 +45,9 @@ pub struct State {
     pub failure_notifications: Vec<Value>,
     /// Answer successNotification with HTTP 500.
     pub fail_success_notifications: bool,
+    /// The app registration's certificate (DER), for certificate credentials: a client
+    /// assertion must be signed by its key and name it by `x5t`.
+    pub client_cert: Option<Vec<u8>>,
     /// Answer validateRequest with this status and raw body instead (malformed answers).
     pub validate_answer: Option<(u16, Vec<u8>)>,
     /// Requests handed out by downloadRevocationRequests.
@@ -338,6 +341,64 @@ fn challenge_of(csr_b64: &str) -> Result<Option<String>, String> {
     Ok(None)
 }
 
+/// Check an RFC 7523 client assertion as Entra ID does: RS256 by the registered
+/// certificate's key, `x5t` its SHA-1 thumbprint, audience the token endpoint, issuer and
+/// subject the client ID, not expired.
+fn client_assertion(
+    jwt: &str,
+    kind: Option<&str>,
+    cert: Option<&[u8]>,
+    token_url: &str,
+) -> Result<(), String> {
+    let b64u = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    if kind != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+        return Err(format!("client_assertion_type {kind:?}"));
+    }
+    let cert = cert.ok_or("no certificate is registered")?;
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [h, p, sig] = parts.as_slice() else {
+        return Err("not a compact JWS".into());
+    };
+    let json = |part: &str| -> Result<Value, String> {
+        let bytes = b64u.decode(part).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+    };
+    let (header, claims) = (json(h)?, json(p)?);
+    let thumb = b64u.encode(ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        cert,
+    ));
+    if header["alg"] != "RS256" || header["x5t"] != thumb.as_str() {
+        return Err(format!("header {header}"));
+    }
+    let parsed = x509_cert::Certificate::from_der(cert).map_err(|e| e.to_string())?;
+    let key = parsed
+        .tbs_certificate()
+        .subject_public_key_info()
+        .subject_public_key
+        .raw_bytes()
+        .to_vec();
+    let sig = b64u.decode(sig).map_err(|e| e.to_string())?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, key)
+        .verify(format!("{h}.{p}").as_bytes(), &sig)
+        .map_err(|_| "bad signature".to_owned())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let int = |k: &str| claims[k].as_i64().unwrap_or(0);
+    if claims["aud"] != token_url
+        || claims["iss"] != CLIENT_ID
+        || claims["sub"] != CLIENT_ID
+        || int("exp") <= now
+        || int("nbf") > now + 60
+        || claims["jti"].as_str().unwrap_or("").is_empty()
+    {
+        return Err(format!("claims {claims}"));
+    }
+    Ok(())
+}
+
 fn is_uuid(s: &str) -> bool {
     s.len() == 36
         && s.char_indices().all(|(i, c)| {
@@ -403,9 +464,30 @@ async fn handle(req: hyper::Request<Incoming>, s: Arc<Mutex<State>>, port: u16) 
         if f.get("grant_type").map(String::as_str) != Some("client_credentials") {
             return refuse(&s, 400, "grant_type must be client_credentials".into());
         }
-        if f.get("client_id").map(String::as_str) != Some(CLIENT_ID)
-            || f.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
-        {
+        let token_url = format!("https://127.0.0.1:{port}/{TENANT}/oauth2/v2.0/token");
+        let credential = match (f.get("client_secret"), f.get("client_assertion")) {
+            (Some(secret), None) => secret == CLIENT_SECRET,
+            (None, Some(jwt)) => {
+                let cert = s.lock().unwrap().client_cert.clone();
+                match client_assertion(
+                    jwt,
+                    f.get("client_assertion_type").map(String::as_str),
+                    cert.as_deref(),
+                    &token_url,
+                ) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        s.lock()
+                            .unwrap()
+                            .refusals
+                            .push(format!("client assertion: {e}"));
+                        false
+                    }
+                }
+            }
+            _ => false,
+        };
+        if f.get("client_id").map(String::as_str) != Some(CLIENT_ID) || !credential {
             s.lock()
                 .unwrap()
                 .refusals

@@ -49,6 +49,11 @@ fn q(p: &Path) -> String {
 /// served to the MDM account `jamf`, a `webhook` profile `hooked`, the emulator, and a
 /// running connector.
 fn setup() -> Setup {
+    setup_with(false)
+}
+
+/// [`setup`], with a certificate credential for Entra ID instead of a client secret.
+fn setup_with(certificate_credential: bool) -> Setup {
     let mut a = Appliance::init_with(
         1,
         &["alice"],
@@ -85,6 +90,49 @@ fn setup() -> Setup {
     emu.state().hook_key = b"hook-secret".to_vec();
     let secret = a.path("intune-secret");
     write_file(&secret, CLIENT_SECRET, 0o600);
+    let credential = if certificate_credential {
+        let (cert, key) = (a.path("app.pem"), a.path("app.key"));
+        openssl_ok(
+            a.dir(),
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                key.to_str().unwrap(),
+                "-out",
+                cert.to_str().unwrap(),
+                "-subj",
+                "/CN=castellan-mdm app",
+                "-days",
+                "30",
+            ],
+        );
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        openssl_ok(
+            a.dir(),
+            &[
+                "x509",
+                "-in",
+                cert.to_str().unwrap(),
+                "-outform",
+                "DER",
+                "-out",
+                "app.der",
+            ],
+        );
+        emu.state().client_cert = Some(std::fs::read(a.path("app.der")).unwrap());
+        format!(
+            "client-certificate-file = {}\nclient-key-file = {}",
+            q(&cert),
+            q(&key)
+        )
+    } else {
+        format!("client-secret-file = {}", q(&secret))
+    };
     let hook_secret = a.path("hook-secret");
     write_file(&hook_secret, "hook-secret\n", 0o600);
     let https_key = a.path("https.key");
@@ -110,7 +158,7 @@ key-file = {key}
 [intune]
 tenant = "{TENANT}"
 client-id = "{CLIENT_ID}"
-client-secret-file = {secret}
+{credential}
 login-url = "{emu}"
 graph-url = "{emu}"
 graph-resource = "https://graph.microsoft.com"
@@ -139,7 +187,6 @@ timeout-secs = 2
             admin_ca = q(&a.admin_ca()),
             cert = q(&identity.cert),
             key = q(&identity.key),
-            secret = q(&secret),
             emu = emu.url(),
             trust = q(&emu.ca_file),
             https_cert = q(&a.path("emulator").join("server.pem")),
@@ -608,4 +655,45 @@ fn castellan_mdm_refuses_a_signer_with_the_wrong_uid_and_bad_configs_exit_78() {
     s.a.stop();
     s.a.set_config("mdm", "timeout-secs", "0");
     s.a.check_config().expect_refused(78, &["timeout-secs"]);
+}
+
+#[test]
+fn intune_accepts_a_certificate_credential() {
+    let s = setup_with(true);
+    s.emu.state().valid_challenges.insert("intune-blob".into());
+    enrolled(&s.a, "phones", "intune-blob", "phone-cert-credential");
+    {
+        let st = s.emu.state();
+        assert_eq!(st.refusals, Vec::<String>::new());
+        assert_eq!(st.success_notifications.len(), 1);
+        assert!(st.tokens_issued["intune"] >= 1 && st.tokens_issued["graph"] >= 1);
+    }
+    // Entra ID now holds another certificate for the app: no token, nothing issued.
+    let other = Officer::make(s.a.dir(), "other-app");
+    let der = openssl_ok(
+        s.a.dir(),
+        &[
+            "x509",
+            "-in",
+            other.cert.to_str().unwrap(),
+            "-outform",
+            "DER",
+            "-out",
+            "other.der",
+        ],
+    );
+    assert!(der.is_empty());
+    {
+        let mut st = s.emu.state();
+        st.client_cert = Some(std::fs::read(s.a.path("other.der")).unwrap());
+        st.expire_tokens();
+    }
+    refused(&s.a, "phones", "intune-blob", "phone-wrong-credential");
+    let st = s.emu.state();
+    assert!(
+        st.refusals.iter().any(|r| r.contains("client assertion")),
+        "{:?}",
+        st.refusals
+    );
+    assert_eq!(st.success_notifications.len(), 1);
 }
