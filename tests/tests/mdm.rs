@@ -546,6 +546,22 @@ fn ndes_style_challenges_are_one_time_and_webhooks_decide() {
     enrolled(a, "dynamic", &challenge, "mac-1");
     refused(a, "dynamic", &challenge, "mac-2");
 
+    // The connector's certificate may mint challenges and nothing else; mdm-revoke is
+    // the connector's alone.
+    let (cert, key) = (a.path("mdm-identity.pem"), a.path("mdm-identity.key"));
+    let minted = a.cli_as(&cert, &key, &["challenge", "new", "--profile", "dynamic"]);
+    assert!(minted.ok(), "{minted}");
+    a.cli_as(&cert, &key, &["ca", "list"])
+        .expect_refused(3, &["may only mint one-time challenges"]);
+    a.cli_as(&cert, &key, &["cert", "revoke", "01", "--ca", ISSUING])
+        .expect_refused(3, &["may only mint"]);
+    let (status, body) = a.raw_call(
+        "alice",
+        r#"{"request":"mdm-revoke","issuer":"CN=x","serial":"01"}"#,
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("castellan-mdm connector's request"), "{body}");
+
     // Wrong credentials: 401 with nothing minted, then 429 once the address has failed 5 times.
     for _ in 0..5 {
         let (status, challenge) = fetch_challenge(&s, "jamf", "wrong-password");
