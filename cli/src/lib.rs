@@ -73,6 +73,8 @@ async fn dispatch(cli: &Cli) -> Result<()> {
                 officer,
                 quorum,
                 officers,
+                roles,
+                permissions,
             } = s.client.call(&Request::Whoami).await?
             {
                 println!(
@@ -80,6 +82,8 @@ async fn dispatch(cli: &Cli) -> Result<()> {
                     officers.len(),
                     officers.join(", ")
                 );
+                println!("roles: {}", roles.join(", "));
+                println!("permissions: {}", permissions.join(", "));
             }
             Ok(())
         }

@@ -154,10 +154,14 @@ impl Signer {
     /// issued through an `intune` profile, found by the issuer DN the signer sent in
     /// `successNotification` (or the CA's name) and the serial in any hex form. Every
     /// answer, refusals included, is in the audit trail.
-    pub fn mdm_revoke(&self, issuer: &str, serial: &str) -> Result<proto::admin::MdmRevokeOutcome> {
+    pub fn mdm_revoke(
+        &self,
+        actor: &str,
+        issuer: &str,
+        serial: &str,
+    ) -> Result<proto::admin::MdmRevokeOutcome> {
         use proto::admin::MdmRevokeOutcome as O;
         use proto::profile::ChallengeMode;
-        let actor = crate::enroll::mdm::ACTOR;
         let want = dn_key(issuer);
         let ca = self.store.cas()?.into_iter().find(|c| {
             c.spec.name.as_str() == issuer

@@ -143,14 +143,12 @@ pub enum Denied {
         "the approval signature of {0} does not match this proposal's digest (or was not made with the officer's registered key): nothing was counted"
     )]
     BadApproval(String),
-    #[error(
-        "the castellan-mdm connector may only mint one-time challenges and revoke what Intune asks for"
-    )]
-    ConnectorOnly,
-    #[error(
-        "mdm-revoke is the castellan-mdm connector's request (officers use `castellan cert revoke`)"
-    )]
-    NotTheConnector,
+    /// Default deny: the caller's roles do not grant what the request needs.
+    #[error("{caller} lacks the permission {permission} that this request needs")]
+    Lacks {
+        caller: String,
+        permission: proto::roles::Permission,
+    },
 }
 
 use proto::governance::Status;

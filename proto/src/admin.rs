@@ -114,6 +114,38 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// What this request needs of its caller: the one place requests meet permissions.
+    /// (An exhaustive match: a new request does not compile until it says what it needs.)
+    pub fn need(&self) -> crate::roles::Need {
+        use crate::roles::{Need, Permission as P};
+        match self {
+            Request::Whoami => Need::Admin,
+            Request::CaList
+            | Request::CaShow { .. }
+            | Request::CaCert { .. }
+            | Request::CaChain { .. }
+            | Request::CaCsr { .. }
+            | Request::CaCrl { .. }
+            | Request::ProposalList
+            | Request::ProposalShow { .. }
+            | Request::CertList { .. }
+            | Request::CertShow { .. }
+            | Request::CertStats => Need::Permission(P::CaRead),
+            Request::Propose { body, .. } => Need::Permission(P::for_operation(&body.operation)),
+            Request::Approve { .. } | Request::Reject { .. } => Need::ProposalsPermission,
+            Request::ProfileList | Request::ProfileShow { .. } => Need::Permission(P::ProfileRead),
+            Request::ChallengeNew { .. } => Need::Permission(P::ChallengeIssue),
+            Request::RequestList
+            | Request::RequestApprove { .. }
+            | Request::RequestReject { .. } => Need::Permission(P::RequestApprove),
+            Request::CertRevoke { .. } | Request::MdmRevoke { .. } => {
+                Need::Permission(P::LeafRevoke)
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "response", rename_all = "kebab-case")]
 pub enum Response {
@@ -121,6 +153,11 @@ pub enum Response {
         officer: String,
         quorum: u32,
         officers: Vec<String>,
+        /// The caller's roles and the permissions they add up to.
+        #[serde(default)]
+        roles: Vec<String>,
+        #[serde(default)]
+        permissions: Vec<String>,
     },
     Cas {
         cas: Vec<CaView>,
@@ -355,4 +392,136 @@ pub struct CaCertStats {
     pub pending: u64,
     /// Certificates issued: active + expired + revoked.
     pub total: u64,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod need_tests {
+    use super::*;
+    use crate::roles::{Need, Permission as P};
+
+    /// Every admin request, by its wire name, and what it needs: the table in docs and in
+    /// the README. `Request::need` is an exhaustive match, so a new request cannot compile
+    /// without an answer; this pins the answers.
+    #[test]
+    fn every_request_needs_exactly_one_permission() {
+        let table: &[(&str, Need)] = &[
+            (r#"{"request":"whoami"}"#, Need::Admin),
+            (r#"{"request":"ca-list"}"#, Need::Permission(P::CaRead)),
+            (
+                r#"{"request":"ca-show","name":"x"}"#,
+                Need::Permission(P::CaRead),
+            ),
+            (
+                r#"{"request":"ca-cert","name":"x"}"#,
+                Need::Permission(P::CaRead),
+            ),
+            (
+                r#"{"request":"ca-chain","name":"x"}"#,
+                Need::Permission(P::CaRead),
+            ),
+            (
+                r#"{"request":"ca-csr","name":"x"}"#,
+                Need::Permission(P::CaRead),
+            ),
+            (
+                r#"{"request":"ca-crl","name":"x"}"#,
+                Need::Permission(P::CaRead),
+            ),
+            (
+                r#"{"request":"proposal-list"}"#,
+                Need::Permission(P::CaRead),
+            ),
+            (
+                r#"{"request":"proposal-show","id":"x"}"#,
+                Need::Permission(P::CaRead),
+            ),
+            (
+                r#"{"request":"approve","id":"x","approval":{"officer":"a","algorithm":"x","signature":"","at":0}}"#,
+                Need::ProposalsPermission,
+            ),
+            (
+                r#"{"request":"reject","id":"x","reason":null}"#,
+                Need::ProposalsPermission,
+            ),
+            (
+                r#"{"request":"profile-list"}"#,
+                Need::Permission(P::ProfileRead),
+            ),
+            (
+                r#"{"request":"profile-show","name":"x"}"#,
+                Need::Permission(P::ProfileRead),
+            ),
+            (
+                r#"{"request":"challenge-new","profile":"x","subject":null,"sans":[],"ttl_secs":60}"#,
+                Need::Permission(P::ChallengeIssue),
+            ),
+            (
+                r#"{"request":"request-list"}"#,
+                Need::Permission(P::RequestApprove),
+            ),
+            (
+                r#"{"request":"request-approve","id":"x"}"#,
+                Need::Permission(P::RequestApprove),
+            ),
+            (
+                r#"{"request":"request-reject","id":"x","reason":null}"#,
+                Need::Permission(P::RequestApprove),
+            ),
+            (
+                r#"{"request":"cert-revoke","ca":"x","serial":"01","reason":"unspecified"}"#,
+                Need::Permission(P::LeafRevoke),
+            ),
+            (
+                r#"{"request":"mdm-revoke","issuer":"CN=x","serial":"01"}"#,
+                Need::Permission(P::LeafRevoke),
+            ),
+            (
+                r#"{"request":"cert-list","ca":null,"status":null,"search":null,"limit":null,"after":null}"#,
+                Need::Permission(P::CaRead),
+            ),
+            (
+                r#"{"request":"cert-show","ca":null,"serial":"01"}"#,
+                Need::Permission(P::CaRead),
+            ),
+            (r#"{"request":"cert-stats"}"#, Need::Permission(P::CaRead)),
+        ];
+        for (json, need) in table {
+            let r: Request = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(r.need(), *need, "{json}");
+        }
+        // Proposals need their operation's permission.
+        let body = |operation| crate::governance::ProposalBody {
+            id: "x".into(),
+            operation,
+            proposer: "a".into(),
+            created_at: 0,
+            expires_at: 1,
+        };
+        let name = crate::model::CaName::new("x").unwrap();
+        for (op, p) in [
+            (
+                crate::governance::Operation::DisableCa { name: name.clone() },
+                P::CaDisable,
+            ),
+            (
+                crate::governance::Operation::RevokeCa {
+                    name,
+                    reason: "x".into(),
+                },
+                P::CaRevoke,
+            ),
+        ] {
+            let r = Request::Propose {
+                body: body(op),
+                approval: crate::governance::Approval {
+                    officer: "a".into(),
+                    algorithm: String::new(),
+                    signature: Vec::new(),
+                    at: 0,
+                },
+            };
+            assert_eq!(r.need(), Need::Permission(p));
+        }
+    }
 }

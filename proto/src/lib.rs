@@ -3,6 +3,7 @@
 //! - [`model`]: validated domain values (CA and profile names, subjects, EKUs, SANs,
 //!   lifetimes, serials, the CA spec with typed key and hash);
 //! - [`profile`]: the SCEP profile spec;
+//! - [`roles`]: permissions and the built-in roles;
 //! - [`governance`]: quorum operations, proposals, approvals and the canonical digest;
 //! - [`admin`]: the admin port's request and response (officers' CLI and signer);
 //! - [`challenge`]: the MDM-signed challenge token (MDM, CLI and signer);
@@ -19,6 +20,7 @@ pub mod model;
 pub mod ocsp;
 pub mod pem;
 pub mod profile;
+pub mod roles;
 pub mod wire;
 
 /// A value that fails its validating constructor, with the reason in words.

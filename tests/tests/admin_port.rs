@@ -9,9 +9,18 @@ use tests::{Appliance, Officer, status};
 fn unregistered_certificates_are_refused() {
     let a = Appliance::new(2, &["alice", "bob", "carol"]);
     let me = a.cli_ok("alice", &["whoami"]);
+    let lines: Vec<&str> = me.lines().collect();
     assert_eq!(
-        me.trim(),
+        lines[0],
         "officer alice; quorum 2 of 3 (alice, bob, carol)"
+    );
+    // Officers registered at init are administrators: every permission.
+    assert_eq!(lines[1], "roles: administrator");
+    assert_eq!(
+        lines[2],
+        "permissions: ca.read, ca.create, ca.disable, ca.revoke, leaf.revoke, report.export, \
+         profile.read, profile.write, challenge.issue, request.approve, audit.read, \
+         audit.export, role.read, role.write"
     );
 
     // Mallory: same kind of certificate, never registered.

@@ -546,21 +546,32 @@ fn ndes_style_challenges_are_one_time_and_webhooks_decide() {
     enrolled(a, "dynamic", &challenge, "mac-1");
     refused(a, "dynamic", &challenge, "mac-2");
 
-    // The connector's certificate may mint challenges and nothing else; mdm-revoke is
-    // the connector's alone.
+    // The connector's certificate is the mdm-connector role: it mints challenges and
+    // revokes leaves (challenge.issue, leaf.revoke), and may do nothing else.
     let (cert, key) = (a.path("mdm-identity.pem"), a.path("mdm-identity.key"));
     let minted = a.cli_as(&cert, &key, &["challenge", "new", "--profile", "dynamic"]);
     assert!(minted.ok(), "{minted}");
+    let me = a.cli_as(&cert, &key, &["whoami"]);
+    assert!(
+        me.stdout.contains("roles: mdm-connector")
+            && me
+                .stdout
+                .contains("permissions: leaf.revoke, challenge.issue"),
+        "{me}"
+    );
     a.cli_as(&cert, &key, &["ca", "list"])
-        .expect_refused(3, &["may only mint one-time challenges"]);
+        .expect_refused(3, &["lacks the permission ca.read"]);
+    a.cli_as(&cert, &key, &["profile", "list"])
+        .expect_refused(3, &["lacks the permission profile.read"]);
     a.cli_as(&cert, &key, &["cert", "revoke", "01", "--ca", ISSUING])
-        .expect_refused(3, &["may only mint"]);
+        .expect_refused(4, &["01"]);
+    // An administrator holds leaf.revoke too: mdm-revoke answers, and audits them.
     let (status, body) = a.raw_call(
         "alice",
         r#"{"request":"mdm-revoke","issuer":"CN=x","serial":"01"}"#,
     );
-    assert_eq!(status, 403, "{body}");
-    assert!(body.contains("castellan-mdm connector's request"), "{body}");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("unknown-issuer"), "{body}");
 
     // Wrong credentials: 401 with nothing minted, then 429 once the address has failed 5 times.
     for _ in 0..5 {

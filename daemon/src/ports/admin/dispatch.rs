@@ -6,34 +6,10 @@ use crate::issuance::x509;
 use crate::{Error, Result};
 use proto::admin::{Request, Response};
 
-/// Answer one admin request from the castellan-mdm connector: a whoami, a one-time
-/// challenge (NDES-style dynamic challenges), or a revocation Intune asked for. Anything
-/// else is forbidden.
-pub fn connector(signer: &Signer, req: Request) -> Result<Response> {
-    let actor = crate::enroll::mdm::ACTOR;
-    match req {
-        Request::Whoami => Ok(Response::Whoami {
-            officer: actor.to_owned(),
-            quorum: 0,
-            officers: Vec::new(),
-        }),
-        Request::ChallengeNew {
-            profile,
-            subject,
-            sans,
-            ttl_secs,
-        } => signer
-            .enroll()
-            .new_challenge(actor, &profile, subject, sans, ttl_secs),
-        Request::MdmRevoke { issuer, serial } => Ok(Response::MdmRevoked {
-            outcome: signer.mdm_revoke(&issuer, &serial)?,
-        }),
-        _ => Err(Error::Forbidden(crate::error::Denied::ConnectorOnly)),
-    }
-}
-
-/// Answer one admin request from an authenticated officer.
-pub fn handle(signer: &Signer, officer: &str, req: Request) -> Result<Response> {
+/// Answer one admin request from an authenticated caller, whose permission for it was
+/// checked ([`super::Caller::authorize`]).
+pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<Response> {
+    let officer = caller.name();
     match req {
         Request::Whoami => {
             let g = signer.store().governance()?;
@@ -41,6 +17,12 @@ pub fn handle(signer: &Signer, officer: &str, req: Request) -> Result<Response> 
                 officer: officer.to_owned(),
                 quorum: g.quorum,
                 officers: g.officers.into_iter().map(|o| o.name).collect(),
+                roles: caller.roles().iter().map(ToString::to_string).collect(),
+                permissions: caller
+                    .permissions()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
             })
         }
         Request::CaList => {
@@ -96,7 +78,9 @@ pub fn handle(signer: &Signer, officer: &str, req: Request) -> Result<Response> 
         }
         Request::Approve { id, approval } => signer.governance().approve(officer, &id, approval),
         Request::Reject { id, reason } => signer.governance().reject(officer, &id, reason),
-        Request::MdmRevoke { .. } => Err(Error::Forbidden(crate::error::Denied::NotTheConnector)),
+        Request::MdmRevoke { issuer, serial } => Ok(Response::MdmRevoked {
+            outcome: signer.mdm_revoke(officer, &issuer, &serial)?,
+        }),
         Request::ProfileList => Ok(Response::Profiles {
             profiles: signer.store().values(crate::store::Table::Profiles)?,
         }),

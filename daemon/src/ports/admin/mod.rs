@@ -4,6 +4,7 @@
 pub mod dispatch;
 pub mod tls;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::engine::Signer;
 use crate::{Error, Result};
 use proto::admin::{self, Request, Response};
+use proto::roles::{BuiltinRole, Need, Permission};
 
 /// Bind the admin port. Separate from [`serve`] so that READY is sent only after the bind.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
@@ -33,12 +35,51 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
 pub enum Caller {
     /// A registered officer, by name.
     Officer(String),
-    /// The castellan-mdm connector (`[mdm] identity-cert`): it may mint one-time
-    /// challenges and revoke what Intune asks for, nothing else.
+    /// The castellan-mdm connector (`[mdm] identity-cert`), in the `mdm-connector` role:
+    /// it may mint one-time challenges and revoke leaf certificates, nothing else.
     Connector,
 }
 
 impl Caller {
+    /// The caller's roles. Officers registered at `init` are administrators; the
+    /// connector's certificate is the `mdm-connector` role.
+    pub fn roles(&self) -> Vec<BuiltinRole> {
+        match self {
+            Caller::Officer(_) => vec![BuiltinRole::Administrator],
+            Caller::Connector => vec![BuiltinRole::MdmConnector],
+        }
+    }
+
+    /// The union of the caller's roles' permissions.
+    pub fn permissions(&self) -> BTreeSet<Permission> {
+        self.roles()
+            .into_iter()
+            .flat_map(BuiltinRole::permissions)
+            .collect()
+    }
+
+    /// Default deny: may this caller send this request?
+    fn authorize(&self, signer: &Signer, request: &Request) -> Result<()> {
+        let needed = match request.need() {
+            Need::Admin => return Ok(()),
+            Need::Permission(p) => p,
+            Need::ProposalsPermission => match request {
+                Request::Approve { id, .. } | Request::Reject { id, .. } => {
+                    Permission::for_operation(&signer.governance().proposal(id)?.body.operation)
+                }
+                _ => Permission::RoleWrite,
+            },
+        };
+        if self.permissions().contains(&needed) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(crate::error::Denied::Lacks {
+                caller: self.name().to_owned(),
+                permission: needed,
+            }))
+        }
+    }
+
     /// The name the audit trail and the logs give this caller.
     pub fn name(&self) -> &str {
         match self {
@@ -179,9 +220,9 @@ async fn handle(
     let request: Request = serde_json::from_slice(&body)
         .map_err(|e| Error::Invalid(format!("malformed request: {e}")))?;
     let caller = caller.clone();
-    tokio::task::spawn_blocking(move || match caller {
-        Caller::Officer(officer) => dispatch::handle(&signer, &officer, request),
-        Caller::Connector => dispatch::connector(&signer, request),
+    tokio::task::spawn_blocking(move || {
+        caller.authorize(&signer, &request)?;
+        dispatch::handle(&signer, &caller, request)
     })
     .await
     .map_err(|e| Error::Store(crate::error::StoreError::Worker(e.to_string())))?
