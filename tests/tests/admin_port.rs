@@ -10,10 +10,7 @@ fn unregistered_certificates_are_refused() {
     let a = Appliance::new(2, &["alice", "bob", "carol"]);
     let me = a.cli_ok("alice", &["whoami"]);
     let lines: Vec<&str> = me.lines().collect();
-    assert_eq!(
-        lines[0],
-        "officer alice; quorum 2 of 3 (alice, bob, carol)"
-    );
+    assert_eq!(lines[0], "officer alice; quorum 2 of 3 (alice, bob, carol)");
     // Officers registered at init are administrators: every permission.
     assert_eq!(lines[1], "roles: administrator");
     assert_eq!(
