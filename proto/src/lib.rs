@@ -5,6 +5,7 @@
 //! - [`profile`]: the SCEP profile spec;
 //! - [`roles`]: permissions and the built-in roles;
 //! - [`governance`]: quorum operations, proposals, approvals and the canonical digest;
+//! - [`audit`]: the audit log's Merkle tree and signed checkpoints (signer and verifier);
 //! - [`admin`]: the admin port's request and response (officers' CLI and signer);
 //! - [`challenge`]: the MDM-signed challenge token (MDM, CLI and signer);
 //! - [`wire`]: the signing socket's frames and operations (edge and signer);
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod challenge;
 pub mod governance;
 pub mod mdm;
