@@ -8,7 +8,7 @@
 //!
 //! [signer]                                    # the admin port, for challenges and revocations
 //! url = "https://127.0.0.1:8443"
-//! ca-file = "/var/lib/castellan/admin-ca.pem"
+//! ca-file = "/etc/castellan-mdm/admin-ca.pem"   # a copy of the signer's admin-ca.pem
 //! cert-file = "/etc/castellan-mdm/identity.pem"
 //! key-file = "/etc/castellan-mdm/identity.key"          # or key-credential = "identity-key"
 //!
