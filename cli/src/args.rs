@@ -52,6 +52,35 @@ pub enum Command {
     /// What an MDM administrator needs to enrol devices through a profile
     #[command(subcommand)]
     Export(ExportCommand),
+    /// The audit log: signed checkpoints, export, offline verification
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write the latest signed checkpoint (a C2SP signed note; a fresh one if the log grew)
+    Checkpoint {
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Write everything an auditor verifies offline: entries, checkpoints, the audit key's
+    /// certificate chain
+    Export {
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Verify an export offline (no admin port, no token) against the appliance's root
+    /// certificate (admin-ca.pem); with --previous, prove it extends an earlier checkpoint
+    Verify {
+        file: PathBuf,
+        /// The appliance root (admin-ca.pem) the audit key's certificate chains to
+        #[arg(long)]
+        root: PathBuf,
+        /// A checkpoint kept from before (`castellan audit checkpoint -o FILE`)
+        #[arg(long)]
+        previous: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

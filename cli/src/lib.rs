@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+mod audit;
 mod ca;
 mod cert;
 mod challenge;
@@ -66,6 +67,11 @@ async fn dispatch(cli: &Cli) -> Result<()> {
         );
         return Ok(());
     }
+    if let Command::Audit(a) = &cli.command
+        && let Some(r) = audit::verify(a)
+    {
+        return r;
+    }
     let s = cli.session()?;
     match &cli.command {
         Command::Whoami => {
@@ -94,5 +100,6 @@ async fn dispatch(cli: &Cli) -> Result<()> {
         Command::Request(r) => request::request(&s, r).await,
         Command::Cert(c) => cert::cert(&s, c).await,
         Command::Export(e) => export::export(&s, e).await,
+        Command::Audit(a) => audit::audit(&s, a).await,
     }
 }

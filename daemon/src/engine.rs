@@ -43,6 +43,7 @@ pub struct Signer {
     enroll: Enroll,
     governance: Governance,
     ocsp: Ocsp,
+    audit: crate::audit::Audit,
     /// Base URL of the edge (from [`Settings`]), for the URLs officers hand to devices.
     public_url: String,
 }
@@ -75,7 +76,9 @@ impl Signer {
             settings.ttl,
         );
         let ocsp = Ocsp::new(store.clone(), keys.clone());
+        let audit = crate::audit::Audit::new(store.clone(), keys.clone());
         Signer {
+            audit,
             public_url: settings.public_url,
             store,
             keys,
@@ -107,6 +110,9 @@ impl Signer {
     }
     pub fn ocsp(&self) -> &Ocsp {
         &self.ocsp
+    }
+    pub fn audit(&self) -> &crate::audit::Audit {
+        &self.audit
     }
     /// Base URL of the edge, e.g. `https://ca.example.com` (no trailing path).
     pub fn public_url(&self) -> &str {

@@ -112,6 +112,12 @@ pub enum Request {
         issuer: String,
         serial: String,
     },
+    /// The latest signed checkpoint of the audit log (a fresh one if the log grew), as a
+    /// C2SP signed note.
+    AuditCheckpoint,
+    /// Everything an auditor verifies offline: entries, checkpoints, the audit key's chain
+    /// (`proto::audit::Export` as text).
+    AuditExport,
 }
 
 impl Request {
@@ -142,6 +148,8 @@ impl Request {
             Request::CertRevoke { .. } | Request::MdmRevoke { .. } => {
                 Need::Permission(P::LeafRevoke)
             }
+            Request::AuditCheckpoint => Need::Permission(P::AuditRead),
+            Request::AuditExport => Need::Permission(P::AuditExport),
         }
     }
 }
@@ -485,6 +493,14 @@ mod need_tests {
                 Need::Permission(P::CaRead),
             ),
             (r#"{"request":"cert-stats"}"#, Need::Permission(P::CaRead)),
+            (
+                r#"{"request":"audit-checkpoint"}"#,
+                Need::Permission(P::AuditRead),
+            ),
+            (
+                r#"{"request":"audit-export"}"#,
+                Need::Permission(P::AuditExport),
+            ),
         ];
         for (json, need) in table {
             let r: Request = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));

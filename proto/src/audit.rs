@@ -277,6 +277,208 @@ fn p256_point(spki_der: &[u8]) -> Result<Vec<u8>> {
     Ok(spki.subject_public_key.raw_bytes().to_vec())
 }
 
+/// The first line of an export.
+pub const EXPORT_MAGIC: &str = "castellan-audit-export v1";
+
+/// An audit export (docs/audit.md): the origin, the audit key's certificate chain, every
+/// entry's exact bytes (the Merkle leaves), and every signed checkpoint.
+///
+/// As text, one item per line: `castellan-audit-export v1`, `origin ORIGIN`, `cert
+/// BASE64(DER)` (the audit key's certificate first), `entry JSON` (the leaf bytes are
+/// everything after `entry `), `checkpoint BASE64(signed note)`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Export {
+    pub origin: String,
+    pub chain: Vec<Vec<u8>>,
+    pub entries: Vec<Vec<u8>>,
+    pub checkpoints: Vec<String>,
+}
+
+impl Export {
+    pub fn encode(&self) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut out = format!("{EXPORT_MAGIC}\norigin {}\n", self.origin);
+        for c in &self.chain {
+            out.push_str(&format!("cert {}\n", b64.encode(c)));
+        }
+        for e in &self.entries {
+            out.push_str("entry ");
+            out.push_str(&String::from_utf8_lossy(e));
+            out.push('\n');
+        }
+        for c in &self.checkpoints {
+            out.push_str(&format!("checkpoint {}\n", b64.encode(c)));
+        }
+        out
+    }
+
+    pub fn parse(text: &str) -> Result<Export> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let bad = |n: usize, why: &str| Error::Invalid(format!("export line {n}: {why}"));
+        let mut lines = text.split('\n').enumerate();
+        if lines.next().map(|(_, l)| l) != Some(EXPORT_MAGIC) {
+            return Err(bad(1, "not a castellan audit export (v1)"));
+        }
+        let mut x = Export::default();
+        for (i, line) in lines {
+            let n = i + 1;
+            if line.is_empty() {
+                continue;
+            }
+            let (kind, rest) = line.split_once(' ').ok_or_else(|| bad(n, "no value"))?;
+            match kind {
+                "origin" if x.origin.is_empty() => x.origin = rest.to_owned(),
+                "cert" => x.chain.push(
+                    b64.decode(rest)
+                        .map_err(|_| bad(n, "certificate is not base64"))?,
+                ),
+                "entry" => x.entries.push(rest.as_bytes().to_vec()),
+                "checkpoint" => x.checkpoints.push(
+                    String::from_utf8(
+                        b64.decode(rest)
+                            .map_err(|_| bad(n, "checkpoint is not base64"))?,
+                    )
+                    .map_err(|_| bad(n, "checkpoint is not UTF-8"))?,
+                ),
+                _ => return Err(bad(n, "unknown line")),
+            }
+        }
+        if x.origin.is_empty() {
+            return Err(Error::Invalid("export: no origin".into()));
+        }
+        Ok(x)
+    }
+}
+
+/// What [`verify_export`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub entries: u64,
+    pub checkpoints: usize,
+    /// Entries the last checkpoint covers; the rest are not yet signed.
+    pub signed: u64,
+}
+
+/// Verify an export offline against the appliance's root certificate (the admin CA):
+/// 1. the audit key's certificate (the chain's first) must be signed by `root` (ECDSA
+///    P-256) and name it as issuer;
+/// 2. recompute the tree over the entries in order; every checkpoint must be signed by the
+///    audit key under the export's origin, name that origin, not exceed the entries, and
+///    have the root of the entries up to its size;
+/// 3. with `previous` (a signed checkpoint kept from before), the export must extend it:
+///    the same origin, at least its size, and the same root at its size.
+pub fn verify_export(x: &Export, root_der: &[u8], previous: Option<&str>) -> Result<Report> {
+    use der::{Decode, Encode};
+    let fail = |why: String| Error::Invalid(why);
+    let root = x509_cert::Certificate::from_der(root_der)
+        .map_err(|e| fail(format!("root certificate: {e}")))?;
+    let audit_der = x
+        .chain
+        .first()
+        .ok_or_else(|| fail("the export has no audit certificate".into()))?;
+    let audit = x509_cert::Certificate::from_der(audit_der)
+        .map_err(|e| fail(format!("audit certificate: {e}")))?;
+    if audit.tbs_certificate().issuer() != root.tbs_certificate().subject() {
+        return Err(fail(
+            "the audit certificate was not issued by this root".into(),
+        ));
+    }
+    let root_spki = root
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|e| fail(e.to_string()))?;
+    let tbs = audit
+        .tbs_certificate()
+        .to_der()
+        .map_err(|e| fail(e.to_string()))?;
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_ASN1,
+        p256_point(&root_spki)?,
+    )
+    .verify(&tbs, audit.signature().raw_bytes())
+    .map_err(|_| fail("the audit certificate's signature does not verify with the root".into()))?;
+    let key = audit
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|e| fail(e.to_string()))?;
+
+    let mut checkpoints = Vec::new();
+    for (i, text) in x.checkpoints.iter().enumerate() {
+        let note = Note::parse(text)?;
+        note.verify_ecdsa_p256(&x.origin, &key)
+            .map_err(|e| fail(format!("checkpoint {}: {e}", i + 1)))?;
+        let cp = Checkpoint::parse(&note.text)?;
+        if cp.origin != x.origin {
+            return Err(fail(format!("checkpoint {} is of another log", i + 1)));
+        }
+        checkpoints.push(cp);
+    }
+    checkpoints.sort_by_key(|c| c.size);
+    let previous = previous
+        .map(|text| -> Result<Checkpoint> {
+            let note = Note::parse(text)?;
+            note.verify_ecdsa_p256(&x.origin, &key)
+                .map_err(|e| fail(format!("the previous checkpoint: {e}")))?;
+            let cp = Checkpoint::parse(&note.text)?;
+            if cp.origin != x.origin {
+                return Err(fail("the previous checkpoint is of another log".into()));
+            }
+            Ok(cp)
+        })
+        .transpose()?;
+    let mut wanted: Vec<&Checkpoint> = checkpoints.iter().chain(previous.as_ref()).collect();
+    wanted.sort_by_key(|c| c.size);
+    let entries = x.entries.len() as u64;
+    if let Some(c) = wanted.iter().find(|c| c.size > entries) {
+        return Err(fail(format!(
+            "a checkpoint covers {} entries but the export has {entries}: entries were removed",
+            c.size
+        )));
+    }
+    let mut tree = Tree::new();
+    let mut next = wanted.iter().peekable();
+    while let Some(c) = next.peek().filter(|c| c.size == 0) {
+        if c.root != tree.root() {
+            return Err(fail(
+                "a checkpoint of the empty log has another root".into(),
+            ));
+        }
+        next.next();
+    }
+    for e in &x.entries {
+        tree.push(leaf_hash(e));
+        while let Some(c) = next.peek().filter(|c| c.size == tree.size()) {
+            if c.root != tree.root() {
+                let what = if previous.as_ref() == Some(*c) {
+                    "the export does not extend the previous checkpoint"
+                } else {
+                    "the entries do not match a signed checkpoint"
+                };
+                return Err(fail(format!(
+                    "{what} (at {} entries): an entry was changed, removed or reordered",
+                    c.size
+                )));
+            }
+            next.next();
+        }
+    }
+    let signed = checkpoints.last().map_or(0, |c| c.size);
+    if entries > signed {
+        return Err(fail(format!(
+            "{} entries after the last checkpoint ({signed}) are not signed: entries were \
+             appended without a checkpoint",
+            entries - signed
+        )));
+    }
+    Ok(Report {
+        entries,
+        checkpoints: checkpoints.len(),
+        signed,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -138,6 +138,8 @@ pub fn init_with(
         ca_cert: ca_cert.to_der()?,
         tls_key_id: tls_id.to_string(),
         tls_cert: tls_cert.to_der()?,
+        audit_key_id: None,
+        audit_cert: None,
     };
     let config = Config {
         state_dir: None,

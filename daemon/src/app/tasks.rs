@@ -57,3 +57,14 @@ pub async fn intune_sweeper(signer: Arc<Signer>) {
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
     }
 }
+
+/// Audit checkpoints: at start and every minute when the log grew (docs/audit.md).
+pub async fn audit_checkpointer(signer: Arc<Signer>) {
+    loop {
+        let s = signer.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.audit().checkpoint()).await {
+            tracing::error!(error = %e, "audit checkpoint failed");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    }
+}

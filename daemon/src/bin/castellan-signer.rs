@@ -272,6 +272,7 @@ fn run(w: Where) -> i32 {
         };
         tokio::spawn(daemon::app::tasks::crl_publisher(signer.clone()));
         tokio::spawn(daemon::app::tasks::intune_sweeper(signer.clone()));
+        tokio::spawn(daemon::app::tasks::audit_checkpointer(signer.clone()));
         let serve = async {
             tokio::select! {
                 r = server::serve(listener, signer.clone(), connector) => r,
@@ -283,10 +284,15 @@ fn run(w: Where) -> i32 {
                 Ok(s) => s,
                 Err(e) => return fail(Error::Config(ConfigError::io("cannot watch SIGTERM", e))),
             };
-        tokio::select! {
+        let code = tokio::select! {
             r = serve => match r { Ok(()) => 0, Err(e) => fail(e) },
             _ = term.recv() => { notify("STOPPING=1"); tracing::info!("stopping"); 0 }
             _ = tokio::signal::ctrl_c() => { notify("STOPPING=1"); tracing::info!("stopping"); 0 }
+        };
+        // A last audit checkpoint covers everything logged before the stop.
+        if let Err(e) = signer.audit().checkpoint() {
+            tracing::error!(error = %e, "audit checkpoint at shutdown failed");
         }
+        code
     })
 }

@@ -27,6 +27,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CAS: TableDefinition<&str, &[u8]> = TableDefinition::new("cas");
 const PROPOSALS: TableDefinition<&str, &[u8]> = TableDefinition::new("proposals");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// Signed checkpoints of the audit tree (C2SP signed notes), by tree size.
+const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_checkpoints");
 
 /// The enrollment tables, all keyed by strings and holding JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +124,13 @@ pub struct AdminIdentity {
     pub tls_key_id: String,
     #[serde(with = "proto::b64")]
     pub tls_cert: Vec<u8>,
+    /// The audit key (ECDSA P-256 in the token) that signs checkpoints, and its certificate
+    /// issued by the admin CA; made on the first checkpoint (stores from before have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_key_id: Option<String>,
+    /// Base64 DER.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_cert: Option<String>,
 }
 
 /// One audit entry.
@@ -328,6 +337,7 @@ impl Store {
         tx.open_table(CAS)?;
         tx.open_table(PROPOSALS)?;
         tx.open_table(AUDIT)?;
+        tx.open_table(CHECKPOINTS)?;
         for t in Table::ALL {
             tx.open_table(t.def())?;
         }
@@ -348,6 +358,7 @@ impl Store {
         for t in Table::ALL {
             tx.open_table(t.def())?;
         }
+        tx.open_table(CHECKPOINTS)?;
         tx.commit()?;
         Ok(Store { db })
     }
@@ -452,6 +463,30 @@ impl Store {
         for row in t.iter()? {
             let (_, v) = row?;
             out.push(serde_json::from_slice(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The audit entries from `seq` on, as stored (the bytes are the Merkle leaves).
+    pub fn audit_bytes_from(&self, seq: u64) -> Result<Vec<Vec<u8>>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        for row in t.range(seq..)? {
+            let (_, v) = row?;
+            out.push(v.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Every signed checkpoint, by size.
+    pub fn checkpoints(&self) -> Result<Vec<String>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(CHECKPOINTS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (_, v) = row?;
+            out.push(String::from_utf8_lossy(v.value()).into_owned());
         }
         Ok(out)
     }
@@ -625,6 +660,14 @@ impl Tx {
     }
 
     /// Append an audit entry chained to the last one.
+    /// Record a signed checkpoint of the audit tree at `size`.
+    pub fn put_checkpoint(&mut self, size: u64, note: &str) -> Result<()> {
+        self.tx
+            .open_table(CHECKPOINTS)?
+            .insert(size, note.as_bytes())?;
+        Ok(())
+    }
+
     pub fn audit(&mut self, actor: &str, action: &str, detail: String) -> Result<()> {
         let mut t = self.tx.open_table(AUDIT)?;
         let (seq, prev) = match t.last()? {

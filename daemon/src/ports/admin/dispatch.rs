@@ -57,7 +57,10 @@ pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<R
                 .ok_or_else(|| Error::Conflict(crate::error::Clash::NoCsr(name.clone())))?;
             Ok(Response::Bytes { data })
         }
-        Request::Propose { body, approval } => signer.governance().propose(officer, body, approval),
+        Request::Propose { body, approval } => signer
+            .governance()
+            .propose(officer, body, approval)
+            .inspect(|r| checkpoint_if_executed(signer, r)),
         Request::ProposalList => {
             let now = crate::now();
             let proposals = signer
@@ -76,8 +79,21 @@ pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<R
             proposal.status = proposal.status_at(crate::now());
             Ok(Response::Proposal { proposal })
         }
-        Request::Approve { id, approval } => signer.governance().approve(officer, &id, approval),
+        Request::Approve { id, approval } => signer
+            .governance()
+            .approve(officer, &id, approval)
+            .inspect(|r| checkpoint_if_executed(signer, r)),
         Request::Reject { id, reason } => signer.governance().reject(officer, &id, reason),
+        Request::AuditCheckpoint => Ok(Response::Bytes {
+            data: signer
+                .audit()
+                .checkpoint()?
+                .unwrap_or_default()
+                .into_bytes(),
+        }),
+        Request::AuditExport => Ok(Response::Bytes {
+            data: signer.audit().export()?.encode().into_bytes(),
+        }),
         Request::MdmRevoke { issuer, serial } => Ok(Response::MdmRevoked {
             outcome: signer.mdm_revoke(officer, &issuer, &serial)?,
         }),
@@ -181,5 +197,16 @@ pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<R
         Request::CertStats => Ok(Response::CertStats {
             cas: crate::report::stats(signer.store(), crate::now())?,
         }),
+    }
+}
+
+/// Every executed proposal gets a signed audit checkpoint at once (best effort: the
+/// periodic checkpoint catches up if this one fails).
+fn checkpoint_if_executed(signer: &Signer, r: &Response) {
+    if let Response::Proposal { proposal } = r
+        && proposal.status == proto::governance::Status::Executed
+        && let Err(e) = signer.audit().checkpoint()
+    {
+        tracing::error!(error = %e, "audit checkpoint after an executed proposal failed");
     }
 }

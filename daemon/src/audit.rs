@@ -1,0 +1,177 @@
+//! Signed checkpoints of the audit log (docs/audit.md). The entries stay where they are
+//! written, in the same store transaction as each change; their stored bytes are the
+//! leaves of an RFC 6962 tree ([`proto::audit`]). A checkpoint:
+//! 1. takes the tree as of the last checkpoint (its compact range, kept in the store) and
+//!    appends the entries written since, so every checkpoint extends the one before: the
+//!    appliance cannot sign two inconsistent checkpoints;
+//! 2. signs the C2SP checkpoint text with the audit key (ECDSA P-256 in the token; made on
+//!    the first checkpoint, with a certificate from the admin CA, which auditors pin);
+//! 3. records the note and the new compact range in one transaction, before anyone sees it.
+//!
+//! Checkpoints are made every minute when the log grew, after each executed proposal, at
+//! shutdown, and before `audit checkpoint` and `audit export` answer.
+
+use std::sync::{Arc, Mutex};
+
+use proto::audit::{Checkpoint, Export, Note, NoteSignature, Tree, ecdsa_key_id, leaf_hash};
+
+use crate::issuance::x509::{self, Profile};
+use crate::keys::KeyRing;
+use crate::store::Store;
+use crate::{Error, Result};
+
+/// The checkpoints' origin (and the signing key's name).
+pub const ORIGIN: &str = "castellan.appliance/audit";
+
+/// The audit checkpointer.
+#[derive(Debug)]
+pub struct Audit {
+    store: Arc<Store>,
+    keys: Arc<KeyRing>,
+    /// One checkpoint at a time; the tree as of the last one.
+    tree: Mutex<Option<Tree>>,
+}
+
+impl Audit {
+    pub fn new(store: Arc<Store>, keys: Arc<KeyRing>) -> Audit {
+        Audit {
+            store,
+            keys,
+            tree: Mutex::new(None),
+        }
+    }
+
+    /// The audit key's id and SPKI, made (with its certificate) if the store has none yet.
+    fn key(&self) -> Result<(hsm::KeyId, Vec<u8>)> {
+        use der::{Decode, Encode};
+        let mut id = self.store.admin_identity()?;
+        if let (Some(k), Some(c)) = (&id.audit_key_id, &id.audit_cert) {
+            let der = proto::b64::decode(c).map_err(|e| Error::Invalid(e.to_string()))?;
+            let cert = x509_cert::Certificate::from_der(&der)?;
+            let spki = cert.tbs_certificate().subject_public_key_info().to_der()?;
+            return Ok((crate::keys::key_id(k)?, spki));
+        }
+        let hsm = self.keys.store();
+        let (spec, hash) = (hsm::KeySpec::EcP256, hsm::HashAlg::Sha256);
+        let key_id = crate::keys::new_key_id()?;
+        let spki = hsm.generate(spec, &key_id, "castellan-audit", hsm::KeyUse::Sign)?;
+        let ca_cert = x509_cert::Certificate::from_der(&id.ca_cert)?;
+        let ca_signer = self.keys.signer(&id.ca_key_id, spec, hash)?;
+        let cert = x509::issue(
+            Profile {
+                subject: "CN=Castellan audit log".parse()?,
+                issuer: Some(ca_cert.tbs_certificate().subject().clone()),
+                issuer_key_id: Some(x509::ca_key_id(&ca_cert)),
+                extensions: x509::end_entity(
+                    x509_cert::ext::pkix::KeyUsages::DigitalSignature.into(),
+                )?,
+            },
+            x509::random_serial()?,
+            x509::validity(std::time::SystemTime::now(), 20 * 365 * 86400)?,
+            spki.clone(),
+            &ca_signer,
+        )?;
+        id.audit_key_id = Some(key_id.to_string());
+        id.audit_cert = Some(proto::b64::encode(&cert.to_der()?));
+        self.store.write(|tx| {
+            tx.put_meta("admin", &id)?;
+            tx.audit(
+                "castellan-signer",
+                "audit-key",
+                format!("made the audit key {key_id}"),
+            )
+        })?;
+        tracing::info!(key = %key_id, "made the audit key");
+        Ok((key_id, spki.to_der()?))
+    }
+
+    /// Sign a checkpoint if the log grew since the last one; returns the latest note.
+    pub fn checkpoint(&self) -> Result<Option<String>> {
+        let mut guard = self.tree.lock().unwrap_or_else(|p| p.into_inner());
+        let tree = match guard.as_mut() {
+            Some(t) => t,
+            None => {
+                // Rebuild from the entries the last checkpoint covers.
+                let mut t = Tree::new();
+                let last = self.last_size()?;
+                for e in self.store.audit_bytes_from(0)?.iter().take(last as usize) {
+                    t.push(leaf_hash(e));
+                }
+                guard.insert(t)
+            }
+        };
+        let before = tree.size();
+        let new = self.store.audit_bytes_from(before)?;
+        if new.is_empty() {
+            return Ok(self.store.checkpoints()?.pop());
+        }
+        let mut grown = tree.clone();
+        for e in &new {
+            grown.push(leaf_hash(e));
+        }
+        let (key_id, spki) = self.key()?;
+        // The key's own audit entry may have just been written: include it too.
+        for e in &self.store.audit_bytes_from(grown.size())? {
+            grown.push(leaf_hash(e));
+        }
+        let text = Checkpoint {
+            origin: ORIGIN.into(),
+            size: grown.size(),
+            root: grown.root(),
+        }
+        .text();
+        let signature = self.keys.store().sign(
+            hsm::KeySpec::EcP256,
+            hsm::HashAlg::Sha256,
+            &key_id,
+            text.as_bytes(),
+        )?;
+        let note = Note {
+            text,
+            signatures: vec![NoteSignature {
+                name: ORIGIN.into(),
+                key_id: ecdsa_key_id(&spki),
+                signature,
+            }],
+        }
+        .encode();
+        self.store
+            .write(|tx| tx.put_checkpoint(grown.size(), &note))?;
+        tracing::info!(size = grown.size(), "signed an audit checkpoint");
+        *tree = grown;
+        Ok(Some(note))
+    }
+
+    fn last_size(&self) -> Result<u64> {
+        Ok(match self.store.checkpoints()?.pop() {
+            Some(n) => Checkpoint::parse(&Note::parse(&n)?.text)?.size,
+            None => 0,
+        })
+    }
+
+    /// Everything an auditor needs to verify offline: a fresh checkpoint, and the entries
+    /// it covers (entries written after it wait for the next export).
+    pub fn export(&self) -> Result<Export> {
+        self.checkpoint()?;
+        let signed = self.last_size()? as usize;
+        let id = self.store.admin_identity()?;
+        let audit_cert = id
+            .audit_cert
+            .as_deref()
+            .map(proto::b64::decode)
+            .transpose()
+            .map_err(|e| Error::Invalid(e.to_string()))?
+            .unwrap_or_default();
+        Ok(Export {
+            origin: ORIGIN.into(),
+            chain: vec![audit_cert, id.ca_cert],
+            entries: self
+                .store
+                .audit_bytes_from(0)?
+                .into_iter()
+                .take(signed)
+                .collect(),
+            checkpoints: self.store.checkpoints()?,
+        })
+    }
+}
