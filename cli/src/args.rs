@@ -59,6 +59,20 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
+    /// List audit entries, oldest first; the last line `next: SEQ` continues with --after
+    List {
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        action: Option<String>,
+        /// 1 to 1000 (default 100)
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        after: Option<u64>,
+        #[command(flatten)]
+        json: Json,
+    },
     /// Write the latest signed checkpoint (a C2SP signed note; a fresh one if the log grew)
     Checkpoint {
         #[arg(short, long)]

@@ -56,5 +56,44 @@ pub async fn audit(s: &Session, cmd: &AuditCommand) -> Result<()> {
             output(&bytes(s, Request::AuditExport).await?, o.as_ref())
         }
         AuditCommand::Verify { .. } => verify(cmd).unwrap_or(Ok(())),
+        AuditCommand::List {
+            actor,
+            action,
+            limit,
+            after,
+            json,
+        } => {
+            let r = s
+                .client
+                .call(&Request::AuditList {
+                    actor: actor.clone(),
+                    action: action.clone(),
+                    limit: *limit,
+                    after: *after,
+                })
+                .await?;
+            let proto::admin::Response::Audit { entries, next } = r else {
+                return Err(Error::Transport("unexpected answer".into()));
+            };
+            if json.json {
+                let v = serde_json::json!({ "entries": entries, "next": next });
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return Ok(());
+            }
+            for e in &entries {
+                println!(
+                    "{:>6}  {}  {:<16} {:<22} {}",
+                    e.seq,
+                    proto::rfc3339(e.at),
+                    e.actor,
+                    e.action,
+                    e.detail
+                );
+            }
+            if let Some(n) = next {
+                println!("next: {n}");
+            }
+            Ok(())
+        }
     }
 }

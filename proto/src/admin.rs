@@ -118,6 +118,14 @@ pub enum Request {
     /// Everything an auditor verifies offline: entries, checkpoints, the audit key's chain
     /// (`proto::audit::Export` as text).
     AuditExport,
+    /// A page of audit entries after `after` (a sequence number), optionally only those of
+    /// one actor or action; 1 to 1000 (default 100).
+    AuditList {
+        actor: Option<String>,
+        action: Option<String>,
+        limit: Option<u32>,
+        after: Option<u64>,
+    },
 }
 
 impl Request {
@@ -148,7 +156,7 @@ impl Request {
             Request::CertRevoke { .. } | Request::MdmRevoke { .. } => {
                 Need::Permission(P::LeafRevoke)
             }
-            Request::AuditCheckpoint => Need::Permission(P::AuditRead),
+            Request::AuditCheckpoint | Request::AuditList { .. } => Need::Permission(P::AuditRead),
             Request::AuditExport => Need::Permission(P::AuditExport),
         }
     }
@@ -225,6 +233,21 @@ pub enum Response {
     MdmRevoked {
         outcome: MdmRevokeOutcome,
     },
+    /// A page of audit entries; give `next` as `after` for the next page (None: the end).
+    Audit {
+        entries: Vec<AuditView>,
+        next: Option<u64>,
+    },
+}
+
+/// An audit entry as `audit list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditView {
+    pub seq: u64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
 }
 
 /// What became of a revocation Intune asked for; the connector maps it to the partner
@@ -495,6 +518,10 @@ mod need_tests {
             (r#"{"request":"cert-stats"}"#, Need::Permission(P::CaRead)),
             (
                 r#"{"request":"audit-checkpoint"}"#,
+                Need::Permission(P::AuditRead),
+            ),
+            (
+                r#"{"request":"audit-list","actor":null,"action":null,"limit":null,"after":null}"#,
                 Need::Permission(P::AuditRead),
             ),
             (

@@ -168,6 +168,31 @@ fn an_auditor_verifies_an_export_offline_and_every_tampering_is_refused() {
         None,
         "not a castellan audit export",
     );
+
+    // The entries, a page at a time and by actor or action.
+    let page = a.cli_json("alice", &["audit", "list", "--limit", "2", "--json"]);
+    let first_two = page["entries"].as_array().unwrap();
+    assert_eq!(first_two.len(), 2, "{page}");
+    assert_eq!(first_two[0]["seq"], 0);
+    let next = page["next"].as_u64().unwrap();
+    let rest = a.cli_json(
+        "alice",
+        &["audit", "list", "--after", &next.to_string(), "--json"],
+    );
+    assert_eq!(rest["entries"][0]["seq"], next + 1, "{rest}");
+    assert!(rest["next"].is_null(), "one page holds the rest: {rest}");
+    let key = a.cli_json(
+        "alice",
+        &["audit", "list", "--action", "audit-key", "--json"],
+    );
+    let key = key["entries"].as_array().unwrap();
+    assert_eq!(key.len(), 1, "{key:?}");
+    assert_eq!(key[0]["actor"], "castellan-signer");
+    let text = a.cli_ok(
+        "alice",
+        &["audit", "list", "--actor", "alice", "--limit", "1"],
+    );
+    assert!(text.contains("alice") && text.contains("next: "), "{text}");
 }
 
 #[test]

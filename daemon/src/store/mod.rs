@@ -479,6 +479,37 @@ impl Store {
         Ok(out)
     }
 
+    /// Up to `limit` audit entries after `after` that `keep` accepts, looking at no more than
+    /// `scan` entries (a bounded read); with the last sequence number looked at, and whether
+    /// there may be more.
+    pub fn audit_page(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+        scan: usize,
+        keep: impl Fn(&AuditEntry) -> bool,
+    ) -> Result<(Vec<AuditEntry>, Option<u64>, bool)> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(AUDIT)?;
+        let from = after.map_or(0, |a| a.saturating_add(1));
+        let mut out = Vec::new();
+        let mut last = None;
+        let mut more = false;
+        for (i, row) in t.range(from..)?.enumerate() {
+            if out.len() == limit || i == scan {
+                more = true;
+                break;
+            }
+            let (k, v) = row?;
+            last = Some(k.value());
+            let e: AuditEntry = serde_json::from_slice(v.value())?;
+            if keep(&e) {
+                out.push(e);
+            }
+        }
+        Ok((out, last, more))
+    }
+
     /// Every signed checkpoint, by size.
     pub fn checkpoints(&self) -> Result<Vec<String>> {
         let tx = self.db.begin_read()?;

@@ -91,6 +91,31 @@ pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<R
                 .unwrap_or_default()
                 .into_bytes(),
         }),
+        Request::AuditList {
+            actor,
+            action,
+            limit,
+            after,
+        } => {
+            let limit = limit.unwrap_or(100).clamp(1, 1000) as usize;
+            let (entries, last, more) = signer.store().audit_page(after, limit, 100_000, |e| {
+                actor.as_deref().is_none_or(|a| e.actor == a)
+                    && action.as_deref().is_none_or(|a| e.action == a)
+            })?;
+            Ok(Response::Audit {
+                entries: entries
+                    .into_iter()
+                    .map(|e| proto::admin::AuditView {
+                        seq: e.seq,
+                        at: e.at,
+                        actor: e.actor,
+                        action: e.action,
+                        detail: e.detail,
+                    })
+                    .collect(),
+                next: if more { last } else { None },
+            })
+        }
         Request::AuditExport => Ok(Response::Bytes {
             data: signer.audit().export()?.encode().into_bytes(),
         }),
