@@ -195,7 +195,11 @@ pub fn open(loaded: &Loaded) -> Result<Signer> {
             crl_dir: loaded.crl_dir(),
             metrics_file: loaded.metrics_file(),
             connector: match &loaded.config.mdm {
-                Some(m) => std::sync::Arc::new(crate::ports::mdm::UnixConnector::new(m)),
+                Some(m) => std::sync::Arc::new(crate::ports::mdm::UnixConnector::new(
+                    m.socket.clone(),
+                    m.uid,
+                    std::time::Duration::from_secs(m.timeout_secs),
+                )),
                 None => std::sync::Arc::new(crate::enroll::mdm::NoConnector),
             },
         },

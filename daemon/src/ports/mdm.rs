@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use proto::mdm::{Answer, Call, Op, VERSION};
 
-use crate::app::config::MdmSection;
 use crate::enroll::mdm::Connector;
 
 /// The connector at a unix socket.
@@ -22,13 +21,12 @@ pub struct UnixConnector {
 }
 
 impl UnixConnector {
-    pub fn new(section: &MdmSection) -> Self {
+    /// The connector at `path`, served by `uid` (default: ours), answering within `timeout`.
+    pub fn new(path: PathBuf, uid: Option<u32>, timeout: Duration) -> Self {
         UnixConnector {
-            path: section.socket.clone(),
-            uid: section
-                .uid
-                .unwrap_or_else(|| nix::unistd::getuid().as_raw()),
-            timeout: Duration::from_secs(section.timeout_secs),
+            path,
+            uid: uid.unwrap_or_else(|| nix::unistd::getuid().as_raw()),
+            timeout,
         }
     }
 
