@@ -261,20 +261,12 @@ impl Note {
 
 /// The uncompressed point of a P-256 SubjectPublicKeyInfo.
 fn p256_point(spki_der: &[u8]) -> Result<Vec<u8>> {
-    use der::Decode;
-    let spki = spki::SubjectPublicKeyInfoOwned::from_der(spki_der)
-        .map_err(|e| Error::Invalid(format!("public key: {e}")))?;
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok());
-    if spki.algorithm.oid != const_oid::db::rfc5912::ID_EC_PUBLIC_KEY
-        || curve != Some(const_oid::db::rfc5912::SECP_256_R_1)
-    {
-        return Err(Error::Invalid("the key is not an EC P-256 key".into()));
-    }
-    Ok(spki.subject_public_key.raw_bytes().to_vec())
+    crate::p256_point(spki_der).map_err(|e| {
+        Error::Invalid(match e {
+            crate::NotP256::NotSpki => "public key: not a SubjectPublicKeyInfo".into(),
+            crate::NotP256::OtherKey => "the key is not an EC P-256 key".into(),
+        })
+    })
 }
 
 /// The first line of an export.

@@ -38,24 +38,17 @@ fn b64u() -> base64::engine::GeneralPurpose {
 
 /// Decode an MDM public key (SubjectPublicKeyInfo DER in base64) into its P-256 point.
 pub fn mdm_key(spki_b64: &str) -> Result<Vec<u8>> {
-    use der::Decode;
     let der =
         crate::b64::decode(spki_b64).map_err(|_| Error::Invalid("MDM key is not base64".into()))?;
-    let spki = spki::SubjectPublicKeyInfoOwned::from_der(&der)
-        .map_err(|_| Error::Invalid("MDM key is not a SubjectPublicKeyInfo".into()))?;
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok());
-    if spki.algorithm.oid != const_oid::db::rfc5912::ID_EC_PUBLIC_KEY
-        || curve != Some(const_oid::db::rfc5912::SECP_256_R_1)
-    {
-        return Err(Error::Invalid(
-            "an MDM key must be an EC P-256 public key (ES256)".into(),
-        ));
-    }
-    Ok(spki.subject_public_key.raw_bytes().to_vec())
+    crate::p256_point(&der).map_err(|e| {
+        Error::Invalid(
+            match e {
+                crate::NotP256::NotSpki => "MDM key is not a SubjectPublicKeyInfo",
+                crate::NotP256::OtherKey => "an MDM key must be an EC P-256 public key (ES256)",
+            }
+            .into(),
+        )
+    })
 }
 
 /// Read a public key (PEM "PUBLIC KEY" or a certificate) into the base64 SPKI a profile stores.

@@ -43,6 +43,32 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why DER bytes are not an EC P-256 public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotP256 {
+    /// Not a SubjectPublicKeyInfo at all.
+    NotSpki,
+    /// A key of another kind or curve.
+    OtherKey,
+}
+
+/// The uncompressed point of an EC P-256 SubjectPublicKeyInfo (MDM keys, the audit key).
+pub(crate) fn p256_point(spki_der: &[u8]) -> std::result::Result<Vec<u8>, NotP256> {
+    use der::Decode;
+    let spki = spki::SubjectPublicKeyInfoOwned::from_der(spki_der).map_err(|_| NotP256::NotSpki)?;
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok());
+    if spki.algorithm.oid != const_oid::db::rfc5912::ID_EC_PUBLIC_KEY
+        || curve != Some(const_oid::db::rfc5912::SECP_256_R_1)
+    {
+        return Err(NotP256::OtherKey);
+    }
+    Ok(spki.subject_public_key.raw_bytes().to_vec())
+}
+
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
