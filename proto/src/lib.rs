@@ -77,6 +77,12 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The UTC date and time of a Unix time (before 1970: the epoch; past 9999: the end).
+pub fn utc(unix: i64) -> der::DateTime {
+    der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix.max(0) as u64))
+        .unwrap_or(der::DateTime::INFINITY)
+}
+
 /// RFC 3339 text of a Unix time, as reports print it.
 pub fn rfc3339(unix: i64) -> String {
     der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix.max(0) as u64))

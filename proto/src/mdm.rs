@@ -171,8 +171,7 @@ pub fn intune_serial(serial_hex: &str) -> String {
 /// Intune's `certificateExpirationDateUtc` for a Unix time: ISO 8601 UTC with seven
 /// fraction digits, as Microsoft's own examples write it.
 pub fn intune_time(unix: i64) -> String {
-    let t = der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix.max(0) as u64))
-        .unwrap_or(der::DateTime::INFINITY);
+    let t = crate::utc(unix);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.0000000Z",
         t.year(),

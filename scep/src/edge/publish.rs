@@ -285,8 +285,7 @@ async fn fetch(
 
 /// RFC 9110 §5.6.7 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub fn http_date(unix: i64) -> String {
-    let t = der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix.max(0) as u64))
-        .unwrap_or(der::DateTime::INFINITY);
+    let t = proto::utc(unix);
     let (y, m, d) = (t.year(), t.month(), t.day());
     let days = unix.div_euclid(86400);
     let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
