@@ -93,8 +93,7 @@ impl Audit {
             None => {
                 // Rebuild from the entries the last checkpoint covers.
                 let mut t = Tree::new();
-                let last = self.last_size()?;
-                for e in self.store.audit_bytes_from(0)?.iter().take(last as usize) {
+                for e in &self.store.audit_bytes(0..self.last_size()?)? {
                     t.push(leaf_hash(e));
                 }
                 guard.insert(t)
@@ -103,7 +102,7 @@ impl Audit {
         let before = tree.size();
         let new = self.store.audit_bytes_from(before)?;
         if new.is_empty() {
-            return Ok(self.store.checkpoints()?.pop());
+            return self.store.last_checkpoint();
         }
         let mut grown = tree.clone();
         for e in &new {
@@ -143,7 +142,7 @@ impl Audit {
     }
 
     fn last_size(&self) -> Result<u64> {
-        Ok(match self.store.checkpoints()?.pop() {
+        Ok(match self.store.last_checkpoint()? {
             Some(n) => Checkpoint::parse(&Note::parse(&n)?.text)?.size,
             None => 0,
         })
@@ -153,7 +152,7 @@ impl Audit {
     /// it covers (entries written after it wait for the next export).
     pub fn export(&self) -> Result<Export> {
         self.checkpoint()?;
-        let signed = self.last_size()? as usize;
+        let signed = self.last_size()?;
         let id = self.store.admin_identity()?;
         let audit_cert = id
             .audit_cert
@@ -165,12 +164,7 @@ impl Audit {
         Ok(Export {
             origin: ORIGIN.into(),
             chain: vec![audit_cert, id.ca_cert],
-            entries: self
-                .store
-                .audit_bytes_from(0)?
-                .into_iter()
-                .take(signed)
-                .collect(),
+            entries: self.store.audit_bytes(0..signed)?,
             checkpoints: self.store.checkpoints()?,
         })
     }

@@ -469,10 +469,15 @@ impl Store {
 
     /// The audit entries from `seq` on, as stored (the bytes are the Merkle leaves).
     pub fn audit_bytes_from(&self, seq: u64) -> Result<Vec<Vec<u8>>> {
+        self.audit_bytes(seq..u64::MAX)
+    }
+
+    /// The audit entries with sequence numbers in `range`, as stored.
+    pub fn audit_bytes(&self, range: std::ops::Range<u64>) -> Result<Vec<Vec<u8>>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(AUDIT)?;
         let mut out = Vec::new();
-        for row in t.range(seq..)? {
+        for row in t.range(range)? {
             let (_, v) = row?;
             out.push(v.value().to_vec());
         }
@@ -508,6 +513,14 @@ impl Store {
             }
         }
         Ok((out, last, more))
+    }
+
+    /// The latest signed checkpoint, if any.
+    pub fn last_checkpoint(&self) -> Result<Option<String>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(CHECKPOINTS)?;
+        Ok(t.last()?
+            .map(|(_, v)| String::from_utf8_lossy(v.value()).into_owned()))
     }
 
     /// Every signed checkpoint, by size.
