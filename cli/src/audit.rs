@@ -1,50 +1,41 @@
 //! `castellan audit …`: signed checkpoints, export, and the offline verifier
 //! (docs/audit.md).
 
+use std::path::PathBuf;
+
 use proto::admin::Request;
 
 use crate::args::AuditCommand;
 use crate::session::{Session, bytes, output, read};
 use crate::{Error, Result};
 
-/// `audit verify` runs offline: no session, no admin port.
-pub fn verify(cmd: &AuditCommand) -> Option<Result<()>> {
-    let AuditCommand::Verify {
-        file,
-        root,
-        previous,
-    } = cmd
-    else {
-        return None;
-    };
-    Some((|| {
-        let text = String::from_utf8(read(file, "audit export")?)
-            .map_err(|_| Error::Invalid("the export is not UTF-8 text".into()))?;
-        let export = proto::audit::Export::parse(&text)?;
-        let roots =
-            proto::pem::parse_certificates(&read(root, "root certificate")?, "root certificate")?;
-        let root = roots
-            .first()
-            .ok_or_else(|| Error::Invalid("the root file holds no certificate".into()))?;
-        let root = der::Encode::to_der(root).map_err(|e| Error::Invalid(e.to_string()))?;
-        let previous = previous
-            .as_ref()
-            .map(|p| {
-                String::from_utf8(read(p, "previous checkpoint")?)
-                    .map_err(|_| Error::Invalid("the previous checkpoint is not text".into()))
-            })
-            .transpose()?;
-        let r = proto::audit::verify_export(&export, &root, previous.as_deref())
-            .map_err(|e| Error::Invalid(format!("audit verify: {e}")))?;
-        println!(
-            "OK: {} entries, {} checkpoints, every entry signed",
-            r.entries, r.checkpoints
-        );
-        if previous.is_some() {
-            println!("OK: the export extends the previous checkpoint");
-        }
-        Ok(())
-    })())
+/// `audit verify`: offline, no session and no admin port.
+pub fn verify(file: &PathBuf, root: &PathBuf, previous: Option<&PathBuf>) -> Result<()> {
+    let text = String::from_utf8(read(file, "audit export")?)
+        .map_err(|_| Error::Invalid("the export is not UTF-8 text".into()))?;
+    let export = proto::audit::Export::parse(&text)?;
+    let roots =
+        proto::pem::parse_certificates(&read(root, "root certificate")?, "root certificate")?;
+    let root = roots
+        .first()
+        .ok_or_else(|| Error::Invalid("the root file holds no certificate".into()))?;
+    let root = der::Encode::to_der(root).map_err(|e| Error::Invalid(e.to_string()))?;
+    let previous = previous
+        .map(|p| {
+            String::from_utf8(read(p, "previous checkpoint")?)
+                .map_err(|_| Error::Invalid("the previous checkpoint is not text".into()))
+        })
+        .transpose()?;
+    let r = proto::audit::verify_export(&export, &root, previous.as_deref())
+        .map_err(|e| Error::Invalid(format!("audit verify: {e}")))?;
+    println!(
+        "OK: {} entries, {} checkpoints, every entry signed",
+        r.entries, r.checkpoints
+    );
+    if previous.is_some() {
+        println!("OK: the export extends the previous checkpoint");
+    }
+    Ok(())
 }
 
 pub async fn audit(s: &Session, cmd: &AuditCommand) -> Result<()> {
@@ -55,7 +46,11 @@ pub async fn audit(s: &Session, cmd: &AuditCommand) -> Result<()> {
         AuditCommand::Export { output: o } => {
             output(&bytes(s, Request::AuditExport).await?, o.as_ref())
         }
-        AuditCommand::Verify { .. } => verify(cmd).unwrap_or(Ok(())),
+        AuditCommand::Verify {
+            file,
+            root,
+            previous,
+        } => verify(file, root, previous.as_ref()),
         AuditCommand::List {
             actor,
             action,

@@ -67,10 +67,13 @@ async fn dispatch(cli: &Cli) -> Result<()> {
         );
         return Ok(());
     }
-    if let Command::Audit(a) = &cli.command
-        && let Some(r) = audit::verify(a)
+    if let Command::Audit(args::AuditCommand::Verify {
+        file,
+        root,
+        previous,
+    }) = &cli.command
     {
-        return r;
+        return audit::verify(file, root, previous.as_ref());
     }
     let s = cli.session()?;
     match &cli.command {
