@@ -18,8 +18,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use serde_json::{Value, json};
 
-use crate::openssl_ok;
-
 pub const TENANT: &str = "contoso.onmicrosoft.com";
 pub const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 pub const CLIENT_SECRET: &str = "emulated-client-secret";
@@ -103,71 +101,13 @@ impl Emulator {
     /// Start on a free loopback port, with a CA and server certificate made in `dir`.
     pub fn start(dir: &Path) -> Emulator {
         std::fs::create_dir_all(dir).unwrap();
-        openssl_ok(
+        let ca = crate::ext_root(dir, "ca", "/CN=Emulated Microsoft Root");
+        crate::ext_issue(
             dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-subj",
-                "/CN=Emulated Microsoft Root",
-                "-days",
-                "30",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign",
-            ],
-        );
-        openssl_ok(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        );
-        std::fs::write(
-            dir.join("server.ext"),
+            "server",
+            "/CN=127.0.0.1",
+            &ca,
             "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
-        )
-        .unwrap();
-        openssl_ok(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "30",
-                "-extfile",
-                "server.ext",
-            ],
         );
         let tls = server_tls(&dir.join("server.pem"), &dir.join("server.key"));
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -509,7 +449,7 @@ async fn handle(req: hyper::Request<Incoming>, s: Arc<Mutex<State>>, port: u16) 
             }
         };
         let mut t = [0u8; 18];
-        getrandom_fill(&mut t);
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut t).unwrap();
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t);
         let mut st = s.lock().unwrap();
         let ttl = st.token_ttl;
@@ -878,11 +818,4 @@ impl Drop for Connector {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn getrandom_fill(b: &mut [u8]) {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(b))
-        .unwrap();
 }

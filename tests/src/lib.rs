@@ -1238,6 +1238,12 @@ pub const EXT_NOT_CA: &str = "basicConstraints=critical,CA:FALSE\nkeyUsage=criti
 
 /// An external intermediate under `root`: new key, CSR, signed with CA extensions.
 pub fn ext_intermediate(dir: &Path, file: &str, subject: &str, root: &ExtCa) -> ExtCa {
+    ext_issue(dir, file, subject, root, EXT_CA)
+}
+
+/// A new P-256 key and a certificate for it from `issuer` with the extension lines `ext`:
+/// `FILE.key`, `FILE.csr`, `FILE.pem` in `dir`.
+pub fn ext_issue(dir: &Path, file: &str, subject: &str, issuer: &ExtCa, ext: &str) -> ExtCa {
     let ca = ExtCa {
         cert: dir.join(format!("{file}.pem")),
         key: dir.join(format!("{file}.key")),
@@ -1261,7 +1267,7 @@ pub fn ext_intermediate(dir: &Path, file: &str, subject: &str, root: &ExtCa) -> 
             subject,
         ],
     );
-    ext_sign(dir, &csr, root, EXT_CA, &ca.cert, &[]);
+    ext_sign(dir, &csr, issuer, ext, &ca.cert, &[]);
     ca
 }
 
