@@ -498,11 +498,19 @@ async fn handle(req: hyper::Request<Incoming>, s: Arc<Mutex<State>>, port: u16) 
     if method != hyper::Method::POST {
         return refuse(&s, 405, format!("{method} {path}"));
     }
+    // Intune's services: a token for Intune's audience and their api-version.
+    let api = match path.split('/').nth(1) {
+        Some("scep") => Some("2018-02-20"),
+        Some("pki") => Some("5019-05-05"),
+        _ => None,
+    };
+    if let Some(api) = api
+        && let Err(e) = check("intune", Some(api))
+    {
+        return refuse(&s, 401, e);
+    }
     match path.as_str() {
         "/scep/ScepActions/validateRequest" => {
-            if let Err(e) = check("intune", Some("2018-02-20")) {
-                return refuse(&s, 401, e);
-            }
             let r = match shape(
                 &json,
                 "request",
@@ -542,9 +550,6 @@ async fn handle(req: hyper::Request<Incoming>, s: Arc<Mutex<State>>, port: u16) 
             )
         }
         "/scep/ScepActions/successNotification" => {
-            if let Err(e) = check("intune", Some("2018-02-20")) {
-                return refuse(&s, 401, e);
-            }
             let n = match shape(
                 &json,
                 "notification",
@@ -610,9 +615,6 @@ async fn handle(req: hyper::Request<Incoming>, s: Arc<Mutex<State>>, port: u16) 
             respond(200, json!({"code": "Success", "errorDescription": ""}))
         }
         "/scep/ScepActions/failureNotification" => {
-            if let Err(e) = check("intune", Some("2018-02-20")) {
-                return refuse(&s, 401, e);
-            }
             let n = match shape(
                 &json,
                 "notification",
@@ -638,9 +640,6 @@ async fn handle(req: hyper::Request<Incoming>, s: Arc<Mutex<State>>, port: u16) 
             respond(200, json!({"code": "Success", "errorDescription": ""}))
         }
         "/pki/CertificateAuthorityRequests/downloadRevocationRequests" => {
-            if let Err(e) = check("intune", Some("5019-05-05")) {
-                return refuse(&s, 401, e);
-            }
             let p = match shape(
                 &json,
                 "downloadParameters",
@@ -662,9 +661,6 @@ async fn handle(req: hyper::Request<Incoming>, s: Arc<Mutex<State>>, port: u16) 
             )
         }
         "/pki/CertificateAuthorityRequests/uploadRevocationResults" => {
-            if let Err(e) = check("intune", Some("5019-05-05")) {
-                return refuse(&s, 401, e);
-            }
             let Some(results) = json
                 .as_object()
                 .filter(|o| o.len() == 1)
