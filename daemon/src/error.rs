@@ -89,6 +89,9 @@ pub enum Clash {
     ParentCannotSign { name: String, status: CaStatus },
     #[error("CA {0} changed meanwhile")]
     CaChanged(String),
+    /// A certificate Intune was to be told about was settled by another request meanwhile.
+    #[error("certificate {0} was already notified or withdrawn")]
+    AlreadySettled(String),
     #[error("CA {0} expires too soon for an OCSP responder certificate")]
     CaExpiresTooSoon(String),
     #[error("proposal {0} already exists")]

@@ -199,12 +199,9 @@ impl Enroll {
             crl::Reason::CessationOfOperation,
             |tx, _| {
                 if !tx.delete(Table::Unnotified, &key)? {
-                    return Err(crate::Error::Conflict(
-                        crate::error::Clash::AlreadyRevoked {
-                            serial: rec.serial.clone(),
-                            ca: rec.ca.clone(),
-                        },
-                    ));
+                    return Err(crate::Error::Conflict(crate::error::Clash::AlreadySettled(
+                        rec.serial.clone(),
+                    )));
                 }
                 let mut t: TransactionRecord =
                     tx.get(Table::Transactions, &row.tx_key)?
