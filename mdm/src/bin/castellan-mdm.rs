@@ -113,7 +113,9 @@ fn run(cmd: Cmd) -> Result<(), Error> {
 }
 
 async fn serve(c: config::Config, connector: Arc<Connector>) -> Result<(), Error> {
-    let signer_uid = c.signer_uid.unwrap_or_else(own_uid);
+    let signer_uid = c
+        .signer_uid
+        .unwrap_or_else(|| nix::unistd::getuid().as_raw());
     let socket = mdm::link::bind(&c.socket, c.socket_gid).map_err(Error::Config)?;
     let https = match &c.https {
         Some(h) => {
@@ -141,11 +143,4 @@ async fn serve(c: config::Config, connector: Arc<Connector>) -> Result<(), Error
     }
     let _ = std::fs::remove_file(&c.socket);
     Ok(())
-}
-
-/// Our own uid (the default signer uid when both run as one user, as in tests).
-fn own_uid() -> u32 {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-        .unwrap_or(u32::MAX)
 }
