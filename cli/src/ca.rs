@@ -56,13 +56,7 @@ pub async fn ca(s: &Session, c: &CaCommand) -> Result<()> {
             Ok(())
         }
         CaCommand::Show { name, json } => {
-            let Response::Ca { ca } = s
-                .client
-                .call(&Request::CaShow { name: name.clone() })
-                .await?
-            else {
-                return Err(Error::Transport("unexpected answer".into()));
-            };
+            let ca = ca_show(s, name).await?;
             if json.json {
                 println!("{}", serde_json::to_string_pretty(&ca).unwrap_or_default());
             } else {
@@ -237,5 +231,19 @@ fn print_ca(ca: &CaView) {
             a.local,
             if a.sound { "ok" } else { "FAILS CHECK" }
         );
+    }
+}
+
+/// One CA as the signer shows it (`ca show`).
+pub(crate) async fn ca_show(s: &Session, name: &str) -> Result<proto::admin::CaView> {
+    match s
+        .client
+        .call(&Request::CaShow {
+            name: name.to_owned(),
+        })
+        .await?
+    {
+        Response::Ca { ca } => Ok(ca),
+        _ => Err(Error::Transport("unexpected answer".into())),
     }
 }

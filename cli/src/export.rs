@@ -123,13 +123,7 @@ impl Source {
                     profile.ca
                 )));
             }
-            let Response::Ca { ca } = s
-                .client
-                .call(&Request::CaShow { name: name.clone() })
-                .await?
-            else {
-                return Err(Error::Transport("unexpected answer".into()));
-            };
+            let ca = crate::ca::ca_show(s, &name).await?;
             let der = bytes(s, Request::CaCert { name: name.clone() }).await?;
             chain.push(parsed(name, der)?);
             next = ca.parent;
