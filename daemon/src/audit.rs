@@ -4,8 +4,9 @@
 //! 1. takes the tree as of the last checkpoint (its compact range, kept in the store) and
 //!    appends the entries written since, so every checkpoint extends the one before: the
 //!    appliance cannot sign two inconsistent checkpoints;
-//! 2. signs the C2SP checkpoint text with the audit key (ECDSA P-256 in the token; made on
-//!    the first checkpoint, with a certificate from the admin CA, which auditors pin);
+//! 2. signs the C2SP checkpoint text with the audit key (ECDSA P-256 in the token; made when
+//!    the signer starts if the store has none, with a certificate from the admin CA, which
+//!    auditors pin);
 //! 3. records the note and the new compact range in one transaction, before anyone sees it.
 //!
 //! Checkpoints are made every minute when the log grew, after each executed proposal, at
@@ -42,7 +43,8 @@ impl Audit {
     }
 
     /// The audit key's id and SPKI, made (with its certificate) if the store has none yet.
-    fn key(&self) -> Result<(hsm::KeyId, Vec<u8>)> {
+    /// `castellan-signer run` calls it at start, before anything else uses the token.
+    pub fn ensure_key(&self) -> Result<(hsm::KeyId, Vec<u8>)> {
         use der::{Decode, Encode};
         let mut id = self.store.admin_identity()?;
         if let (Some(k), Some(c)) = (&id.audit_key_id, &id.audit_cert) {
@@ -108,7 +110,7 @@ impl Audit {
         for e in &new {
             grown.push(leaf_hash(e));
         }
-        let (key_id, spki) = self.key()?;
+        let (key_id, spki) = self.ensure_key()?;
         // The key's own audit entry may have just been written: include it too.
         for e in &self.store.audit_bytes_from(grown.size())? {
             grown.push(leaf_hash(e));

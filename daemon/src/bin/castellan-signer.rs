@@ -219,6 +219,11 @@ fn run(w: Where) -> i32 {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
+    // The audit key is made (once) before anything else can use the token: SoftHSM2 does
+    // not generate two key pairs at the same time.
+    if let Err(e) = signer.audit().ensure_key() {
+        return fail(e);
+    }
     let signer = Arc::new(signer);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
