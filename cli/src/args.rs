@@ -35,8 +35,9 @@ pub enum Command {
     /// Quorum proposals
     #[command(subcommand)]
     Proposal(ProposalCommand),
-    /// Show which officer this certificate is, and the quorum
-    Whoami,
+    /// Show which admin this certificate is: assignments, effective permissions and their
+    /// tags, and the quorum
+    Whoami(Json),
     /// SCEP profiles
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -55,6 +56,100 @@ pub enum Command {
     /// The audit log: signed checkpoints, export, offline verification
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Admins and their assignments (changes are proposals)
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Roles: the built-in ones and custom ones (changes are proposals)
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// The quorum (a change is a proposal)
+    #[command(subcommand)]
+    Quorum(QuorumCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// List admins with their certificate fingerprints and assignments
+    List(Json),
+    /// Propose a new admin: a certificate with a role within tags
+    Add {
+        name: String,
+        /// The admin's certificate (PEM or DER)
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        role: String,
+        /// T1,T2 or * for every tag
+        #[arg(long)]
+        tags: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose giving an admin a role within tags (replaces their assignment of that role)
+    Assign {
+        name: String,
+        #[arg(long)]
+        role: String,
+        /// T1,T2 or * for every tag
+        #[arg(long)]
+        tags: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose taking a role from an admin
+    Unassign {
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose removing an admin
+    Remove {
+        name: String,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// List roles, their permissions and who holds them
+    List(Json),
+    /// Show one role
+    Show {
+        name: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose a custom role from permissions (P1,P2: ca.read, leaf.revoke, ...)
+    Create {
+        name: String,
+        #[arg(long)]
+        permissions: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose deleting a custom role nobody holds
+    Delete {
+        name: String,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuorumCommand {
+    /// Propose a new quorum: M approvals execute a proposal, R rejections end one
+    Set {
+        /// Approvals a proposal needs
+        approvals: u32,
+        /// Rejections that end a proposal (default: the current number)
+        #[arg(long)]
+        rejections: Option<u32>,
+        #[command(flatten)]
+        json: Json,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +160,9 @@ pub enum AuditCommand {
         actor: Option<String>,
         #[arg(long)]
         action: Option<String>,
+        /// Only entries about this CA
+        #[arg(long)]
+        ca: Option<String>,
         /// 1 to 1000 (default 100)
         #[arg(long)]
         limit: Option<u32>,
@@ -94,7 +192,14 @@ pub enum AuditCommand {
         /// A checkpoint kept from before (`castellan audit checkpoint -o FILE`)
         #[arg(long)]
         previous: Option<PathBuf>,
+        /// NAME=CERT.pem: require NAME's cosignature (`audit cosign`) on the latest
+        /// checkpoint, checked with this certificate (repeatable)
+        #[arg(long)]
+        cosigner: Vec<String>,
     },
+    /// Add your signature to the latest checkpoint (your key must be ECDSA P-256), so that
+    /// rewriting the log would need your key too
+    Cosign,
 }
 
 #[derive(Debug, Subcommand)]
@@ -358,6 +463,10 @@ pub struct NewCa {
     /// Allowed EKUs: client-auth, server-auth, email-protection, code-signing, ... or OIDs
     #[arg(long)]
     pub eku: String,
+    /// Scope tags T1,T2 (default: the tags on which you may create CAs; `default` if you
+    /// hold them all)
+    #[arg(long)]
+    pub tags: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -395,6 +504,18 @@ pub enum CaCommand {
         /// basicConstraints pathLen (default 0: issues end-entity certificates only)
         #[arg(long, default_value_t = 0)]
         path_len: u8,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Propose changing a CA's scope tags
+    Tags {
+        name: String,
+        /// Tags to add (T1,T2)
+        #[arg(long, default_value = "")]
+        add: String,
+        /// Tags to remove (T1,T2)
+        #[arg(long, default_value = "")]
+        remove: String,
         #[command(flatten)]
         json: Json,
     },

@@ -10,7 +10,12 @@ use crate::session::{Session, bytes, output, read};
 use crate::{Error, Result};
 
 /// `audit verify`: offline, no session and no admin port.
-pub fn verify(file: &PathBuf, root: &PathBuf, previous: Option<&PathBuf>) -> Result<()> {
+pub fn verify(
+    file: &PathBuf,
+    root: &PathBuf,
+    previous: Option<&PathBuf>,
+    cosigners: &[String],
+) -> Result<()> {
     let text = String::from_utf8(read(file, "audit export")?)
         .map_err(|_| Error::Invalid("the export is not UTF-8 text".into()))?;
     let export = proto::audit::Export::parse(&text)?;
@@ -35,6 +40,28 @@ pub fn verify(file: &PathBuf, root: &PathBuf, previous: Option<&PathBuf>) -> Res
     if previous.is_some() {
         println!("OK: the export extends the previous checkpoint");
     }
+    for c in cosigners {
+        let (name, pem) = c
+            .split_once('=')
+            .ok_or_else(|| Error::Invalid(format!("--cosigner {c}: give NAME=CERT.pem")))?;
+        let certs = proto::pem::parse_certificates(
+            &read(&PathBuf::from(pem), "cosigner certificate")?,
+            pem,
+        )?;
+        let cert = certs
+            .first()
+            .ok_or_else(|| Error::Invalid(format!("{pem} holds no certificate")))?;
+        let spki = der::Encode::to_der(cert.tbs_certificate().subject_public_key_info())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let latest = export
+            .checkpoints
+            .last()
+            .ok_or_else(|| Error::Invalid("the export has no checkpoint".into()))?;
+        proto::audit::Note::parse(latest)?
+            .verify_ecdsa_p256(&format!("castellan.admin/{name}"), &spki)
+            .map_err(|e| Error::Invalid(format!("audit verify: the latest checkpoint: {e}")))?;
+        println!("OK: the latest checkpoint is cosigned by {name}");
+    }
     Ok(())
 }
 
@@ -50,10 +77,30 @@ pub async fn audit(s: &Session, cmd: &AuditCommand) -> Result<()> {
             file,
             root,
             previous,
-        } => verify(file, root, previous.as_ref()),
+            cosigner,
+        } => verify(file, root, previous.as_ref(), cosigner),
+        AuditCommand::Cosign => {
+            let note = String::from_utf8(bytes(s, Request::AuditCheckpoint).await?)
+                .map_err(|_| Error::Transport("the checkpoint is not text".into()))?;
+            let note = proto::audit::Note::parse(&note)?;
+            let (algorithm, signature) = crate::officer::sign(&s.key_pem, note.text.as_bytes())?;
+            let answer = s
+                .client
+                .call(&Request::AuditCosign {
+                    checkpoint: note.text,
+                    algorithm,
+                    signature,
+                })
+                .await?;
+            if let proto::admin::Response::Done { message } = answer {
+                println!("{message}");
+            }
+            Ok(())
+        }
         AuditCommand::List {
             actor,
             action,
+            ca,
             limit,
             after,
             json,
@@ -63,6 +110,7 @@ pub async fn audit(s: &Session, cmd: &AuditCommand) -> Result<()> {
                 .call(&Request::AuditList {
                     actor: actor.clone(),
                     action: action.clone(),
+                    ca: ca.clone(),
                     limit: *limit,
                     after: *after,
                 })
@@ -76,8 +124,20 @@ pub async fn audit(s: &Session, cmd: &AuditCommand) -> Result<()> {
                 return Ok(());
             }
             for e in &entries {
+                let mut extra = String::new();
+                for (k, v) in [
+                    ("ca", &e.ca),
+                    ("proposal", &e.proposal),
+                    ("permission", &e.permission),
+                    ("outcome", &e.outcome),
+                    ("from", &e.source),
+                ] {
+                    if let Some(v) = v {
+                        extra.push_str(&format!(" {k}={v}"));
+                    }
+                }
                 println!(
-                    "{:>6}  {}  {:<16} {:<22} {}",
+                    "{:>6}  {}  {:<16} {:<22} {}{extra}",
                     e.seq,
                     proto::rfc3339(e.at),
                     e.actor,

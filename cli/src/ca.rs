@@ -8,12 +8,39 @@ use crate::session::{Session, bytes, output, read};
 use crate::{Error, Result};
 use proto::admin::CaView;
 use proto::governance::Operation;
-use proto::model::{CaName, CaSpec, Eku, Lifetime, Subject};
+use proto::model::{CaName, CaSpec, Eku, Lifetime, Subject, Tag};
+use proto::roles::{Permission, Tags};
 
 use crate::proposal::propose;
 
-fn spec(ca: &NewCa, validity: Option<&str>, path_len: Option<u8>) -> Result<CaSpec> {
+/// A new CA's tags: those given, or the proposer's own tags for `ca.create` (none, which
+/// the signer reads as `default`, when they hold every tag).
+async fn new_tags(s: &Session, ca: &NewCa) -> Result<Vec<Tag>> {
+    if let Some(t) = &ca.tags {
+        return match Tags::parse(t)? {
+            Tags::All => Err(Error::Invalid(
+                "a CA carries named tags: * is for assignments".into(),
+            )),
+            Tags::Only(t) => Ok(t.into_iter().collect()),
+        };
+    }
+    let Response::Whoami { scopes, .. } = s.client.call(&Request::Whoami).await? else {
+        return Err(Error::Transport("unexpected answer".into()));
+    };
+    Ok(match scopes.get(&Permission::CaCreate) {
+        Some(Tags::Only(t)) => t.iter().cloned().collect(),
+        _ => vec![],
+    })
+}
+
+fn spec(
+    ca: &NewCa,
+    validity: Option<&str>,
+    path_len: Option<u8>,
+    tags: Vec<Tag>,
+) -> Result<CaSpec> {
     let spec = CaSpec {
+        tags,
         name: CaName::new(&ca.name)?,
         subject: Subject::new(&ca.subject)?,
         key: proto::model::key_spec(&ca.key)?,
@@ -70,7 +97,7 @@ pub async fn ca(s: &Session, c: &CaCommand) -> Result<()> {
             path_len,
             json,
         } => {
-            let spec = spec(ca, Some(validity), *path_len)?;
+            let spec = spec(ca, Some(validity), *path_len, new_tags(s, ca).await?)?;
             propose(s, Operation::CreateRoot { spec }, json.json).await
         }
         CaCommand::CreateIssuing {
@@ -80,12 +107,36 @@ pub async fn ca(s: &Session, c: &CaCommand) -> Result<()> {
             path_len,
             json,
         } => {
-            let spec = spec(ca, Some(validity), Some(*path_len))?;
+            let spec = spec(ca, Some(validity), Some(*path_len), new_tags(s, ca).await?)?;
             let parent = CaName::new(parent)?;
             propose(s, Operation::CreateIssuing { parent, spec }, json.json).await
         }
+        CaCommand::Tags {
+            name,
+            add,
+            remove,
+            json,
+        } => {
+            let list = |t: &str| -> Result<Vec<Tag>> {
+                Ok(t.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(Tag::new)
+                    .collect::<proto::Result<_>>()?)
+            };
+            let (add, remove) = (list(add)?, list(remove)?);
+            if add.is_empty() && remove.is_empty() {
+                return Err(Error::Invalid("give tags to --add or --remove".into()));
+            }
+            let op = Operation::SetCaTags {
+                name: CaName::new(name)?,
+                add,
+                remove,
+            };
+            propose(s, op, json.json).await
+        }
         CaCommand::CreateByoca { ca, json } => {
-            let spec = spec(ca, None, None)?;
+            let spec = spec(ca, None, None, new_tags(s, ca).await?)?;
             propose(s, Operation::CreateByoca { spec }, json.json).await
         }
         CaCommand::Csr {

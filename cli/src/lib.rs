@@ -5,6 +5,7 @@
 //! store, no token and no signer code.
 #![forbid(unsafe_code)]
 
+mod admin;
 pub mod args;
 mod audit;
 mod ca;
@@ -13,6 +14,7 @@ mod challenge;
 pub mod client;
 pub mod error;
 mod export;
+pub mod needs;
 pub mod officer;
 mod profile;
 mod proposal;
@@ -24,7 +26,7 @@ pub use error::{Error, Result};
 use proto::admin::{Request, Response};
 use proto::model::Lifetime;
 
-use args::{ChallengeCommand, Cli, Command};
+use args::{ChallengeCommand, Cli, Command, Json};
 use session::read;
 
 /// Run the CLI; returns the process exit code.
@@ -71,28 +73,42 @@ async fn dispatch(cli: &Cli) -> Result<()> {
         file,
         root,
         previous,
+        cosigner,
     }) = &cli.command
     {
-        return audit::verify(file, root, previous.as_ref());
+        return audit::verify(file, root, previous.as_ref(), cosigner);
     }
     let s = cli.session()?;
     match &cli.command {
-        Command::Whoami => {
-            if let Response::Whoami {
+        Command::Whoami(Json { json }) => {
+            let answer = s.client.call(&Request::Whoami).await?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&answer).unwrap_or_default()
+                );
+            } else if let Response::Whoami {
                 officer,
                 quorum,
+                rejections,
                 officers,
-                roles,
                 permissions,
-            } = s.client.call(&Request::Whoami).await?
+                assignments,
+                scopes,
+                ..
+            } = answer
             {
                 println!(
-                    "officer {officer}; quorum {quorum} of {} ({})",
+                    "admin {officer}; quorum {quorum} approvals of {} admins, {rejections} rejection(s) end a proposal",
                     officers.len(),
-                    officers.join(", ")
                 );
-                println!("roles: {}", roles.join(", "));
+                for a in &assignments {
+                    println!("assignment: {} on {}", a.role, a.tags);
+                }
                 println!("permissions: {}", permissions.join(", "));
+                for (p, t) in &scopes {
+                    println!("  {p} on {t}");
+                }
             }
             Ok(())
         }
@@ -104,5 +120,8 @@ async fn dispatch(cli: &Cli) -> Result<()> {
         Command::Cert(c) => cert::cert(&s, c).await,
         Command::Export(e) => export::export(&s, e).await,
         Command::Audit(a) => audit::audit(&s, a).await,
+        Command::Admin(a) => admin::admin(&s, a).await,
+        Command::Role(r) => admin::role(&s, r).await,
+        Command::Quorum(q) => admin::quorum(&s, q).await,
     }
 }

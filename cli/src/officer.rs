@@ -6,6 +6,18 @@ use crate::{Error, Result};
 
 /// Sign an approval with an officer's private key (PEM: PKCS#8, SEC1 or PKCS#1).
 pub fn sign_approval(key_pem: &[u8], digest: &[u8; 32], officer: &str) -> Result<Approval> {
+    let (algorithm, signature) = sign(key_pem, &approval_message(digest))?;
+    Ok(Approval {
+        officer: officer.to_owned(),
+        algorithm,
+        signature,
+        at: proto::now(),
+    })
+}
+
+/// Sign `message` with the admin's key: ECDSA P-384 or P-256 (SHA-384 or SHA-256) or RSA
+/// PKCS#1 v1.5 with SHA-256. Returns the X.509 signature algorithm OID and the signature.
+pub fn sign(key_pem: &[u8], message: &[u8]) -> Result<(String, Vec<u8>)> {
     use rustls::SignatureScheme as S;
     use rustls::pki_types::PrivateKeyDer;
     use rustls::pki_types::pem::PemObject;
@@ -30,12 +42,7 @@ pub fn sign_approval(key_pem: &[u8], digest: &[u8; 32], officer: &str) -> Result
         _ => "1.2.840.113549.1.1.11",
     };
     let signature = signer
-        .sign(&approval_message(digest))
-        .map_err(|e| Error::Invalid(format!("signing the approval: {e}")))?;
-    Ok(Approval {
-        officer: officer.to_owned(),
-        algorithm: algorithm.to_owned(),
-        signature,
-        at: proto::now(),
-    })
+        .sign(message)
+        .map_err(|e| Error::Invalid(format!("signing: {e}")))?;
+    Ok((algorithm.to_owned(), signature))
 }

@@ -134,6 +134,8 @@ pub fn proposal_json(p: &Proposal) -> serde_json::Value {
         "approvals": p.approvals.len(),
         "quorum": p.quorum,
         "approved_by": p.approvals.iter().map(|a| a.officer.clone()).collect::<Vec<_>>(),
+        "rejected_by": p.rejections.iter().map(|r| r.officer.clone()).collect::<Vec<_>>(),
+        "rejections_needed": p.reject_quorum,
         "summary": p.body.operation.summary(),
         "proposer": p.body.proposer,
         "created_at": p.body.created_at,

@@ -170,7 +170,7 @@ fn time_list(store: &Store, q: &ListQuery, now: i64, runs: usize) -> (Duration, 
     let mut last = None;
     for _ in 0..runs {
         let t = Instant::now();
-        let p = report::list(store, q, now).expect("list");
+        let p = report::list(store, q, &report::Scope::All, now).expect("list");
         times.push(t.elapsed());
         last = Some(p);
     }
@@ -187,7 +187,7 @@ fn walk(store: &Store, q: &ListQuery, now: i64, rows: usize) -> (Option<String>,
     let t = Instant::now();
     let mut seen = 0;
     while seen < rows {
-        let p = report::list(store, &q, now).expect("list");
+        let p = report::list(store, &q, &report::Scope::All, now).expect("list");
         seen += p.certs.len();
         if p.next.is_none() {
             break;
@@ -338,7 +338,7 @@ fn main() -> daemon::Result<()> {
     let mut stats = Vec::new();
     for _ in 0..o.runs {
         let t = Instant::now();
-        stats = report::stats(&store, now)?;
+        stats = report::stats(&store, &report::Scope::All, now)?;
         times.push(t.elapsed());
     }
     let sum = |f: fn(&report::CaCertStats) -> u64| stats.iter().map(f).sum::<u64>();
@@ -460,7 +460,7 @@ fn main() -> daemon::Result<()> {
     let mut times = Vec::new();
     for _ in 0..o.runs {
         let t = Instant::now();
-        let d = report::show(&store, None, serial, now)?;
+        let d = report::show(&store, None, serial, &report::Scope::All, now)?;
         times.push(t.elapsed());
         assert_eq!(&d.ca, ca);
     }

@@ -171,3 +171,63 @@ impl Audit {
         })
     }
 }
+
+impl Audit {
+    /// Add an admin's signature to the latest checkpoint: `signature` (ECDSA P-256 with
+    /// SHA-256, the signed-note ECDSA type) over the checkpoint text, made with the key of
+    /// the admin's registered certificate. The line is named `castellan.admin/NAME`.
+    pub fn cosign(
+        &self,
+        officer: &str,
+        checkpoint: &str,
+        algorithm: &str,
+        signature: &[u8],
+    ) -> Result<String> {
+        use der::{Decode, Encode};
+        let _guard = self.tree.lock().unwrap_or_else(|p| p.into_inner());
+        let latest = self
+            .store
+            .last_checkpoint()?
+            .ok_or_else(|| Error::Invalid("there is no checkpoint to cosign yet".into()))?;
+        let mut note = Note::parse(&latest)?;
+        if note.text != checkpoint {
+            return Err(Error::Conflict(crate::error::Clash::NotLatestCheckpoint));
+        }
+        if algorithm != const_oid::db::rfc5912::ECDSA_WITH_SHA_256.to_string() {
+            return Err(Error::Invalid(
+                "a cosignature is ECDSA P-256 with SHA-256 (the signed-note ECDSA type): this admin's key cannot cosign".into(),
+            ));
+        }
+        let g = self.store.governance()?;
+        let cert = g
+            .officer(officer)
+            .map(|o| o.cert.clone())
+            .ok_or_else(|| Error::Forbidden(crate::error::Denied::NotAnOfficer(officer.into())))?;
+        let cert = x509_cert::Certificate::from_der(&cert)?;
+        let spki = cert.tbs_certificate().subject_public_key_info();
+        let name = format!("castellan.admin/{officer}");
+        let line = NoteSignature {
+            name: name.clone(),
+            key_id: ecdsa_key_id(&spki.to_der()?),
+            signature: signature.to_vec(),
+        };
+        let mut probe = note.clone();
+        probe.signatures = vec![line.clone()];
+        probe
+            .verify_ecdsa_p256(&name, &spki.to_der()?)
+            .map_err(|_| Error::Forbidden(crate::error::Denied::BadApproval(officer.into())))?;
+        note.signatures.retain(|s| s.name != name);
+        note.signatures.push(line);
+        let size = Checkpoint::parse(&note.text)?.size;
+        let encoded = note.encode();
+        self.store.write(|tx| {
+            tx.put_checkpoint(size, &encoded)?;
+            tx.record(crate::store::Note::new(
+                officer,
+                "audit-cosign",
+                format!("checkpoint of size {size}"),
+            ))
+        })?;
+        Ok(format!("{name} on the checkpoint of size {size}"))
+    }
+}

@@ -44,6 +44,10 @@ pub enum Missing {
     Profile(String),
     #[error("no proposal {0}")]
     Proposal(String),
+    #[error("no role named {0:?}")]
+    Role(String),
+    #[error("no admin named {0:?}")]
+    Admin(String),
     #[error("no pending request {0}")]
     PendingRequest(String),
     /// A pending request's CA was deleted meanwhile.
@@ -65,6 +69,24 @@ pub enum Missing {
 pub enum Clash {
     #[error("a CA named {0} already exists")]
     CaExists(String),
+    #[error("an admin named {0} already exists")]
+    AdminExists(String),
+    #[error("this certificate is already registered, as admin {0}")]
+    CertRegistered(String),
+    #[error("admin {admin} does not hold role {role}")]
+    NotAssigned { admin: String, role: String },
+    #[error("a role named {0} already exists")]
+    RoleExists(String),
+    #[error("role {role} is held by {holders}: unassign it first")]
+    RoleInUse { role: String, holders: String },
+    #[error(
+        "after this change only {able} admins could approve CA creation, fewer than the quorum of {quorum}"
+    )]
+    QuorumUnreachable { able: usize, quorum: u32 },
+    #[error("the checkpoint is not the latest any more: fetch it again and sign that")]
+    NotLatestCheckpoint,
+    #[error("{officer} already rejected proposal {id}")]
+    AlreadyRejected { officer: String, id: String },
     #[error("a profile named {0} already exists")]
     ProfileExists(String),
     #[error("CA {0} has no certificate yet")]
@@ -152,6 +174,18 @@ pub enum Denied {
         caller: String,
         permission: proto::roles::Permission,
     },
+    /// Tags are given only by those who hold them.
+    #[error(
+        "{caller} does not hold tag {tag} with {permission}: only tags one holds can be given or taken"
+    )]
+    TagNotHeld {
+        caller: String,
+        tag: String,
+        permission: proto::roles::Permission,
+    },
+    /// Nobody approves (or proposes) a change of their own assignments.
+    #[error("this proposal changes {0}'s own assignments: their approval cannot count")]
+    OwnChange(String),
 }
 
 use proto::governance::Status;

@@ -45,6 +45,7 @@ impl Kit {
         let officers = vec![Officer {
             name: "alice".into(),
             cert: der::Encode::to_der(&cert[0])?,
+            assignments: vec![proto::roles::Assignment::administrator_everywhere()],
         }];
         let opts = InitOptions {
             state_dir: dir.path(),
@@ -118,6 +119,7 @@ pub fn spec(name: &str, key: &str, validity: Option<&str>) -> Result<CaSpec> {
         validity: validity.map(Lifetime::new).transpose()?,
         ekus: Eku::list("client-auth")?,
         path_len: None,
+        tags: vec![],
     })
 }
 

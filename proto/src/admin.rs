@@ -123,8 +123,28 @@ pub enum Request {
     AuditList {
         actor: Option<String>,
         action: Option<String>,
+        /// Only entries about this CA (its certificates, profiles and proposals).
+        #[serde(default)]
+        ca: Option<String>,
         limit: Option<u32>,
         after: Option<u64>,
+    },
+    /// Every admin with their assignments.
+    AdminList,
+    /// Every role, built-in and custom.
+    RoleList,
+    RoleShow {
+        name: String,
+    },
+    /// Add the caller's signature to the latest checkpoint (a signed-note line over the
+    /// checkpoint text, made by the CLI with the admin's key).
+    AuditCosign {
+        /// The checkpoint text that was signed (must be the latest).
+        checkpoint: String,
+        /// X.509 signature algorithm OID.
+        algorithm: String,
+        #[serde(with = "crate::b64")]
+        signature: Vec<u8>,
     },
 }
 
@@ -156,8 +176,13 @@ impl Request {
             Request::CertRevoke { .. } | Request::MdmRevoke { .. } => {
                 Need::Permission(P::LeafRevoke)
             }
-            Request::AuditCheckpoint | Request::AuditList { .. } => Need::Permission(P::AuditRead),
+            Request::AuditCheckpoint | Request::AuditList { .. } | Request::AuditCosign { .. } => {
+                Need::Permission(P::AuditRead)
+            }
             Request::AuditExport => Need::Permission(P::AuditExport),
+            Request::AdminList | Request::RoleList | Request::RoleShow { .. } => {
+                Need::Permission(P::RoleRead)
+            }
         }
     }
 }
@@ -174,6 +199,21 @@ pub enum Response {
         roles: Vec<String>,
         #[serde(default)]
         permissions: Vec<String>,
+        /// The caller's assignments (role and tags).
+        #[serde(default)]
+        assignments: Vec<crate::roles::Assignment>,
+        /// How many rejections end a proposal.
+        #[serde(default)]
+        rejections: u32,
+        /// Each permission the caller has, and on which tags.
+        #[serde(default)]
+        scopes: std::collections::BTreeMap<crate::roles::Permission, crate::roles::Tags>,
+    },
+    Admins {
+        admins: Vec<AdminView>,
+    },
+    Roles {
+        roles: Vec<crate::roles::RoleView>,
     },
     Cas {
         cas: Vec<CaView>,
@@ -240,6 +280,17 @@ pub enum Response {
     },
 }
 
+/// An admin as `admin list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminView {
+    pub name: String,
+    /// Hex SHA-256 of the admin's certificate (DER).
+    pub fingerprint: String,
+    pub subject: String,
+    pub not_after: String,
+    pub assignments: Vec<crate::roles::Assignment>,
+}
+
 /// An audit entry as `audit list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditView {
@@ -248,6 +299,21 @@ pub struct AuditView {
     pub actor: String,
     pub action: String,
     pub detail: String,
+    /// The CA the entry is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    /// Admin requests: hex SHA-256 of the caller's certificate, their address, the
+    /// permission used and the outcome (`ok`, or the HTTP status and the refusal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<String>,
 }
 
 /// What became of a revocation Intune asked for; the connector maps it to the partner
@@ -276,6 +342,9 @@ pub struct CaView {
     pub key: String,
     pub hash: String,
     pub ekus: Vec<String>,
+    /// Scope tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
     pub path_len: Option<u8>,
     pub serial: Option<String>,
     pub not_before: Option<String>,

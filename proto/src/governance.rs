@@ -12,8 +12,11 @@
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+use std::collections::BTreeSet;
+
 use crate::Result;
-use crate::model::{CaName, CaSpec};
+use crate::model::{CaName, CaSpec, RoleName, Tag};
+use crate::roles::{Permission, Tags};
 
 /// Default time a proposal stays open.
 pub const DEFAULT_TTL_SECS: i64 = 24 * 3600;
@@ -48,6 +51,39 @@ pub enum Operation {
     CreateProfile { spec: crate::profile::ProfileSpec },
     /// Revoke an issuing CA: it goes on its parent's CRL and signs nothing more.
     RevokeCa { name: CaName, reason: String },
+    /// Register a new admin certificate with its first assignment.
+    AddAdmin {
+        name: String,
+        #[serde(with = "crate::b64")]
+        cert: Vec<u8>,
+        role: RoleName,
+        tags: Tags,
+    },
+    /// Give an admin a role within tags (replacing their assignment of that role).
+    Assign {
+        name: String,
+        role: RoleName,
+        tags: Tags,
+    },
+    /// Take a role from an admin.
+    Unassign { name: String, role: RoleName },
+    /// Remove an admin: their certificate opens nothing any more.
+    RemoveAdmin { name: String },
+    /// Create a custom role.
+    CreateRole {
+        name: RoleName,
+        permissions: BTreeSet<Permission>,
+    },
+    /// Delete a custom role nobody holds.
+    DeleteRole { name: RoleName },
+    /// Change a CA's scope tags.
+    SetCaTags {
+        name: CaName,
+        add: Vec<Tag>,
+        remove: Vec<Tag>,
+    },
+    /// Change how many approvals a proposal needs, and how many rejections end one.
+    SetQuorum { approvals: u32, rejections: u32 },
 }
 
 impl Operation {
@@ -69,6 +105,69 @@ impl Operation {
                 format!("create SCEP profile {} on CA {}", spec.name, spec.ca)
             }
             Operation::RevokeCa { name, reason } => format!("revoke CA {name} ({reason})"),
+            Operation::AddAdmin {
+                name, role, tags, ..
+            } => format!("add admin {name} as {role} on {tags}"),
+            Operation::Assign { name, role, tags } => {
+                format!("assign {role} on {tags} to admin {name}")
+            }
+            Operation::Unassign { name, role } => format!("take {role} from admin {name}"),
+            Operation::RemoveAdmin { name } => format!("remove admin {name}"),
+            Operation::CreateRole { name, permissions } => format!(
+                "create role {name} ({})",
+                permissions
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            Operation::DeleteRole { name } => format!("delete role {name}"),
+            Operation::SetCaTags { name, add, remove } => {
+                let list = |t: &[Tag]| t.iter().map(Tag::as_str).collect::<Vec<_>>().join(",");
+                format!(
+                    "tags of CA {name}: add [{}], remove [{}]",
+                    list(add),
+                    list(remove)
+                )
+            }
+            Operation::SetQuorum {
+                approvals,
+                rejections,
+            } => format!("quorum: {approvals} approvals, {rejections} rejections end a proposal"),
+        }
+    }
+
+    /// The CA the operation is about, if it is about one (its tags scope the proposal).
+    pub fn ca(&self) -> Option<&CaName> {
+        match self {
+            Operation::CreateRoot { spec }
+            | Operation::CreateIssuing { spec, .. }
+            | Operation::CreateByoca { spec } => Some(&spec.name),
+            Operation::ImportCa { name, .. }
+            | Operation::DisableCa { name }
+            | Operation::EnableCa { name }
+            | Operation::RevokeCa { name, .. }
+            | Operation::SetCaTags { name, .. } => Some(name),
+            Operation::CreateProfile { spec } => Some(&spec.ca),
+            Operation::AddAdmin { .. }
+            | Operation::Assign { .. }
+            | Operation::Unassign { .. }
+            | Operation::RemoveAdmin { .. }
+            | Operation::CreateRole { .. }
+            | Operation::DeleteRole { .. }
+            | Operation::SetQuorum { .. } => None,
+        }
+    }
+
+    /// The admin whose own assignments the operation changes: their approval does not
+    /// count (nor may they propose it).
+    pub fn concerns_admin(&self) -> Option<&str> {
+        match self {
+            Operation::AddAdmin { name, .. }
+            | Operation::Assign { name, .. }
+            | Operation::Unassign { name, .. }
+            | Operation::RemoveAdmin { name } => Some(name),
+            _ => None,
         }
     }
 }
@@ -163,6 +262,24 @@ pub struct Proposal {
     pub status: Status,
     /// What happened when it ran, or why it failed / who rejected it.
     pub outcome: Option<String>,
+    /// The admins who rejected it so far, with their reasons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejections: Vec<Rejection>,
+    /// How many rejections end it (1 for proposals made before this was configurable).
+    #[serde(default = "one")]
+    pub reject_quorum: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One admin's rejection of a proposal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub officer: String,
+    pub reason: String,
+    pub at: i64,
 }
 
 impl Proposal {
@@ -219,6 +336,8 @@ mod tests {
             approvals: vec![],
             status: Status::Pending,
             outcome: None,
+            rejections: vec![],
+            reject_quorum: 1,
             body: body(),
         };
         assert_eq!(p.status_at(p.body.expires_at - 1), Status::Pending);

@@ -75,6 +75,39 @@ name_type!(
     "profile name"
 );
 
+name_type!(
+    /// A scope tag on CAs and in role assignments.
+    Tag,
+    "tag"
+);
+name_type!(
+    /// A role's name (built-in or custom).
+    RoleName,
+    "role name"
+);
+/// An admin's name (the officers registered at `init` and admins added later): 1–64 of
+/// a-z, A-Z, 0-9, '-', '_', '.'.
+pub fn check_admin_name(n: &str) -> Result<()> {
+    let ok = !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid admin name {n:?}: use 1-64 characters a-z, A-Z, 0-9, '-', '_', '.'"
+        )))
+    }
+}
+
+impl Tag {
+    /// The tag of a CA created without tags.
+    pub fn default_tag() -> Tag {
+        Tag("default".to_owned())
+    }
+}
+
 /// A CA subject: CN required; O, OU, C (exactly two letters), ST, L optional.
 /// Written as RFC 4514 text, e.g. `CN=Issuing CA,O=Example,C=US`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -324,9 +357,21 @@ pub struct CaSpec {
     pub ekus: Vec<Eku>,
     /// basicConstraints pathLenConstraint; None = unlimited.
     pub path_len: Option<u8>,
+    /// Scope tags; empty means `default` (and keeps the digests of older proposals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
 }
 
 impl CaSpec {
+    /// The CA's scope tags: `default` when none were given.
+    pub fn scope(&self) -> Vec<Tag> {
+        if self.tags.is_empty() {
+            vec![Tag::default_tag()]
+        } else {
+            self.tags.clone()
+        }
+    }
+
     /// Check the parts that need no store: key, hash, and their pairing.
     pub fn check(&self) -> Result<(KeySpec, HashAlg)> {
         let (key, hash) = (self.key, self.hash);
@@ -647,6 +692,7 @@ mod tests {
             validity: None,
             ekus: Eku::list("client-auth").unwrap(),
             path_len: None,
+            tags: vec![],
         };
         assert!(spec("ec-p256", "sha256").check().is_ok());
         assert!(spec("ec-p256", "sha512").check().is_err());

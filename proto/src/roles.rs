@@ -9,6 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::governance::Operation;
+use crate::model::{RoleName, Tag};
 use crate::{Error, Result};
 
 /// One permission.
@@ -111,7 +112,32 @@ impl Permission {
             Operation::DisableCa { .. } | Operation::EnableCa { .. } => Permission::CaDisable,
             Operation::RevokeCa { .. } => Permission::CaRevoke,
             Operation::CreateProfile { .. } => Permission::ProfileWrite,
+            Operation::AddAdmin { .. }
+            | Operation::Assign { .. }
+            | Operation::Unassign { .. }
+            | Operation::RemoveAdmin { .. }
+            | Operation::CreateRole { .. }
+            | Operation::DeleteRole { .. }
+            | Operation::SetCaTags { .. }
+            | Operation::SetQuorum { .. } => Permission::RoleWrite,
         }
+    }
+
+    /// A comma-separated list, e.g. `ca.read,leaf.revoke`: every name known, none twice
+    /// (order is free), at least one.
+    pub fn parse_list(s: &str) -> Result<BTreeSet<Permission>> {
+        let mut out = BTreeSet::new();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if !out.insert(Permission::parse(name)?) {
+                return Err(Error::Invalid(format!("permission {name} is named twice")));
+            }
+        }
+        if out.is_empty() {
+            return Err(Error::Invalid(
+                "a role must grant at least one permission".into(),
+            ));
+        }
+        Ok(out)
     }
 }
 
@@ -199,6 +225,192 @@ impl BuiltinRole {
 impl fmt::Display for BuiltinRole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// The tags an assignment covers: every tag (`*`) or these (never none: an empty list is
+/// refused, because it would grant nothing; unlike Intune, where no tag means all).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Tags {
+    All,
+    Only(BTreeSet<Tag>),
+}
+
+impl Tags {
+    /// `*` or `t1,t2`.
+    pub fn parse(s: &str) -> Result<Tags> {
+        if s.trim() == "*" {
+            return Ok(Tags::All);
+        }
+        let tags = s
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(Tag::new)
+            .collect::<Result<BTreeSet<_>>>()?;
+        Tags::only(tags)
+    }
+
+    /// An explicit list, which must not be empty.
+    pub fn only(tags: BTreeSet<Tag>) -> Result<Tags> {
+        if tags.is_empty() {
+            return Err(Error::Invalid(
+                "an assignment needs at least one tag, or * for every tag (an empty list would grant nothing)".into(),
+            ));
+        }
+        Ok(Tags::Only(tags))
+    }
+
+    /// Does this cover at least one of a CA's tags?
+    pub fn covers_any(&self, ca: &[Tag]) -> bool {
+        match self {
+            Tags::All => true,
+            Tags::Only(t) => ca.iter().any(|c| t.contains(c)),
+        }
+    }
+
+    /// Does this hold this tag?
+    pub fn holds(&self, tag: &Tag) -> bool {
+        match self {
+            Tags::All => true,
+            Tags::Only(t) => t.contains(tag),
+        }
+    }
+
+    /// The union of two.
+    pub fn union(&self, other: &Tags) -> Tags {
+        match (self, other) {
+            (Tags::Only(a), Tags::Only(b)) => Tags::Only(a.union(b).cloned().collect()),
+            _ => Tags::All,
+        }
+    }
+}
+
+impl fmt::Display for Tags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tags::All => f.write_str("*"),
+            Tags::Only(t) => {
+                let names: Vec<&str> = t.iter().map(Tag::as_str).collect();
+                f.write_str(&names.join(","))
+            }
+        }
+    }
+}
+
+impl Serialize for Tags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Tags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Tags::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One assignment: a role within some tags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    pub role: RoleName,
+    pub tags: Tags,
+}
+
+impl Assignment {
+    /// What every officer registered before roles existed holds.
+    pub fn administrator_everywhere() -> Assignment {
+        Assignment {
+            role: RoleName::new(BuiltinRole::Administrator.name())
+                .unwrap_or_else(|_| unreachable!("a built-in role's name is valid")),
+            tags: Tags::All,
+        }
+    }
+}
+
+/// A custom role: any non-empty subset of the permissions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDef {
+    pub name: RoleName,
+    pub permissions: BTreeSet<Permission>,
+}
+
+/// A role as `role list` and `role show` print it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleView {
+    pub name: String,
+    pub builtin: bool,
+    pub permissions: Vec<Permission>,
+    /// The admins holding it, with the tags of each assignment.
+    pub holders: Vec<String>,
+}
+
+/// The permissions of a role by name: built-in first, then the custom ones.
+pub fn role_permissions(name: &RoleName, custom: &[RoleDef]) -> Option<BTreeSet<Permission>> {
+    BuiltinRole::parse(name.as_str())
+        .ok()
+        .map(BuiltinRole::permissions)
+        .or_else(|| {
+            custom
+                .iter()
+                .find(|r| &r.name == name)
+                .map(|r| r.permissions.clone())
+        })
+}
+
+/// What one admin may do, and where: each assignment resolved to its role's permissions.
+/// Default deny; the permissions are the union over the assignments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants(Vec<(BTreeSet<Permission>, Tags)>);
+
+impl Grants {
+    /// Resolve assignments against the custom roles (an unknown role grants nothing).
+    pub fn resolve(assignments: &[Assignment], custom: &[RoleDef]) -> Grants {
+        Grants(
+            assignments
+                .iter()
+                .filter_map(|a| role_permissions(&a.role, custom).map(|p| (p, a.tags.clone())))
+                .collect(),
+        )
+    }
+
+    /// Every permission, on every tag.
+    pub fn everything() -> Grants {
+        Grants(vec![(Permission::ALL.into_iter().collect(), Tags::All)])
+    }
+
+    /// May the holder use `p` on something with these tags (a CA and what belongs to it)?
+    pub fn may(&self, p: Permission, tags: &[Tag]) -> bool {
+        self.0
+            .iter()
+            .any(|(perms, scope)| perms.contains(&p) && scope.covers_any(tags))
+    }
+
+    /// Does the holder have `p` somewhere (for requests not about one CA)?
+    pub fn has(&self, p: Permission) -> bool {
+        self.0.iter().any(|(perms, _)| perms.contains(&p))
+    }
+
+    /// Can the holder see something with these tags at all (any permission there)? Outside
+    /// that, it does not exist for them: "not found", never "forbidden".
+    pub fn sees(&self, tags: &[Tag]) -> bool {
+        self.0.iter().any(|(_, scope)| scope.covers_any(tags))
+    }
+
+    /// The tags on which the holder has `p`, if any.
+    pub fn tags_for(&self, p: Permission) -> Option<Tags> {
+        self.0
+            .iter()
+            .filter(|(perms, _)| perms.contains(&p))
+            .map(|(_, t)| t.clone())
+            .reduce(|a, b| a.union(&b))
+    }
+
+    /// The union of the permissions.
+    pub fn permissions(&self) -> BTreeSet<Permission> {
+        self.0.iter().flat_map(|(p, _)| p.iter().copied()).collect()
     }
 }
 

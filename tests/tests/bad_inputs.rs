@@ -17,6 +17,7 @@ fn spec(name: &str) -> CaSpec {
         validity: Some(Lifetime::new("1y").unwrap()),
         ekus: Eku::list("client-auth").unwrap(),
         path_len: None,
+        tags: vec![],
     }
 }
 

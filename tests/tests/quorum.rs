@@ -42,6 +42,7 @@ fn spec(name: &str) -> CaSpec {
         validity: Some(Lifetime::new("2y").unwrap()),
         ekus: Eku::list("client-auth").unwrap(),
         path_len: None,
+        tags: vec![],
     }
 }
 

@@ -32,15 +32,7 @@ pub struct InitOptions<'a> {
 
 /// Officer name: 1–64 of a-z, A-Z, 0-9, '-', '_', '.'.
 pub fn check_officer_name(n: &str) -> Result<()> {
-    let ok = !n.is_empty()
-        && n.len() <= 64
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!("invalid officer name {n:?}")))
-    }
+    Ok(proto::model::check_admin_name(n)?)
 }
 
 /// Create a new appliance state: store, officers, quorum, admin TLS identity (keys in the token).
@@ -78,6 +70,7 @@ pub fn init(opts: InitOptions<'_>) -> Result<()> {
         officers.push(Officer {
             name: name.clone(),
             cert: der,
+            assignments: vec![proto::roles::Assignment::administrator_everywhere()],
         });
     }
     std::fs::create_dir_all(opts.state_dir)
@@ -160,6 +153,8 @@ pub fn init_with(
             &Governance {
                 quorum: opts.quorum,
                 officers: officers.clone(),
+                rejections: 1,
+                roles: vec![],
             },
         )?;
         tx.put_meta("admin", &identity)?;

@@ -152,6 +152,7 @@ impl Cas {
             key: ca.spec.key.to_string(),
             hash: ca.spec.hash.to_string(),
             ekus: ca.spec.ekus.iter().map(ToString::to_string).collect(),
+            tags: ca.spec.scope().iter().map(ToString::to_string).collect(),
             path_len: cert
                 .as_ref()
                 .and_then(|c| x509::basic_constraints(c).1)

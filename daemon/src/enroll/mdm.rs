@@ -159,13 +159,16 @@ impl Enroll {
                 self.store
                     .write(|tx| {
                         tx.delete(Table::Unnotified, &key)?;
-                        tx.audit(
-                            ACTOR,
-                            "intune-notified",
-                            format!(
-                                "{} {} transaction {}",
-                                rec.ca, rec.serial, row.transaction_id
-                            ),
+                        tx.record(
+                            crate::store::Note::new(
+                                ACTOR,
+                                "intune-notified",
+                                format!(
+                                    "{} {} transaction {}",
+                                    rec.ca, rec.serial, row.transaction_id
+                                ),
+                            )
+                            .ca(&rec.ca),
                         )
                     })
                     .map_err(super::internal)?;

@@ -649,7 +649,20 @@ impl Enroll {
                 renewed_from,
                 tx_key: txk.clone(),
             };
-            let mut batch = crate::store::Batch::default();
+            let mut batch = crate::store::Batch {
+                audit: Some(
+                    crate::store::Note::new(
+                        "scep",
+                        "request-pending",
+                        format!(
+                            "{id} {} profile {} transaction {}",
+                            pending.subject, pending.profile, pending.transaction_id
+                        ),
+                    )
+                    .ca(ca.spec.name.as_str()),
+                ),
+                ..Default::default()
+            };
             batch.put(Table::Pending, &id, &pending).map_err(internal)?;
             batch
                 .put(
@@ -766,6 +779,17 @@ impl Enroll {
         let ck = cert_key(&rec.ca, &serial);
         let mut batch = crate::store::Batch {
             absent: vec![(Table::Certs, ck.clone())],
+            audit: Some(
+                crate::store::Note::new(
+                    "scep",
+                    "issue",
+                    format!(
+                        "{serial} {} profile {} transaction {transaction_id}",
+                        rec.subject, rec.profile
+                    ),
+                )
+                .ca(&rec.ca),
+            ),
             ..Default::default()
         };
         batch.put(Table::Certs, &ck, &rec).map_err(internal)?;

@@ -2,6 +2,8 @@
 //! approvals against officers' registered certificates (the types and the canonical digest
 //! are `proto::governance`).
 
+pub mod admins;
+
 use proto::governance::{Approval, MAX_SKEW_SECS, MAX_TTL_SECS, ProposalBody, approval_message};
 
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,19 @@ use crate::{Error, Result};
 use proto::admin::Response;
 use proto::governance::{Operation, Proposal, Status};
 use proto::model::{CaKind, CaName, CaSpec, CaStatus};
+
+/// A CA's tags after adding and removing some (sorted, without duplicates).
+fn tags_after(
+    now: &[proto::model::Tag],
+    add: &[proto::model::Tag],
+    remove: &[proto::model::Tag],
+) -> Vec<proto::model::Tag> {
+    let mut set: std::collections::BTreeSet<_> = now.iter().chain(add).cloned().collect();
+    for t in remove {
+        set.remove(t);
+    }
+    set.into_iter().collect()
+}
 
 /// Check a body a proposer sent: its clock, its lifetime, its proposer.
 pub fn check_new_body(body: &ProposalBody, officer: &str, now: i64) -> Result<()> {
@@ -101,15 +116,24 @@ impl Governance {
         }
     }
 
-    /// Which officer holds this client certificate (DER), if any.
-    pub fn officer_for(&self, cert: &[u8]) -> Result<Option<String>> {
-        Ok(self
-            .store
-            .governance()?
-            .officers
-            .into_iter()
-            .find(|o| o.cert == cert)
-            .map(|o| o.name))
+    /// Every admin and their assignments.
+    pub fn admins(&self) -> Result<Vec<proto::admin::AdminView>> {
+        Ok(admins::admins(&self.store.governance()?))
+    }
+
+    /// Every role, built-in and custom, with its holders.
+    pub fn roles(&self) -> Result<Vec<proto::roles::RoleView>> {
+        Ok(admins::roles(&self.store.governance()?))
+    }
+
+    /// Nobody proposes or approves a change of their own assignments.
+    fn not_own_change(op: &Operation, officer: &str) -> Result<()> {
+        match op.concerns_admin() {
+            Some(name) if name == officer => {
+                Err(Error::Forbidden(Denied::OwnChange(officer.to_owned())))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn proposal(&self, id: &str) -> Result<Proposal> {
@@ -137,6 +161,7 @@ impl Governance {
         let _ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
         let now = crate::now();
         check_new_body(&body, officer, now)?;
+        Self::not_own_change(&body.operation, officer)?;
         if body.expires_at - body.created_at > self.ttl.max(3600) {
             return Err(Error::Invalid(format!(
                 "this signer keeps proposals open for at most {} hours",
@@ -151,22 +176,27 @@ impl Governance {
         approval.officer = officer.to_owned();
         verify_approval(&approval, &self.officer_cert(officer)?, &digest)?;
         self.validate(&body.operation)?;
+        let g = self.store.governance()?;
         let proposal = Proposal {
             digest: hex::encode(digest),
-            quorum: self.store.governance()?.quorum,
+            quorum: g.quorum,
             approvals: vec![approval],
             status: Status::Pending,
             outcome: None,
+            rejections: vec![],
+            reject_quorum: g.rejections,
             body,
         };
         let summary = proposal.body.operation.summary();
+        let note = self.note(
+            officer,
+            "propose",
+            &proposal,
+            format!("{}: {summary}", proposal.digest),
+        );
         self.store.write(|tx| {
             tx.put_proposal(&proposal)?;
-            tx.audit(
-                officer,
-                "propose",
-                format!("{} {}: {summary}", proposal.body.id, proposal.digest),
-            )
+            tx.record(note)
         })?;
         tracing::info!(id = %proposal.body.id, %officer, %summary, "proposal created");
         let proposal = self.run_if_quorum(proposal)?;
@@ -191,6 +221,7 @@ impl Governance {
                 }));
             }
         }
+        Self::not_own_change(&p.body.operation, officer)?;
         let digest: [u8; 32] = p.body.digest()?;
         approval.officer = officer.to_owned();
         verify_approval(&approval, &self.officer_cert(officer)?, &digest)?;
@@ -205,9 +236,10 @@ impl Governance {
         p.approvals.push(approval);
         let n = p.approvals.len();
         if (n as u32) < p.quorum {
+            let note = self.note(officer, "approve", &p, format!("{n}/{}", p.quorum));
             self.store.write(|tx| {
                 tx.put_proposal(&p)?;
-                tx.audit(officer, "approve", format!("{id} ({n}/{})", p.quorum))
+                tx.record(note)
             })?;
             return Ok(Response::Proposal { proposal: p });
         }
@@ -225,19 +257,41 @@ impl Governance {
                 status,
             }));
         }
-        p.status = Status::Rejected;
+        if p.rejections.iter().any(|r| r.officer == officer) {
+            return Err(Error::Conflict(Clash::AlreadyRejected {
+                officer: officer.to_owned(),
+                id: id.to_owned(),
+            }));
+        }
         let why = reason.unwrap_or_default();
-        p.outcome = Some(format!(
-            "rejected by {officer}{}",
-            if why.is_empty() {
-                String::new()
-            } else {
-                format!(": {why}")
-            }
-        ));
+        p.rejections.push(proto::governance::Rejection {
+            officer: officer.to_owned(),
+            reason: why.clone(),
+            at: crate::now(),
+        });
+        let n = p.rejections.len();
+        if n as u32 >= p.reject_quorum.max(1) {
+            p.status = Status::Rejected;
+            let by: Vec<&str> = p.rejections.iter().map(|r| r.officer.as_str()).collect();
+            p.outcome = Some(format!(
+                "rejected by {}{}",
+                by.join(", "),
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {why}")
+                }
+            ));
+        }
+        let note = self.note(
+            officer,
+            "reject",
+            &p,
+            format!("{n}/{} {why}", p.reject_quorum.max(1)),
+        );
         self.store.write(|tx| {
             tx.put_proposal(&p)?;
-            tx.audit(officer, "reject", format!("{id} {why}"))
+            tx.record(note)
         })?;
         Ok(Response::Proposal { proposal: p })
     }
@@ -251,21 +305,36 @@ impl Governance {
         let id = p.body.id.clone();
         let approvers: Vec<String> = p.approvals.iter().map(|a| a.officer.clone()).collect();
         let op = &p.body.operation;
-        let result = self.validate(op).and_then(|()| match op {
-            Operation::CreateProfile { spec } => self
-                .create_profile(spec)
-                .map(|(ca, outcome)| (ca, Some(spec.clone()), outcome)),
-            _ => self
-                .execute(op, &id)
-                .map(|(ca, outcome)| (ca, None, outcome)),
+        let governance = match op.ca() {
+            None => Some(admins::apply(&self.store.governance()?, op)),
+            Some(_) => None,
+        }
+        .transpose();
+        let result = governance.and_then(|gov| {
+            self.validate(op)?;
+            Ok(gov)
+        });
+        let result = result.and_then(|gov| {
+            let ran = match op {
+                Operation::CreateProfile { spec } => self
+                    .create_profile(spec)
+                    .map(|(ca, outcome)| (ca, Some(spec.clone()), outcome)),
+                _ => self
+                    .execute(op, &id)
+                    .map(|(ca, outcome)| (ca, None, outcome)),
+            }?;
+            Ok((ran, gov))
         });
         match result {
-            Ok((record, profile, outcome)) => {
+            Ok(((record, profile, outcome), gov)) => {
                 p.status = Status::Executed;
                 p.outcome = Some(outcome.clone());
                 self.store.write(|tx| {
                     if let Some(r) = &record {
                         tx.put_ca(r)?;
+                    }
+                    if let Some(g) = &gov {
+                        tx.put_meta("governance", g)?;
                     }
                     if let Some(spec) = &profile {
                         tx.put(crate::store::Table::Profiles, spec.name.as_str(), spec)?;
@@ -278,7 +347,7 @@ impl Governance {
                             .revoke_ca_cert(tx, r, parent.as_str(), reason)?;
                     }
                     tx.put_proposal(&p)?;
-                    tx.audit(&approvers.join("+"), "execute", format!("{id}: {outcome}"))
+                    tx.record(self.note(&approvers.join("+"), "execute", &p, outcome.clone()))
                 })?;
                 tracing::info!(%id, %outcome, "proposal executed");
                 if let Some(r) = &record {
@@ -293,9 +362,10 @@ impl Governance {
                 tracing::warn!(%id, error = %e, "proposal failed");
                 p.status = Status::Failed;
                 p.outcome = Some(e.to_string());
+                let note = self.note(&approvers.join("+"), "fail", &p, e.to_string());
                 self.store.write(|tx| {
                     tx.put_proposal(&p)?;
-                    tx.audit(&approvers.join("+"), "fail", format!("{id}: {e}"))
+                    tx.record(note)
                 })?;
             }
         }
@@ -360,6 +430,26 @@ impl Governance {
                 }
             }
             Operation::CreateProfile { spec } => self.check_profile(spec)?,
+            Operation::SetCaTags { name, add, remove } => {
+                let ca = self.cas.ca(name.as_str())?;
+                if add.is_empty() && remove.is_empty() {
+                    return Err(Error::Invalid("give tags to --add or --remove".into()));
+                }
+                if tags_after(&ca.spec.scope(), add, remove).is_empty() {
+                    return Err(Error::Invalid(format!(
+                        "CA {name} cannot lose its last tag: add another first"
+                    )));
+                }
+            }
+            Operation::AddAdmin { .. }
+            | Operation::Assign { .. }
+            | Operation::Unassign { .. }
+            | Operation::RemoveAdmin { .. }
+            | Operation::CreateRole { .. }
+            | Operation::DeleteRole { .. }
+            | Operation::SetQuorum { .. } => {
+                admins::apply(&self.store.governance()?, op)?;
+            }
             Operation::RevokeCa { name, reason } => {
                 reason.parse::<crl::Reason>().map_err(Error::Invalid)?;
                 let ca = self.cas.ca(name.as_str())?;
@@ -662,6 +752,29 @@ impl Governance {
                     format!("CA {name} revoked ({reason}): on its parent's CRL, signs nothing"),
                 ))
             }
+            Operation::SetCaTags { name, add, remove } => {
+                let mut ca = self.cas.ca(name.as_str())?;
+                ca.spec.tags = tags_after(&ca.spec.scope(), add, remove);
+                let list: Vec<&str> = ca.spec.tags.iter().map(|t| t.as_str()).collect();
+                let outcome = format!("CA {name} has tags {}", list.join(","));
+                Ok((Some(ca), outcome))
+            }
+            Operation::AddAdmin { .. }
+            | Operation::Assign { .. }
+            | Operation::Unassign { .. }
+            | Operation::RemoveAdmin { .. }
+            | Operation::CreateRole { .. }
+            | Operation::DeleteRole { .. }
+            | Operation::SetQuorum { .. } => Ok((None, op.summary())),
+        }
+    }
+
+    /// An audit note about a proposal (and its CA, if it is about one).
+    fn note(&self, actor: &str, action: &str, p: &Proposal, detail: String) -> crate::store::Note {
+        let note = crate::store::Note::new(actor, action, detail).proposal(&p.body.id);
+        match p.body.operation.ca() {
+            Some(ca) => note.ca(ca.as_str()),
+            None => note,
         }
     }
 

@@ -95,6 +95,22 @@ pub struct ListQuery {
     pub after: Option<String>,
 }
 
+/// The CAs a caller may see; everything else is left out as if it did not exist.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    All,
+    Only(std::collections::BTreeSet<String>),
+}
+
+impl Scope {
+    pub fn allows(&self, ca: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Only(cas) => cas.contains(ca),
+        }
+    }
+}
+
 /// One page of `cert list`; `next` continues after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -226,7 +242,7 @@ fn profile_cas(r: &Reader) -> Result<HashMap<String, String>> {
 }
 
 /// One page of certificates (or pending requests), `now` deciding active from expired.
-pub fn list(store: &Store, q: &ListQuery, now: i64) -> Result<Page> {
+pub fn list(store: &Store, q: &ListQuery, scope: &Scope, now: i64) -> Result<Page> {
     ensure_indexes(store)?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -238,7 +254,7 @@ pub fn list(store: &Store, q: &ListQuery, now: i64) -> Result<Page> {
     let needle = q.search.as_deref().map(Needle::new).transpose()?.flatten();
     let r = store.reader()?;
     if let Some(ca) = &q.ca
-        && !r.cas()?.iter().any(|c| c.spec.name.as_str() == ca)
+        && (!scope.allows(ca) || !r.cas()?.iter().any(|c| c.spec.name.as_str() == ca))
     {
         return Err(Error::NotFound(Missing::Ca(ca.to_owned())));
     }
@@ -317,6 +333,7 @@ pub fn list(store: &Store, q: &ListQuery, now: i64) -> Result<Page> {
                 };
                 let ca = map.get(&p.profile).cloned().unwrap_or_default();
                 if q.ca.as_ref().is_some_and(|c| *c != ca)
+                    || !scope.allows(&ca)
                     || needle
                         .as_ref()
                         .is_some_and(|n| !n.matches(&p.subject, &p.sans, None))
@@ -337,7 +354,8 @@ pub fn list(store: &Store, q: &ListQuery, now: i64) -> Result<Page> {
                 }));
             }
         };
-        if q.status.is_some_and(|s| s != status_of(&head, now))
+        if !scope.allows(&head.ca)
+            || q.status.is_some_and(|s| s != status_of(&head, now))
             || needle
                 .as_ref()
                 .is_some_and(|n| !n.matches(&head.subject, &head.sans, Some(&head.serial)))
@@ -386,10 +404,17 @@ pub fn list(store: &Store, q: &ListQuery, now: i64) -> Result<Page> {
 
 /// One certificate by serial (hex, colons allowed). Without a CA, the serial must be
 /// unique across CAs.
-pub fn show(store: &Store, ca: Option<&str>, serial: &str, now: i64) -> Result<CertDetail> {
+pub fn show(
+    store: &Store,
+    ca: Option<&str>,
+    serial: &str,
+    scope: &Scope,
+    now: i64,
+) -> Result<CertDetail> {
     let serial = proto::model::Serial::parse(serial)?.into_hex();
     let r = store.reader()?;
-    let cas = r.cas()?;
+    let mut cas = r.cas()?;
+    cas.retain(|c| scope.allows(c.spec.name.as_str()));
     let names: Vec<&str> = match ca {
         Some(c) => {
             if !cas.iter().any(|x| x.spec.name.as_str() == c) {
@@ -456,7 +481,7 @@ pub fn show(store: &Store, ca: Option<&str>, serial: &str, now: i64) -> Result<C
 // ------------------------------------------------------------------ stats
 
 /// Counts by CA and status, from the counters (see the module documentation).
-pub fn stats(store: &Store, now: i64) -> Result<Vec<CaCertStats>> {
+pub fn stats(store: &Store, scope: &Scope, now: i64) -> Result<Vec<CaCertStats>> {
     ensure_indexes(store)?;
     let r = store.reader()?;
     let profiles = profile_cas(&r)?;
@@ -472,6 +497,9 @@ pub fn stats(store: &Store, now: i64) -> Result<Vec<CaCertStats>> {
     let mut out = Vec::new();
     for ca in r.cas()? {
         let name = ca.spec.name.to_string();
+        if !scope.allows(&name) {
+            continue;
+        }
         let revoked = r
             .get::<i64>(Table::Counts, &revoked_key(&name))?
             .unwrap_or(0);
@@ -549,6 +577,7 @@ mod tests {
             validity: None,
             ekus: vec![],
             path_len: None,
+            tags: vec![],
         };
         let rec: CaRecord = serde_json::from_value(serde_json::json!({
             "spec": spec,
@@ -615,7 +644,7 @@ mod tests {
         let mut q = q.clone();
         let mut out = Vec::new();
         loop {
-            let p = list(s, &q, NOW).unwrap();
+            let p = list(s, &q, &Scope::All, NOW).unwrap();
             out.extend(p.certs);
             match p.next {
                 Some(n) => q.after = Some(n),
@@ -677,6 +706,7 @@ mod tests {
                 limit: Some(30),
                 ..Default::default()
             },
+            &Scope::All,
             NOW,
         )
         .unwrap();
@@ -687,6 +717,7 @@ mod tests {
                 limit: Some(29),
                 ..Default::default()
             },
+            &Scope::All,
             NOW,
         )
         .unwrap();
@@ -718,7 +749,7 @@ mod tests {
             let na: Vec<i64> = active.iter().map(|c| c.not_after.unwrap()).collect();
             assert!(na.windows(2).all(|w| w[0] <= w[1]));
         }
-        let st = stats(&s, NOW).unwrap();
+        let st = stats(&s, &Scope::All, NOW).unwrap();
         assert_eq!(
             (st[0].active, st[0].expired, st[0].revoked, st[0].total),
             (9, 9, 2, 20)
@@ -734,8 +765,8 @@ mod tests {
             index_unrevoked(tx, &r)
         })
         .unwrap();
-        assert_eq!(stats(&s, NOW).unwrap()[0].active, 10);
-        assert_eq!(stats(&s, NOW).unwrap()[0].revoked, 1);
+        assert_eq!(stats(&s, &Scope::All, NOW).unwrap()[0].active, 10);
+        assert_eq!(stats(&s, &Scope::All, NOW).unwrap()[0].revoked, 1);
     }
 
     #[test]
@@ -748,7 +779,7 @@ mod tests {
         issue(&s, &rec("a", "03", "CN=x", NOW));
         issue(&s, &rec("a", "04", "CN=x", midnight + 86399));
         issue(&s, &rec("a", "05", "CN=x", midnight - 1));
-        let st = &stats(&s, NOW).unwrap()[0];
+        let st = &stats(&s, &Scope::All, NOW).unwrap()[0];
         assert_eq!((st.active, st.expired), (2, 3));
     }
 
@@ -759,7 +790,7 @@ mod tests {
             limit: Some(10),
             ..Default::default()
         };
-        let first = list(&s, &q, NOW).unwrap();
+        let first = list(&s, &q, &Scope::All, NOW).unwrap();
         let before: Vec<String> = serials(&all(&s, &q));
         // Rows before and after the cursor appear meanwhile.
         issue(&s, &rec("a", "0000", "CN=new", NOW + 5));
@@ -822,18 +853,21 @@ mod tests {
             limit: Some(3),
             ..Default::default()
         };
-        let p = list(&s, &q, NOW).unwrap();
+        let p = list(&s, &q, &Scope::All, NOW).unwrap();
         assert!(
             p.certs.is_empty() && p.next.is_some(),
             "the budget ends the first request"
         );
         q.after = p.next;
-        let p = list(&s, &q, NOW).unwrap();
+        let p = list(&s, &q, &Scope::All, NOW).unwrap();
         assert_eq!(p.certs.len(), 3);
         q.after = p.next;
-        let p = list(&s, &q, NOW).unwrap();
+        let p = list(&s, &q, &Scope::All, NOW).unwrap();
         assert_eq!((p.certs.len(), p.next), (2, None));
-        assert_eq!(stats(&s, NOW).unwrap()[0].active, SCAN_BUDGET as u64 + 5);
+        assert_eq!(
+            stats(&s, &Scope::All, NOW).unwrap()[0].active,
+            SCAN_BUDGET as u64 + 5
+        );
     }
 
     #[test]
@@ -845,6 +879,7 @@ mod tests {
                 limit: Some(2),
                 ..Default::default()
             },
+            &Scope::All,
             NOW,
         )
         .unwrap();
@@ -853,47 +888,64 @@ mod tests {
             after: page.next.clone(),
             ..Default::default()
         };
-        assert!(matches!(list(&s, &wrong, NOW), Err(Error::Invalid(_))));
+        assert!(matches!(
+            list(&s, &wrong, &Scope::All, NOW),
+            Err(Error::Invalid(_))
+        ));
         let garbage = ListQuery {
             after: Some("!!".into()),
             ..Default::default()
         };
-        assert!(matches!(list(&s, &garbage, NOW), Err(Error::Invalid(_))));
+        assert!(matches!(
+            list(&s, &garbage, &Scope::All, NOW),
+            Err(Error::Invalid(_))
+        ));
         for l in [0, 1001] {
             let q = ListQuery {
                 limit: Some(l),
                 ..Default::default()
             };
-            assert!(matches!(list(&s, &q, NOW), Err(Error::Invalid(_))));
+            assert!(matches!(
+                list(&s, &q, &Scope::All, NOW),
+                Err(Error::Invalid(_))
+            ));
         }
         let q = ListQuery {
             ca: Some("zz".into()),
             ..Default::default()
         };
-        assert!(matches!(list(&s, &q, NOW), Err(Error::NotFound(_))));
+        assert!(matches!(
+            list(&s, &q, &Scope::All, NOW),
+            Err(Error::NotFound(_))
+        ));
     }
 
     #[test]
     fn show_finds_by_serial_and_refuses_ambiguity() {
         let (_d, s) = fixture();
-        let d = show(&s, None, "05:AA", NOW).unwrap();
+        let d = show(&s, None, "05:AA", &Scope::All, NOW).unwrap();
         assert_eq!((d.ca.as_str(), d.status), ("a", Status::Active));
         assert!(matches!(
-            show(&s, None, "abcdef", NOW),
+            show(&s, None, "abcdef", &Scope::All, NOW),
             Err(Error::NotFound(_))
         ));
         assert!(matches!(
-            show(&s, Some("b"), "05aa", NOW),
+            show(&s, Some("b"), "05aa", &Scope::All, NOW),
             Err(Error::NotFound(_))
         ));
         issue(&s, &rec("b", "05aa", "CN=twin", NOW + 5));
         assert!(matches!(
-            show(&s, None, "05aa", NOW),
+            show(&s, None, "05aa", &Scope::All, NOW),
             Err(Error::Conflict(_))
         ));
-        assert_eq!(show(&s, Some("b"), "05aa", NOW).unwrap().subject, "CN=twin");
+        assert_eq!(
+            show(&s, Some("b"), "05aa", &Scope::All, NOW)
+                .unwrap()
+                .subject,
+            "CN=twin"
+        );
         revoke(&s, "a", "05aa");
-        let d = show(&s, Some("a"), "05aa", NOW).unwrap();
+        let d = show(&s, Some("a"), "05aa", &Scope::All, NOW).unwrap();
         assert_eq!(d.status, Status::Revoked);
         assert_eq!(d.revocation_reason.as_deref(), Some("keyCompromise"));
     }
@@ -910,7 +962,7 @@ mod tests {
             tx.put_meta(INDEX_META, &0u32)
         })
         .unwrap();
-        let st = stats(&s, NOW).unwrap();
+        let st = stats(&s, &Scope::All, NOW).unwrap();
         assert_eq!((st[0].active, st[0].expired, st[0].revoked), (9, 10, 1));
         let q = ListQuery {
             status: Some(Status::Active),

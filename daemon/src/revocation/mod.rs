@@ -9,6 +9,7 @@
 //! - Expired certificates drop off after their notAfter, never before.
 //! - A watchdog logs loudly when a CRL is within a day of nextUpdate without a successor.
 
+use crate::store::Note;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -245,7 +246,7 @@ impl Revocation {
                 rec.revoked_at = None;
                 tx.put(Table::Certs, &key, &rec)?;
                 crate::store::indexes::index_unrevoked(tx, &rec)?;
-                tx.audit(officer, "unhold", format!("{ca} {serial}"))?;
+                tx.record(Note::new(officer, "unhold", format!("{ca} {serial}")).ca(ca))?;
                 return Ok(rec);
             }
             if row.is_some() && !(on_hold && reason != crl::Reason::CertificateHold) {
@@ -270,7 +271,7 @@ impl Revocation {
                     not_after: rec.not_after,
                 },
             )?;
-            tx.audit(officer, "revoke", format!("{ca} {serial} {reason}"))?;
+            tx.record(Note::new(officer, "revoke", format!("{ca} {serial} {reason}")).ca(ca))?;
             also(tx, &rec)?;
             Ok(rec)
         })?;

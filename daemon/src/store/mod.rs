@@ -22,6 +22,7 @@ use crate::error::StoreError;
 use crate::store::rows::CaRecord;
 use crate::{Error, Result};
 use proto::governance::Proposal;
+use proto::roles::{Assignment, Grants, RoleDef};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CAS: TableDefinition<&str, &[u8]> = TableDefinition::new("cas");
@@ -100,19 +101,55 @@ impl Table {
     ];
 }
 
-/// A registered security officer.
+/// A registered admin (the officers registered at `init`, and admins added by proposal).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Officer {
     pub name: String,
     #[serde(with = "proto::b64")]
     pub cert: Vec<u8>,
+    /// Roles within tags. A store from before roles has none stored: each of its officers
+    /// is then an `administrator` on `*` (the upgrade).
+    #[serde(default = "administrator_everywhere")]
+    pub assignments: Vec<Assignment>,
 }
 
-/// Governance settings fixed at `init`.
+fn administrator_everywhere() -> Vec<Assignment> {
+    vec![Assignment::administrator_everywhere()]
+}
+
+/// Governance settings: the admins, the custom roles and the quorum.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Governance {
     pub quorum: u32,
     pub officers: Vec<Officer>,
+    /// How many rejections end a proposal (1 unless changed by `quorum set`).
+    #[serde(default = "one")]
+    pub rejections: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleDef>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Governance {
+    pub fn officer(&self, name: &str) -> Option<&Officer> {
+        self.officers.iter().find(|o| o.name == name)
+    }
+
+    /// What an admin may do, and where.
+    pub fn grants(&self, officer: &Officer) -> Grants {
+        Grants::resolve(&officer.assignments, &self.roles)
+    }
+
+    /// The admins who may create CAs somewhere: the quorum must never need more.
+    pub fn ca_creators(&self) -> usize {
+        self.officers
+            .iter()
+            .filter(|o| self.grants(o).has(proto::roles::Permission::CaCreate))
+            .count()
+    }
 }
 
 /// The admin port's TLS identity: a CA and a server certificate, both keys in the token.
@@ -143,6 +180,59 @@ pub struct AuditEntry {
     pub detail: String,
     /// Hex SHA-256 of the previous entry ("" for the first).
     pub prev: String,
+    /// The CA the entry is about, if any (`audit list --ca`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    /// Admin requests: hex SHA-256 of the caller's certificate, their address, the
+    /// permission the request used, and how it ended (`ok`, or the refusal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The proposal the entry is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<String>,
+}
+
+/// What a new audit entry says; [`Tx::record`] adds its sequence number, time and chain.
+#[derive(Debug, Clone, Default)]
+pub struct Note {
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+    pub ca: Option<String>,
+    pub fingerprint: Option<String>,
+    pub source: Option<String>,
+    pub permission: Option<String>,
+    pub outcome: Option<String>,
+    pub proposal: Option<String>,
+}
+
+impl Note {
+    pub fn new(actor: &str, action: &str, detail: String) -> Note {
+        Note {
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            detail,
+            ..Note::default()
+        }
+    }
+
+    /// About this CA.
+    pub fn ca(mut self, ca: &str) -> Note {
+        self.ca = Some(ca.to_owned());
+        self
+    }
+
+    /// About this proposal.
+    pub fn proposal(mut self, id: &str) -> Note {
+        self.proposal = Some(id.to_owned());
+        self
+    }
 }
 
 /// The writes of one issuance, checked and applied as a unit inside a shared
@@ -160,6 +250,8 @@ pub struct Batch {
     pub puts: Vec<(Table, String, Vec<u8>)>,
     /// Counters (JSON integers) to change by a delta, after the puts; see [`Tx::add`].
     pub counters: Vec<(Table, String, i64)>,
+    /// The audit entry of this change, appended in the same transaction.
+    pub audit: Option<Note>,
 }
 
 impl Batch {
@@ -655,6 +747,9 @@ impl Tx {
         for (t, k, d) in &b.counters {
             self.add(*t, k, *d)?;
         }
+        if let Some(n) = &b.audit {
+            self.record(n.clone())?;
+        }
         Ok(())
     }
 
@@ -713,6 +808,11 @@ impl Tx {
     }
 
     pub fn audit(&mut self, actor: &str, action: &str, detail: String) -> Result<()> {
+        self.record(Note::new(actor, action, detail))
+    }
+
+    /// Append an audit entry (a leaf of the audit tree) in this transaction.
+    pub fn record(&mut self, note: Note) -> Result<()> {
         let mut t = self.tx.open_table(AUDIT)?;
         let (seq, prev) = match t.last()? {
             Some((k, v)) => {
@@ -721,14 +821,19 @@ impl Tx {
             }
             None => (0, String::new()),
         };
-        let _ = t.len()?;
         let e = AuditEntry {
             seq,
             at: crate::now(),
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            detail,
+            actor: note.actor,
+            action: note.action,
+            detail: note.detail,
             prev,
+            ca: note.ca,
+            fingerprint: note.fingerprint,
+            source: note.source,
+            permission: note.permission,
+            outcome: note.outcome,
+            proposal: note.proposal,
         };
         let bytes = serde_json::to_vec(&e)?;
         t.insert(seq, bytes.as_slice())?;

@@ -1,28 +1,67 @@
 //! The admin port's dispatch: one [`Request`] from an authenticated officer to the service
 //! that answers it.
 
+use super::access::{Access, Caller, cas_with, operation_scope};
 use crate::engine::Signer;
 use crate::issuance::x509;
+use crate::report::Scope;
 use crate::{Error, Result};
 use proto::admin::{Request, Response};
+use proto::roles::Permission;
 
-/// Answer one admin request from an authenticated caller, whose permission for it was
-/// checked ([`super::Caller::authorize`]).
-pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<Response> {
-    let officer = caller.name();
+/// Answer one admin request from an authenticated caller, whose permission for it and
+/// scope were checked ([`Caller::authorize`]); listings keep only what `access` may see.
+pub fn handle(signer: &Signer, caller: &Caller, access: &Access, req: Request) -> Result<Response> {
+    let officer = caller.name.as_str();
+    let grants = &access.grants;
+    let scope =
+        |p: Permission| -> Result<Scope> { Ok(Scope::Only(cas_with(signer.store(), grants, p)?)) };
     match req {
         Request::Whoami => {
             let g = signer.store().governance()?;
+            let assignments = caller.assignments(&g).unwrap_or_default();
             Ok(Response::Whoami {
                 officer: officer.to_owned(),
                 quorum: g.quorum,
+                rejections: g.rejections,
                 officers: g.officers.into_iter().map(|o| o.name).collect(),
-                roles: caller.roles().iter().map(ToString::to_string).collect(),
-                permissions: caller
+                roles: assignments.iter().map(|a| a.role.to_string()).collect(),
+                permissions: grants
                     .permissions()
                     .iter()
                     .map(ToString::to_string)
                     .collect(),
+                scopes: grants
+                    .permissions()
+                    .into_iter()
+                    .filter_map(|p| grants.tags_for(p).map(|t| (p, t)))
+                    .collect(),
+                assignments,
+            })
+        }
+        Request::AdminList => Ok(Response::Admins {
+            admins: signer.governance().admins()?,
+        }),
+        Request::RoleList => Ok(Response::Roles {
+            roles: signer.governance().roles()?,
+        }),
+        Request::RoleShow { name } => signer
+            .governance()
+            .roles()?
+            .into_iter()
+            .find(|r| r.name == name)
+            .map(|r| Response::Roles { roles: vec![r] })
+            .ok_or_else(|| Error::NotFound(crate::error::Missing::Role(name))),
+        Request::AuditCosign {
+            checkpoint,
+            algorithm,
+            signature,
+        } => {
+            let line = signer
+                .audit()
+                .cosign(officer, &checkpoint, &algorithm, &signature)?;
+            Ok(Response::Done {
+                message: format!("cosigned: {line}"),
             })
         }
         Request::CaList => {
@@ -30,6 +69,7 @@ pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<R
                 .store()
                 .cas()?
                 .iter()
+                .filter(|c| grants.may(Permission::CaRead, &c.spec.scope()))
                 .map(|c| signer.cas().view(c, false))
                 .collect::<Result<_>>()?;
             Ok(Response::Cas { cas })
@@ -67,6 +107,12 @@ pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<R
                 .store()
                 .proposals()?
                 .into_iter()
+                .filter(|p| {
+                    operation_scope(signer.store(), &p.body.operation)
+                        .ok()
+                        .flatten()
+                        .is_none_or(|(_, tags)| grants.sees(&tags))
+                })
                 .map(|mut p| {
                     p.status = p.status_at(now);
                     p
@@ -94,6 +140,7 @@ pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<R
         Request::AuditList {
             actor,
             action,
+            ca,
             limit,
             after,
         } => {
@@ -101,6 +148,7 @@ pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<R
             let (entries, last, more) = signer.store().audit_page(after, limit, 100_000, |e| {
                 actor.as_deref().is_none_or(|a| e.actor == a)
                     && action.as_deref().is_none_or(|a| e.action == a)
+                    && ca.as_deref().is_none_or(|c| e.ca.as_deref() == Some(c))
             })?;
             Ok(Response::Audit {
                 entries: entries
@@ -111,6 +159,12 @@ pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<R
                         actor: e.actor,
                         action: e.action,
                         detail: e.detail,
+                        ca: e.ca,
+                        fingerprint: e.fingerprint,
+                        source: e.source,
+                        permission: e.permission,
+                        outcome: e.outcome,
+                        proposal: e.proposal,
                     })
                     .collect(),
                 next: if more { last } else { None },
@@ -122,9 +176,17 @@ pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<R
         Request::MdmRevoke { issuer, serial } => Ok(Response::MdmRevoked {
             outcome: signer.mdm_revoke(officer, &issuer, &serial)?,
         }),
-        Request::ProfileList => Ok(Response::Profiles {
-            profiles: signer.store().values(crate::store::Table::Profiles)?,
-        }),
+        Request::ProfileList => {
+            let cas = cas_with(signer.store(), grants, Permission::ProfileRead)?;
+            Ok(Response::Profiles {
+                profiles: signer
+                    .store()
+                    .values::<proto::profile::ProfileSpec>(crate::store::Table::Profiles)?
+                    .into_iter()
+                    .filter(|p| cas.contains(p.ca.as_str()))
+                    .collect(),
+            })
+        }
         Request::ProfileShow { name } => Ok(Response::Profile {
             profile: signer.cas().profile(&name)?,
             scep_url: format!(
@@ -141,9 +203,23 @@ pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<R
         } => signer
             .enroll()
             .new_challenge(officer, &profile, subject, sans, ttl_secs),
-        Request::RequestList => Ok(Response::Requests {
-            requests: signer.store().values(crate::store::Table::Pending)?,
-        }),
+        Request::RequestList => {
+            let cas = cas_with(signer.store(), grants, Permission::RequestApprove)?;
+            let profiles: std::collections::HashMap<String, String> = signer
+                .store()
+                .values::<proto::profile::ProfileSpec>(crate::store::Table::Profiles)?
+                .into_iter()
+                .map(|p| (p.name.to_string(), p.ca.to_string()))
+                .collect();
+            Ok(Response::Requests {
+                requests: signer
+                    .store()
+                    .values::<proto::admin::PendingView>(crate::store::Table::Pending)?
+                    .into_iter()
+                    .filter(|r| profiles.get(&r.profile).is_some_and(|ca| cas.contains(ca)))
+                    .collect(),
+            })
+        }
         Request::RequestApprove { id } => {
             let rec = signer.enroll().approve_request(&id, officer)?;
             Ok(Response::Issued {
@@ -205,7 +281,12 @@ pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<R
                 limit,
                 after,
             };
-            let page = crate::report::list(signer.store(), &q, crate::now())?;
+            let page = crate::report::list(
+                signer.store(),
+                &q,
+                &scope(Permission::CaRead)?,
+                crate::now(),
+            )?;
             Ok(Response::Certs {
                 certs: page.certs,
                 next: page.next,
@@ -216,11 +297,12 @@ pub fn handle(signer: &Signer, caller: &super::Caller, req: Request) -> Result<R
                 signer.store(),
                 ca.as_deref(),
                 &serial,
+                &scope(Permission::CaRead)?,
                 crate::now(),
             )?),
         }),
         Request::CertStats => Ok(Response::CertStats {
-            cas: crate::report::stats(signer.store(), crate::now())?,
+            cas: crate::report::stats(signer.store(), &scope(Permission::CaRead)?, crate::now())?,
         }),
     }
 }

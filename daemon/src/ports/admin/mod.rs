@@ -1,10 +1,10 @@
 //! The admin port: TLS 1.3 with mandatory officer certificates, HTTP/1.1,
 //! JSON requests posted to `/v1`.
 
+pub mod access;
 pub mod dispatch;
 pub mod tls;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -17,8 +17,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::engine::Signer;
 use crate::{Error, Result};
+use access::Caller;
 use proto::admin::{self, Request, Response};
-use proto::roles::{BuiltinRole, Need, Permission};
 
 /// Bind the admin port. Separate from [`serve`] so that READY is sent only after the bind.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
@@ -30,65 +30,6 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     })
 }
 
-/// Who is on the other end of an admin connection.
-#[derive(Debug, Clone)]
-pub enum Caller {
-    /// A registered officer, by name.
-    Officer(String),
-    /// The castellan-mdm connector (`[mdm] identity-cert`), in the `mdm-connector` role:
-    /// it may mint one-time challenges and revoke leaf certificates, nothing else.
-    Connector,
-}
-
-impl Caller {
-    /// The caller's roles. Officers registered at `init` are administrators; the
-    /// connector's certificate is the `mdm-connector` role.
-    pub fn roles(&self) -> Vec<BuiltinRole> {
-        match self {
-            Caller::Officer(_) => vec![BuiltinRole::Administrator],
-            Caller::Connector => vec![BuiltinRole::MdmConnector],
-        }
-    }
-
-    /// The union of the caller's roles' permissions.
-    pub fn permissions(&self) -> BTreeSet<Permission> {
-        self.roles()
-            .into_iter()
-            .flat_map(BuiltinRole::permissions)
-            .collect()
-    }
-
-    /// Default deny: may this caller send this request?
-    fn authorize(&self, signer: &Signer, request: &Request) -> Result<()> {
-        let needed = match request.need() {
-            Need::Admin => return Ok(()),
-            Need::Permission(p) => p,
-            Need::ProposalsPermission => match request {
-                Request::Approve { id, .. } | Request::Reject { id, .. } => {
-                    Permission::for_operation(&signer.governance().proposal(id)?.body.operation)
-                }
-                _ => Permission::RoleWrite,
-            },
-        };
-        if self.permissions().contains(&needed) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden(crate::error::Denied::Lacks {
-                caller: self.name().to_owned(),
-                permission: needed,
-            }))
-        }
-    }
-
-    /// The name the audit trail and the logs give this caller.
-    pub fn name(&self) -> &str {
-        match self {
-            Caller::Officer(n) => n,
-            Caller::Connector => crate::enroll::mdm::ACTOR,
-        }
-    }
-}
-
 /// Serve until the task is dropped. `connector` is the castellan-mdm connector's client
 /// certificate (DER), if one is configured.
 pub async fn serve(
@@ -97,19 +38,22 @@ pub async fn serve(
     connector: Option<Vec<u8>>,
 ) -> Result<()> {
     let admin = signer.store().admin_identity()?;
-    let officers = signer
-        .store()
-        .governance()?
-        .officers
-        .into_iter()
-        .map(|o| o.cert)
-        .chain(connector.clone())
-        .collect();
+    let registered: tls::Registered = {
+        let signer = signer.clone();
+        let connector = connector.clone();
+        Box::new(move |cert| {
+            connector.as_deref() == Some(cert)
+                || signer
+                    .store()
+                    .governance()
+                    .is_ok_and(|g| g.officers.iter().any(|o| o.cert == cert))
+        })
+    };
     let config = crate::ports::admin::tls::server_config(
         signer.keys().store().clone(),
         &admin.tls_key_id,
         vec![admin.tls_cert.clone(), admin.ca_cert.clone()],
-        officers,
+        registered,
     )?;
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let connector: Arc<Option<Vec<u8>>> = Arc::new(connector);
@@ -144,15 +88,9 @@ pub async fn serve(
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| c.as_ref().to_vec());
-            let officer = match cert.map(|c| {
-                if connector.as_deref() == Some(c.as_slice()) {
-                    return Ok(Some(Caller::Connector));
-                }
-                signer
-                    .governance()
-                    .officer_for(&c)
-                    .map(|o| o.map(Caller::Officer))
-            }) {
+            let officer = match cert
+                .map(|c| Caller::identify(&signer, &c, connector.as_deref().as_deref(), peer))
+            {
                 Some(Ok(Some(o))) => o,
                 _ => {
                     tracing::warn!(%peer, "admin connection without a registered officer certificate");
@@ -183,7 +121,7 @@ async fn answer(
     let (status, body) = match result {
         Ok(r) => (200, r),
         Err(e) => {
-            tracing::info!(caller = caller.name(), error = %e, "admin request refused");
+            tracing::info!(caller = %caller.name, error = %e, "admin request refused");
             (
                 e.http_status(),
                 Response::Error {
@@ -221,8 +159,16 @@ async fn handle(
         .map_err(|e| Error::Invalid(format!("malformed request: {e}")))?;
     let caller = caller.clone();
     tokio::task::spawn_blocking(move || {
-        caller.authorize(&signer, &request)?;
-        dispatch::handle(&signer, &caller, request)
+        let what = access::describe(&request);
+        let (granted, result) = match caller.authorize(&signer, &request) {
+            Ok(a) => {
+                let r = dispatch::handle(&signer, &caller, &a, request);
+                (Some(a), r)
+            }
+            Err(e) => (None, Err(e)),
+        };
+        access::record(&signer, &caller, what, granted.as_ref(), &result);
+        result
     })
     .await
     .map_err(|e| Error::Store(crate::error::StoreError::Worker(e.to_string())))?

@@ -1,5 +1,5 @@
 //! TLS for the admin port: TLS 1.3 only, the server key in the token, and
-//! client certificates that must be exactly a registered officer's.
+//! client certificates that must be exactly a registered admin's.
 
 use std::sync::Arc;
 
@@ -57,11 +57,20 @@ impl rustls::sign::Signer for TokenSigner {
     }
 }
 
-/// Accepts a client certificate only if it is, byte for byte, a registered officer's.
-#[derive(Debug)]
+/// Is this client certificate (DER), byte for byte, a registered admin's? Asked at every
+/// handshake, so an admin added or removed by proposal is let in or shut out at once.
+pub type Registered = Box<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
+/// Accepts a client certificate only if it is, byte for byte, a registered admin's.
 struct OfficerVerifier {
-    officers: Vec<Vec<u8>>,
+    registered: Registered,
     algs: WebPkiSupportedAlgorithms,
+}
+
+impl std::fmt::Debug for OfficerVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfficerVerifier").finish_non_exhaustive()
+    }
 }
 
 impl ClientCertVerifier for OfficerVerifier {
@@ -75,11 +84,7 @@ impl ClientCertVerifier for OfficerVerifier {
         now: UnixTime,
     ) -> std::result::Result<ClientCertVerified, rustls::Error> {
         use der::Decode;
-        if !self
-            .officers
-            .iter()
-            .any(|o| o.as_slice() == end_entity.as_ref())
-        {
+        if !(self.registered)(end_entity.as_ref()) {
             tracing::warn!(
                 "admin port: refused a client certificate that is not a registered officer's"
             );
@@ -141,12 +146,12 @@ pub fn server_config(
     hsm: Arc<dyn KeyStore>,
     tls_key: &str,
     chain: Vec<Vec<u8>>,
-    officers: Vec<Vec<u8>>,
+    registered: Registered,
 ) -> Result<rustls::ServerConfig> {
     let provider = provider();
     let id: KeyId = crate::keys::key_id(tls_key)?;
     let verifier = OfficerVerifier {
-        officers,
+        registered,
         algs: provider.signature_verification_algorithms,
     };
     let key = CertifiedKey::new(
