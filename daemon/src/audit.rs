@@ -21,6 +21,36 @@ use crate::keys::KeyRing;
 use crate::store::Store;
 use crate::{Error, Result};
 
+/// When checkpoints are signed besides executed proposals and shutdown: `[audit]` in
+/// signer.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuditTiming {
+    /// Sign when the log grew and this long has passed since the last checkpoint.
+    #[serde(default = "d_secs")]
+    pub checkpoint_secs: u64,
+    /// Sign as soon as this many entries are unsigned.
+    #[serde(default = "d_entries")]
+    pub checkpoint_entries: u64,
+}
+
+fn d_secs() -> u64 {
+    60
+}
+
+fn d_entries() -> u64 {
+    10_000
+}
+
+impl Default for AuditTiming {
+    fn default() -> Self {
+        AuditTiming {
+            checkpoint_secs: d_secs(),
+            checkpoint_entries: d_entries(),
+        }
+    }
+}
+
 /// The checkpoints' origin (and the signing key's name).
 pub const ORIGIN: &str = "castellan.appliance/audit";
 
@@ -141,6 +171,11 @@ impl Audit {
         tracing::info!(size = grown.size(), "signed an audit checkpoint");
         *tree = grown;
         Ok(Some(note))
+    }
+
+    /// How many entries no checkpoint covers yet.
+    pub fn unsigned(&self) -> Result<u64> {
+        Ok(self.store.audit_len()?.saturating_sub(self.last_size()?))
     }
 
     fn last_size(&self) -> Result<u64> {

@@ -50,6 +50,10 @@ pub struct Config {
     /// days, 3.5 days, 500 ms, 1 day).
     #[serde(default)]
     pub crl: CrlTiming,
+    /// When audit checkpoints are signed (defaults: every 60 s if the log grew, and at
+    /// 10,000 unsigned entries).
+    #[serde(default)]
+    pub audit: crate::audit::AuditTiming,
     /// Where the CRL watchdog writes its metrics (Prometheus text format), e.g. node_exporter's
     /// textfile directory; default `STATE/metrics.prom`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -270,6 +274,13 @@ pub fn load(state_dir: Option<&Path>, config: Option<&Path>) -> Result<Loaded> {
     if !config.hsm.module.is_file() {
         return Err(Error::Config(ConfigError::NoModule(
             config.hsm.module.display().to_string(),
+        )));
+    }
+    if !(1..=86_400).contains(&config.audit.checkpoint_secs)
+        || !(1..=10_000_000).contains(&config.audit.checkpoint_entries)
+    {
+        return Err(Error::Config(ConfigError::Rule(
+            "[audit] checkpoint-secs must be 1 to 86400 and checkpoint-entries 1 to 10000000",
         )));
     }
     if let Some(m) = &config.mdm {

@@ -139,6 +139,7 @@ pub fn init_with(
         admin_listen: opts.admin_listen,
         proposal_ttl_hours: 24,
         crl: Default::default(),
+        audit: Default::default(),
         metrics_file: None,
         public_url: opts.public_url.clone(),
         hsm: opts.hsm.clone(),

@@ -58,13 +58,30 @@ pub async fn intune_sweeper(signer: Arc<Signer>) {
     }
 }
 
-/// Audit checkpoints: at start and every minute when the log grew (docs/audit.md).
-pub async fn audit_checkpointer(signer: Arc<Signer>) {
+/// Audit checkpoints: at start, then when `checkpoint-entries` entries are unsigned
+/// (looked at every second) or `checkpoint-secs` passed and the log grew (docs/audit.md).
+pub async fn audit_checkpointer(signer: Arc<Signer>, timing: crate::audit::AuditTiming) {
+    let mut last = std::time::Instant::now();
+    let mut first = true;
     loop {
         let s = signer.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.audit().checkpoint()).await {
-            tracing::error!(error = %e, "audit checkpoint failed");
+        let due = first || last.elapsed().as_secs() >= timing.checkpoint_secs;
+        let run = tokio::task::spawn_blocking(move || {
+            let unsigned = s.audit().unsigned()?;
+            if unsigned >= timing.checkpoint_entries || (due && unsigned > 0) {
+                s.audit().checkpoint().map(|_| true)
+            } else {
+                Ok(false)
+            }
+        })
+        .await;
+        match run {
+            Ok(Ok(true)) => last = std::time::Instant::now(),
+            Ok(Ok(false)) if due => last = std::time::Instant::now(),
+            Ok(Err(e)) => tracing::error!(error = %e, "audit checkpoint failed"),
+            _ => {}
         }
-        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        first = false;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }

@@ -277,7 +277,10 @@ fn run(w: Where) -> i32 {
         };
         tokio::spawn(daemon::app::tasks::crl_publisher(signer.clone()));
         tokio::spawn(daemon::app::tasks::intune_sweeper(signer.clone()));
-        tokio::spawn(daemon::app::tasks::audit_checkpointer(signer.clone()));
+        tokio::spawn(daemon::app::tasks::audit_checkpointer(
+            signer.clone(),
+            loaded.config.audit,
+        ));
         let serve = async {
             tokio::select! {
                 r = server::serve(listener, signer.clone(), connector) => r,

@@ -607,6 +607,13 @@ impl Store {
         Ok((out, last, more))
     }
 
+    /// How many audit entries there are.
+    pub fn audit_len(&self) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(AUDIT)?;
+        Ok(t.last()?.map_or(0, |(k, _)| k.value() + 1))
+    }
+
     /// The latest signed checkpoint, if any.
     pub fn last_checkpoint(&self) -> Result<Option<String>> {
         let tx = self.db.begin_read()?;

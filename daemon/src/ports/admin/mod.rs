@@ -89,7 +89,7 @@ pub async fn serve(
                 .and_then(|c| c.first())
                 .map(|c| c.as_ref().to_vec());
             let officer = match cert
-                .map(|c| Caller::identify(&signer, &c, connector.as_deref().as_deref(), peer))
+                .map(|c| Caller::identify(&signer, &c, connector.as_deref(), peer))
             {
                 Some(Ok(Some(o))) => o,
                 _ => {
