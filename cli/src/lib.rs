@@ -99,15 +99,22 @@ async fn dispatch(cli: &Cli) -> Result<()> {
             } = answer
             {
                 println!(
-                    "admin {officer}; quorum {quorum} approvals of {} admins, {rejections} rejection(s) end a proposal",
+                    "admin {officer}; quorum {quorum} of {} ({}); {rejections} rejection{} end{} a proposal",
                     officers.len(),
+                    officers.join(", "),
+                    if rejections == 1 { "" } else { "s" },
+                    if rejections == 1 { "s" } else { "" },
                 );
-                for a in &assignments {
-                    println!("assignment: {} on {}", a.role, a.tags);
-                }
+                let list: Vec<String> = assignments
+                    .iter()
+                    .map(|a| format!("{} on {}", a.role, a.tags))
+                    .collect();
+                println!("assignments: {}", list.join("; "));
                 println!("permissions: {}", permissions.join(", "));
-                for (p, t) in &scopes {
-                    println!("  {p} on {t}");
+                if scopes.values().any(|t| *t != proto::roles::Tags::All) {
+                    for (p, t) in &scopes {
+                        println!("  {p} on {t}");
+                    }
                 }
             }
             Ok(())

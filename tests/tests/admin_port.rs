@@ -10,9 +10,12 @@ fn unregistered_certificates_are_refused() {
     let a = Appliance::new(2, &["alice", "bob", "carol"]);
     let me = a.cli_ok("alice", &["whoami"]);
     let lines: Vec<&str> = me.lines().collect();
-    assert_eq!(lines[0], "officer alice; quorum 2 of 3 (alice, bob, carol)");
-    // Officers registered at init are administrators: every permission.
-    assert_eq!(lines[1], "roles: administrator");
+    assert_eq!(
+        lines[0],
+        "admin alice; quorum 2 of 3 (alice, bob, carol); 1 rejection ends a proposal"
+    );
+    // Officers registered at init are administrators on every tag: every permission.
+    assert_eq!(lines[1], "assignments: administrator on *");
     assert_eq!(
         lines[2],
         "permissions: ca.read, ca.create, ca.disable, ca.revoke, leaf.revoke, report.export, \

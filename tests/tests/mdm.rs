@@ -553,7 +553,7 @@ fn ndes_style_challenges_are_one_time_and_webhooks_decide() {
     assert!(minted.ok(), "{minted}");
     let me = a.cli_as(&cert, &key, &["whoami"]);
     assert!(
-        me.stdout.contains("roles: mdm-connector")
+        me.stdout.contains("assignments: mdm-connector on *")
             && me
                 .stdout
                 .contains("permissions: leaf.revoke, challenge.issue"),
