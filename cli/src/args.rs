@@ -192,8 +192,8 @@ pub enum AuditCommand {
         /// A checkpoint kept from before (`castellan audit checkpoint -o FILE`)
         #[arg(long)]
         previous: Option<PathBuf>,
-        /// NAME=CERT.pem: require NAME's cosignature (`audit cosign`) on the latest
-        /// checkpoint, checked with this certificate (repeatable)
+        /// NAME=CERT.pem: require NAME's cosignature (`audit cosign`) on a checkpoint,
+        /// checked with this certificate (repeatable)
         #[arg(long)]
         cosigner: Vec<String>,
     },

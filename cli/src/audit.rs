@@ -53,14 +53,25 @@ pub fn verify(
             .ok_or_else(|| Error::Invalid(format!("{pem} holds no certificate")))?;
         let spki = der::Encode::to_der(cert.tbs_certificate().subject_public_key_info())
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        let latest = export
-            .checkpoints
-            .last()
-            .ok_or_else(|| Error::Invalid("the export has no checkpoint".into()))?;
-        proto::audit::Note::parse(latest)?
-            .verify_ecdsa_p256(&format!("castellan.admin/{name}"), &spki)
-            .map_err(|e| Error::Invalid(format!("audit verify: the latest checkpoint: {e}")))?;
-        println!("OK: the latest checkpoint is cosigned by {name}");
+        // Checkpoints extend each other (checked above): the largest one NAME signed pins
+        // every entry up to its size.
+        let line = format!("castellan.admin/{name}");
+        let mut cosigned = None;
+        for c in &export.checkpoints {
+            let note = proto::audit::Note::parse(c)?;
+            if !note.signatures.iter().any(|s| s.name == line) {
+                continue;
+            }
+            note.verify_ecdsa_p256(&line, &spki)
+                .map_err(|e| Error::Invalid(format!("audit verify: a cosignature: {e}")))?;
+            cosigned = Some(proto::audit::Checkpoint::parse(&note.text)?.size);
+        }
+        let Some(size) = cosigned else {
+            return Err(Error::Invalid(format!(
+                "audit verify: no checkpoint is cosigned by {name}"
+            )));
+        };
+        println!("OK: {name} cosigned the checkpoint of the first {size} entries");
     }
     Ok(())
 }

@@ -9,7 +9,8 @@
 //! pages of 1000), a search request that spends its whole scan budget, `cert show` and
 //! `cert stats`. Prints the bytes on disk per certificate (and after redb's compaction
 //! with `--compact`); `--rebuild` also times indexing the store as if an older version
-//! had written it.
+//! had written it. `--audit-cost R` also times issuance in group commits of 16 with and
+//! without its audit entry (R alternating rounds).
 //!
 //! ```text
 //! cargo build --release -p daemon --bin store-bench
@@ -39,12 +40,13 @@ struct Options {
     keep: bool,
     rebuild: bool,
     compact: bool,
+    audit_rounds: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: store-bench [--n N (1000000)] [--cas C (4)] [--group G (10000)] \
-         [--revoked-per-mille R (10)] [--runs K (5)] [--dir DIR] [--keep] [--rebuild] [--compact]"
+         [--revoked-per-mille R (10)] [--runs K (5)] [--dir DIR] [--keep] [--rebuild] [--compact] [--audit-cost ROUNDS]"
     );
     std::process::exit(2)
 }
@@ -60,6 +62,7 @@ fn options() -> Options {
         keep: false,
         rebuild: false,
         compact: false,
+        audit_rounds: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -78,6 +81,7 @@ fn options() -> Options {
             "--keep" => o.keep = true,
             "--rebuild" => o.rebuild = true,
             "--compact" => o.compact = true,
+            "--audit-cost" => o.audit_rounds = num(),
             _ => usage(),
         }
     }
@@ -252,6 +256,10 @@ fn main() -> daemon::Result<()> {
         insert.as_secs_f64(),
         o.n as f64 / insert.as_secs_f64()
     );
+
+    if o.audit_rounds > 0 {
+        audit_cost(&store, &o, now, o.audit_rounds)?;
+    }
 
     // Revoke (what revoke_cert writes), 1000 per transaction.
     // Spread over the CAs (a plain step would pick one CA when it divides by their number).
@@ -497,4 +505,61 @@ fn file_err(what: &str, source: std::io::Error) -> daemon::Error {
         what: what.to_owned(),
         source,
     })
+}
+
+/// What the audit entry adds to issuance: `rounds` rounds, each committing `AUDIT_COST_N`
+/// certificates in group commits of 16 (a busy SCEP edge's size) without and then with
+/// the entry `issue_leaf` appends (alternating which goes first); the medians per
+/// certificate and their ratio.
+fn audit_cost(store: &Store, o: &Options, now: i64, rounds: usize) -> daemon::Result<()> {
+    const AUDIT_COST_N: usize = 2_000;
+    const GROUP: usize = 16;
+    let mut next = o.n;
+    let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for audited in order {
+            let rnd = random(AUDIT_COST_N * 1200);
+            let mut batches = Vec::with_capacity(AUDIT_COST_N);
+            for j in 0..AUDIT_COST_N {
+                let rec = record(next + j, o, now, &rnd[j * 1200..(j + 1) * 1200]);
+                let mut b = batch(&rec)?;
+                if audited {
+                    b.audit = Some(
+                        daemon::store::Note::new(
+                            "scep",
+                            "issue",
+                            format!(
+                                "{} {} profile {} transaction {}",
+                                rec.serial, rec.subject, rec.profile, rec.transaction_id
+                            ),
+                        )
+                        .ca(&rec.ca),
+                    );
+                }
+                batches.push(b);
+            }
+            next += AUDIT_COST_N;
+            let t = Instant::now();
+            for group in batches.chunks(GROUP) {
+                for r in store.commit_batches(group)? {
+                    r?;
+                }
+            }
+            times[usize::from(audited)].push(t.elapsed() / AUDIT_COST_N as u32);
+        }
+    }
+    let [off, on] = times.map(median);
+    println!(
+        "issue:   {:.1} µs per certificate without the audit entry, {:.1} µs with it ({:.2}×), \
+         median of {rounds} rounds of {AUDIT_COST_N} in group commits of {GROUP}",
+        off.as_secs_f64() * 1e6,
+        on.as_secs_f64() * 1e6,
+        on.as_secs_f64() / off.as_secs_f64()
+    );
+    Ok(())
 }

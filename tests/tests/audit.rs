@@ -216,3 +216,89 @@ fn checkpoints_survive_a_restart_and_extend_each_other() {
     assert!(ok.ok(), "{ok}\n{}", a.log());
     assert!(a.log().contains("signed an audit checkpoint"));
 }
+
+#[test]
+fn an_admins_cosignature_is_checked_offline() {
+    let a = Appliance::new(2, &["alice", "bob"]);
+    let done = a.cli_ok("alice", &["audit", "cosign"]);
+    assert!(done.contains("castellan.admin/alice"), "{done}");
+    let note = a.cli_ok("alice", &["audit", "checkpoint"]);
+    // The cosignature line is on a checkpoint; the log grew since (the cosign itself is
+    // logged), so the export also has a newer one without it.
+    let export = a.path("cosigned.export");
+    a.cli_ok("bob", &["audit", "export", "-o", export.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&export).unwrap();
+    assert!(!note.is_empty());
+    let root = a.admin_ca();
+    let cosigner = |name: &str, cert: &Path| -> Out {
+        let mut c = Command::new(bin("castellan"));
+        c.args(["audit", "verify"])
+            .arg(&export)
+            .arg("--root")
+            .arg(&root)
+            .arg("--cosigner")
+            .arg(format!("{name}={}", cert.display()))
+            .current_dir(a.dir());
+        run(&mut c)
+    };
+    let ok = cosigner("alice", &a.officer("alice").cert);
+    assert!(
+        ok.ok()
+            && ok
+                .stdout
+                .contains("alice cosigned the checkpoint of the first"),
+        "{ok}"
+    );
+    // bob never cosigned; alice's line checked against bob's key fails.
+    cosigner("bob", &a.officer("bob").cert)
+        .expect_refused(2, &["no checkpoint is cosigned by bob"]);
+    // One character of alice's cosignature changed: refused.
+    let forged = with_lines(&text, |lines| {
+        for l in lines.iter_mut() {
+            let Some(b) = l.strip_prefix("checkpoint ") else {
+                continue;
+            };
+            let note = String::from_utf8(proto::b64::decode(b).unwrap()).unwrap();
+            if let Some(i) = note.find("castellan.admin/alice ") {
+                // A character well inside the signature (past the 4-byte key ID).
+                let at = i + "castellan.admin/alice ".len() + 12;
+                let mut bytes = note.into_bytes();
+                bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+                *l = format!("checkpoint {}", proto::b64::encode(&bytes));
+            }
+        }
+    });
+    let forged = tampered(&a, "forged.export", &forged);
+    let mut c = Command::new(bin("castellan"));
+    c.args(["audit", "verify"])
+        .arg(&forged)
+        .arg("--root")
+        .arg(&root)
+        .arg("--cosigner")
+        .arg(format!("alice={}", a.officer("alice").cert.display()))
+        .current_dir(a.dir());
+    run(&mut c).expect_refused(2, &["cosignature"]);
+    // A cosignature checked with another key: refused.
+    let mut c = Command::new(bin("castellan"));
+    c.args(["audit", "verify"])
+        .arg(&export)
+        .arg("--root")
+        .arg(&root)
+        .arg("--cosigner")
+        .arg(format!("alice={}", a.officer("bob").cert.display()))
+        .current_dir(a.dir());
+    run(&mut c).expect_refused(2, &["cosignature"]);
+    // An RSA or foreign signature cannot be sent as a cosignature of another checkpoint.
+    let stale = proto::admin::Request::AuditCosign {
+        checkpoint: "castellan.appliance/audit\n1\nAAAA\n".into(),
+        algorithm: "1.2.840.10045.4.3.2".into(),
+        signature: vec![1, 2, 3],
+    };
+    let refused = a.call("alice", &stale);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("not the latest")),
+        "{refused:?}"
+    );
+}
