@@ -401,6 +401,66 @@ impl Appliance {
         }
     }
 
+    /// A copy of a fixture appliance in `tests/fixtures/NAME` (made by an older signer: its
+    /// token, store, config and officers), on a free port; not started.
+    pub fn from_fixture(name: &str, quorum: u32, officers: &[&str]) -> Appliance {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name);
+        let dir = tempfile::Builder::new()
+            .prefix("castellan-it-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().to_path_buf();
+        copy_tree(&from, &root);
+        let softhsm_conf = root.join("softhsm2.conf");
+        write_file(
+            &softhsm_conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                root.join("tokens").display()
+            ),
+            0o644,
+        );
+        let port = free_port();
+        let state = root.join("state");
+        let config = state.join("signer.toml");
+        let text = fs::read_to_string(&config)
+            .unwrap()
+            .replace("@FIXTURE@", root.to_str().unwrap())
+            .replace("@PORT@", &port.to_string());
+        write_file(&config, text, 0o600);
+        fs::set_permissions(root.join("pin"), fs::Permissions::from_mode(0o600)).unwrap();
+        let officers = officers
+            .iter()
+            .map(|n| {
+                let o = Officer {
+                    name: (*n).to_owned(),
+                    cert: root.join("officers").join(format!("{n}.pem")),
+                    key: root.join("officers").join(format!("{n}.key")),
+                };
+                fs::set_permissions(&o.key, fs::Permissions::from_mode(0o600)).unwrap();
+                o
+            })
+            .collect();
+        Appliance {
+            log: root.join("signer.log"),
+            edge_log: root.join("edge.log"),
+            edge: None,
+            socket: None,
+            edge_port: free_port(),
+            softhsm_conf,
+            token_label: format!("fixture-{name}"),
+            pin_file: root.join("pin"),
+            state,
+            port,
+            quorum,
+            officers,
+            child: None,
+            dir,
+        }
+    }
+
     /// The temporary directory (for the test's own files).
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -1127,6 +1187,20 @@ pub fn x509_text(dir: &Path, cert: &Path) -> String {
         dir,
         &["x509", "-noout", "-text", "-in", cert.to_str().unwrap()],
     )
+}
+
+/// Copy a directory tree (files and directories only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            fs::copy(e.path(), &target).unwrap();
+        }
+    }
 }
 
 /// `openssl verify -x509_strict -CAfile ROOT -untrusted CHAIN CERT`; returns the output

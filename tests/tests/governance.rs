@@ -448,6 +448,82 @@ fn admins_roles_tags_and_the_quorum_change_only_by_quorum_within_the_rules() {
     );
     a.cli("alice", &["role", "delete", "tagger"])
         .expect_refused(5, &["held by erin"]);
+    // Assignments too: only tags one holds (with role.write) can be given.
+    a.cli(
+        "erin",
+        &[
+            "admin",
+            "assign",
+            "dave",
+            "--role",
+            "help-desk",
+            "--tags",
+            "us",
+        ],
+    )
+    .expect_refused(3, &["does not hold tag us"]);
+    a.cli(
+        "erin",
+        &[
+            "admin",
+            "assign",
+            "dave",
+            "--role",
+            "help-desk",
+            "--tags",
+            "*",
+        ],
+    )
+    .expect_refused(3, &["does not hold tag *"]);
+    // A CA made by an admin who may create CAs on `eu` only is tagged `eu`.
+    a.propose_and_run(&[
+        "role",
+        "create",
+        "creator",
+        "--permissions",
+        "ca.create,ca.read",
+    ]);
+    add_admin(&mut a, "frank", "creator", "eu");
+    let p = a.propose(
+        "frank",
+        &[
+            "ca",
+            "create-root",
+            "frank-root",
+            "--subject",
+            "CN=Frank Root",
+            "--key",
+            "ec-p256",
+            "--validity",
+            "5y",
+            "--eku",
+            "client-auth",
+        ],
+    );
+    assert_eq!(
+        a.approve("alice", p["id"].as_str().unwrap())["status"],
+        "executed"
+    );
+    assert_eq!(a.ca_show("frank-root")["tags"], serde_json::json!(["eu"]));
+    a.cli(
+        "frank",
+        &[
+            "ca",
+            "create-root",
+            "frank-us",
+            "--subject",
+            "CN=Frank US",
+            "--key",
+            "ec-p256",
+            "--validity",
+            "5y",
+            "--eku",
+            "client-auth",
+            "--tags",
+            "us",
+        ],
+    )
+    .expect_refused(3, &["does not hold tag us"]);
 
     // Two rejections end a proposal once the rule says so.
     a.propose_and_run(&["quorum", "set", "2", "--rejections", "2"]);
@@ -462,6 +538,7 @@ fn admins_roles_tags_and_the_quorum_change_only_by_quorum_within_the_rules() {
 
     // Removing admins down to the quorum, but not below it.
     a.propose_and_run(&["admin", "remove", "carol"]);
+    a.propose_and_run(&["admin", "remove", "frank"]);
     a.cli("alice", &["admin", "remove", "bob"])
         .expect_refused(5, &["fewer than the quorum"]);
     a.cli("carol", &["whoami"])

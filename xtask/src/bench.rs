@@ -279,7 +279,7 @@ impl Default for StoreOptions {
     }
 }
 
-/// `store-bench --n N` on a release build (its store is in a temporary directory, deleted
+/// `store-bench --n N --audit-cost 5` on a release build (its store is in a temporary directory, deleted
 /// after); its report is printed and kept in `var/bench-store/report.txt`.
 fn run_store(options: &StoreOptions) -> Result<()> {
     let root = crate::workspace_root();
@@ -305,7 +305,7 @@ fn run_store(options: &StoreOptions) -> Result<()> {
         .join("examples")
         .join("store-bench");
     let out = Command::new(&bin)
-        .args(["--n", &options.n.to_string()])
+        .args(["--n", &options.n.to_string(), "--audit-cost", "5"])
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("run store-bench")?;

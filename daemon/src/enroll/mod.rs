@@ -1066,10 +1066,13 @@ impl Enroll {
             .map_err(admin_error)?;
         self.store.write(|tx| {
             tx.delete(Table::Pending, id)?;
-            tx.audit(
-                officer,
-                "approve-request",
-                format!("{id}: issued {} {}", rec.ca, rec.serial),
+            tx.record(
+                crate::store::Note::new(
+                    officer,
+                    "approve-request",
+                    format!("{id}: issued {} {}", rec.ca, rec.serial),
+                )
+                .ca(&rec.ca),
             )
         })?;
         Ok(rec)

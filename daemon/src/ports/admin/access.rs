@@ -135,9 +135,9 @@ impl Caller {
         })
     }
 
-    /// Tags are given (to a new CA, or added to and taken from a CA) only by those who
-    /// hold them with the permission the operation needs; a new issuing CA's parent must
-    /// be visible to the proposer.
+    /// Tags are given (to a new CA, added to and taken from a CA, or in an assignment) only
+    /// by those who hold them with the permission the operation needs; a new issuing CA's
+    /// parent must be visible to the proposer.
     fn check_given_tags(
         &self,
         store: &Store,
@@ -145,14 +145,29 @@ impl Caller {
         needed: Permission,
         op: &Operation,
     ) -> Result<()> {
+        let held = grants.tags_for(needed);
+        let new_scope;
         let given: Vec<&Tag> = match op {
             Operation::CreateRoot { spec }
             | Operation::CreateIssuing { spec, .. }
-            | Operation::CreateByoca { spec } => spec.tags.iter().collect(),
+            | Operation::CreateByoca { spec } => {
+                new_scope = spec.scope();
+                new_scope.iter().collect()
+            }
             Operation::SetCaTags { add, remove, .. } => add.iter().chain(remove).collect(),
+            Operation::AddAdmin { tags, .. } | Operation::Assign { tags, .. } => match tags {
+                Tags::Only(t) => t.iter().collect(),
+                Tags::All if held == Some(Tags::All) => vec![],
+                Tags::All => {
+                    return Err(Error::Forbidden(Denied::TagNotHeld {
+                        caller: self.name.clone(),
+                        tag: "*".into(),
+                        permission: needed,
+                    }));
+                }
+            },
             _ => vec![],
         };
-        let held = grants.tags_for(needed);
         if let Some(tag) = given
             .into_iter()
             .find(|t| !held.as_ref().is_some_and(|h| h.holds(t)))
@@ -217,13 +232,17 @@ fn target(store: &Store, request: &Request) -> Result<Option<Target>> {
                 None => Ok(None),
             }
         }
-        Request::Propose { body, .. } => Ok(operation_scope(store, &body.operation)?.map(
-            |(ca, tags)| Target {
+        // A new CA is checked tag by tag (`check_given_tags`): the proposer must hold each.
+        Request::Propose { body, .. } => match &body.operation {
+            Operation::CreateRoot { .. }
+            | Operation::CreateIssuing { .. }
+            | Operation::CreateByoca { .. } => Ok(None),
+            op => Ok(operation_scope(store, op)?.map(|(ca, tags)| Target {
                 missing: Missing::Ca(ca.clone()),
                 ca,
                 tags,
-            },
-        )),
+            })),
+        },
         Request::Approve { id, .. } | Request::Reject { id, .. } | Request::ProposalShow { id } => {
             match store.proposal(id)? {
                 Some(p) => Ok(
