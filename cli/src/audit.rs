@@ -1,7 +1,7 @@
 //! `castellan audit …`: signed checkpoints, export, and the offline verifier
 //! (docs/audit.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use proto::admin::Request;
 
@@ -9,16 +9,55 @@ use crate::args::AuditCommand;
 use crate::session::{Session, bytes, output, read};
 use crate::{Error, Result};
 
-/// `audit verify`: offline, no session and no admin port.
+/// Each line of a file, without its newline, numbered from 1 (at most
+/// [`proto::audit::MAX_LINE`] bytes each, UTF-8).
+fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str) -> Result<()>) -> Result<()> {
+    use std::io::{BufRead, Read};
+    let cannot = |e: std::io::Error| Error::Invalid(format!("cannot read {}: {e}", path.display()));
+    let mut r = std::io::BufReader::new(std::fs::File::open(path).map_err(cannot)?);
+    let mut buf = Vec::new();
+    for n in 1.. {
+        buf.clear();
+        let got = (&mut r)
+            .take(proto::audit::MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(cannot)?;
+        if got == 0 {
+            break;
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        } else if got > proto::audit::MAX_LINE {
+            return Err(Error::Invalid(format!("export line {n}: too long")));
+        }
+        let line = std::str::from_utf8(&buf)
+            .map_err(|_| Error::Invalid(format!("export line {n}: not UTF-8")))?;
+        f(n, line)?;
+    }
+    Ok(())
+}
+
+/// `audit verify`: offline, no session and no admin port. Two passes over the file: its
+/// head (certificates, checkpoints) and the number of entries, then the entries one at a
+/// time, so memory stays small however long the log is.
 pub fn verify(
     file: &PathBuf,
     root: &PathBuf,
     previous: Option<&PathBuf>,
     cosigners: &[String],
 ) -> Result<()> {
-    let text = String::from_utf8(read(file, "audit export")?)
-        .map_err(|_| Error::Invalid("the export is not UTF-8 text".into()))?;
-    let export = proto::audit::Export::parse(&text)?;
+    let mut export = proto::audit::Export::default();
+    let mut entries = 0u64;
+    for_each_line(file, |n, line| {
+        if n == 1 {
+            return Ok(proto::audit::check_magic(line)?);
+        }
+        if export.add_line(n, line)?.is_some() {
+            entries += 1;
+        }
+        Ok(())
+    })?;
+    export.check_head()?;
     let roots =
         proto::pem::parse_certificates(&read(root, "root certificate")?, "root certificate")?;
     let root = roots
@@ -31,8 +70,19 @@ pub fn verify(
                 .map_err(|_| Error::Invalid("the previous checkpoint is not text".into()))
         })
         .transpose()?;
-    let r = proto::audit::verify_export(&export, &root, previous.as_deref())
-        .map_err(|e| Error::Invalid(format!("audit verify: {e}")))?;
+    let failed = |e: proto::Error| Error::Invalid(format!("audit verify: {e}"));
+    let mut verifier = proto::audit::Verifier::new(&export, entries, &root, previous.as_deref())
+        .map_err(failed)?;
+    let mut scratch = proto::audit::Export::default();
+    for_each_line(file, |n, line| {
+        if n > 1
+            && let Some(proto::audit::Line::Entry(e)) = scratch.add_line(n, line)?
+        {
+            verifier.push(e).map_err(failed)?;
+        }
+        Ok(())
+    })?;
+    let r = verifier.finish().map_err(failed)?;
     println!(
         "OK: {} entries, {} checkpoints, every entry signed",
         r.entries, r.checkpoints

@@ -304,42 +304,80 @@ impl Export {
         out
     }
 
+    /// Parse a whole export held in memory.
     pub fn parse(text: &str) -> Result<Export> {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let bad = |n: usize, why: &str| Error::Invalid(format!("export line {n}: {why}"));
-        let mut lines = text.split('\n').enumerate();
-        if lines.next().map(|(_, l)| l) != Some(EXPORT_MAGIC) {
-            return Err(bad(1, "not a castellan audit export (v1)"));
-        }
+        let mut lines = text.split('\n');
+        check_magic(lines.next().unwrap_or_default())?;
         let mut x = Export::default();
-        for (i, line) in lines {
-            let n = i + 1;
-            if line.is_empty() {
-                continue;
-            }
-            let (kind, rest) = line.split_once(' ').ok_or_else(|| bad(n, "no value"))?;
-            match kind {
-                "origin" if x.origin.is_empty() => x.origin = rest.to_owned(),
-                "cert" => x.chain.push(
-                    b64.decode(rest)
-                        .map_err(|_| bad(n, "certificate is not base64"))?,
-                ),
-                "entry" => x.entries.push(rest.as_bytes().to_vec()),
-                "checkpoint" => x.checkpoints.push(
-                    String::from_utf8(
-                        b64.decode(rest)
-                            .map_err(|_| bad(n, "checkpoint is not base64"))?,
-                    )
-                    .map_err(|_| bad(n, "checkpoint is not UTF-8"))?,
-                ),
-                _ => return Err(bad(n, "unknown line")),
+        for (i, line) in lines.enumerate() {
+            if let Some(Line::Entry(e)) = x.add_line(i + 2, line)? {
+                x.entries.push(e.to_vec());
             }
         }
-        if x.origin.is_empty() {
-            return Err(Error::Invalid("export: no origin".into()));
-        }
+        x.check_head()?;
         Ok(x)
     }
+
+    /// Take one line (number `n`, counting from 1) of an export into its head (origin,
+    /// chain, checkpoints); an entry is handed back, not kept, so that a verifier can stream
+    /// the entries.
+    pub fn add_line<'a>(&mut self, n: usize, line: &'a str) -> Result<Option<Line<'a>>> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let bad = |why: &str| Error::Invalid(format!("export line {n}: {why}"));
+        if line.is_empty() {
+            return Ok(None);
+        }
+        if line.len() > MAX_LINE {
+            return Err(bad("too long"));
+        }
+        let (kind, rest) = line.split_once(' ').ok_or_else(|| bad("no value"))?;
+        match kind {
+            "origin" if self.origin.is_empty() => self.origin = rest.to_owned(),
+            "cert" => self.chain.push(
+                b64.decode(rest)
+                    .map_err(|_| bad("certificate is not base64"))?,
+            ),
+            "entry" => return Ok(Some(Line::Entry(rest.as_bytes()))),
+            "checkpoint" => self.checkpoints.push(
+                String::from_utf8(
+                    b64.decode(rest)
+                        .map_err(|_| bad("checkpoint is not base64"))?,
+                )
+                .map_err(|_| bad("checkpoint is not UTF-8"))?,
+            ),
+            _ => return Err(bad("unknown line")),
+        }
+        Ok(None)
+    }
+
+    /// After the last line: an export names its origin.
+    pub fn check_head(&self) -> Result<()> {
+        if self.origin.is_empty() {
+            return Err(Error::Invalid("export: no origin".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Longest line of an export (an entry, a certificate, a signed note in base64).
+pub const MAX_LINE: usize = 1 << 20;
+
+/// The first line of an export must be [`EXPORT_MAGIC`].
+pub fn check_magic(first: &str) -> Result<()> {
+    if first.trim_end_matches('\n') == EXPORT_MAGIC {
+        Ok(())
+    } else {
+        Err(Error::Invalid(
+            "export line 1: not a castellan audit export (v1)".into(),
+        ))
+    }
+}
+
+/// A line of an export that is not part of its head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// An entry's exact bytes: a leaf.
+    Entry(&'a [u8]),
 }
 
 /// What [`verify_export`] found.
@@ -360,115 +398,169 @@ pub struct Report {
 /// 3. with `previous` (a signed checkpoint kept from before), the export must extend it:
 ///    the same origin, at least its size, and the same root at its size.
 pub fn verify_export(x: &Export, root_der: &[u8], previous: Option<&str>) -> Result<Report> {
-    use der::{Decode, Encode};
-    let fail = |why: String| Error::Invalid(why);
-    let root = x509_cert::Certificate::from_der(root_der)
-        .map_err(|e| fail(format!("root certificate: {e}")))?;
-    let audit_der = x
-        .chain
-        .first()
-        .ok_or_else(|| fail("the export has no audit certificate".into()))?;
-    let audit = x509_cert::Certificate::from_der(audit_der)
-        .map_err(|e| fail(format!("audit certificate: {e}")))?;
-    if audit.tbs_certificate().issuer() != root.tbs_certificate().subject() {
-        return Err(fail(
-            "the audit certificate was not issued by this root".into(),
-        ));
+    let mut v = Verifier::new(x, x.entries.len() as u64, root_der, previous)?;
+    for e in &x.entries {
+        v.push(e)?;
     }
-    let root_spki = root
-        .tbs_certificate()
-        .subject_public_key_info()
-        .to_der()
-        .map_err(|e| fail(e.to_string()))?;
-    let tbs = audit
-        .tbs_certificate()
-        .to_der()
-        .map_err(|e| fail(e.to_string()))?;
-    ring::signature::UnparsedPublicKey::new(
-        &ring::signature::ECDSA_P256_SHA256_ASN1,
-        p256_point(&root_spki)?,
-    )
-    .verify(&tbs, audit.signature().raw_bytes())
-    .map_err(|_| fail("the audit certificate's signature does not verify with the root".into()))?;
-    let key = audit
-        .tbs_certificate()
-        .subject_public_key_info()
-        .to_der()
-        .map_err(|e| fail(e.to_string()))?;
+    v.finish()
+}
 
-    let mut checkpoints = Vec::new();
-    for (i, text) in x.checkpoints.iter().enumerate() {
-        let note = Note::parse(text)?;
-        note.verify_ecdsa_p256(&x.origin, &key)
-            .map_err(|e| fail(format!("checkpoint {}: {e}", i + 1)))?;
-        let cp = Checkpoint::parse(&note.text)?;
-        if cp.origin != x.origin {
-            return Err(fail(format!("checkpoint {} is of another log", i + 1)));
-        }
-        checkpoints.push(cp);
-    }
-    checkpoints.sort_by_key(|c| c.size);
-    let previous = previous
-        .map(|text| -> Result<Checkpoint> {
-            let note = Note::parse(text)?;
-            note.verify_ecdsa_p256(&x.origin, &key)
-                .map_err(|e| fail(format!("the previous checkpoint: {e}")))?;
-            let cp = Checkpoint::parse(&note.text)?;
-            if cp.origin != x.origin {
-                return Err(fail("the previous checkpoint is of another log".into()));
-            }
-            Ok(cp)
-        })
-        .transpose()?;
-    let mut wanted: Vec<&Checkpoint> = checkpoints.iter().chain(previous.as_ref()).collect();
-    wanted.sort_by_key(|c| c.size);
-    let entries = x.entries.len() as u64;
-    if let Some(c) = wanted.iter().find(|c| c.size > entries) {
-        return Err(fail(format!(
-            "a checkpoint covers {} entries but the export has {entries}: entries were removed",
-            c.size
-        )));
-    }
-    let mut tree = Tree::new();
-    let mut next = wanted.iter().peekable();
-    while let Some(c) = next.peek().filter(|c| c.size == 0) {
-        if c.root != tree.root() {
+/// [`verify_export`] one entry at a time, in memory for the checkpoints and O(log n)
+/// hashes: made from the export's head and the number of entries it holds (a first pass
+/// over a file), then fed the entries in order (a second pass).
+#[derive(Debug)]
+pub struct Verifier {
+    /// The checkpoints and `previous`, by size; `next` is the first not yet reached.
+    wanted: Vec<Checkpoint>,
+    next: usize,
+    previous: Option<Checkpoint>,
+    tree: Tree,
+    entries: u64,
+    checkpoints: usize,
+    signed: u64,
+}
+
+impl Verifier {
+    pub fn new(
+        head: &Export,
+        entries: u64,
+        root_der: &[u8],
+        previous: Option<&str>,
+    ) -> Result<Verifier> {
+        use der::{Decode, Encode};
+        let fail = |why: String| Error::Invalid(why);
+        let root = x509_cert::Certificate::from_der(root_der)
+            .map_err(|e| fail(format!("root certificate: {e}")))?;
+        let audit_der = head
+            .chain
+            .first()
+            .ok_or_else(|| fail("the export has no audit certificate".into()))?;
+        let audit = x509_cert::Certificate::from_der(audit_der)
+            .map_err(|e| fail(format!("audit certificate: {e}")))?;
+        if audit.tbs_certificate().issuer() != root.tbs_certificate().subject() {
             return Err(fail(
-                "a checkpoint of the empty log has another root".into(),
+                "the audit certificate was not issued by this root".into(),
             ));
         }
-        next.next();
+        let root_spki = root
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| fail(e.to_string()))?;
+        let tbs = audit
+            .tbs_certificate()
+            .to_der()
+            .map_err(|e| fail(e.to_string()))?;
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_ASN1,
+            p256_point(&root_spki)?,
+        )
+        .verify(&tbs, audit.signature().raw_bytes())
+        .map_err(|_| {
+            fail("the audit certificate's signature does not verify with the root".into())
+        })?;
+        let key = audit
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| fail(e.to_string()))?;
+        let signed_by_key = |text: &str, what: &str| -> Result<Checkpoint> {
+            let note = Note::parse(text)?;
+            note.verify_ecdsa_p256(&head.origin, &key)
+                .map_err(|e| fail(format!("{what}: {e}")))?;
+            let cp = Checkpoint::parse(&note.text)?;
+            if cp.origin != head.origin {
+                return Err(fail(format!("{what} is of another log")));
+            }
+            Ok(cp)
+        };
+        let mut checkpoints = Vec::new();
+        for (i, text) in head.checkpoints.iter().enumerate() {
+            checkpoints.push(signed_by_key(text, &format!("checkpoint {}", i + 1))?);
+        }
+        let signed = checkpoints.iter().map(|c| c.size).max().unwrap_or(0);
+        let count = checkpoints.len();
+        let previous = previous
+            .map(|text| signed_by_key(text, "the previous checkpoint"))
+            .transpose()?;
+        let mut wanted: Vec<Checkpoint> = checkpoints.into_iter().chain(previous.clone()).collect();
+        wanted.sort_by_key(|c| c.size);
+        if let Some(c) = wanted.iter().find(|c| c.size > entries) {
+            return Err(fail(format!(
+                "a checkpoint covers {} entries but the export has {entries}: entries were removed",
+                c.size
+            )));
+        }
+        let mut v = Verifier {
+            wanted,
+            next: 0,
+            previous,
+            tree: Tree::new(),
+            entries,
+            checkpoints: count,
+            signed,
+        };
+        v.check_reached()?;
+        Ok(v)
     }
-    for e in &x.entries {
-        tree.push(leaf_hash(e));
-        while let Some(c) = next.peek().filter(|c| c.size == tree.size()) {
-            if c.root != tree.root() {
-                let what = if previous.as_ref() == Some(*c) {
+
+    /// The next entry's exact bytes.
+    pub fn push(&mut self, entry: &[u8]) -> Result<()> {
+        if self.tree.size() == self.entries {
+            return Err(Error::Invalid(
+                "more entries than the export's first pass counted".into(),
+            ));
+        }
+        self.tree.push(leaf_hash(entry));
+        self.check_reached()
+    }
+
+    /// Every checkpoint at the tree's current size must have its root.
+    fn check_reached(&mut self) -> Result<()> {
+        while let Some(c) = self
+            .wanted
+            .get(self.next)
+            .filter(|c| c.size == self.tree.size())
+        {
+            if c.root != self.tree.root() {
+                let what = if self.previous.as_ref() == Some(c) {
                     "the export does not extend the previous checkpoint"
+                } else if c.size == 0 {
+                    "a checkpoint of the empty log has another root"
                 } else {
                     "the entries do not match a signed checkpoint"
                 };
-                return Err(fail(format!(
+                return Err(Error::Invalid(format!(
                     "{what} (at {} entries): an entry was changed, removed or reordered",
                     c.size
                 )));
             }
-            next.next();
+            self.next += 1;
         }
+        Ok(())
     }
-    let signed = checkpoints.last().map_or(0, |c| c.size);
-    if entries > signed {
-        return Err(fail(format!(
-            "{} entries after the last checkpoint ({signed}) are not signed: entries were \
-             appended without a checkpoint",
-            entries - signed
-        )));
+
+    /// After the last entry: every entry is covered by a checkpoint.
+    pub fn finish(self) -> Result<Report> {
+        if self.tree.size() != self.entries {
+            return Err(Error::Invalid(
+                "fewer entries than the export's first pass counted".into(),
+            ));
+        }
+        if self.entries > self.signed {
+            return Err(Error::Invalid(format!(
+                "{} entries after the last checkpoint ({}) are not signed: entries were \
+                 appended without a checkpoint",
+                self.entries - self.signed,
+                self.signed
+            )));
+        }
+        Ok(Report {
+            entries: self.entries,
+            checkpoints: self.checkpoints,
+            signed: self.signed,
+        })
     }
-    Ok(Report {
-        entries,
-        checkpoints: checkpoints.len(),
-        signed,
-    })
 }
 
 #[cfg(test)]

@@ -230,10 +230,10 @@ fn an_admins_cosignature_is_checked_offline() {
     let text = std::fs::read_to_string(&export).unwrap();
     assert!(!note.is_empty());
     let root = a.admin_ca();
-    let cosigner = |name: &str, cert: &Path| -> Out {
+    let cosigner = |export: &Path, name: &str, cert: &Path| -> Out {
         let mut c = Command::new(bin("castellan"));
         c.args(["audit", "verify"])
-            .arg(&export)
+            .arg(export)
             .arg("--root")
             .arg(&root)
             .arg("--cosigner")
@@ -241,7 +241,7 @@ fn an_admins_cosignature_is_checked_offline() {
             .current_dir(a.dir());
         run(&mut c)
     };
-    let ok = cosigner("alice", &a.officer("alice").cert);
+    let ok = cosigner(&export, "alice", &a.officer("alice").cert);
     assert!(
         ok.ok()
             && ok
@@ -250,7 +250,7 @@ fn an_admins_cosignature_is_checked_offline() {
         "{ok}"
     );
     // bob never cosigned; alice's line checked against bob's key fails.
-    cosigner("bob", &a.officer("bob").cert)
+    cosigner(&export, "bob", &a.officer("bob").cert)
         .expect_refused(2, &["no checkpoint is cosigned by bob"]);
     // One character of alice's cosignature changed: refused.
     let forged = with_lines(&text, |lines| {
@@ -269,25 +269,9 @@ fn an_admins_cosignature_is_checked_offline() {
         }
     });
     let forged = tampered(&a, "forged.export", &forged);
-    let mut c = Command::new(bin("castellan"));
-    c.args(["audit", "verify"])
-        .arg(&forged)
-        .arg("--root")
-        .arg(&root)
-        .arg("--cosigner")
-        .arg(format!("alice={}", a.officer("alice").cert.display()))
-        .current_dir(a.dir());
-    run(&mut c).expect_refused(2, &["cosignature"]);
+    cosigner(&forged, "alice", &a.officer("alice").cert).expect_refused(2, &["cosignature"]);
     // A cosignature checked with another key: refused.
-    let mut c = Command::new(bin("castellan"));
-    c.args(["audit", "verify"])
-        .arg(&export)
-        .arg("--root")
-        .arg(&root)
-        .arg("--cosigner")
-        .arg(format!("alice={}", a.officer("bob").cert.display()))
-        .current_dir(a.dir());
-    run(&mut c).expect_refused(2, &["cosignature"]);
+    cosigner(&export, "alice", &a.officer("bob").cert).expect_refused(2, &["cosignature"]);
     // An RSA or foreign signature cannot be sent as a cosignature of another checkpoint.
     let stale = proto::admin::Request::AuditCosign {
         checkpoint: "castellan.appliance/audit\n1\nAAAA\n".into(),
