@@ -41,7 +41,7 @@ fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str) -> Result<()>) -> R
 /// head (certificates, checkpoints) and the number of entries, then the entries one at a
 /// time, so memory stays small however long the log is.
 pub fn verify(
-    file: &PathBuf,
+    file: &Path,
     root: &PathBuf,
     previous: Option<&PathBuf>,
     cosigners: &[String],
