@@ -54,6 +54,14 @@ impl Default for AuditTiming {
 /// The checkpoints' origin (and the signing key's name).
 pub const ORIGIN: &str = "castellan.appliance/audit";
 
+/// How many entries the last signed checkpoint covers (0 without one).
+pub fn last_checkpoint_size(store: &Store) -> Result<u64> {
+    Ok(match store.last_checkpoint()? {
+        Some(n) => Checkpoint::parse(&Note::parse(&n)?.text)?.size,
+        None => 0,
+    })
+}
+
 /// The audit checkpointer.
 #[derive(Debug)]
 pub struct Audit {
@@ -123,10 +131,23 @@ impl Audit {
         let tree = match guard.as_mut() {
             Some(t) => t,
             None => {
-                // Rebuild from the entries the last checkpoint covers.
+                // Rebuild from the entries the last checkpoint covers, and check them against
+                // it: a store whose signed history was rewritten gets no new checkpoint.
                 let mut t = Tree::new();
                 for e in &self.store.audit_bytes(0..self.last_size()?)? {
                     t.push(leaf_hash(e));
+                }
+                if let Some(n) = self.store.last_checkpoint()? {
+                    let signed = Checkpoint::parse(&Note::parse(&n)?.text)?;
+                    if signed.size != t.size() || signed.root != t.root() {
+                        tracing::error!(
+                            size = signed.size,
+                            "the audit entries no longer match the last signed checkpoint: no checkpoint will be signed"
+                        );
+                        return Err(Error::Store(crate::error::StoreError::AuditBroken(
+                            t.size() as usize,
+                        )));
+                    }
                 }
                 guard.insert(t)
             }
@@ -179,10 +200,7 @@ impl Audit {
     }
 
     fn last_size(&self) -> Result<u64> {
-        Ok(match self.store.last_checkpoint()? {
-            Some(n) => Checkpoint::parse(&Note::parse(&n)?.text)?.size,
-            None => 0,
-        })
+        last_checkpoint_size(&self.store)
     }
 
     /// Everything an auditor needs to verify offline: a fresh checkpoint, and the entries
