@@ -61,6 +61,8 @@ pub enum Missing {
     Crl(String),
     #[error("POST {0} is the only endpoint")]
     Endpoint(&'static str),
+    #[error("the console has no page {0}")]
+    Page(String),
 }
 
 /// How a request conflicts with the current state (HTTP 409, CLI exit 5).

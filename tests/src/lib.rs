@@ -940,6 +940,27 @@ impl Appliance {
     /// Post raw JSON to `/v1` as `officer` over the real mTLS port, for requests the typed
     /// library cannot even build. Returns the HTTP status and the body.
     pub fn raw_call(&self, officer: &str, json: &str) -> (u16, String) {
+        let (status, _, body) = self.raw_request(
+            officer,
+            &format!(
+                "POST /v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+                json.len()
+            ),
+        );
+        (status, body)
+    }
+
+    /// GET `path` as `officer` over the real mTLS port (the web console). Returns the HTTP
+    /// status, the header block and the body.
+    pub fn get(&self, officer: &str, path: &str) -> (u16, String, String) {
+        self.raw_request(
+            officer,
+            &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+        )
+    }
+
+    /// Send one raw HTTP/1.1 request as `officer`; returns the status, headers and body.
+    fn raw_request(&self, officer: &str, request: &str) -> (u16, String, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let o = self.officer(officer);
         let config = cli::client::client_config(
@@ -949,10 +970,7 @@ impl Appliance {
         )
         .unwrap();
         let port = self.port;
-        let request = format!(
-            "POST /v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
-            json.len()
-        );
+        let request = request.to_owned();
         let response = block_on(async move {
             let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
@@ -974,11 +992,11 @@ impl Appliance {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("no HTTP status in {response:?}"));
-        let body = response
+        let (head, body) = response
             .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
+            .map(|(h, b)| (h.to_owned(), b.to_owned()))
             .unwrap_or_default();
-        (status, body)
+        (status, head, body)
     }
 }
 

@@ -295,6 +295,14 @@ pub struct Described {
     proposal: Option<String>,
 }
 
+impl Described {
+    /// The same request, made by a console page.
+    pub fn via_console(mut self) -> Described {
+        self.kind = format!("console:{}", self.kind);
+        self
+    }
+}
+
 pub fn describe(request: &Request) -> Described {
     let kind = serde_json::to_value(request)
         .ok()
@@ -361,14 +369,18 @@ pub fn record(
     caller: &Caller,
     what: Described,
     access: Option<&Access>,
-    result: &Result<proto::admin::Response>,
+    result: std::result::Result<(), &Error>,
 ) {
-    if what.kind == "whoami" {
+    if what.kind.ends_with("whoami") {
         return;
     }
     let note = crate::store::Note {
         actor: caller.name.clone(),
-        action: format!("request:{}", what.kind),
+        action: if what.kind.starts_with("console:") {
+            what.kind
+        } else {
+            format!("request:{}", what.kind)
+        },
         detail: what.detail,
         ca: access.and_then(|a| a.ca.clone()),
         fingerprint: Some(caller.fingerprint.clone()),

@@ -1,7 +1,8 @@
 //! The admin port: TLS 1.3 with mandatory officer certificates, HTTP/1.1,
-//! JSON requests posted to `/v1`.
+//! JSON requests posted to `/v1`, and the web console's pages (GET).
 
 pub mod access;
+mod console;
 pub mod dispatch;
 pub mod tls;
 
@@ -117,6 +118,16 @@ async fn answer(
     signer: Arc<Signer>,
     caller: Caller,
 ) -> hyper::Response<Full<Bytes>> {
+    if req.method() == Method::GET {
+        let path = req.uri().path().to_owned();
+        let page =
+            tokio::task::spawn_blocking(move || console::answer(&signer, &caller, &path)).await;
+        return page.unwrap_or_else(|_| {
+            let mut r = hyper::Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        });
+    }
     let result = handle(req, signer, &caller).await;
     let (status, body) = match result {
         Ok(r) => (200, r),
@@ -167,7 +178,13 @@ async fn handle(
             }
             Err(e) => (None, Err(e)),
         };
-        access::record(&signer, &caller, what, granted.as_ref(), &result);
+        access::record(
+            &signer,
+            &caller,
+            what,
+            granted.as_ref(),
+            result.as_ref().map(|_| ()),
+        );
         result
     })
     .await

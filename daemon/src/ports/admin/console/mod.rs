@@ -1,0 +1,123 @@
+//! The web console, first part: read-only HTML pages on the admin port (GET), for the same
+//! client-certificate identity and through the same checks as the CLI. Each page is
+//! authorised as the admin request that carries its data (`ca-list`, `ca-show`, `ca-cert`),
+//! so scope tags hide the same CAs, a hidden CA is "not found", and every view is in the
+//! audit log (`console:KIND`). No JavaScript; a strict CSP; no caching of any page.
+
+mod pages;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{self, HeaderValue};
+
+use super::access::{self, Caller};
+use crate::engine::Signer;
+use crate::error::Missing;
+use crate::{Error, Result};
+use proto::admin::Request;
+
+/// The style sheet, the only asset (no scripts).
+const CSS: &str = include_str!("console.css");
+
+/// What the console answers to a GET of `path`.
+pub fn answer(signer: &Signer, caller: &Caller, path: &str) -> hyper::Response<Full<Bytes>> {
+    let (status, content_type, body, download) = match route(signer, caller, path) {
+        Ok(Page::Html(html)) => (200, "text/html; charset=utf-8", html.into_bytes(), None),
+        Ok(Page::Css) => (
+            200,
+            "text/css; charset=utf-8",
+            CSS.as_bytes().to_vec(),
+            None,
+        ),
+        Ok(Page::Download { name, pem }) => {
+            (200, "application/x-pem-file", pem.into_bytes(), Some(name))
+        }
+        Err(e) => (
+            e.http_status(),
+            "text/html; charset=utf-8",
+            pages::refusal(e.http_status(), &e.to_string()).into_bytes(),
+            None,
+        ),
+    };
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if let Some(name) = download
+        && let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+    {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
+
+enum Page {
+    Html(String),
+    Css,
+    Download { name: String, pem: String },
+}
+
+fn route(signer: &Signer, caller: &Caller, path: &str) -> Result<Page> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let request = match parts.as_slice() {
+        [""] => Request::CaList,
+        ["console.css"] => return Ok(Page::Css),
+        ["ca", name] => Request::CaShow {
+            name: (*name).to_owned(),
+        },
+        ["ca", name, "cert.pem"] => Request::CaCert {
+            name: (*name).to_owned(),
+        },
+        _ => return Err(Error::NotFound(Missing::Page(path.to_owned()))),
+    };
+    let what = access::describe(&request).via_console();
+    let (granted, page) = match caller.authorize(signer, &request) {
+        Ok(a) => {
+            let page = render(signer, &a, &request);
+            (Some(a), page)
+        }
+        Err(e) => (None, Err(e)),
+    };
+    access::record(
+        signer,
+        caller,
+        what,
+        granted.as_ref(),
+        page.as_ref().map(|_| ()),
+    );
+    page
+}
+
+fn render(signer: &Signer, access: &access::Access, request: &Request) -> Result<Page> {
+    match request {
+        Request::CaList => Ok(Page::Html(pages::overview(signer, access)?)),
+        Request::CaShow { name } => Ok(Page::Html(pages::ca(signer, name)?)),
+        Request::CaCert { name } => {
+            let ca = signer.cas().ca(name)?;
+            let der = ca.cert.ok_or_else(|| {
+                Error::Conflict(crate::error::Clash::AwaitingImport(name.clone()))
+            })?;
+            Ok(Page::Download {
+                name: format!("{name}.pem"),
+                pem: crate::issuance::x509::to_pem("CERTIFICATE", &der),
+            })
+        }
+        _ => Err(Error::NotFound(Missing::Page(String::new()))),
+    }
+}

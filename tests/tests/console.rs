@@ -1,0 +1,139 @@
+//! The web console's first pages over the real mTLS admin port: the overview and a CA's
+//! page, scoped like the CLI (a hidden CA is "not found"), with a strict CSP and no
+//! caching, every view in the audit log. (Browser tests come with the rest of the console.)
+#![allow(clippy::unwrap_used)]
+
+use tests::{Appliance, Officer};
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn the_overview_and_ca_pages_show_what_the_viewer_may_read() {
+    let mut a = Appliance::new(1, &["alice"]);
+    a.create_root_and_issuing("CN=Console Root", "issuing", "CN=Console <Issuing> & Co");
+    a.propose_and_run(&[
+        "ca",
+        "create-issuing",
+        "eu-ca",
+        "--parent",
+        "root",
+        "--subject",
+        "CN=EU Issuing",
+        "--key",
+        "ec-p256",
+        "--validity",
+        "5y",
+        "--eku",
+        "client-auth",
+        "--tags",
+        "eu",
+    ]);
+    let hd = Officer::make(a.dir(), "hd");
+    a.propose_and_run(&[
+        "admin",
+        "add",
+        "hd",
+        "--cert",
+        hd.cert.to_str().unwrap(),
+        "--role",
+        "help-desk",
+        "--tags",
+        "eu",
+    ]);
+    a.officers.push(hd);
+
+    let (status, head, body) = a.get("alice", "/");
+    assert_eq!(status, 200, "{head}\n{body}");
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let csp = header(&head, "content-security-policy").unwrap();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("script-src 'none'"),
+        "{csp}"
+    );
+    assert_eq!(header(&head, "cache-control"), Some("no-store"));
+    assert_eq!(header(&head, "x-content-type-options"), Some("nosniff"));
+    assert!(body.starts_with("<!DOCTYPE html>"), "{body}");
+    assert!(!body.contains("<script"), "{body}");
+    for ca in ["root", "issuing", "eu-ca"] {
+        assert!(
+            body.contains(&format!("href=\"/ca/{ca}\"")),
+            "{ca} missing: {body}"
+        );
+    }
+
+    // The help desk on `eu` sees only eu-ca; the others do not exist for them.
+    let (status, _, body) = a.get("hd", "/");
+    assert_eq!(status, 200);
+    assert!(body.contains("href=\"/ca/eu-ca\""), "{body}");
+    assert!(
+        !body.contains("/ca/issuing") && !body.contains("/ca/root"),
+        "{body}"
+    );
+    let (status, _, body) = a.get("hd", "/ca/issuing");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no CA named"), "{body}");
+
+    // A CA's page: its properties, escaped, and its certificate to download.
+    let (status, _, body) = a.get("alice", "/ca/issuing");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("CN=Console &lt;Issuing&gt; &amp; Co"),
+        "the subject is not escaped: {body}"
+    );
+    assert!(body.contains("/crl/issuing.crl"), "{body}");
+    assert!(body.contains("href=\"/ca/issuing/cert.pem\""), "{body}");
+    let (status, head, pem) = a.get("alice", "/ca/issuing/cert.pem");
+    assert_eq!(status, 200);
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    assert_eq!(
+        header(&head, "content-disposition"),
+        Some("attachment; filename=\"issuing.pem\"")
+    );
+
+    // Unknown pages and CAs: 404, not a crash; the style sheet is the only asset.
+    assert_eq!(a.get("alice", "/nope").0, 404);
+    assert_eq!(a.get("alice", "/ca/ghost").0, 404);
+    let (status, head, _) = a.get("alice", "/console.css");
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("text/css; charset=utf-8")
+    );
+
+    // Every view is in the audit log, refusals included.
+    let log = a.cli_json(
+        "alice",
+        &[
+            "audit", "list", "--actor", "hd", "--limit", "1000", "--json",
+        ],
+    );
+    let actions: Vec<(String, String)> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        actions.contains(&("console:ca-list".into(), "ok".into())),
+        "{actions:?}"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|(a, o)| a == "console:ca-show" && o.starts_with("404")),
+        "{actions:?}"
+    );
+}
