@@ -3,7 +3,7 @@
 //! caching, every view in the audit log. (Browser tests come with the rest of the console.)
 #![allow(clippy::unwrap_used)]
 
-use tests::{Appliance, Officer};
+use tests::{Appliance, Officer, openssl_ok, scepclient};
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|l| {
@@ -14,8 +14,30 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 
 #[test]
 fn the_overview_and_ca_pages_show_what_the_viewer_may_read() {
-    let mut a = Appliance::new(1, &["alice"]);
+    let mut a = Appliance::with_edge(1, &["alice"]);
     a.create_root_and_issuing("CN=Console Root", "issuing", "CN=Console <Issuing> & Co");
+    a.create_static_profile(
+        "devices",
+        "issuing",
+        "console-secret",
+        &["--legacy-algorithms"],
+    );
+    let dir = a.path("device");
+    let out = scepclient(
+        &dir,
+        &a.scep_url("devices"),
+        Some("console-secret"),
+        "phone-7",
+    );
+    let cert = dir.join("cert.pem");
+    assert!(cert.exists(), "{out}");
+    let serial = openssl_ok(
+        a.dir(),
+        &["x509", "-noout", "-serial", "-in", cert.to_str().unwrap()],
+    )
+    .trim()
+    .trim_start_matches("serial=")
+    .to_ascii_lowercase();
     a.propose_and_run(&[
         "ca",
         "create-issuing",
@@ -96,6 +118,51 @@ fn the_overview_and_ca_pages_show_what_the_viewer_may_read() {
     assert_eq!(
         header(&head, "content-disposition"),
         Some("attachment; filename=\"issuing.pem\"")
+    );
+
+    // Certificates: the filter form, the row linking to the certificate's page.
+    let (status, _, body) = a.get("alice", "/certs?ca=issuing&status=active&search=phone");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&format!("href=\"/cert/issuing/{serial}\"")) && body.contains("CN=phone-7"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<option value=\"issuing\" selected>"),
+        "{body}"
+    );
+    let (status, _, body) = a.get("alice", "/certs?search=nobody+here");
+    assert_eq!(status, 200);
+    assert!(!body.contains("CN=phone-7"), "{body}");
+    let (status, _, body) = a.get("alice", &format!("/cert/issuing/{serial}"));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("CN=phone-7") && body.contains("devices"),
+        "{body}"
+    );
+    // The help desk does not see that CA's certificates at all.
+    let (status, _, body) = a.get("hd", "/certs");
+    assert_eq!(status, 200);
+    assert!(!body.contains("CN=phone-7"), "{body}");
+    assert_eq!(a.get("hd", &format!("/cert/issuing/{serial}")).0, 404);
+    assert_eq!(a.get("hd", "/certs?ca=issuing").0, 404);
+    // Bad queries: 400 with the reason.
+    for bad in [
+        "/certs?status=bogus",
+        "/certs?x=1",
+        "/certs?search=%",
+        "/certs?search=%FF",
+    ] {
+        assert_eq!(a.get("alice", bad).0, 400, "{bad}");
+    }
+    // Proposals: the digest, and only what the viewer can see.
+    let (status, _, body) = a.get("alice", "/proposals");
+    assert_eq!(status, 200);
+    assert!(body.contains("create root CA root"), "{body}");
+    let (_, _, body) = a.get("hd", "/proposals");
+    assert!(
+        body.contains("create issuing CA eu-ca") && !body.contains("create root CA root"),
+        "{body}"
     );
 
     // Unknown pages and CAs: 404, not a crash; the style sheet is the only asset.

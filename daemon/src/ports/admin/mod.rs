@@ -2,7 +2,7 @@
 //! JSON requests posted to `/v1`, and the web console's pages (GET).
 
 pub mod access;
-mod console;
+pub mod console;
 pub mod dispatch;
 pub mod tls;
 
@@ -120,8 +120,10 @@ async fn answer(
 ) -> hyper::Response<Full<Bytes>> {
     if req.method() == Method::GET {
         let path = req.uri().path().to_owned();
+        let query = req.uri().query().unwrap_or_default().to_owned();
         let page =
-            tokio::task::spawn_blocking(move || console::answer(&signer, &caller, &path)).await;
+            tokio::task::spawn_blocking(move || console::answer(&signer, &caller, &path, &query))
+                .await;
         return page.unwrap_or_else(|_| {
             let mut r = hyper::Response::new(Full::new(Bytes::new()));
             *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;

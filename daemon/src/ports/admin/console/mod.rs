@@ -5,6 +5,7 @@
 //! audit log (`console:KIND`). No JavaScript; a strict CSP; no caching of any page.
 
 mod pages;
+pub mod query;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -20,8 +21,13 @@ use proto::admin::Request;
 const CSS: &str = include_str!("console.css");
 
 /// What the console answers to a GET of `path`.
-pub fn answer(signer: &Signer, caller: &Caller, path: &str) -> hyper::Response<Full<Bytes>> {
-    let (status, content_type, body, download) = match route(signer, caller, path) {
+pub fn answer(
+    signer: &Signer,
+    caller: &Caller,
+    path: &str,
+    query: &str,
+) -> hyper::Response<Full<Bytes>> {
+    let (status, content_type, body, download) = match route(signer, caller, path, query) {
         Ok(Page::Html(html)) => (200, "text/html; charset=utf-8", html.into_bytes(), None),
         Ok(Page::Css) => (
             200,
@@ -73,9 +79,30 @@ enum Page {
     Download { name: String, pem: String },
 }
 
-fn route(signer: &Signer, caller: &Caller, path: &str) -> Result<Page> {
+fn route(signer: &Signer, caller: &Caller, path: &str, query: &str) -> Result<Page> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut filter = query::CertQuery::default();
     let request = match parts.as_slice() {
+        ["certs"] => {
+            filter = query::cert_query(query).map_err(Error::Invalid)?;
+            let status = filter
+                .status
+                .as_deref()
+                .map(str::parse::<proto::admin::Status>)
+                .transpose()?;
+            Request::CertList {
+                ca: filter.ca.clone(),
+                status,
+                search: filter.search.clone(),
+                limit: Some(100),
+                after: filter.after.clone(),
+            }
+        }
+        ["cert", ca, serial] => Request::CertShow {
+            ca: Some((*ca).to_owned()),
+            serial: (*serial).to_owned(),
+        },
+        ["proposals"] => Request::ProposalList,
         [""] => Request::CaList,
         ["console.css"] => return Ok(Page::Css),
         ["ca", name] => Request::CaShow {
@@ -89,7 +116,7 @@ fn route(signer: &Signer, caller: &Caller, path: &str) -> Result<Page> {
     let what = access::describe(&request).via_console();
     let (granted, page) = match caller.authorize(signer, &request) {
         Ok(a) => {
-            let page = render(signer, &a, &request);
+            let page = render(signer, &a, &request, &filter);
             (Some(a), page)
         }
         Err(e) => (None, Err(e)),
@@ -104,8 +131,45 @@ fn route(signer: &Signer, caller: &Caller, path: &str) -> Result<Page> {
     page
 }
 
-fn render(signer: &Signer, access: &access::Access, request: &Request) -> Result<Page> {
+fn render(
+    signer: &Signer,
+    access: &access::Access,
+    request: &Request,
+    filter: &query::CertQuery,
+) -> Result<Page> {
     match request {
+        Request::CertList {
+            ca,
+            status,
+            search,
+            limit,
+            after,
+        } => {
+            let q = crate::report::ListQuery {
+                ca: ca.clone(),
+                status: *status,
+                search: search.clone(),
+                limit: *limit,
+                after: after.clone(),
+            };
+            Ok(Page::Html(pages::certs(signer, access, &q, filter)?))
+        }
+        Request::CertShow { ca, serial } => {
+            let visible = super::access::cas_with(
+                signer.store(),
+                &access.grants,
+                proto::roles::Permission::CaRead,
+            )?;
+            let d = crate::report::show(
+                signer.store(),
+                ca.as_deref(),
+                serial,
+                &crate::report::Scope::Only(visible),
+                crate::now(),
+            )?;
+            Ok(Page::Html(pages::cert(&d)))
+        }
+        Request::ProposalList => Ok(Page::Html(pages::proposals(signer, access)?)),
         Request::CaList => Ok(Page::Html(pages::overview(signer, access)?)),
         Request::CaShow { name } => Ok(Page::Html(pages::ca(signer, name)?)),
         Request::CaCert { name } => {

@@ -20,7 +20,11 @@ fn layout(title: &str, body: Markup) -> String {
             }
             body {
                 header {
-                    p { a href="/" { "Castellan" } }
+                    nav {
+                        a href="/" { "Castellan" } " · "
+                        a href="/certs" { "Certificates" } " · "
+                        a href="/proposals" { "Proposals" }
+                    }
                     h1 { (title) }
                 }
                 main { (body) }
@@ -184,6 +188,180 @@ pub fn ca(signer: &Signer, name: &str) -> Result<String> {
                 ul {
                     @for p in &profiles {
                         li { (p.name) ": " code { (base) "/scep/" (p.name) } }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// A page of certificates (and pending requests) matching a filter, with a link to the next
+/// page: the same listing and cursors as `castellan cert list`.
+pub fn certs(
+    signer: &Signer,
+    access: &Access,
+    q: &crate::report::ListQuery,
+    query: &super::query::CertQuery,
+) -> Result<String> {
+    let visible = cas_with(signer.store(), &access.grants, Permission::CaRead)?;
+    let now = crate::now();
+    let page = crate::report::list(signer.store(), q, &Scope::Only(visible.clone()), now)?;
+    let next = page.next.as_ref().map(|cursor| {
+        let mut link = String::from("/certs?");
+        for (k, v) in [
+            ("ca", &query.ca),
+            ("status", &query.status),
+            ("search", &query.search),
+        ] {
+            if let Some(v) = v {
+                link.push_str(&format!("{k}={}&", super::query::encode(v)));
+            }
+        }
+        link.push_str(&format!("after={}", super::query::encode(cursor)));
+        link
+    });
+    let chosen = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
+    Ok(layout(
+        "Certificates",
+        html! {
+            form method="get" action="/certs" {
+                label for="ca" { "CA " }
+                select id="ca" name="ca" {
+                    option value="" { "any" }
+                    @for ca in &visible {
+                        option value=(ca) selected[chosen(&query.ca, ca)] { (ca) }
+                    }
+                }
+                " "
+                label for="status" { "Status " }
+                select id="status" name="status" {
+                    option value="" { "any" }
+                    @for s in ["active", "expired", "revoked", "pending"] {
+                        option value=(s) selected[chosen(&query.status, s)] { (s) }
+                    }
+                }
+                " "
+                label for="search" { "Subject, SAN or serial " }
+                input id="search" name="search" type="search" value=(query.search.clone().unwrap_or_default());
+                " "
+                button type="submit" { "Search" }
+            }
+            table {
+                caption { (page.certs.len()) " on this page" }
+                thead {
+                    tr {
+                        th scope="col" { "Serial" }
+                        th scope="col" { "CA" }
+                        th scope="col" { "Status" }
+                        th scope="col" { "Subject" }
+                        th scope="col" { "SANs" }
+                        th scope="col" { "Profile" }
+                        th scope="col" { "Not after" }
+                    }
+                }
+                tbody {
+                    @for c in &page.certs {
+                        tr {
+                            td {
+                                @match (&c.serial, &c.request) {
+                                    (Some(s), _) => { a href={ "/cert/" (c.ca) "/" (s) } { code { (s) } } }
+                                    (None, Some(r)) => { "request " code { (r) } }
+                                    (None, None) => { "" }
+                                }
+                            }
+                            td { (c.ca) }
+                            td { (c.status) }
+                            td { (c.subject) }
+                            td { (c.sans.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) }
+                            td { (c.profile) }
+                            td { (c.not_after.map(time).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+            @if let Some(link) = &next {
+                p { a href=(link) rel="next" { "Next page" } }
+            }
+        },
+    ))
+}
+
+/// One certificate, everything `castellan cert show` prints.
+pub fn cert(d: &proto::admin::CertDetail) -> String {
+    layout(
+        &format!("Certificate {}", d.serial),
+        html! {
+            dl {
+                dt { "CA" } dd { a href={ "/ca/" (d.ca) } { (d.ca) } }
+                dt { "Serial" } dd { code { (d.serial) } }
+                dt { "Status" } dd { (d.status) }
+                dt { "Subject" } dd { (d.subject) }
+                dt { "SANs" } dd { (d.sans.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) }
+                dt { "Profile" } dd { (d.profile) }
+                dt { "Not before" } dd { (time(d.not_before)) }
+                dt { "Not after" } dd { (time(d.not_after)) }
+                dt { "Issued" } dd { (time(d.issued_at)) }
+                dt { "Revoked" } dd {
+                    @match d.revoked_at {
+                        Some(t) => { (time(t)) " (" (d.revocation_reason.clone().unwrap_or_else(|| "unspecified".into())) ")" }
+                        None => { "no" }
+                    }
+                }
+                dt { "SCEP transaction" } dd { code { (d.transaction_id) } }
+                dt { "Renewed from" } dd { (d.renewed_from.clone().unwrap_or_else(|| "—".into())) }
+                dt { "Key SHA-256" } dd { code { (d.key_hash) } }
+            }
+            p { "To revoke: " code { "castellan cert revoke " (d.serial) " --ca " (d.ca) " --reason keyCompromise" } }
+        },
+    )
+}
+
+/// The proposals the viewer can see; approving needs an officer's own signature, so a
+/// pending one shows the command that makes it.
+pub fn proposals(signer: &Signer, access: &Access) -> Result<String> {
+    let now = crate::now();
+    let list: Vec<proto::governance::Proposal> = signer
+        .store()
+        .proposals()?
+        .into_iter()
+        .filter(|p| {
+            operation_scope(signer.store(), &p.body.operation)
+                .ok()
+                .flatten()
+                .is_none_or(|(_, tags)| access.grants.sees(&tags))
+        })
+        .rev()
+        .collect();
+    Ok(layout(
+        "Proposals",
+        html! {
+            table {
+                caption { (list.len()) " proposals, newest first" }
+                thead {
+                    tr {
+                        th scope="col" { "Proposal" }
+                        th scope="col" { "Status" }
+                        th scope="col" { "Approvals" }
+                        th scope="col" { "Expires" }
+                        th scope="col" { "Digest and how to approve" }
+                    }
+                }
+                tbody {
+                    @for p in &list {
+                        @let status = p.status_at(now);
+                        tr {
+                            td { (p.body.operation.summary()) br; code { (p.body.id) } }
+                            td { (status) }
+                            td.n { (p.approvals.len()) "/" (p.quorum) }
+                            td { (time(p.body.expires_at)) }
+                            td {
+                                code { (p.digest) }
+                                @if status == proto::governance::Status::Pending {
+                                    br;
+                                    code { "castellan proposal approve " (p.body.id) " --digest " (p.digest) }
+                                }
+                            }
+                        }
                     }
                 }
             }
