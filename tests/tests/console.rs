@@ -175,6 +175,25 @@ fn the_overview_and_ca_pages_show_what_the_viewer_may_read() {
         Some("text/css; charset=utf-8")
     );
 
+    // The audit page: the latest checkpoint checked with the audit key, entries, filters.
+    a.cli_ok("alice", &["audit", "checkpoint"]);
+    let (status, _, body) = a.get("alice", "/audit?actor=hd");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("signature verified with the audit key"),
+        "{body}"
+    );
+    assert!(body.contains("console:ca-list"), "{body}");
+    assert_eq!(a.get("alice", "/audit?after=x").0, 400);
+    // What the help desk may not do: 403 with the permission, as in the CLI.
+    let (status, _, body) = a.get("hd", "/audit");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("audit.read"), "{body}");
+    assert_eq!(a.get("hd", "/requests").0, 403);
+    let (status, _, body) = a.get("alice", "/requests");
+    assert_eq!(status, 200);
+    assert!(body.contains("None."), "{body}");
+
     // Every view is in the audit log, refusals included.
     let log = a.cli_json(
         "alice",

@@ -82,6 +82,7 @@ enum Page {
 fn route(signer: &Signer, caller: &Caller, path: &str, query: &str) -> Result<Page> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let mut filter = query::CertQuery::default();
+    let mut audit_filter = query::AuditQuery::default();
     let request = match parts.as_slice() {
         ["certs"] => {
             filter = query::cert_query(query).map_err(Error::Invalid)?;
@@ -103,6 +104,17 @@ fn route(signer: &Signer, caller: &Caller, path: &str, query: &str) -> Result<Pa
             serial: (*serial).to_owned(),
         },
         ["proposals"] => Request::ProposalList,
+        ["requests"] => Request::RequestList,
+        ["audit"] => {
+            audit_filter = query::audit_query(query).map_err(Error::Invalid)?;
+            Request::AuditList {
+                actor: audit_filter.actor.clone(),
+                action: audit_filter.action.clone(),
+                ca: audit_filter.ca.clone(),
+                limit: Some(100),
+                after: audit_filter.after,
+            }
+        }
         [""] => Request::CaList,
         ["console.css"] => return Ok(Page::Css),
         ["ca", name] => Request::CaShow {
@@ -116,7 +128,7 @@ fn route(signer: &Signer, caller: &Caller, path: &str, query: &str) -> Result<Pa
     let what = access::describe(&request).via_console();
     let (granted, page) = match caller.authorize(signer, &request) {
         Ok(a) => {
-            let page = render(signer, &a, &request, &filter);
+            let page = render(signer, caller, &a, request, (&filter, &audit_filter));
             (Some(a), page)
         }
         Err(e) => (None, Err(e)),
@@ -133,11 +145,26 @@ fn route(signer: &Signer, caller: &Caller, path: &str, query: &str) -> Result<Pa
 
 fn render(
     signer: &Signer,
+    caller: &Caller,
     access: &access::Access,
-    request: &Request,
-    filter: &query::CertQuery,
+    request: Request,
+    (filter, audit_filter): (&query::CertQuery, &query::AuditQuery),
 ) -> Result<Page> {
-    match request {
+    match &request {
+        Request::AuditList { .. } | Request::RequestList => {
+            match super::dispatch::handle(signer, caller, access, request)? {
+                proto::admin::Response::Audit { entries, next } => Ok(Page::Html(pages::audit(
+                    signer,
+                    &entries,
+                    next,
+                    audit_filter,
+                )?)),
+                proto::admin::Response::Requests { requests } => {
+                    Ok(Page::Html(pages::requests(&requests)))
+                }
+                _ => Err(Error::NotFound(Missing::Page(String::new()))),
+            }
+        }
         Request::CertList {
             ca,
             status,

@@ -23,7 +23,9 @@ fn layout(title: &str, body: Markup) -> String {
                     nav {
                         a href="/" { "Castellan" } " · "
                         a href="/certs" { "Certificates" } " · "
-                        a href="/proposals" { "Proposals" }
+                        a href="/proposals" { "Proposals" } " · "
+                        a href="/requests" { "Requests" } " · "
+                        a href="/audit" { "Audit log" }
                     }
                     h1 { (title) }
                 }
@@ -367,4 +369,156 @@ pub fn proposals(signer: &Signer, access: &Access) -> Result<String> {
             }
         },
     ))
+}
+
+/// A page of audit entries (newest last, as `castellan audit list`), with the filters, and
+/// the latest checkpoint checked against the audit key's certificate.
+pub fn audit(
+    signer: &Signer,
+    entries: &[proto::admin::AuditView],
+    next: Option<u64>,
+    query: &super::query::AuditQuery,
+) -> Result<String> {
+    let checkpoint = signer.store().last_checkpoint()?;
+    let state = match &checkpoint {
+        None => "no checkpoint yet".to_owned(),
+        Some(note) => checkpoint_state(signer, note),
+    };
+    let unsigned = signer.audit().unsigned()?;
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    let next = next.map(|n| {
+        let mut link = String::from("/audit?");
+        for (k, v) in [
+            ("actor", &query.actor),
+            ("action", &query.action),
+            ("ca", &query.ca),
+        ] {
+            if let Some(v) = v {
+                link.push_str(&format!("{k}={}&", super::query::encode(v)));
+            }
+        }
+        link.push_str(&format!("after={n}"));
+        link
+    });
+    Ok(layout(
+        "Audit log",
+        html! {
+            p { "Latest checkpoint: " (state) ". Entries not yet in a checkpoint: " (unsigned) "." }
+            p { "Verify an export offline with " code { "castellan audit verify FILE --root admin-ca.pem" } "." }
+            form method="get" action="/audit" {
+                label for="actor" { "Actor " }
+                input id="actor" name="actor" value=(value(&query.actor));
+                " "
+                label for="action" { "Action " }
+                input id="action" name="action" value=(value(&query.action));
+                " "
+                label for="ca" { "CA " }
+                input id="ca" name="ca" value=(value(&query.ca));
+                " "
+                button type="submit" { "Filter" }
+            }
+            table {
+                caption { (entries.len()) " entries on this page" }
+                thead {
+                    tr {
+                        th scope="col" { "#" }
+                        th scope="col" { "Time" }
+                        th scope="col" { "Actor" }
+                        th scope="col" { "Action" }
+                        th scope="col" { "Detail" }
+                        th scope="col" { "CA" }
+                        th scope="col" { "Permission" }
+                        th scope="col" { "Outcome" }
+                        th scope="col" { "From" }
+                    }
+                }
+                tbody {
+                    @for e in entries {
+                        tr {
+                            td.n { (e.seq) }
+                            td { (time(e.at)) }
+                            td { (e.actor) }
+                            td { (e.action) }
+                            td { (e.detail) }
+                            td { (value(&e.ca)) }
+                            td { (value(&e.permission)) }
+                            td { (value(&e.outcome)) }
+                            td { (value(&e.source)) }
+                        }
+                    }
+                }
+            }
+            @if let Some(link) = &next {
+                p { a href=(link) rel="next" { "Next page" } }
+            }
+        },
+    ))
+}
+
+/// "size N, signature verified", or why not.
+fn checkpoint_state(signer: &Signer, note: &str) -> String {
+    let check = || -> std::result::Result<u64, String> {
+        use der::{Decode, Encode};
+        let id = signer.store().admin_identity().map_err(|e| e.to_string())?;
+        let cert = id.audit_cert.ok_or("no audit key yet")?;
+        let der = proto::b64::decode(&cert).map_err(|e| e.to_string())?;
+        let cert = x509_cert::Certificate::from_der(&der).map_err(|e| e.to_string())?;
+        let spki = cert
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| e.to_string())?;
+        let note = proto::audit::Note::parse(note).map_err(|e| e.to_string())?;
+        note.verify_ecdsa_p256(crate::audit::ORIGIN, &spki)
+            .map_err(|e| e.to_string())?;
+        Ok(proto::audit::Checkpoint::parse(&note.text)
+            .map_err(|e| e.to_string())?
+            .size)
+    };
+    match check() {
+        Ok(size) => format!("{size} entries, signature verified with the audit key"),
+        Err(e) => format!("NOT VERIFIED: {e}"),
+    }
+}
+
+/// SCEP requests waiting for manual approval, with the commands that decide them.
+pub fn requests(requests: &[proto::admin::PendingView]) -> String {
+    layout(
+        "Requests awaiting approval",
+        html! {
+            @if requests.is_empty() {
+                p { "None." }
+            } @else {
+                table {
+                    caption { (requests.len()) " waiting" }
+                    thead {
+                        tr {
+                            th scope="col" { "Request" }
+                            th scope="col" { "Profile" }
+                            th scope="col" { "Subject" }
+                            th scope="col" { "SANs" }
+                            th scope="col" { "Received" }
+                            th scope="col" { "Decide with" }
+                        }
+                    }
+                    tbody {
+                        @for r in requests {
+                            tr {
+                                td { code { (r.id) } }
+                                td { (r.profile) }
+                                td { (r.subject) }
+                                td { (r.sans.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) }
+                                td { (time(r.created_at)) }
+                                td {
+                                    code { "castellan request approve " (r.id) }
+                                    br;
+                                    code { "castellan request reject " (r.id) " --reason ..." }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
 }

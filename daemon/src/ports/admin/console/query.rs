@@ -13,25 +13,64 @@ pub struct CertQuery {
     pub after: Option<String>,
 }
 
-/// Parse `query` (without the `?`). Empty values count as absent.
-pub fn cert_query(query: &str) -> Result<CertQuery, String> {
+/// Parse `query` (without the `?`) into the values of `keys`. Empty values count as
+/// absent; an unknown key, a repeated one or a bad escape is refused.
+pub fn parse(
+    query: &str,
+    keys: &[&'static str],
+) -> Result<std::collections::BTreeMap<&'static str, String>, String> {
     if query.len() > MAX_QUERY {
         return Err(format!("the query is longer than {MAX_QUERY} bytes"));
     }
-    let mut q = CertQuery::default();
+    let mut out = std::collections::BTreeMap::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = keys
+            .iter()
+            .find(|known| **known == k)
+            .ok_or_else(|| format!("unknown query parameter {k:?}"))?;
         let v = decode(v)?;
-        let slot = match k {
-            "ca" => &mut q.ca,
-            "status" => &mut q.status,
-            "search" => &mut q.search,
-            "after" => &mut q.after,
-            _ => return Err(format!("unknown query parameter {k:?}")),
-        };
-        *slot = (!v.is_empty()).then_some(v);
+        if !v.is_empty() && out.insert(*key, v).is_some() {
+            return Err(format!("query parameter {k:?} given twice"));
+        }
     }
-    Ok(q)
+    Ok(out)
+}
+
+/// The parameters of the certificates page.
+pub fn cert_query(query: &str) -> Result<CertQuery, String> {
+    let mut m = parse(query, &["ca", "status", "search", "after"])?;
+    Ok(CertQuery {
+        ca: m.remove("ca"),
+        status: m.remove("status"),
+        search: m.remove("search"),
+        after: m.remove("after"),
+    })
+}
+
+/// The parameters of the audit page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub ca: Option<String>,
+    pub after: Option<u64>,
+}
+
+pub fn audit_query(query: &str) -> Result<AuditQuery, String> {
+    let mut m = parse(query, &["actor", "action", "ca", "after"])?;
+    Ok(AuditQuery {
+        actor: m.remove("actor"),
+        action: m.remove("action"),
+        ca: m.remove("ca"),
+        after: m
+            .remove("after")
+            .map(|a| {
+                a.parse()
+                    .map_err(|_| format!("after={a:?} is not an entry number"))
+            })
+            .transpose()?,
+    })
 }
 
 /// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte; the result
@@ -87,9 +126,19 @@ mod tests {
                 .as_deref(),
             Some("a&b=c d")
         );
-        for bad in ["x=1", "search=%", "search=%G1", "search=%FF", "search=%2"] {
+        for bad in [
+            "x=1",
+            "search=%",
+            "search=%G1",
+            "search=%FF",
+            "search=%2",
+            "ca=a&ca=b",
+        ] {
             assert!(cert_query(bad).is_err(), "{bad}");
         }
         assert!(cert_query(&"a".repeat(MAX_QUERY + 1)).is_err());
+        let a = audit_query("actor=alice&after=41").unwrap();
+        assert_eq!((a.actor.as_deref(), a.after), (Some("alice"), Some(41)));
+        assert!(audit_query("after=-1").is_err() && audit_query("status=x").is_err());
     }
 }
