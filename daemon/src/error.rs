@@ -188,6 +188,9 @@ pub enum Denied {
     /// Nobody approves (or proposes) a change of their own assignments.
     #[error("this proposal changes {0}'s own assignments: their approval cannot count")]
     OwnChange(String),
+    /// A console form without this admin's token from a page of this signer.
+    #[error("the form's CSRF token is missing or wrong: reload the page and submit it again")]
+    Csrf,
 }
 
 use proto::governance::Status;

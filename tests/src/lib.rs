@@ -959,6 +959,18 @@ impl Appliance {
         )
     }
 
+    /// POST a form (`application/x-www-form-urlencoded`) to `path` as `officer` (the web
+    /// console). Returns the HTTP status, the header block and the body.
+    pub fn post_form(&self, officer: &str, path: &str, form: &str) -> (u16, String, String) {
+        self.raw_request(
+            officer,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+                form.len()
+            ),
+        )
+    }
+
     /// Send one raw HTTP/1.1 request as `officer`; returns the status, headers and body.
     fn raw_request(&self, officer: &str, request: &str) -> (u16, String, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

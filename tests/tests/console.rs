@@ -175,6 +175,53 @@ fn the_overview_and_ca_pages_show_what_the_viewer_may_read() {
         Some("text/css; charset=utf-8")
     );
 
+    // Revoking from the browser: the form carries a CSRF token for this admin. Without it,
+    // with a wrong one, from another admin, or without the confirmation box: nothing.
+    let (_, _, page) = a.get("alice", &format!("/cert/issuing/{serial}"));
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no revocation form: {page}"))
+        .to_owned();
+    let path = format!("/cert/issuing/{serial}/revoke");
+    let refused = [
+        ("alice", "reason=keyCompromise&confirm=yes".to_owned(), 403),
+        (
+            "alice",
+            format!("reason=keyCompromise&confirm=yes&csrf={}", "0".repeat(64)),
+            403,
+        ),
+        ("alice", format!("reason=keyCompromise&csrf={token}"), 400),
+        (
+            "hd",
+            format!("reason=keyCompromise&confirm=yes&csrf={token}"),
+            403,
+        ),
+        (
+            "alice",
+            format!("reason=bogus&confirm=yes&csrf={token}"),
+            400,
+        ),
+    ];
+    for (who, form, want) in refused {
+        let (status, _, body) = a.post_form(who, &path, &form);
+        assert_eq!(status, want, "{who} {form}: {body}");
+    }
+    let shown = a.cli_json("alice", &["cert", "show", &serial, "--json"]);
+    assert_eq!(shown["status"], "active", "{shown:#}");
+    let (status, _, body) = a.post_form(
+        "alice",
+        &path,
+        &format!("reason=keyCompromise&confirm=yes&csrf={token}"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("revoked"), "{body}");
+    let shown = a.cli_json("alice", &["cert", "show", &serial, "--json"]);
+    assert_eq!(shown["status"], "revoked", "{shown:#}");
+    let (_, _, page) = a.get("alice", &format!("/cert/issuing/{serial}"));
+    assert!(!page.contains("name=\"csrf\""), "{page}");
+
     // The audit page: the latest checkpoint checked with the audit key, entries, filters.
     a.cli_ok("alice", &["audit", "checkpoint"]);
     let (status, _, body) = a.get("alice", "/audit?actor=hd");
@@ -216,6 +263,17 @@ fn the_overview_and_ca_pages_show_what_the_viewer_may_read() {
         actions.contains(&("console:ca-list".into(), "ok".into())),
         "{actions:?}"
     );
+    let alice = a.cli_json(
+        "alice",
+        &["audit", "list", "--action", "console:cert-revoke", "--json"],
+    );
+    let outcomes: Vec<&str> = alice["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert!(outcomes.contains(&"ok"), "{alice:#}");
     assert!(
         actions
             .iter()

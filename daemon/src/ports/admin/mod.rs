@@ -130,6 +130,22 @@ async fn answer(
             r
         });
     }
+    if req.method() == Method::POST && req.uri().path() != admin::PATH {
+        let path = req.uri().path().to_owned();
+        let form = Limited::new(req.into_body(), console::MAX_FORM)
+            .collect()
+            .await
+            .map(|b| b.to_bytes());
+        let page = tokio::task::spawn_blocking(move || {
+            console::submit(&signer, &caller, &path, form.as_deref().ok())
+        })
+        .await;
+        return page.unwrap_or_else(|_| {
+            let mut r = hyper::Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        });
+    }
     let result = handle(req, signer, &caller).await;
     let (status, body) = match result {
         Ok(r) => (200, r),

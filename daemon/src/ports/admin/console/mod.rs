@@ -4,6 +4,7 @@
 //! so scope tags hide the same CAs, a hidden CA is "not found", and every view is in the
 //! audit log (`console:KIND`). No JavaScript; a strict CSP; no caching of any page.
 
+pub mod csrf;
 mod pages;
 pub mod query;
 
@@ -20,6 +21,9 @@ use proto::admin::Request;
 /// The style sheet, the only asset (no scripts).
 const CSS: &str = include_str!("console.css");
 
+/// Largest form a page posts.
+pub const MAX_FORM: usize = 4096;
+
 /// What the console answers to a GET of `path`.
 pub fn answer(
     signer: &Signer,
@@ -27,7 +31,69 @@ pub fn answer(
     path: &str,
     query: &str,
 ) -> hyper::Response<Full<Bytes>> {
-    let (status, content_type, body, download) = match route(signer, caller, path, query) {
+    respond(route(signer, caller, path, query))
+}
+
+/// What the console answers to a form posted to `path` (None: the body was too large or
+/// broken). The one action so far: revoking a certificate, after the confirmation box,
+/// with the CSRF token of the page that showed the form.
+pub fn submit(
+    signer: &Signer,
+    caller: &Caller,
+    path: &str,
+    form: Option<&[u8]>,
+) -> hyper::Response<Full<Bytes>> {
+    respond(revoke(signer, caller, path, form))
+}
+
+fn revoke(signer: &Signer, caller: &Caller, path: &str, form: Option<&[u8]>) -> Result<Page> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let ["cert", ca, serial, "revoke"] = parts.as_slice() else {
+        return Err(Error::NotFound(Missing::Page(path.to_owned())));
+    };
+    let form = form
+        .and_then(|f| std::str::from_utf8(f).ok())
+        .ok_or_else(|| Error::Invalid(format!("the form is not UTF-8 or over {MAX_FORM} bytes")))?;
+    let mut fields = query::parse(form, &["reason", "csrf", "confirm"]).map_err(Error::Invalid)?;
+    if !csrf::check(caller, fields.get("csrf").map(String::as_str)) {
+        return Err(Error::Forbidden(crate::error::Denied::Csrf));
+    }
+    if fields.get("confirm").map(String::as_str) != Some("yes") {
+        return Err(Error::Invalid("tick the confirmation box to revoke".into()));
+    }
+    let request = Request::CertRevoke {
+        ca: (*ca).to_owned(),
+        serial: (*serial).to_owned(),
+        reason: fields
+            .remove("reason")
+            .unwrap_or_else(|| "unspecified".into()),
+    };
+    let what = access::describe(&request).via_console();
+    let (granted, result) = match caller.authorize(signer, &request) {
+        Ok(a) => {
+            let r = super::dispatch::handle(signer, caller, &a, request);
+            (Some(a), r)
+        }
+        Err(e) => (None, Err(e)),
+    };
+    access::record(
+        signer,
+        caller,
+        what,
+        granted.as_ref(),
+        result.as_ref().map(|_| ()),
+    );
+    match result? {
+        proto::admin::Response::Done { message } => Ok(Page::Html(pages::done(
+            &message,
+            &format!("/cert/{ca}/{serial}"),
+        ))),
+        _ => Err(Error::NotFound(Missing::Page(path.to_owned()))),
+    }
+}
+
+fn respond(page: Result<Page>) -> hyper::Response<Full<Bytes>> {
+    let (status, content_type, body, download) = match page {
         Ok(Page::Html(html)) => (200, "text/html; charset=utf-8", html.into_bytes(), None),
         Ok(Page::Css) => (
             200,
@@ -194,7 +260,13 @@ fn render(
                 &crate::report::Scope::Only(visible),
                 crate::now(),
             )?;
-            Ok(Page::Html(pages::cert(&d)))
+            let may_revoke = signer.cas().ca(&d.ca).is_ok_and(|c| {
+                access
+                    .grants
+                    .may(proto::roles::Permission::LeafRevoke, &c.spec.scope())
+            });
+            let token = may_revoke.then(|| csrf::token(caller)).flatten();
+            Ok(Page::Html(pages::cert(&d, token.as_deref())))
         }
         Request::ProposalList => Ok(Page::Html(pages::proposals(signer, access)?)),
         Request::CaList => Ok(Page::Html(pages::overview(signer, access)?)),

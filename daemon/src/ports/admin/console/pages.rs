@@ -288,8 +288,20 @@ pub fn certs(
     ))
 }
 
-/// One certificate, everything `castellan cert show` prints.
-pub fn cert(d: &proto::admin::CertDetail) -> String {
+/// The outcome of a form, with the way back.
+pub fn done(message: &str, back: &str) -> String {
+    layout(
+        "Done",
+        html! {
+            p role="status" { (message) }
+            p { a href=(back) { "Back" } }
+        },
+    )
+}
+
+/// One certificate, everything `castellan cert show` prints; with `csrf`, the viewer may
+/// revoke it, and the form (a reason and a confirmation box) is shown.
+pub fn cert(d: &proto::admin::CertDetail, csrf: Option<&str>) -> String {
     layout(
         &format!("Certificate {}", d.serial),
         html! {
@@ -313,7 +325,23 @@ pub fn cert(d: &proto::admin::CertDetail) -> String {
                 dt { "Renewed from" } dd { (d.renewed_from.clone().unwrap_or_else(|| "—".into())) }
                 dt { "Key SHA-256" } dd { code { (d.key_hash) } }
             }
-            p { "To revoke: " code { "castellan cert revoke " (d.serial) " --ca " (d.ca) " --reason keyCompromise" } }
+            @if let (Some(token), None) = (csrf, d.revoked_at) {
+                h2 { "Revoke" }
+                form method="post" action={ "/cert/" (d.ca) "/" (d.serial) "/revoke" } {
+                    input type="hidden" name="csrf" value=(token);
+                    label for="reason" { "Reason " }
+                    select id="reason" name="reason" {
+                        @for r in ["unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold"] {
+                            option value=(r) { (r) }
+                        }
+                    }
+                    " "
+                    input id="confirm" type="checkbox" name="confirm" value="yes" required;
+                    label for="confirm" { " I mean to revoke " (d.serial) " of CA " (d.ca) }
+                    " "
+                    button type="submit" { "Revoke" }
+                }
+            }
         },
     )
 }
