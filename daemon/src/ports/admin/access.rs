@@ -360,11 +360,39 @@ pub fn describe(request: &Request) -> Described {
     }
 }
 
+/// Authorise `request` for `caller`, answer it with `f`, and append its audit entry (the
+/// one path of every admin request and console page).
+pub fn audited<T>(
+    signer: &Signer,
+    caller: &Caller,
+    request: Request,
+    console: bool,
+    f: impl FnOnce(&Access, Request) -> Result<T>,
+) -> Result<T> {
+    let what = describe(&request);
+    let what = if console { what.via_console() } else { what };
+    let (granted, result) = match caller.authorize(signer, &request) {
+        Ok(a) => {
+            let r = f(&a, request);
+            (Some(a), r)
+        }
+        Err(e) => (None, Err(e)),
+    };
+    record(
+        signer,
+        caller,
+        what,
+        granted.as_ref(),
+        result.as_ref().map(|_| ()),
+    );
+    result
+}
+
 /// Append the audit entry of one admin request: who (name, certificate fingerprint,
 /// address), the permission it used, what, about which CA, and how it ended. Changes are
 /// also in their own entry, written in the transaction that made them. `whoami` is not
 /// logged. Best effort: a failure is logged, the answer stands.
-pub fn record(
+fn record(
     signer: &Signer,
     caller: &Caller,
     what: Described,

@@ -188,22 +188,9 @@ async fn handle(
         .map_err(|e| Error::Invalid(format!("malformed request: {e}")))?;
     let caller = caller.clone();
     tokio::task::spawn_blocking(move || {
-        let what = access::describe(&request);
-        let (granted, result) = match caller.authorize(&signer, &request) {
-            Ok(a) => {
-                let r = dispatch::handle(&signer, &caller, &a, request);
-                (Some(a), r)
-            }
-            Err(e) => (None, Err(e)),
-        };
-        access::record(
-            &signer,
-            &caller,
-            what,
-            granted.as_ref(),
-            result.as_ref().map(|_| ()),
-        );
-        result
+        access::audited(&signer, &caller, request, false, |a, r| {
+            dispatch::handle(&signer, &caller, a, r)
+        })
     })
     .await
     .map_err(|e| Error::Store(crate::error::StoreError::Worker(e.to_string())))?

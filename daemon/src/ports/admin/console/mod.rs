@@ -68,21 +68,9 @@ fn revoke(signer: &Signer, caller: &Caller, path: &str, form: Option<&[u8]>) -> 
             .remove("reason")
             .unwrap_or_else(|| "unspecified".into()),
     };
-    let what = access::describe(&request).via_console();
-    let (granted, result) = match caller.authorize(signer, &request) {
-        Ok(a) => {
-            let r = super::dispatch::handle(signer, caller, &a, request);
-            (Some(a), r)
-        }
-        Err(e) => (None, Err(e)),
-    };
-    access::record(
-        signer,
-        caller,
-        what,
-        granted.as_ref(),
-        result.as_ref().map(|_| ()),
-    );
+    let result = access::audited(signer, caller, request, true, |a, r| {
+        super::dispatch::handle(signer, caller, a, r)
+    });
     match result? {
         proto::admin::Response::Done { message } => Ok(Page::Html(pages::done(
             &message,
@@ -191,22 +179,9 @@ fn route(signer: &Signer, caller: &Caller, path: &str, query: &str) -> Result<Pa
         },
         _ => return Err(Error::NotFound(Missing::Page(path.to_owned()))),
     };
-    let what = access::describe(&request).via_console();
-    let (granted, page) = match caller.authorize(signer, &request) {
-        Ok(a) => {
-            let page = render(signer, caller, &a, request, (&filter, &audit_filter));
-            (Some(a), page)
-        }
-        Err(e) => (None, Err(e)),
-    };
-    access::record(
-        signer,
-        caller,
-        what,
-        granted.as_ref(),
-        page.as_ref().map(|_| ()),
-    );
-    page
+    access::audited(signer, caller, request, true, |a, r| {
+        render(signer, caller, a, r, (&filter, &audit_filter))
+    })
 }
 
 fn render(
