@@ -862,6 +862,24 @@ impl Appliance {
         p
     }
 
+    /// Register an admin by proposal (`admin add`, run by quorum) with a new key and
+    /// certificate, and keep them for `cli(name, ...)`.
+    pub fn add_admin(&mut self, name: &str, role: &str, tags: &str) {
+        let o = Officer::make(self.dir(), name);
+        self.propose_and_run(&[
+            "admin",
+            "add",
+            name,
+            "--cert",
+            o.cert.to_str().unwrap(),
+            "--role",
+            role,
+            "--tags",
+            tags,
+        ]);
+        self.officers.push(o);
+    }
+
     pub fn ca_show(&self, name: &str) -> Value {
         self.cli_json("alice", &["ca", "show", name, "--json"])
     }

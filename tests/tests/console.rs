@@ -3,7 +3,7 @@
 //! caching, every view in the audit log. (Browser tests come with the rest of the console.)
 #![allow(clippy::unwrap_used)]
 
-use tests::{Appliance, Officer, openssl_ok, scepclient};
+use tests::{Appliance, openssl_ok, scepclient};
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|l| {
@@ -55,19 +55,7 @@ fn the_overview_and_ca_pages_show_what_the_viewer_may_read() {
         "--tags",
         "eu",
     ]);
-    let hd = Officer::make(a.dir(), "hd");
-    a.propose_and_run(&[
-        "admin",
-        "add",
-        "hd",
-        "--cert",
-        hd.cert.to_str().unwrap(),
-        "--role",
-        "help-desk",
-        "--tags",
-        "eu",
-    ]);
-    a.officers.push(hd);
+    a.add_admin("hd", "help-desk", "eu");
 
     let (status, head, body) = a.get("alice", "/");
     assert_eq!(status, 200, "{head}\n{body}");

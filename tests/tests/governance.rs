@@ -11,23 +11,6 @@ use tests::{Appliance, Officer, openssl_ok, scepclient};
 
 const SECRET: &str = "governance-secret";
 
-/// Register an admin by proposal (alice proposes, bob approves) and give the test its key.
-fn add_admin(a: &mut Appliance, name: &str, role: &str, tags: &str) {
-    let o = Officer::make(a.dir(), name);
-    a.propose_and_run(&[
-        "admin",
-        "add",
-        name,
-        "--cert",
-        o.cert.to_str().unwrap(),
-        "--role",
-        role,
-        "--tags",
-        tags,
-    ]);
-    a.officers.push(o);
-}
-
 fn issuing(a: &Appliance, name: &str, tags: &str) {
     let subject = format!("CN={name}");
     a.propose_and_run(&[
@@ -154,7 +137,7 @@ fn the_role_tag_action_matrix_holds_and_out_of_scope_cas_are_invisible() {
         ("rev-us", "revoker", "us"),
     ];
     for (name, role, tags) in admins {
-        add_admin(&mut a, name, role, tags);
+        a.add_admin(name, role, tags);
     }
 
     let cas: [(&str, &[&str], Option<&str>); 3] = [
@@ -408,7 +391,7 @@ fn admins_roles_tags_and_the_quorum_change_only_by_quorum_within_the_rules() {
 
     // A help-desk admin cannot approve CA creation; a custom role-writer on `eu` cannot give
     // a tag they do not hold; a CA cannot lose its last tag.
-    add_admin(&mut a, "dave", "help-desk", "*");
+    a.add_admin("dave", "help-desk", "*");
     let root = [
         "ca",
         "create-root",
@@ -436,7 +419,7 @@ fn admins_roles_tags_and_the_quorum_change_only_by_quorum_within_the_rules() {
         "--permissions",
         "role.write,ca.read",
     ]);
-    add_admin(&mut a, "erin", "tagger", "eu");
+    a.add_admin("erin", "tagger", "eu");
     a.cli("erin", &["ca", "tags", "eu-root", "--add", "us"])
         .expect_refused(3, &["does not hold tag us"]);
     a.cli("alice", &["ca", "tags", "eu-root", "--remove", "eu"])
@@ -472,7 +455,7 @@ fn admins_roles_tags_and_the_quorum_change_only_by_quorum_within_the_rules() {
         "--permissions",
         "ca.create,ca.read",
     ]);
-    add_admin(&mut a, "frank", "creator", "eu");
+    a.add_admin("frank", "creator", "eu");
     let p = a.propose(
         "frank",
         &[

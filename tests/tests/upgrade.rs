@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use tests::{Appliance, Officer, bin, run};
+use tests::{Appliance, bin, run};
 
 #[test]
 fn a_store_from_before_roles_opens_with_officers_as_administrators_on_every_tag() {
@@ -71,19 +71,7 @@ fn a_store_from_before_roles_opens_with_officers_as_administrators_on_every_tag(
     assert!(out.ok(), "{out}");
 
     // The upgraded governance changes by quorum like a new one, and survives a restart.
-    let carol = Officer::make(a.dir(), "carol");
-    a.propose_and_run(&[
-        "admin",
-        "add",
-        "carol",
-        "--cert",
-        carol.cert.to_str().unwrap(),
-        "--role",
-        "auditor",
-        "--tags",
-        "*",
-    ]);
-    a.officers.push(carol);
+    a.add_admin("carol", "auditor", "*");
     a.restart();
     let me = a.cli_json("carol", &["whoami", "--json"]);
     assert_eq!(

@@ -184,6 +184,9 @@ fn route(signer: &Signer, caller: &Caller, path: &str, query: &str) -> Result<Pa
     })
 }
 
+/// Draw the page of an authorised request. The data comes from the admin port's own
+/// dispatch (the same filtering by scope as the CLI gets); only the overview and a CA's page
+/// gather more than one answer holds.
 fn render(
     signer: &Signer,
     caller: &Caller,
@@ -191,71 +194,43 @@ fn render(
     request: Request,
     (filter, audit_filter): (&query::CertQuery, &query::AuditQuery),
 ) -> Result<Page> {
-    match &request {
-        Request::AuditList { .. } | Request::RequestList => {
-            match super::dispatch::handle(signer, caller, access, request)? {
-                proto::admin::Response::Audit { entries, next } => Ok(Page::Html(pages::audit(
-                    signer,
-                    &entries,
-                    next,
-                    audit_filter,
-                )?)),
-                proto::admin::Response::Requests { requests } => {
-                    Ok(Page::Html(pages::requests(&requests)))
-                }
-                _ => Err(Error::NotFound(Missing::Page(String::new()))),
-            }
-        }
-        Request::CertList {
-            ca,
-            status,
-            search,
-            limit,
-            after,
-        } => {
-            let q = crate::report::ListQuery {
-                ca: ca.clone(),
-                status: *status,
-                search: search.clone(),
-                limit: *limit,
-                after: after.clone(),
-            };
-            Ok(Page::Html(pages::certs(signer, access, &q, filter)?))
-        }
-        Request::CertShow { ca, serial } => {
-            let visible = super::access::cas_with(
+    use proto::admin::Response;
+    let name = match &request {
+        Request::CaList => return Ok(Page::Html(pages::overview(signer, access)?)),
+        Request::CaShow { name } => return Ok(Page::Html(pages::ca(signer, name)?)),
+        Request::CaCert { name } => name.clone(),
+        _ => String::new(),
+    };
+    match super::dispatch::handle(signer, caller, access, request)? {
+        Response::Audit { entries, next } => Ok(Page::Html(pages::audit(
+            signer,
+            &entries,
+            next,
+            audit_filter,
+        )?)),
+        Response::Requests { requests } => Ok(Page::Html(pages::requests(&requests))),
+        Response::Certs { certs, next } => {
+            let visible = access::cas_with(
                 signer.store(),
                 &access.grants,
                 proto::roles::Permission::CaRead,
             )?;
-            let d = crate::report::show(
-                signer.store(),
-                ca.as_deref(),
-                serial,
-                &crate::report::Scope::Only(visible),
-                crate::now(),
-            )?;
-            let may_revoke = signer.cas().ca(&d.ca).is_ok_and(|c| {
+            Ok(Page::Html(pages::certs(&visible, &certs, next, filter)))
+        }
+        Response::Cert { cert } => {
+            let may_revoke = signer.cas().ca(&cert.ca).is_ok_and(|c| {
                 access
                     .grants
                     .may(proto::roles::Permission::LeafRevoke, &c.spec.scope())
             });
             let token = may_revoke.then(|| csrf::token(caller)).flatten();
-            Ok(Page::Html(pages::cert(&d, token.as_deref())))
+            Ok(Page::Html(pages::cert(&cert, token.as_deref())))
         }
-        Request::ProposalList => Ok(Page::Html(pages::proposals(signer, access)?)),
-        Request::CaList => Ok(Page::Html(pages::overview(signer, access)?)),
-        Request::CaShow { name } => Ok(Page::Html(pages::ca(signer, name)?)),
-        Request::CaCert { name } => {
-            let ca = signer.cas().ca(name)?;
-            let der = ca.cert.ok_or_else(|| {
-                Error::Conflict(crate::error::Clash::AwaitingImport(name.clone()))
-            })?;
-            Ok(Page::Download {
-                name: format!("{name}.pem"),
-                pem: crate::issuance::x509::to_pem("CERTIFICATE", &der),
-            })
-        }
+        Response::Proposals { proposals } => Ok(Page::Html(pages::proposals(&proposals))),
+        Response::Bytes { data } => Ok(Page::Download {
+            pem: crate::issuance::x509::to_pem("CERTIFICATE", &data),
+            name: format!("{name}.pem"),
+        }),
         _ => Err(Error::NotFound(Missing::Page(String::new()))),
     }
 }

@@ -200,15 +200,12 @@ pub fn ca(signer: &Signer, name: &str) -> Result<String> {
 /// A page of certificates (and pending requests) matching a filter, with a link to the next
 /// page: the same listing and cursors as `castellan cert list`.
 pub fn certs(
-    signer: &Signer,
-    access: &Access,
-    q: &crate::report::ListQuery,
+    visible: &std::collections::BTreeSet<String>,
+    certs: &[proto::admin::CertSummary],
+    next: Option<String>,
     query: &super::query::CertQuery,
-) -> Result<String> {
-    let visible = cas_with(signer.store(), &access.grants, Permission::CaRead)?;
-    let now = crate::now();
-    let page = crate::report::list(signer.store(), q, &Scope::Only(visible.clone()), now)?;
-    let next = page.next.as_ref().map(|cursor| {
+) -> String {
+    let next = next.as_ref().map(|cursor| {
         let mut link = String::from("/certs?");
         for (k, v) in [
             ("ca", &query.ca),
@@ -223,14 +220,14 @@ pub fn certs(
         link
     });
     let chosen = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
-    Ok(layout(
+    layout(
         "Certificates",
         html! {
             form method="get" action="/certs" {
                 label for="ca" { "CA " }
                 select id="ca" name="ca" {
                     option value="" { "any" }
-                    @for ca in &visible {
+                    @for ca in visible {
                         option value=(ca) selected[chosen(&query.ca, ca)] { (ca) }
                     }
                 }
@@ -249,7 +246,7 @@ pub fn certs(
                 button type="submit" { "Search" }
             }
             table {
-                caption { (page.certs.len()) " on this page" }
+                caption { (certs.len()) " on this page" }
                 thead {
                     tr {
                         th scope="col" { "Serial" }
@@ -262,7 +259,7 @@ pub fn certs(
                     }
                 }
                 tbody {
-                    @for c in &page.certs {
+                    @for c in certs {
                         tr {
                             td {
                                 @match (&c.serial, &c.request) {
@@ -285,7 +282,7 @@ pub fn certs(
                 p { a href=(link) rel="next" { "Next page" } }
             }
         },
-    ))
+    )
 }
 
 /// The outcome of a form, with the way back.
@@ -346,23 +343,11 @@ pub fn cert(d: &proto::admin::CertDetail, csrf: Option<&str>) -> String {
     )
 }
 
-/// The proposals the viewer can see; approving needs an officer's own signature, so a
+/// The proposals the viewer can see (with their status as of now); approving needs an officer's own signature, so a
 /// pending one shows the command that makes it.
-pub fn proposals(signer: &Signer, access: &Access) -> Result<String> {
-    let now = crate::now();
-    let list: Vec<proto::governance::Proposal> = signer
-        .store()
-        .proposals()?
-        .into_iter()
-        .filter(|p| {
-            operation_scope(signer.store(), &p.body.operation)
-                .ok()
-                .flatten()
-                .is_none_or(|(_, tags)| access.grants.sees(&tags))
-        })
-        .rev()
-        .collect();
-    Ok(layout(
+pub fn proposals(proposals: &[proto::governance::Proposal]) -> String {
+    let list: Vec<&proto::governance::Proposal> = proposals.iter().rev().collect();
+    layout(
         "Proposals",
         html! {
             table {
@@ -378,7 +363,7 @@ pub fn proposals(signer: &Signer, access: &Access) -> Result<String> {
                 }
                 tbody {
                     @for p in &list {
-                        @let status = p.status_at(now);
+                        @let status = p.status.clone();
                         tr {
                             td { (p.body.operation.summary()) br; code { (p.body.id) } }
                             td { (status) }
@@ -396,7 +381,7 @@ pub fn proposals(signer: &Signer, access: &Access) -> Result<String> {
                 }
             }
         },
-    ))
+    )
 }
 
 /// A page of audit entries (newest last, as `castellan audit list`), with the filters, and
