@@ -287,6 +287,20 @@ pub enum CertCommand {
     },
     /// Certificate counts by CA and status
     Stats(Json),
+    /// Every certificate matching the filter as one CSV (no paging, no cap; needs report.export)
+    Export {
+        #[arg(long)]
+        ca: Option<String>,
+        /// active, expired, revoked, or pending
+        #[arg(long)]
+        status: Option<String>,
+        /// Case-insensitive substring of the subject, a SAN or the serial
+        #[arg(long)]
+        search: Option<String>,
+        /// Write here instead of standard output
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -1,4 +1,4 @@
-//! `castellan cert …`: revoke, list, show, get and stats.
+//! `castellan cert …`: revoke, list, show, get, stats and export.
 
 use proto::admin::{Request, Response};
 
@@ -26,6 +26,22 @@ pub async fn cert(s: &Session, c: &CertCommand) -> Result<()> {
             }
         }
         CertCommand::List(a) => cert_list(s, a).await,
+        CertCommand::Export {
+            ca,
+            status,
+            search,
+            output: o,
+        } => {
+            let req = Request::CertExport {
+                ca: ca.clone(),
+                status: status.as_deref().map(str::parse).transpose()?,
+                search: search.clone(),
+            };
+            let Response::Bytes { data } = s.client.call(&req).await? else {
+                return Err(Error::Transport("unexpected answer".into()));
+            };
+            output(&data, o.as_ref())
+        }
         CertCommand::Show { serial, ca, json } => {
             let c = cert_show(s, serial, ca).await?;
             if json.json {
@@ -67,8 +83,8 @@ pub async fn cert(s: &Session, c: &CertCommand) -> Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                "CA", "ACTIVE", "EXPIRED", "REVOKED", "TOTAL", "PENDING"
+                "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                "CA", "ACTIVE", "EXP<=30D", "EXPIRED", "REVOKED", "TOTAL", "PENDING"
             );
             let mut all = proto::admin::CaCertStats {
                 ca: "(all)".into(),
@@ -80,11 +96,12 @@ pub async fn cert(s: &Session, c: &CertCommand) -> Result<()> {
                 all.revoked += c.revoked;
                 all.total += c.total;
                 all.pending += c.pending;
+                all.expiring.days30 += c.expiring.days30;
             }
             for c in cas.iter().chain(std::iter::once(&all)) {
                 println!(
-                    "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                    c.ca, c.active, c.expired, c.revoked, c.total, c.pending
+                    "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                    c.ca, c.active, c.expiring.days30, c.expired, c.revoked, c.total, c.pending
                 );
             }
             Ok(())

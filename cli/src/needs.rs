@@ -37,6 +37,7 @@ pub const NEEDS: &[(&str, &str)] = &[
     ("cert show", "ca.read"),
     ("cert get", "ca.read"),
     ("cert stats", "ca.read"),
+    ("cert export", "report.export"),
     ("export mobileconfig", "profile.read"),
     ("export bundle", "profile.read"),
     ("audit list", "audit.read"),

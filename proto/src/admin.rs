@@ -104,6 +104,13 @@ pub enum Request {
     },
     /// Certificate counts by CA and status.
     CertStats,
+    /// Every certificate matching a filter, as CSV (a header line, then one line per
+    /// certificate in the listing's order; no cap). Needs `report.export`.
+    CertExport {
+        ca: Option<String>,
+        status: Option<Status>,
+        search: Option<String>,
+    },
     /// Revoke a certificate on Intune's request (the castellan-mdm connector's identity
     /// only): `issuer` is the CA subject DN the signer sent in `successNotification`,
     /// `serial` hex in any case, with or without leading zeros. Only certificates issued
@@ -173,6 +180,7 @@ impl Request {
             Request::RequestList
             | Request::RequestApprove { .. }
             | Request::RequestReject { .. } => Need::Permission(P::RequestApprove),
+            Request::CertExport { .. } => Need::Permission(P::ReportExport),
             Request::CertRevoke { .. } | Request::MdmRevoke { .. } => {
                 Need::Permission(P::LeafRevoke)
             }
@@ -492,6 +500,18 @@ pub struct CaCertStats {
     pub pending: u64,
     /// Certificates issued: active + expired + revoked.
     pub total: u64,
+    /// Active certificates whose notAfter falls within 7, 30 and 90 days (by UTC day:
+    /// today's and the next N days').
+    #[serde(default)]
+    pub expiring: Expiring,
+}
+
+/// Active certificates expiring soon (see [`CaCertStats::expiring`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expiring {
+    pub days7: u64,
+    pub days30: u64,
+    pub days90: u64,
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! var/demo/softhsm2.conf      SoftHSM2 config (SOFTHSM2_CONF for every signer process)
 //! var/demo/tokens/            the token `castellan-demo` (all appliance keys are made in it)
 //! var/demo/pin                the token user PIN, mode 0600
-//! var/demo/officers/NAME.key  officer keys and self-signed certificates (alice, bob, carol)
+//! var/demo/officers/NAME.key  officer keys and self-signed certificates (alice, bob, carol);
+//!                             NAME.p12 the same for a browser (password `castellan-demo`)
 //! var/demo/state/             signer.toml, store.redb, admin-ca.pem (from `castellan-signer init`)
 //! var/demo/signer.sock        the signing socket between castellan-edge and castellan-signer
 //! var/demo/signer.log         the running signer's stderr
@@ -378,6 +379,9 @@ pub fn run(options: &Options) -> Result<()> {
             m.url(),
         );
     }
+    for officer in &demo.officers {
+        officer_p12(officer)?;
+    }
     print_summary(&paths, &demo);
 
     let mut running: Vec<&mut Service> = connector.iter_mut().collect();
@@ -488,6 +492,36 @@ pub(crate) fn set_up(
         .current_dir(&paths.root);
     tools::run_step(&mut init)?;
     Ok(officers)
+}
+
+/// The password of the demo officers' `.p12` files (a demo's; real officers choose theirs).
+pub(crate) const OFFICER_P12_PASSWORD: &str = "castellan-demo";
+
+/// `var/demo/officers/NAME.p12`: the officer's key and certificate for a browser (the web
+/// console on the admin port), made once with openssl (AES-256, PBKDF2: what Firefox,
+/// Chromium's NSS and current Windows and macOS import). 0600, like the key.
+pub(crate) fn officer_p12(officer: &Officer) -> Result<PathBuf> {
+    let p12 = officer.key.with_extension("p12");
+    if p12.exists() {
+        return Ok(p12);
+    }
+    let mut export = Command::new("openssl");
+    export
+        .args(["pkcs12", "-export", "-inkey"])
+        .arg(&officer.key)
+        .arg("-in")
+        .arg(&officer.cert)
+        .args(["-name", &format!("castellan officer {}", officer.name)])
+        .args(["-passout", &format!("pass:{OFFICER_P12_PASSWORD}")])
+        .arg("-out")
+        .arg(&p12);
+    tools::run_quietly(
+        &mut export,
+        &format!("openssl pkcs12 -export (officer {})", officer.name),
+    )?;
+    fs::set_permissions(&p12, fs::Permissions::from_mode(0o600))
+        .context(format!("chmod {}", p12.display()))?;
+    Ok(p12)
 }
 
 /// An officer's P-256 key (PKCS#8 PEM, 0600) and self-signed client certificate, made the way
@@ -1166,6 +1200,18 @@ fn print_summary(paths: &Paths, demo: &Demo) {
             shell_quote(&demo.admin_ca)
         );
         println!("  castellan ca list");
+        println!();
+        println!(
+            "Open the web console at {}/ in Firefox or Chromium as {}: import {} (password \
+             {OFFICER_P12_PASSWORD}) as your certificate and trust {} for websites \
+             (Firefox: Settings > Privacy & Security > Certificates; Chromium on Linux: \
+             `pk12util -d sql:$HOME/.pki/nssdb -i FILE.p12` and \
+             `certutil -d sql:$HOME/.pki/nssdb -A -n castellan-admin -t C,, -i ADMIN-CA.pem`).",
+            demo.admin_url,
+            alice.name,
+            paths.show(&alice.key.with_extension("p12")),
+            paths.show(&demo.admin_ca),
+        );
     }
     let legacy = demo
         .scep

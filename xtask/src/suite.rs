@@ -6,8 +6,9 @@ use crate::Result;
 use crate::tools::{self, Requirements};
 
 /// The tools the integration tests drive: SoftHSM2 tokens, pkcs11-tool, openssl (with the
-/// PKCS#11 engine for `pkcs11:` key URIs), micromdm's SCEP client, and libfaketime (a
-/// signer whose clock went back).
+/// PKCS#11 engine for `pkcs11:` key URIs), micromdm's SCEP client, libfaketime (a
+/// signer whose clock went back), and Chromium with its WebDriver and NSS's tools (the web
+/// console in a real browser, with an officer's certificate imported into its NSS store).
 pub(crate) const TEST_TOOLS: Requirements = Requirements {
     programs: &[
         "softhsm2-util",
@@ -17,6 +18,10 @@ pub(crate) const TEST_TOOLS: Requirements = Requirements {
         "faketime",
         // The MDM tests fetch NDES-style challenges as an MDM does.
         "curl",
+        "chromium",
+        "chromedriver",
+        "pk12util",
+        "certutil",
     ],
     libraries: &["libengine-pkcs11-openssl"],
     packages: &[
@@ -27,6 +32,9 @@ pub(crate) const TEST_TOOLS: Requirements = Requirements {
         "libengine-pkcs11-openssl",
         "faketime",
         "curl",
+        "chromium",
+        "chromium-driver",
+        "libnss3-tools",
     ],
 };
 

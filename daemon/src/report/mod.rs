@@ -73,7 +73,9 @@ use std::collections::HashMap;
 use base64::Engine;
 
 use crate::error::Missing;
-use crate::store::indexes::{cert_key, day, ensure_indexes, exp, expiry_key, revoked_key};
+use crate::store::indexes::{
+    cert_key, day, ensure_indexes, exp, expiry_key, issued_key, revoked_key,
+};
 use crate::store::rows::RevokedRow;
 use crate::store::rows::{CertHead, CertRecord, PendingRecord};
 use crate::store::{Reader, Store, Table};
@@ -478,6 +480,63 @@ pub fn show(
     })
 }
 
+// ------------------------------------------------------------------ CSV export
+
+/// Every certificate `q` matches (its `limit` and `after` are ignored), as CSV (RFC 4180:
+/// CRLF lines, every field quoted), walked page by page through [`list`] so a search's
+/// scan budget applies per page and the export is never capped. A field a spreadsheet
+/// would take for a formula (it starts with `=`, `+`, `-`, `@`, tab or CR: device subjects
+/// are untrusted) is prefixed with `'`.
+pub fn export_csv(store: &Store, q: &ListQuery, scope: &Scope, now: i64) -> Result<Vec<u8>> {
+    let mut out = String::from(
+        "\"ca\",\"serial\",\"request\",\"status\",\"subject\",\"sans\",\"profile\",\"not_before\",\"not_after\",\"revoked_at\"\r\n",
+    );
+    let mut q = ListQuery {
+        limit: Some(MAX_LIMIT),
+        after: None,
+        ..q.clone()
+    };
+    loop {
+        let page = list(store, &q, scope, now)?;
+        for c in &page.certs {
+            let t = |t: Option<i64>| t.map(proto::rfc3339).unwrap_or_default();
+            let sans: Vec<String> = c.sans.iter().map(ToString::to_string).collect();
+            let fields = [
+                c.ca.clone(),
+                c.serial.clone().unwrap_or_default(),
+                c.request.clone().unwrap_or_default(),
+                c.status.to_string(),
+                c.subject.clone(),
+                sans.join(" "),
+                c.profile.clone(),
+                t(c.not_before),
+                t(c.not_after),
+                t(c.revoked_at),
+            ];
+            for (i, f) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                csv_field(&mut out, f);
+            }
+            out.push_str("\r\n");
+        }
+        match page.next {
+            Some(next) => q.after = Some(next),
+            None => return Ok(out.into_bytes()),
+        }
+    }
+}
+
+fn csv_field(out: &mut String, f: &str) {
+    out.push('"');
+    if f.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        out.push('\'');
+    }
+    out.push_str(&f.replace('"', "\"\""));
+    out.push('"');
+}
+
 // ------------------------------------------------------------------ stats
 
 /// Counts by CA and status, from the counters (see the module documentation).
@@ -504,6 +563,7 @@ pub fn stats(store: &Store, scope: &Scope, now: i64) -> Result<Vec<CaCertStats>>
             .get::<i64>(Table::Counts, &revoked_key(&name))?
             .unwrap_or(0);
         let (mut active, mut expired, mut boundary) = (0i64, 0i64, 0i64);
+        let mut soon = [0i64; 3];
         let days = format!("{name}\0day\0");
         r.visit(Table::Counts, &days, |k, v| {
             let Some(d) = k.strip_prefix(&days) else {
@@ -518,7 +578,14 @@ pub fn stats(store: &Store, scope: &Scope, now: i64) -> Result<Vec<CaCertStats>>
             let n: i64 = serde_json::from_slice(v)?;
             match d.cmp(&today) {
                 std::cmp::Ordering::Less => expired += n,
-                std::cmp::Ordering::Greater => active += n,
+                std::cmp::Ordering::Greater => {
+                    active += n;
+                    for (within, days) in soon.iter_mut().zip(EXPIRING_DAYS) {
+                        if d <= today + days {
+                            *within += n;
+                        }
+                    }
+                }
                 std::cmp::Ordering::Equal => boundary = n,
             }
             Ok(true)
@@ -537,7 +604,11 @@ pub fn stats(store: &Store, scope: &Scope, now: i64) -> Result<Vec<CaCertStats>>
             })?;
             expired += gone;
             active += boundary - gone;
+            for within in &mut soon {
+                *within += boundary - gone;
+            }
         }
+        let [days7, days30, days90] = soon.map(|n| n.max(0) as u64);
         let [active, expired, revoked] = [active, expired, revoked].map(|n| n.max(0) as u64);
         out.push(CaCertStats {
             pending: pending.get(&name).copied().unwrap_or(0),
@@ -546,8 +617,47 @@ pub fn stats(store: &Store, scope: &Scope, now: i64) -> Result<Vec<CaCertStats>>
             active,
             expired,
             revoked,
+            expiring: proto::admin::Expiring {
+                days7,
+                days30,
+                days90,
+            },
         });
     }
+    Ok(out)
+}
+
+/// The UTC day (days since the epoch) of a time, as the counters use.
+pub fn day_of(t: i64) -> i64 {
+    day(t)
+}
+
+/// The windows of [`CaCertStats::expiring`], in days after today.
+const EXPIRING_DAYS: [i64; 3] = [7, 30, 90];
+
+/// Certificates a CA issued on each of the `days` UTC days up to today's (oldest first;
+/// days without issuance are 0): `days` point reads of its counters, whatever the number
+/// of certificates.
+pub fn issued_per_day(store: &Store, ca: &str, days: usize, now: i64) -> Result<Vec<u64>> {
+    ensure_indexes(store)?;
+    let r = store.reader()?;
+    let today = day(now);
+    let first = today - days as i64 + 1;
+    let mut out = vec![0u64; days];
+    let prefix = format!("{ca}\0issued\0");
+    r.visit(Table::Counts, &issued_key(ca, first), |k, v| {
+        let Some(d) = k.strip_prefix(&prefix).and_then(|d| d.parse::<i64>().ok()) else {
+            return Ok(false);
+        };
+        if d > today {
+            return Ok(false);
+        }
+        let n: i64 = serde_json::from_slice(v)?;
+        if let Some(slot) = out.get_mut((d - first) as usize) {
+            *slot = n.max(0) as u64;
+        }
+        Ok(true)
+    })?;
     Ok(out)
 }
 
@@ -781,6 +891,105 @@ mod tests {
         issue(&s, &rec("a", "05", "CN=x", midnight - 1));
         let st = &stats(&s, &Scope::All, NOW).unwrap()[0];
         assert_eq!((st.active, st.expired), (2, 3));
+    }
+
+    #[test]
+    fn expiring_windows_and_issuance_per_day() {
+        let (_d, s) = store();
+        add_ca(&s, "a");
+        let d = 86_400;
+        for (serial, not_after) in [
+            ("01", NOW + 60),      // today, later: within 7
+            ("02", NOW + 6 * d),   // within 7
+            ("03", NOW + 20 * d),  // within 30
+            ("04", NOW + 80 * d),  // within 90
+            ("05", NOW + 200 * d), // later
+            ("06", NOW - 5),       // expired
+        ] {
+            issue(&s, &rec("a", serial, "CN=x", not_after));
+        }
+        revoke(&s, "a", "02");
+        let st = &stats(&s, &Scope::All, NOW).unwrap()[0];
+        assert_eq!(st.active, 4);
+        assert_eq!(
+            (st.expiring.days7, st.expiring.days30, st.expiring.days90),
+            (1, 2, 3)
+        );
+        // `rec` issues 1000 s before notAfter: on the day of NOW - 1000 and so on.
+        let per_day = issued_per_day(&s, "a", 300, NOW + 250 * d).unwrap();
+        assert_eq!(per_day.len(), 300);
+        assert_eq!(
+            per_day.iter().sum::<u64>(),
+            6,
+            "revocation does not uncount"
+        );
+        let first = day(NOW + 250 * d) - 299;
+        assert_eq!(per_day[(day(NOW + 200 * d - 1000) - first) as usize], 1);
+        assert!(
+            issued_per_day(&s, "zz", 90, NOW)
+                .unwrap()
+                .iter()
+                .all(|n| *n == 0)
+        );
+    }
+
+    #[test]
+    fn a_version_1_store_gets_its_issuance_counters_once() {
+        let (_d, s) = fixture();
+        let before = stats(&s, &Scope::All, NOW).unwrap();
+        let total = |s: &Store| -> u64 {
+            ["a", "b"]
+                .iter()
+                .map(|ca| issued_per_day(s, ca, 4000, NOW + 3000 * 86_400).unwrap())
+                .flatten()
+                .sum()
+        };
+        let n = total(&s);
+        assert!(n > 0);
+        // As version 1 left it: status counts, no issuance counters.
+        let downgrade = |s: &Store| {
+            s.write(|tx| {
+                for (k, _) in tx.scan::<i64>(Table::Counts, "", None, usize::MAX)? {
+                    if k.contains("\0issued\0") {
+                        tx.delete(Table::Counts, &k)?;
+                    }
+                }
+                tx.put_meta(INDEX_META, &1u32)
+            })
+            .unwrap()
+        };
+        downgrade(&s);
+        assert_eq!(total(&s), n);
+        assert_eq!(stats(&s, &Scope::All, NOW).unwrap(), before);
+        // Issued by the new version before the backfill ran: still counted once.
+        downgrade(&s);
+        issue(&s, &rec("a", "7777", "CN=late", NOW + 10));
+        assert_eq!(total(&s), n + 1);
+    }
+
+    #[test]
+    fn csv_export_quotes_and_defuses_formulas() {
+        let (_d, s) = store();
+        add_ca(&s, "a");
+        issue(&s, &rec("a", "01", "=HYPERLINK(\"http://x\")", NOW + 10));
+        issue(&s, &rec("a", "02", "CN=plain, O=\"q\"", NOW + 10));
+        let csv =
+            String::from_utf8(export_csv(&s, &ListQuery::default(), &Scope::All, NOW).unwrap())
+                .unwrap();
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        assert_eq!(lines.len(), 4, "header, two rows, empty tail: {csv}");
+        assert!(lines[0].starts_with("\"ca\",\"serial\""));
+        assert!(lines[1].contains("\"'=HYPERLINK(\"\"http://x\"\")\""));
+        assert!(lines[2].contains("\"CN=plain, O=\"\"q\"\"\""));
+        // Out of scope: nothing but the header.
+        let none = export_csv(
+            &s,
+            &ListQuery::default(),
+            &Scope::Only(Default::default()),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(none.iter().filter(|b| **b == b'\n').count(), 1);
     }
 
     #[test]

@@ -11,7 +11,9 @@ use crate::{Error, Result};
 /// Meta key holding the version of the report indexes this store has.
 pub(crate) const INDEX_META: &str = "report-index";
 
-const INDEX_VERSION: u32 = 1;
+/// 1: expiry indexes and per-day counts of notAfter; 2: also certificates issued per day
+/// (`CA\0issued\0{day:08}`, never decremented: the console's issuance chart).
+const INDEX_VERSION: u32 = 2;
 
 pub fn exp(t: i64) -> String {
     format!("{:020}", t.max(0))
@@ -35,6 +37,16 @@ pub fn day_key(ca: &str, day: i64) -> String {
     format!("{ca}\0day\0{day:08}")
 }
 
+/// Counter of the certificates a CA issued on `day` (days since the epoch).
+pub fn issued_key(ca: &str, day: i64) -> String {
+    format!("{ca}\0issued\0{day:08}")
+}
+
+/// Whether a `counts` key is an issuance counter (not a status count).
+fn is_issued_key(key: &str) -> bool {
+    key.contains("\0issued\0")
+}
+
 pub fn revoked_key(ca: &str) -> String {
     format!("{ca}\0revoked")
 }
@@ -56,6 +68,7 @@ pub fn index_issued(batch: &mut Batch, rec: &CertRecord) -> Result<()> {
         &(),
     )?;
     batch.count(Table::Counts, &day_key(&rec.ca, day(rec.not_after)), 1);
+    batch.count(Table::Counts, &issued_key(&rec.ca, day(rec.issued_at)), 1);
     Ok(())
 }
 
@@ -91,29 +104,44 @@ pub fn index_unrevoked(tx: &mut Tx, rec: &CertRecord) -> Result<()> {
     Ok(())
 }
 
-/// Build the indexes of a store written before they existed (once, in one write
-/// transaction; issuances wait for it). A no-op on an indexed store.
+/// Build the indexes of a store written before they existed, or the counters a newer
+/// version added (once, in one write transaction; issuances wait for it). A no-op on an
+/// indexed store.
 pub fn ensure_indexes(store: &Store) -> Result<()> {
     if store.meta::<u32>(INDEX_META)? == Some(INDEX_VERSION) {
         return Ok(());
     }
     store.write(|tx| {
-        if tx.meta::<u32>(INDEX_META)? == Some(INDEX_VERSION) {
+        let version = tx.meta::<u32>(INDEX_META)?;
+        if version == Some(INDEX_VERSION) {
             return Ok(());
         }
         // Every certificate issued with the indexes in place counts once (in a day
         // bucket or as revoked): if they all do, the store was indexed from its start.
-        let counted: i64 = tx
+        let (counted, issued) = tx
             .scan::<i64>(Table::Counts, "", None, usize::MAX)?
-            .iter()
-            .map(|(_, n)| n)
-            .sum();
-        if counted == tx.len(Table::Certs)? as i64 {
+            .into_iter()
+            .fold((0i64, 0i64), |(c, i), (k, n)| {
+                if is_issued_key(&k) {
+                    (c, i + n)
+                } else {
+                    (c + n, i)
+                }
+            });
+        let certs = tx.len(Table::Certs)? as i64;
+        let indexed = version.is_some_and(|v| v >= 1) || counted == certs;
+        let complete = indexed && issued == certs;
+        if complete {
             return tx.put_meta(INDEX_META, &INDEX_VERSION);
         }
-        tx.clear(Table::ByExpiry)?;
-        tx.clear(Table::ByExpiryAll)?;
-        tx.clear(Table::Counts)?;
+        if !indexed {
+            tx.clear(Table::ByExpiry)?;
+            tx.clear(Table::ByExpiryAll)?;
+            tx.clear(Table::Counts)?;
+        }
+        // Recount what is missing from every certificate's head: the issuance counters
+        // always (rewritten whole, so rows counted since the upgrade are not counted
+        // twice), the status indexes only for a store that never had them.
         let mut counts: BTreeMap<String, i64> = BTreeMap::new();
         let mut after: Option<String> = None;
         let mut n = 0usize;
@@ -123,6 +151,12 @@ pub fn ensure_indexes(store: &Store) -> Result<()> {
             after = Some(last.clone());
             for (_, c) in page {
                 n += 1;
+                *counts
+                    .entry(issued_key(&c.ca, day(c.issued_at.unwrap_or(c.not_before))))
+                    .or_default() += 1;
+                if indexed {
+                    continue;
+                }
                 if c.revoked_at.is_some() {
                     *counts.entry(revoked_key(&c.ca)).or_default() += 1;
                 } else {
@@ -144,7 +178,7 @@ pub fn ensure_indexes(store: &Store) -> Result<()> {
             tx.put(Table::Counts, &k, &v)?;
         }
         tx.put_meta(INDEX_META, &INDEX_VERSION)?;
-        tracing::info!(certificates = n, "report indexes built");
+        tracing::info!(certificates = n, rebuilt = !indexed, "report indexes built");
         Ok(())
     })
 }

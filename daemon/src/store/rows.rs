@@ -173,6 +173,9 @@ pub struct CertHead {
     pub sans: Vec<San>,
     pub not_before: i64,
     pub not_after: i64,
+    /// Absent in rows written before it was recorded.
+    #[serde(default)]
+    pub issued_at: Option<i64>,
     #[serde(default)]
     pub revoked_at: Option<i64>,
 }

@@ -220,6 +220,7 @@ fn target(store: &Store, request: &Request) -> Result<Option<Target>> {
         | Request::CaCsr { name }
         | Request::CaCrl { name } => of_ca(name, Missing::Ca(name.clone())),
         Request::CertList { ca: Some(ca), .. }
+        | Request::CertExport { ca: Some(ca), .. }
         | Request::CertShow { ca: Some(ca), .. }
         | Request::CertRevoke { ca, .. } => of_ca(ca, Missing::Ca(ca.clone())),
         Request::ProfileShow { name } => of_profile(name, Missing::Profile(name.clone())),
@@ -322,7 +323,8 @@ pub fn describe(request: &Request) -> Described {
         Request::CertRevoke { ca, serial, reason } => (format!("{ca} {serial} {reason}"), None),
         Request::CertList {
             ca, status, search, ..
-        } => (
+        }
+        | Request::CertExport { ca, status, search } => (
             format!(
                 "ca={} status={} search={}",
                 ca.as_deref().unwrap_or("*"),

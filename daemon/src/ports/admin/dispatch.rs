@@ -301,6 +301,20 @@ pub fn handle(signer: &Signer, caller: &Caller, access: &Access, req: Request) -
                 crate::now(),
             )?),
         }),
+        Request::CertExport { ca, status, search } => Ok(Response::Bytes {
+            data: crate::report::export_csv(
+                signer.store(),
+                &crate::report::ListQuery {
+                    ca,
+                    status,
+                    search,
+                    limit: None,
+                    after: None,
+                },
+                &scope(Permission::ReportExport)?,
+                crate::now(),
+            )?,
+        }),
         Request::CertStats => Ok(Response::CertStats {
             cas: crate::report::stats(signer.store(), &scope(Permission::CaRead)?, crate::now())?,
         }),

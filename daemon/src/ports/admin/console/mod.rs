@@ -1,8 +1,10 @@
-//! The web console, first part: read-only HTML pages on the admin port (GET), for the same
-//! client-certificate identity and through the same checks as the CLI. Each page is
-//! authorised as the admin request that carries its data (`ca-list`, `ca-show`, `ca-cert`),
-//! so scope tags hide the same CAs, a hidden CA is "not found", and every view is in the
-//! audit log (`console:KIND`). No JavaScript; a strict CSP; no caching of any page.
+//! The web console: HTML pages on the admin port, for the same client-certificate identity
+//! and through the same checks as the CLI. Each page, download and form is authorised as
+//! the admin request that carries its data or action (`ca-list`, `cert-export`,
+//! `cert-revoke`, ...), so scope tags hide the same CAs, a hidden CA is "not found", and
+//! every view, refusal and action is in the audit log (`console:KIND`). Forms (revoke,
+//! approve or reject a manual request) carry a per-admin CSRF token. No JavaScript; a
+//! strict CSP; no caching of any page.
 
 pub mod csrf;
 mod pages;
@@ -35,48 +37,72 @@ pub fn answer(
 }
 
 /// What the console answers to a form posted to `path` (None: the body was too large or
-/// broken). The one action so far: revoking a certificate, after the confirmation box,
-/// with the CSRF token of the page that showed the form.
+/// broken): revoking a certificate (after the confirmation box), approving or rejecting a
+/// manual request. Every form carries the CSRF token of the page that showed it.
 pub fn submit(
     signer: &Signer,
     caller: &Caller,
     path: &str,
     form: Option<&[u8]>,
 ) -> hyper::Response<Full<Bytes>> {
-    respond(revoke(signer, caller, path, form))
+    respond(post(signer, caller, path, form))
 }
 
-fn revoke(signer: &Signer, caller: &Caller, path: &str, form: Option<&[u8]>) -> Result<Page> {
+fn post(signer: &Signer, caller: &Caller, path: &str, form: Option<&[u8]>) -> Result<Page> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let ["cert", ca, serial, "revoke"] = parts.as_slice() else {
-        return Err(Error::NotFound(Missing::Page(path.to_owned())));
-    };
     let form = form
         .and_then(|f| std::str::from_utf8(f).ok())
         .ok_or_else(|| Error::Invalid(format!("the form is not UTF-8 or over {MAX_FORM} bytes")))?;
     let mut fields = query::parse(form, &["reason", "csrf", "confirm"]).map_err(Error::Invalid)?;
-    if !csrf::check(caller, fields.get("csrf").map(String::as_str)) {
-        return Err(Error::Forbidden(crate::error::Denied::Csrf));
-    }
-    if fields.get("confirm").map(String::as_str) != Some("yes") {
-        return Err(Error::Invalid("tick the confirmation box to revoke".into()));
-    }
-    let request = Request::CertRevoke {
-        ca: (*ca).to_owned(),
-        serial: (*serial).to_owned(),
-        reason: fields
-            .remove("reason")
-            .unwrap_or_else(|| "unspecified".into()),
+    let token_ok = csrf::check(caller, fields.get("csrf").map(String::as_str));
+    let confirmed = fields.get("confirm").map(String::as_str) == Some("yes");
+    let (request, back) = match parts.as_slice() {
+        ["cert", ca, serial, "revoke"] => {
+            if !confirmed {
+                return Err(Error::Invalid("tick the confirmation box to revoke".into()));
+            }
+            let request = Request::CertRevoke {
+                ca: (*ca).to_owned(),
+                serial: (*serial).to_owned(),
+                reason: fields
+                    .remove("reason")
+                    .unwrap_or_else(|| "unspecified".into()),
+            };
+            (request, format!("/cert/{ca}/{serial}"))
+        }
+        ["request", id, "approve"] => (
+            Request::RequestApprove {
+                id: (*id).to_owned(),
+            },
+            "/requests".to_owned(),
+        ),
+        ["request", id, "reject"] => (
+            Request::RequestReject {
+                id: (*id).to_owned(),
+                reason: Some(
+                    fields
+                        .remove("reason")
+                        .ok_or_else(|| Error::Invalid("give a reason to reject".into()))?,
+                ),
+            },
+            "/requests".to_owned(),
+        ),
+        _ => return Err(Error::NotFound(Missing::Page(path.to_owned()))),
     };
+    // Inside `audited`, so a forged post is in the audit log as refused.
     let result = access::audited(signer, caller, request, true, |a, r| {
+        if !token_ok {
+            return Err(Error::Forbidden(crate::error::Denied::Csrf));
+        }
         super::dispatch::handle(signer, caller, a, r)
     });
     match result? {
-        proto::admin::Response::Done { message } => Ok(Page::Html(pages::done(
-            &message,
+        proto::admin::Response::Done { message } => Ok(Page::Html(pages::done(&message, &back))),
+        proto::admin::Response::Issued { ca, serial } => Ok(Page::Html(pages::done(
+            &format!("Issued certificate {serial} of CA {ca}."),
             &format!("/cert/{ca}/{serial}"),
         ))),
-        _ => Err(Error::NotFound(Missing::Page(path.to_owned()))),
+        _ => Ok(Page::Html(pages::done("Done.", &back))),
     }
 }
 
@@ -89,9 +115,11 @@ fn respond(page: Result<Page>) -> hyper::Response<Full<Bytes>> {
             CSS.as_bytes().to_vec(),
             None,
         ),
-        Ok(Page::Download { name, pem }) => {
-            (200, "application/x-pem-file", pem.into_bytes(), Some(name))
-        }
+        Ok(Page::Download {
+            name,
+            content_type,
+            data,
+        }) => (200, content_type, data, Some(name)),
         Err(e) => (
             e.http_status(),
             "text/html; charset=utf-8",
@@ -130,14 +158,51 @@ fn respond(page: Result<Page>) -> hyper::Response<Full<Bytes>> {
 enum Page {
     Html(String),
     Css,
-    Download { name: String, pem: String },
+    Download {
+        name: String,
+        content_type: &'static str,
+        data: Vec<u8>,
+    },
+}
+
+/// The files a CA's page offers: (file name, the request that has its bytes, MIME type, PEM
+/// label or None for DER as is).
+fn ca_file(name: &str, file: &str) -> Option<(Request, &'static str, Option<&'static str>)> {
+    let name = name.to_owned();
+    Some(match file {
+        "cert.pem" => (
+            Request::CaCert { name },
+            "application/x-pem-file",
+            Some("CERTIFICATE"),
+        ),
+        "cert.der" => (Request::CaCert { name }, "application/pkix-cert", None),
+        "chain.p7b" => (Request::CaChain { name }, "application/pkcs7-mime", None),
+        "csr.pem" => (
+            Request::CaCsr { name },
+            "application/x-pem-file",
+            Some("CERTIFICATE REQUEST"),
+        ),
+        "crl.der" => (Request::CaCrl { name }, "application/pkix-crl", None),
+        _ => return None,
+    })
 }
 
 fn route(signer: &Signer, caller: &Caller, path: &str, query: &str) -> Result<Page> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let mut filter = query::CertQuery::default();
     let mut audit_filter = query::AuditQuery::default();
+    let mut file: Option<(String, &'static str, Option<&'static str>)> = None;
     let request = match parts.as_slice() {
+        ["certs.csv"] => {
+            let q = query::cert_query(query).map_err(Error::Invalid)?;
+            let request = Request::CertExport {
+                ca: q.ca,
+                status: q.status.as_deref().map(str::parse).transpose()?,
+                search: q.search,
+            };
+            file = Some(("certificates.csv".into(), "text/csv; charset=utf-8", None));
+            request
+        }
         ["certs"] => {
             filter = query::cert_query(query).map_err(Error::Invalid)?;
             let status = filter
@@ -157,6 +222,19 @@ fn route(signer: &Signer, caller: &Caller, path: &str, query: &str) -> Result<Pa
             ca: Some((*ca).to_owned()),
             serial: (*serial).to_owned(),
         },
+        ["cert", ca, serial, f @ ("cert.pem" | "cert.der")] => {
+            let pem = (*f == "cert.pem").then_some("CERTIFICATE");
+            let mime = if pem.is_some() {
+                "application/x-pem-file"
+            } else {
+                "application/pkix-cert"
+            };
+            file = Some((format!("{serial}.{}", &f[5..]), mime, pem));
+            Request::CertShow {
+                ca: Some((*ca).to_owned()),
+                serial: (*serial).to_owned(),
+            }
+        }
         ["proposals"] => Request::ProposalList,
         ["requests"] => Request::RequestList,
         ["audit"] => {
@@ -174,13 +252,44 @@ fn route(signer: &Signer, caller: &Caller, path: &str, query: &str) -> Result<Pa
         ["ca", name] => Request::CaShow {
             name: (*name).to_owned(),
         },
-        ["ca", name, "cert.pem"] => Request::CaCert {
-            name: (*name).to_owned(),
-        },
+        ["ca", name, f] => {
+            let (request, mime, pem) =
+                ca_file(name, f).ok_or_else(|| Error::NotFound(Missing::Page(path.to_owned())))?;
+            file = Some((format!("{name}-{f}"), mime, pem));
+            request
+        }
         _ => return Err(Error::NotFound(Missing::Page(path.to_owned()))),
     };
-    access::audited(signer, caller, request, true, |a, r| {
-        render(signer, caller, a, r, (&filter, &audit_filter))
+    access::audited(signer, caller, request, true, |a, r| match file {
+        Some((name, content_type, pem)) => download(signer, caller, a, r, name, content_type, pem),
+        None => render(signer, caller, a, r, (&filter, &audit_filter)),
+    })
+}
+
+/// A file: the bytes of an authorised request's answer, as DER or PEM.
+fn download(
+    signer: &Signer,
+    caller: &Caller,
+    access: &access::Access,
+    request: Request,
+    name: String,
+    content_type: &'static str,
+    pem: Option<&'static str>,
+) -> Result<Page> {
+    use proto::admin::Response;
+    let data = match super::dispatch::handle(signer, caller, access, request)? {
+        Response::Bytes { data } => data,
+        Response::Cert { cert } => cert.der,
+        _ => return Err(Error::NotFound(Missing::Page(name))),
+    };
+    let data = match pem {
+        Some(label) => crate::issuance::x509::to_pem(label, &data).into_bytes(),
+        None => data,
+    };
+    Ok(Page::Download {
+        name,
+        content_type,
+        data,
     })
 }
 
@@ -195,12 +304,11 @@ fn render(
     (filter, audit_filter): (&query::CertQuery, &query::AuditQuery),
 ) -> Result<Page> {
     use proto::admin::Response;
-    let name = match &request {
+    match &request {
         Request::CaList => return Ok(Page::Html(pages::overview(signer, access)?)),
         Request::CaShow { name } => return Ok(Page::Html(pages::ca(signer, name)?)),
-        Request::CaCert { name } => name.clone(),
-        _ => String::new(),
-    };
+        _ => {}
+    }
     match super::dispatch::handle(signer, caller, access, request)? {
         Response::Audit { entries, next } => Ok(Page::Html(pages::audit(
             signer,
@@ -208,7 +316,10 @@ fn render(
             next,
             audit_filter,
         )?)),
-        Response::Requests { requests } => Ok(Page::Html(pages::requests(&requests))),
+        Response::Requests { requests } => Ok(Page::Html(pages::requests(
+            &requests,
+            csrf::token(caller).as_deref(),
+        ))),
         Response::Certs { certs, next } => {
             let visible = access::cas_with(
                 signer.store(),
@@ -227,10 +338,6 @@ fn render(
             Ok(Page::Html(pages::cert(&cert, token.as_deref())))
         }
         Response::Proposals { proposals } => Ok(Page::Html(pages::proposals(&proposals))),
-        Response::Bytes { data } => Ok(Page::Download {
-            pem: crate::issuance::x509::to_pem("CERTIFICATE", &data),
-            name: format!("{name}.pem"),
-        }),
         _ => Err(Error::NotFound(Missing::Page(String::new()))),
     }
 }

@@ -100,11 +100,15 @@ pub fn overview(signer: &Signer, access: &Access) -> Result<String> {
                         th scope="col" { "Status" }
                         th scope="col" { "Tags" }
                         th scope="col" { "Active" }
+                        th scope="col" { abbr title="active, expiring within 7 days" { "≤ 7 d" } }
+                        th scope="col" { abbr title="active, expiring within 30 days" { "≤ 30 d" } }
+                        th scope="col" { abbr title="active, expiring within 90 days" { "≤ 90 d" } }
                         th scope="col" { "Expired" }
                         th scope="col" { "Revoked" }
                         th scope="col" { "Pending" }
                         th scope="col" { "CRL" }
                         th scope="col" { "CRL next update" }
+                        th scope="col" { "OCSP responder" }
                     }
                 }
                 tbody {
@@ -115,6 +119,9 @@ pub fn overview(signer: &Signer, access: &Access) -> Result<String> {
                             td { (ca.status) }
                             td { (ca.spec.scope().iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) }
                             td.n { (counts.active) }
+                            td.n { (counts.expiring.days7) }
+                            td.n { (counts.expiring.days30) }
+                            td.n { (counts.expiring.days90) }
                             td.n { (counts.expired) }
                             td.n { (counts.revoked) }
                             td.n { (counts.pending) }
@@ -129,14 +136,80 @@ pub fn overview(signer: &Signer, access: &Access) -> Result<String> {
                                 }
                                 None => { td { "none" } td { "" } }
                             }
+                            td { (ocsp_state(ca, now)) }
                         }
                     }
                 }
             }
-            p { "Pending proposals: " (pending) }
+            p {
+                a href="/proposals" { "Pending proposals" } ": " (pending) ". "
+                a href="/requests" { "Requests awaiting approval" } ": "
+                (stats.iter().map(|s| s.pending).sum::<u64>()) "."
+            }
         },
     ))
 }
+
+/// The OCSP responder of a CA: its certificate's end, or when it will be made.
+fn ocsp_state(ca: &crate::store::rows::CaRecord, now: i64) -> String {
+    use der::Decode;
+    if ca.cert.is_none() {
+        return "none (no CA certificate)".into();
+    }
+    let Some(rec) = &ca.ocsp else {
+        return "made at the first request".into();
+    };
+    match x509_cert::Certificate::from_der(&rec.cert) {
+        Ok(c) => {
+            let end = crate::issuance::x509::cert_window(&c).1;
+            if end <= now {
+                format!(
+                    "certificate expired {}, renewed at the next request",
+                    time(end)
+                )
+            } else {
+                format!("ready, certificate until {}", time(end))
+            }
+        }
+        Err(e) => format!("unreadable certificate: {e}"),
+    }
+}
+
+/// Issuance per day as a bar chart (server-drawn SVG, no script; presentation attributes
+/// only, so the CSP needs no inline style). `per_day` is oldest first, ending today.
+fn issuance_chart(per_day: &[u64], today: i64) -> Markup {
+    const W: usize = 4;
+    const H: u64 = 80;
+    let max = per_day.iter().copied().max().unwrap_or(0).max(1);
+    let total: u64 = per_day.iter().sum();
+    let width = per_day.len() * W + 40;
+    let first = today - per_day.len() as i64 + 1;
+    let label = |d: i64| proto::rfc3339(d * 86400)[..10].to_owned();
+    html! {
+        figure {
+            svg xmlns="http://www.w3.org/2000/svg" role="img" width=(width) height=(H + 24)
+                viewBox={ "0 0 " (width) " " (H + 24) }
+                aria-label={ (total) " certificates issued in the last " (per_day.len()) " days, at most " (max) " on one day" } {
+                line x1="0" y1=(H) x2=(per_day.len() * W) y2=(H) stroke="currentColor" {}
+                @for (i, n) in per_day.iter().enumerate() {
+                    @if *n > 0 {
+                        @let h = (n * H).div_ceil(max);
+                        rect x=(i * W) y=(H - h) width=(W - 1) height=(h) fill="#2b6cb0" {
+                            title { (label(first + i as i64)) ": " (n) }
+                        }
+                    }
+                }
+                text x=(per_day.len() * W + 2) y="10" font-size="10" fill="currentColor" { (max) }
+                text x="0" y=(H + 14) font-size="10" fill="currentColor" { (label(first)) }
+                text x=(per_day.len() * W) y=(H + 14) font-size="10" text-anchor="end" fill="currentColor" { (label(today)) }
+            }
+            figcaption { (total) " certificates issued in the last " (per_day.len()) " days (UTC days; busiest day " (max) ")." }
+        }
+    }
+}
+
+/// Days in a CA page's issuance chart.
+const CHART_DAYS: usize = 90;
 
 /// One CA: its properties, its certificate to download, its CRL and its profiles.
 pub fn ca(signer: &Signer, name: &str) -> Result<String> {
@@ -154,6 +227,9 @@ pub fn ca(signer: &Signer, name: &str) -> Result<String> {
         .filter(|p| p.ca.as_str() == name)
         .collect();
     let field = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".into());
+    let now = crate::now();
+    let per_day = crate::report::issued_per_day(signer.store(), name, CHART_DAYS, now)?;
+    let file = |f: &str| format!("/ca/{name}/{f}");
     Ok(layout(
         &format!("CA {name}"),
         html! {
@@ -179,10 +255,27 @@ pub fn ca(signer: &Signer, name: &str) -> Result<String> {
                 }
                 dt { "CRL URL" } dd { code { (base) "/crl/" (name) ".crl" } }
                 dt { "AIA URL" } dd { code { (base) "/aia/" (name) ".crt" } }
+                dt { "OCSP URL" } dd { code { (base) "/ocsp" } " (responder: " (ocsp_state(&record, now)) ")" }
             }
-            @if record.cert.is_some() {
-                p { a href={ "/ca/" (name) "/cert.pem" } download { "Download the certificate (PEM)" } }
+            h2 { "Downloads" }
+            ul {
+                @if record.cert.is_some() {
+                    li { a href=(file("cert.der")) download { "Certificate (DER)" } }
+                    li { a href=(file("cert.pem")) download { "Certificate (PEM)" } }
+                    li { a href=(file("chain.p7b")) download { "Chain up to the root (PKCS#7, .p7b)" } }
+                    @if crl.is_some() {
+                        li { a href=(file("crl.der")) download { "Current CRL (DER)" } }
+                    }
+                } @else {
+                    li { "No certificate yet." }
+                }
+                @if record.csr.is_some() && record.cert.is_none() {
+                    li { a href=(file("csr.pem")) download { "Certificate signing request to take to the parent CA (PEM)" } }
+                }
             }
+            h2 { "Issuance, last " (CHART_DAYS) " days" }
+            (issuance_chart(&per_day, crate::report::day_of(now)))
+            p { a href={ "/certs?ca=" (super::query::encode(name)) } { "This CA's certificates" } }
             h2 { "SCEP profiles" }
             @if profiles.is_empty() {
                 p { "None." }
@@ -220,6 +313,16 @@ pub fn certs(
         link
     });
     let chosen = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
+    let mut csv = String::from("/certs.csv?");
+    for (k, v) in [
+        ("ca", &query.ca),
+        ("status", &query.status),
+        ("search", &query.search),
+    ] {
+        if let Some(v) = v {
+            csv.push_str(&format!("{k}={}&", super::query::encode(v)));
+        }
+    }
     layout(
         "Certificates",
         html! {
@@ -278,8 +381,11 @@ pub fn certs(
                     }
                 }
             }
-            @if let Some(link) = &next {
-                p { a href=(link) rel="next" { "Next page" } }
+            p {
+                @if let Some(link) = &next {
+                    a href=(link) rel="next" { "Next page" } " · "
+                }
+                a href=(csv) download { "Export every match as CSV" }
             }
         },
     )
@@ -321,6 +427,13 @@ pub fn cert(d: &proto::admin::CertDetail, csrf: Option<&str>) -> String {
                 dt { "SCEP transaction" } dd { code { (d.transaction_id) } }
                 dt { "Renewed from" } dd { (d.renewed_from.clone().unwrap_or_else(|| "—".into())) }
                 dt { "Key SHA-256" } dd { code { (d.key_hash) } }
+                dt { "Certificate SHA-256" } dd { code { (hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&d.der))) } }
+            }
+            h2 { "Downloads" }
+            ul {
+                li { a href={ "/cert/" (d.ca) "/" (d.serial) "/cert.pem" } download { "Certificate (PEM)" } }
+                li { a href={ "/cert/" (d.ca) "/" (d.serial) "/cert.der" } download { "Certificate (DER)" } }
+                li { a href={ "/ca/" (d.ca) "/chain.p7b" } download { "Issuing CA chain (PKCS#7)" } }
             }
             @if let (Some(token), None) = (csrf, d.revoked_at) {
                 h2 { "Revoke" }
@@ -494,8 +607,9 @@ fn checkpoint_state(signer: &Signer, note: &str) -> String {
     }
 }
 
-/// SCEP requests waiting for manual approval, with the commands that decide them.
-pub fn requests(requests: &[proto::admin::PendingView]) -> String {
+/// SCEP requests waiting for manual approval, with a form to decide each (when a CSRF token
+/// could be made) and the commands that do the same.
+pub fn requests(requests: &[proto::admin::PendingView], csrf: Option<&str>) -> String {
     layout(
         "Requests awaiting approval",
         html! {
@@ -523,6 +637,19 @@ pub fn requests(requests: &[proto::admin::PendingView]) -> String {
                                 td { (r.sans.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) }
                                 td { (time(r.created_at)) }
                                 td {
+                                    @if let Some(token) = csrf {
+                                        form method="post" action={ "/request/" (r.id) "/approve" } {
+                                            input type="hidden" name="csrf" value=(token);
+                                            button type="submit" { "Approve and issue" }
+                                        }
+                                        form method="post" action={ "/request/" (r.id) "/reject" } {
+                                            input type="hidden" name="csrf" value=(token);
+                                            label for={ "reason-" (r.id) } { "Reason " }
+                                            input id={ "reason-" (r.id) } name="reason" required maxlength="200";
+                                            " "
+                                            button type="submit" { "Reject" }
+                                        }
+                                    }
                                     code { "castellan request approve " (r.id) }
                                     br;
                                     code { "castellan request reject " (r.id) " --reason ..." }
@@ -534,4 +661,149 @@ pub fn requests(requests: &[proto::admin::PendingView]) -> String {
             }
         },
     )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proto::admin::{CertDetail, CertSummary, PendingView, Status};
+    use proto::model::San;
+
+    const HOSTILE: &str = "CN=<script>alert(1)</script>\"' onload=x&amp;";
+
+    /// No hostile markup survives: the tag, the quote that would end an attribute.
+    fn assert_escaped(page: &str) {
+        assert!(!page.contains("<script"), "unescaped script tag in {page}");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!page.contains("\"' onload"), "an attribute could be closed");
+    }
+
+    fn summary(subject: &str) -> CertSummary {
+        CertSummary {
+            ca: "issuing".into(),
+            serial: Some("0a1b".into()),
+            request: None,
+            status: Status::Active,
+            subject: subject.into(),
+            sans: vec![San::Dns(format!("{subject}.example"))],
+            profile: "wifi".into(),
+            not_before: Some(0),
+            not_after: Some(86_400),
+            revoked_at: None,
+        }
+    }
+
+    fn detail(subject: &str) -> CertDetail {
+        CertDetail {
+            ca: "issuing".into(),
+            serial: "0a1b".into(),
+            status: Status::Active,
+            subject: subject.into(),
+            sans: vec![San::Email(subject.into())],
+            profile: "wifi".into(),
+            not_before: 0,
+            not_after: 86_400,
+            issued_at: 0,
+            revoked_at: None,
+            revocation_reason: None,
+            transaction_id: subject.into(),
+            renewed_from: None,
+            key_hash: "00".into(),
+            der: vec![0x30, 0],
+        }
+    }
+
+    #[test]
+    fn empty_lists_render() {
+        let q = super::super::query::CertQuery::default();
+        let page = certs(&Default::default(), &[], None, &q);
+        assert!(page.contains("0 on this page"));
+        assert!(!page.contains("rel=\"next\""));
+        assert!(page.contains("href=\"/certs.csv?\""));
+        assert!(requests(&[], Some("t")).contains("None."));
+        assert!(proposals(&[]).contains("0 proposals"));
+    }
+
+    #[test]
+    fn hostile_subjects_and_sans_are_escaped() {
+        let q = super::super::query::CertQuery {
+            search: Some(HOSTILE.into()),
+            ..Default::default()
+        };
+        let visible = [HOSTILE.to_owned()].into_iter().collect();
+        let page = certs(&visible, &[summary(HOSTILE)], Some("c&d".into()), &q);
+        assert_escaped(&page);
+        // The search is carried, percent-encoded, into the next page and the CSV export.
+        assert!(page.contains("search=CN%3D%3Cscript%3E"));
+        assert!(page.contains("after=c%26d"));
+        assert_escaped(&cert(&detail(HOSTILE), Some("tok")));
+        let pending = PendingView {
+            id: "r1".into(),
+            profile: "wifi".into(),
+            transaction_id: "t".into(),
+            subject: HOSTILE.into(),
+            sans: vec![],
+            csr: vec![],
+            created_at: 0,
+            renewed_from: None,
+            tx_key: "k".into(),
+        };
+        assert_escaped(&requests(&[pending], Some("tok")));
+        assert_escaped(&refusal(400, HOSTILE));
+        assert_escaped(&done(HOSTILE, "/"));
+    }
+
+    #[test]
+    fn very_long_subjects_render_whole() {
+        let long = format!("CN={}", "x".repeat(20_000));
+        let page = cert(&detail(&long), None);
+        assert!(page.contains(&long));
+        // Without a token there is no form (the viewer may not revoke).
+        assert!(!page.contains("<form"));
+        let page = cert(&detail(&long), Some("tok"));
+        assert!(page.contains("name=\"csrf\" value=\"tok\""));
+        assert!(page.contains("name=\"confirm\""));
+    }
+
+    #[test]
+    fn request_forms_need_a_token() {
+        let pending = PendingView {
+            id: "r1".into(),
+            profile: "wifi".into(),
+            transaction_id: "t".into(),
+            subject: "CN=a".into(),
+            sans: vec![],
+            csr: vec![],
+            created_at: 0,
+            renewed_from: None,
+            tx_key: "k".into(),
+        };
+        let with = requests(std::slice::from_ref(&pending), Some("tok"));
+        assert!(with.contains("action=\"/request/r1/approve\""));
+        assert!(with.contains("action=\"/request/r1/reject\""));
+        let without = requests(&[pending], None);
+        assert!(!without.contains("<form"));
+        assert!(without.contains("castellan request approve r1"));
+    }
+
+    #[test]
+    fn chart_scales_bars_and_labels_days() {
+        let mut per_day = vec![0u64; 90];
+        per_day[89] = 10;
+        per_day[0] = 5;
+        let today = 20_000;
+        let svg = issuance_chart(&per_day, today).into_string();
+        // Two bars: the busiest day full height, the other half.
+        assert_eq!(svg.matches("<rect").count(), 2);
+        assert!(svg.contains("height=\"80\""));
+        assert!(svg.contains("height=\"40\""));
+        assert!(svg.contains("15 certificates issued in the last 90 days"));
+        assert!(svg.contains(&proto::rfc3339(today * 86400)[..10]));
+        assert!(svg.contains(&proto::rfc3339((today - 89) * 86400)[..10]));
+        // Nothing issued: no bars, no division by zero.
+        let empty = issuance_chart(&[0; 90], today).into_string();
+        assert_eq!(empty.matches("<rect").count(), 0);
+        assert!(empty.contains("0 certificates issued"));
+    }
 }
