@@ -297,10 +297,33 @@ pub enum CertCommand {
         /// Case-insensitive substring of the subject, a SAN or the serial
         #[arg(long)]
         search: Option<String>,
+        #[command(flatten)]
+        expires: ExpiresArgs,
         /// Write here instead of standard output
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+}
+
+/// An expiry range of listings (UTC days, both included).
+#[derive(Debug, Args)]
+pub struct ExpiresArgs {
+    /// Only certificates expiring on or after this day (YYYY-MM-DD, UTC)
+    #[arg(long, value_name = "DATE")]
+    pub expires_from: Option<String>,
+    /// Only certificates expiring on or before this day (YYYY-MM-DD, UTC)
+    #[arg(long, value_name = "DATE")]
+    pub expires_until: Option<String>,
+}
+
+impl ExpiresArgs {
+    pub fn range(&self) -> Result<proto::admin::Expires, crate::Error> {
+        proto::admin::Expires::from_dates(
+            self.expires_from.as_deref(),
+            self.expires_until.as_deref(),
+        )
+        .map_err(crate::Error::Invalid)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -314,6 +337,8 @@ pub struct ListArgs {
     /// Case-insensitive substring of the subject, a SAN or the serial (a scan, not an index)
     #[arg(long)]
     pub search: Option<String>,
+    #[command(flatten)]
+    pub expires: ExpiresArgs,
     /// Rows per page (at most 1000)
     #[arg(long, default_value_t = proto::admin::DEFAULT_LIMIT)]
     pub limit: u32,

@@ -30,12 +30,14 @@ pub async fn cert(s: &Session, c: &CertCommand) -> Result<()> {
             ca,
             status,
             search,
+            expires,
             output: o,
         } => {
             let req = Request::CertExport {
                 ca: ca.clone(),
                 status: status.as_deref().map(str::parse).transpose()?,
                 search: search.clone(),
+                expires: expires.range()?,
             };
             let Response::Bytes { data } = s.client.call(&req).await? else {
                 return Err(Error::Transport("unexpected answer".into()));
@@ -137,6 +139,7 @@ async fn cert_list(s: &Session, a: &ListArgs) -> Result<()> {
             proto::admin::MAX_LIMIT
         )));
     }
+    let expires = a.expires.range()?;
     let mut certs = Vec::new();
     let mut after = a.after.clone();
     let next = loop {
@@ -146,12 +149,15 @@ async fn cert_list(s: &Session, a: &ListArgs) -> Result<()> {
             search: a.search.clone(),
             limit: Some(a.limit - certs.len() as u32),
             after: after.clone(),
+            expires,
         };
         let Response::Certs { certs: page, next } = s.client.call(&req).await? else {
             return Err(Error::Transport("unexpected answer".into()));
         };
         certs.extend(page);
-        if a.search.is_none() || next.is_none() || certs.len() >= a.limit as usize {
+        // A search or an expiry range may return short pages (a scan's budget): follow on.
+        let scan = a.search.is_some() || !expires.is_any();
+        if !scan || next.is_none() || certs.len() >= a.limit as usize {
             break next;
         }
         after = next;

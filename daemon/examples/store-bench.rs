@@ -12,6 +12,10 @@
 //! had written it. `--audit-cost R` also times issuance in group commits of 16 with and
 //! without its audit entry (R alternating rounds).
 //!
+//! With `--into STORE --ca-names A,B`, the certificates go into an existing store (a
+//! stopped signer's `store.redb`, whose CAs A and B exist) and nothing is timed: `cargo
+//! xtask bench console` fills a real appliance this way.
+//!
 //! ```text
 //! cargo build --release -p daemon --bin store-bench
 //! target/release/store-bench --n 1000000
@@ -41,12 +45,16 @@ struct Options {
     rebuild: bool,
     compact: bool,
     audit_rounds: usize,
+    /// Fill this existing store instead of a new one, and stop after inserting.
+    into: Option<PathBuf>,
+    /// The CAs of `into` to spread the certificates over.
+    ca_names: Vec<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: store-bench [--n N (1000000)] [--cas C (4)] [--group G (10000)] \
-         [--revoked-per-mille R (10)] [--runs K (5)] [--dir DIR] [--keep] [--rebuild] [--compact] [--audit-cost ROUNDS]"
+         [--revoked-per-mille R (10)] [--runs K (5)] [--dir DIR] [--keep] [--rebuild] [--compact] [--audit-cost ROUNDS] [--into STORE --ca-names A,B]"
     );
     std::process::exit(2)
 }
@@ -63,6 +71,8 @@ fn options() -> Options {
         rebuild: false,
         compact: false,
         audit_rounds: 0,
+        into: None,
+        ca_names: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -82,8 +92,22 @@ fn options() -> Options {
             "--rebuild" => o.rebuild = true,
             "--compact" => o.compact = true,
             "--audit-cost" => o.audit_rounds = num(),
+            "--into" => o.into = Some(args.next().unwrap_or_else(|| usage()).into()),
+            "--ca-names" => {
+                o.ca_names = args
+                    .next()
+                    .unwrap_or_else(|| usage())
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect();
+                o.cas = o.ca_names.len();
+            }
             _ => usage(),
         }
+    }
+    // --into and --ca-names go together.
+    if o.into.is_some() == o.ca_names.is_empty() {
+        usage()
     }
     o
 }
@@ -121,7 +145,11 @@ fn record(i: usize, o: &Options, now: i64, rnd: &[u8]) -> CertRecord {
         - (u64::from_le_bytes(rnd[20..28].try_into().unwrap_or_default()) % (548 * DAY as u64))
             as i64;
     CertRecord {
-        ca: ca_name(i % o.cas),
+        ca: o
+            .ca_names
+            .get(i % o.cas)
+            .cloned()
+            .unwrap_or_else(|| ca_name(i % o.cas)),
         serial: hex::encode(&serial),
         profile: "devices".into(),
         transaction_id: hex::encode(&rnd[28..60]),
@@ -207,13 +235,20 @@ fn main() -> daemon::Result<()> {
         std::env::temp_dir().join(format!("store-bench-{}", std::process::id()))
     });
     let own_dir = o.dir.is_none();
-    std::fs::create_dir_all(&dir).map_err(|e| file_err("the bench directory", e))?;
-    let path = dir.join("bench.redb");
-    let _ = std::fs::remove_file(&path);
-    let store = Store::create(&path)?;
+    let (path, store) = match &o.into {
+        Some(path) => (path.clone(), Store::open(path)?),
+        None => {
+            std::fs::create_dir_all(&dir).map_err(|e| file_err("the bench directory", e))?;
+            let path = dir.join("bench.redb");
+            let _ = std::fs::remove_file(&path);
+            (path.clone(), Store::create(&path)?)
+        }
+    };
     daemon::store::indexes::ensure_indexes(&store)?;
-    for i in 0..o.cas {
-        add_ca(&store, &ca_name(i))?;
+    if o.into.is_none() {
+        for i in 0..o.cas {
+            add_ca(&store, &ca_name(i))?;
+        }
     }
     let now = daemon::now();
     println!(
@@ -302,6 +337,9 @@ fn main() -> daemon::Result<()> {
         t.elapsed().as_secs_f64()
     );
     drop(store);
+    if o.into.is_some() {
+        return Ok(());
+    }
     let size = std::fs::metadata(&path)
         .map_err(|e| file_err("the store file", e))?
         .len();

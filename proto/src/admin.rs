@@ -96,6 +96,9 @@ pub enum Request {
         /// 1 to 1000 (default 100).
         limit: Option<u32>,
         after: Option<String>,
+        /// Only certificates whose notAfter is in this range.
+        #[serde(default, skip_serializing_if = "Expires::is_any")]
+        expires: Expires,
     },
     /// One certificate by serial (hex); without a CA the serial must be unique.
     CertShow {
@@ -110,6 +113,8 @@ pub enum Request {
         ca: Option<String>,
         status: Option<Status>,
         search: Option<String>,
+        #[serde(default, skip_serializing_if = "Expires::is_any")]
+        expires: Expires,
     },
     /// Revoke a certificate on Intune's request (the castellan-mdm connector's identity
     /// only): `issuer` is the CA subject DN the signer sent in `successNotification`,
@@ -506,6 +511,42 @@ pub struct CaCertStats {
     pub expiring: Expiring,
 }
 
+/// A range of notAfter times for listings: `after <= notAfter < before` (Unix times; either
+/// end open).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expires {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
+}
+
+impl Expires {
+    /// No bound.
+    pub fn is_any(&self) -> bool {
+        self.after.is_none() && self.before.is_none()
+    }
+
+    pub fn contains(&self, not_after: i64) -> bool {
+        self.after.is_none_or(|a| not_after >= a) && self.before.is_none_or(|b| not_after < b)
+    }
+
+    /// From `YYYY-MM-DD` dates: from the start of `after`'s day to the end of `before`'s
+    /// (both days included).
+    pub fn from_dates(after: Option<&str>, before: Option<&str>) -> Result<Expires, String> {
+        let after = after.map(crate::parse_date).transpose()?;
+        let before = before
+            .map(|b| crate::parse_date(b).map(|t| t + 86_400))
+            .transpose()?;
+        if let (Some(a), Some(b)) = (after, before)
+            && a >= b
+        {
+            return Err("the expiry range is empty: the first date is after the last".into());
+        }
+        Ok(Expires { after, before })
+    }
+}
+
 /// Active certificates expiring soon (see [`CaCertStats::expiring`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Expiring {
@@ -518,6 +559,46 @@ pub struct Expiring {
 #[allow(clippy::unwrap_used)]
 mod need_tests {
     use super::*;
+
+    #[test]
+    fn expiry_ranges_from_dates() {
+        let r = Expires::from_dates(Some("2026-01-01"), Some("2026-01-31")).unwrap();
+        assert_eq!(r.after, Some(1_767_225_600));
+        assert_eq!(r.before, Some(1_767_225_600 + 31 * 86_400));
+        assert!(r.contains(1_767_225_600) && !r.contains(1_767_225_599));
+        assert!(r.contains(1_767_225_600 + 31 * 86_400 - 1));
+        assert!(Expires::from_dates(None, None).unwrap().is_any());
+        for (from, until) in [
+            (Some("2026-02-01"), Some("2026-01-31")),
+            (Some("2026-13-01"), None),
+            (Some("2026-02-30"), None),
+            (None, Some("26-01-01")),
+            (None, Some("2026-1-1")),
+            (None, Some("2026-01-01T00:00:00Z")),
+            (None, Some("")),
+            (None, Some("+026-01-01")),
+        ] {
+            assert!(
+                Expires::from_dates(from, until).is_err(),
+                "{from:?} {until:?}"
+            );
+        }
+        // No range: nothing on the wire, and old requests read as no range.
+        let r = Request::CertList {
+            ca: None,
+            status: None,
+            search: None,
+            limit: None,
+            after: None,
+            expires: Expires::default(),
+        };
+        assert!(!serde_json::to_string(&r).unwrap().contains("expires"));
+        let old: Request = serde_json::from_str(
+            r#"{"request":"cert-export","ca":null,"status":null,"search":null}"#,
+        )
+        .unwrap();
+        assert!(matches!(old, Request::CertExport { expires, .. } if expires.is_any()));
+    }
     use crate::roles::{Need, Permission as P};
 
     /// Every admin request, by its wire name, and what it needs: the table in docs and in

@@ -83,6 +83,24 @@ pub fn utc(unix: i64) -> der::DateTime {
         .unwrap_or(der::DateTime::INFINITY)
 }
 
+/// Midnight UTC of a `YYYY-MM-DD` date, as Unix time (what an HTML date input sends).
+pub fn parse_date(s: &str) -> Result<i64, String> {
+    let bad = || format!("{s:?} is not a date (YYYY-MM-DD)");
+    let mut parts = s.split('-');
+    let (Some(y), Some(m), Some(d), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return Err(bad());
+    }
+    let num = |v: &str| v.parse::<u16>().map_err(|_| bad());
+    let (y, m, d) = (num(y)?, num(m)?, num(d)?);
+    let t = der::DateTime::new(y, m as u8, d as u8, 0, 0, 0).map_err(|_| bad())?;
+    Ok(t.unix_duration().as_secs() as i64)
+}
+
 /// RFC 3339 text of a Unix time, as reports print it.
 pub fn rfc3339(unix: i64) -> String {
     der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix.max(0) as u64))

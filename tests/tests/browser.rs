@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use der::Decode;
 use fantoccini::{Client, ClientBuilder, Locator};
+use scep::client::{self, Device, RequestSpec};
 use tests::{Appliance, bin_dir, block_on, free_port, http, openssl_ok, scepclient};
 
 const POLICY_DIR: &str = "/etc/chromium/policies/managed";
@@ -212,6 +213,21 @@ fn crl_serials(a: &Appliance, ca: &str) -> Vec<String> {
         .collect()
 }
 
+/// A PKCSReq to a manual-approval profile, answered PENDING (strict client of the `scep`
+/// crate: micromdm's scepclient would poll on).
+fn pending_request(a: &Appliance, profile: &str, cn: &str) {
+    let r = a.scep_get(profile, "operation=GetCACert");
+    let bag = client::ca_certs(&r.body).unwrap();
+    let to = client::recipients(&bag, client::RecipientChoice::Ndes).unwrap();
+    let ra = client::reply_signer(&bag).unwrap().clone();
+    let d = Device::generate(2048, &format!("CN={cn}")).unwrap();
+    let csr = d.csr(&format!("CN={cn}"), Some("browser-secret")).unwrap();
+    let req = client::request(&d, &csr, &to, &RequestSpec::pkcs_req(&format!("tx-{cn}"))).unwrap();
+    let r = a.scep_post(profile, &req.der);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(client::read_reply(&r.body, &ra, &d).unwrap().status, "3");
+}
+
 #[test]
 fn an_officer_finds_and_revokes_a_certificate_in_chromium() {
     let a = Appliance::with_edge(1, &["alice"]);
@@ -231,6 +247,14 @@ fn an_officer_finds_and_revokes_a_certificate_in_chromium() {
         serials.push(serial_of(&a, &cert));
     }
     let (doomed, kept) = (serials[0].clone(), serials[1].clone());
+    a.create_static_profile(
+        "by-hand",
+        "issuing",
+        "browser-secret",
+        &["--approval", "manual"],
+    );
+    pending_request(&a, "by-hand", "kiosk-1");
+    pending_request(&a, "by-hand", "kiosk-2");
 
     // The officer's browser: their certificate in NSS, picked by policy.
     let alice = a.officer("alice").clone();
@@ -307,11 +331,48 @@ fn an_officer_finds_and_revokes_a_certificate_in_chromium() {
         assert!(page.contains("CSRF token is missing or wrong"), "{page}");
         b.shot("csrf-refused").await;
 
+        // Requests waiting for approval: approve one, reject the other with a reason.
+        let page = b.open(&format!("{origin}/requests")).await;
+        assert!(
+            page.contains("CN=kiosk-1") && page.contains("CN=kiosk-2"),
+            "{page}"
+        );
+        b.shot("requests").await;
+        let row = |cn: &str| {
+            page.split("<tr>")
+                .find(|r| r.contains(&format!("CN={cn}")))
+                .and_then(|r| r.split("action=\"/request/").nth(1))
+                .and_then(|r| r.split('/').next())
+                .unwrap_or_else(|| panic!("no form for {cn}: {page}"))
+                .to_owned()
+        };
+        let (approve, reject) = (row("kiosk-1"), row("kiosk-2"));
+        b.click(&format!("form[action='/request/{approve}/approve'] button"))
+            .await;
+        let done = b.source().await;
+        assert!(done.contains("Issued certificate"), "{done}");
+        b.open(&format!("{origin}/requests")).await;
+        b.c()
+            .find(Locator::Css(&format!("input#reason-{reject}")))
+            .await
+            .unwrap()
+            .send_keys("not one of our kiosks")
+            .await
+            .unwrap();
+        b.click(&format!("form[action='/request/{reject}/reject'] button"))
+            .await;
+        let done = b.source().await;
+        assert!(
+            done.contains(&format!("request {reject} rejected")),
+            "{done}"
+        );
+        let page = b.open(&format!("{origin}/requests")).await;
+        assert!(page.contains("None."), "{page}");
+
         // The other pages render for the officer.
         for (path, title, shot) in [
             ("/ca/issuing", "CA issuing", "ca"),
             ("/proposals", "Proposals", "proposals"),
-            ("/requests", "Requests awaiting approval", "requests"),
             ("/audit", "Audit log", "audit"),
         ] {
             let page = b.open(&format!("{origin}{path}")).await;
@@ -324,7 +385,7 @@ fn an_officer_finds_and_revokes_a_certificate_in_chromium() {
         let page = b.open(&format!("{origin}/ca/issuing")).await;
         assert!(page.contains("<svg"), "no issuance chart: {page}");
         assert!(
-            page.contains("2 certificates issued in the last 90 days"),
+            page.contains("3 certificates issued in the last 90 days"),
             "{page}"
         );
         b.quit().await;
@@ -368,6 +429,12 @@ fn an_officer_finds_and_revokes_a_certificate_in_chromium() {
     // The forged post is in the audit trail as refused.
     let audit = a.cli_ok("alice", &["audit", "list", "--json"]);
     assert!(audit.contains("CSRF"), "{audit}");
+
+    // The approved request is a certificate; the rejected one is not.
+    let list = a.cli_json("alice", &["cert", "list", "--search", "kiosk", "--json"]);
+    let certs = list["certs"].as_array().unwrap();
+    assert_eq!(certs.len(), 1, "{list:#}");
+    assert_eq!(certs[0]["subject"], "CN=kiosk-1", "{list:#}");
 
     // The filtered list, exported: a header and the one match, with its status.
     let (status, head, csv) = a.get("alice", "/certs.csv?search=laptop-41");

@@ -105,7 +105,7 @@ fn the_overview_and_ca_pages_show_what_the_viewer_may_read() {
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
     assert_eq!(
         header(&head, "content-disposition"),
-        Some("attachment; filename=\"issuing.pem\"")
+        Some("attachment; filename=\"issuing-cert.pem\"")
     );
 
     // Certificates: the filter form, the row linking to the certificate's page.
@@ -140,6 +140,9 @@ fn the_overview_and_ca_pages_show_what_the_viewer_may_read() {
         "/certs?x=1",
         "/certs?search=%",
         "/certs?search=%FF",
+        "/certs?expires_from=2026-02-30",
+        "/certs?expires_from=2027-01-01&expires_until=2026-01-01",
+        "/certs.csv?expires_until=tomorrow",
     ] {
         assert_eq!(a.get("alice", bad).0, 400, "{bad}");
     }
@@ -173,6 +176,7 @@ fn the_overview_and_ca_pages_show_what_the_viewer_may_read() {
         .unwrap_or_else(|| panic!("no revocation form: {page}"))
         .to_owned();
     let path = format!("/cert/issuing/{serial}/revoke");
+    a.add_admin("desk", "help-desk", "*");
     let refused = [
         ("alice", "reason=keyCompromise&confirm=yes".to_owned(), 403),
         (
@@ -181,10 +185,18 @@ fn the_overview_and_ca_pages_show_what_the_viewer_may_read() {
             403,
         ),
         ("alice", format!("reason=keyCompromise&csrf={token}"), 400),
+        // Another admin who may revoke there, with alice's token: the token is per admin.
+        (
+            "desk",
+            format!("reason=keyCompromise&confirm=yes&csrf={token}"),
+            403,
+        ),
+        // Another admin with alice's token: the CA is outside hd's tags, so it is "not
+        // found" before the token is even looked at.
         (
             "hd",
             format!("reason=keyCompromise&confirm=yes&csrf={token}"),
-            403,
+            404,
         ),
         (
             "alice",
@@ -225,6 +237,75 @@ fn the_overview_and_ca_pages_show_what_the_viewer_may_read() {
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("audit.read"), "{body}");
     assert_eq!(a.get("hd", "/requests").0, 403);
+    let (status, _, body) = a.get("hd", "/certs.csv");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("report.export"), "{body}");
+
+    // Downloads: the CA's certificate and chain, a leaf certificate, the same bytes as the
+    // CLI's; a CSR only for a CA waiting for its certificate.
+    let (status, head, pem) = a.get("alice", &format!("/cert/issuing/{serial}/cert.pem"));
+    assert_eq!(status, 200, "{pem}");
+    assert!(head.contains("attachment; filename="), "{head}");
+    assert_eq!(
+        pem.trim(),
+        std::fs::read_to_string(&cert).unwrap().trim(),
+        "the leaf as the device got it"
+    );
+    let (status, head, _) = a.get("alice", "/ca/issuing/cert.der");
+    assert_eq!(status, 200);
+    assert_eq!(header(&head, "content-type"), Some("application/pkix-cert"));
+    let (status, head, _) = a.get("alice", "/ca/issuing/chain.p7b");
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("application/pkcs7-mime")
+    );
+    let (status, _, pem) = a.get("alice", "/ca/issuing/cert.pem");
+    assert_eq!(status, 200);
+    assert_eq!(
+        pem.trim(),
+        std::fs::read_to_string(a.save_cert("issuing", "issuing-cli.pem"))
+            .unwrap()
+            .trim()
+    );
+    assert_eq!(a.get("alice", "/ca/issuing/csr.pem").0, 409);
+    assert_eq!(a.get("alice", "/ca/issuing/key.pem").0, 404);
+    assert_eq!(a.get("hd", "/ca/issuing/cert.der").0, 404);
+
+    // The CSV export of a filter, from the console and the CLI: the same bytes.
+    let (status, head, csv) = a.get("alice", "/certs.csv?search=phone-7");
+    assert_eq!(status, 200, "{csv}");
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("text/csv; charset=utf-8")
+    );
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.contains(&format!("\"{serial}\"")), "{csv}");
+    let cli = a.cli_ok("alice", &["cert", "export", "--search", "phone-7"]);
+    assert_eq!(cli, csv);
+    // An expiry range: the certificate (valid about a year) is in this year and the next,
+    // not in a range that ended yesterday.
+    let day = |offset: i64| proto::rfc3339(proto::now() + offset * 86_400)[..10].to_owned();
+    let (_, _, within) = a.get(
+        "alice",
+        &format!(
+            "/certs.csv?expires_from={}&expires_until={}",
+            day(0),
+            day(800)
+        ),
+    );
+    assert!(within.contains(&serial), "{within}");
+    let (_, _, before) = a.get("alice", &format!("/certs.csv?expires_until={}", day(-1)));
+    assert_eq!(before.lines().count(), 1, "{before}");
+    let listed = a.cli_json(
+        "alice",
+        &["cert", "list", "--expires-until", &day(-1), "--json"],
+    );
+    assert_eq!(listed["certs"].as_array().unwrap().len(), 0, "{listed}");
+    assert!(
+        !a.cli("alice", &["cert", "list", "--expires-from", "someday"])
+            .ok()
+    );
     let (status, _, body) = a.get("alice", "/requests");
     assert_eq!(status, 200);
     assert!(body.contains("None."), "{body}");

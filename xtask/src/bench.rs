@@ -255,6 +255,7 @@ pub enum Bench {
     Scep(crate::bench_scep::Options),
     Crl(crate::bench_crl::Options),
     Store(StoreOptions),
+    Console(crate::bench_console::Options),
 }
 
 pub fn run(bench: &Bench) -> Result<()> {
@@ -263,6 +264,7 @@ pub fn run(bench: &Bench) -> Result<()> {
         Bench::Scep(options) => crate::bench_scep::run(options),
         Bench::Crl(options) => crate::bench_crl::run(options),
         Bench::Store(options) => run_store(options),
+        Bench::Console(options) => crate::bench_console::run(options),
     }
 }
 

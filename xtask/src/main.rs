@@ -9,6 +9,8 @@
 //! - `cargo xtask bench crl [-n N]`: a CRL of N revoked entries: build + HSM sign time and
 //!   memory next to `openssl ca -gencrl`, and revocation to served CRL; `var/bench-crl/`.
 //! - `cargo xtask bench store [-n N]`: report queries over N certificates (store-bench).
+//! - `cargo xtask bench console [-n N]`: the web console's page times over N certificates in
+//!   a real appliance, next to its style sheet as the baseline; `var/bench-console/`.
 //! - `cargo xtask bench scep [-n N] [--concurrency C] [--sessions S]`: SCEP enrolments per second
 //!   of castellan-edge + castellan-signer in a fresh appliance under `var/bench-scep/`, next to
 //!   the HSM-bound limit (hsm-bench on the same token) and micromdm's scepserver; results in
@@ -17,6 +19,7 @@
 //!   workspace, stopping at the first failure with its exit code.
 
 mod bench;
+mod bench_console;
 mod bench_crl;
 mod bench_scep;
 mod demo;
@@ -58,6 +61,12 @@ commands:
         Report queries at scale (store-bench, release build, no HSM): N (default 1000000)
         certificates; status-filtered pages of 100, search, stats; bytes on disk per
         certificate.
+  bench console [-n N]
+        Web console page times on release binaries: a fresh appliance under
+        var/bench-console/ whose issuing CA gets N (default 1000000) certificates written
+        into its store (store-bench --into); the server's time for the overview, a CA page,
+        certificate lists, a search, a certificate and the audit log (curl as alice, median
+        of 21), next to the style sheet as the baseline. Writes var/bench-console/results.json.
   bench scep [-n N] [--concurrency C] [--sessions S]
         SCEP enrolment throughput on release binaries (builds them): in a fresh appliance
         under var/bench-scep/ (RSA-2048 root and issuing CA, profile `bench`), measure the
@@ -209,7 +218,7 @@ fn parse_demo_args(args: &[String]) -> Result<demo::Options> {
 fn parse_bench_args(args: &[String]) -> Result<bench::Bench> {
     let Some((what, rest)) = args.split_first() else {
         return Err(Failure::new(format!(
-            "bench: say what to measure (`ca`, `scep`, `crl` or `store`)\n\n{USAGE}"
+            "bench: say what to measure (`ca`, `scep`, `crl`, `store` or `console`)\n\n{USAGE}"
         )));
     };
     let mut bench = match what.as_str() {
@@ -217,13 +226,14 @@ fn parse_bench_args(args: &[String]) -> Result<bench::Bench> {
         "scep" => bench::Bench::Scep(bench_scep::Options::default()),
         "crl" => bench::Bench::Crl(bench_crl::Options::default()),
         "store" => bench::Bench::Store(bench::StoreOptions::default()),
+        "console" => bench::Bench::Console(bench_console::Options::default()),
         "-h" | "--help" => {
             print!("{USAGE}");
             std::process::exit(0);
         }
         other => {
             return Err(Failure::new(format!(
-                "bench: unknown benchmark `{other}` (there are `ca`, `scep`, `crl` and `store`)\n\n{USAGE}"
+                "bench: unknown benchmark `{other}` (there are `ca`, `scep`, `crl`, `store` and `console`)\n\n{USAGE}"
             )));
         }
     };
@@ -245,6 +255,7 @@ fn parse_bench_args(args: &[String]) -> Result<bench::Bench> {
             (bench::Bench::Scep(o), "--sessions") => (&mut o.sessions, 1..=64),
             (bench::Bench::Crl(o), "-n") => (&mut o.n, 1..=100_000_000),
             (bench::Bench::Store(o), "-n") => (&mut o.n, 1..=100_000_000),
+            (bench::Bench::Console(o), "-n") => (&mut o.n, 1..=100_000_000),
             _ => {
                 return Err(Failure::new(format!(
                     "bench {what}: unknown argument `{arg}`\n\n{USAGE}"

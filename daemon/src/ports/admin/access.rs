@@ -322,16 +322,33 @@ pub fn describe(request: &Request) -> Described {
         }
         Request::CertRevoke { ca, serial, reason } => (format!("{ca} {serial} {reason}"), None),
         Request::CertList {
-            ca, status, search, ..
+            ca,
+            status,
+            search,
+            expires,
+            ..
         }
-        | Request::CertExport { ca, status, search } => (
+        | Request::CertExport {
+            ca,
+            status,
+            search,
+            expires,
+        } => (
             format!(
-                "ca={} status={} search={}",
+                "ca={} status={} search={}{}",
                 ca.as_deref().unwrap_or("*"),
                 status
                     .map(|s| format!("{s:?}").to_lowercase())
                     .unwrap_or_default(),
-                search.as_deref().unwrap_or("")
+                search.as_deref().unwrap_or(""),
+                match (expires.after, expires.before) {
+                    (None, None) => String::new(),
+                    (a, b) => format!(
+                        " expires={}..{}",
+                        a.map(proto::rfc3339).unwrap_or_default(),
+                        b.map(proto::rfc3339).unwrap_or_default()
+                    ),
+                }
             ),
             None,
         ),

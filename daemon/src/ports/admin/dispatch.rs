@@ -273,6 +273,7 @@ pub fn handle(signer: &Signer, caller: &Caller, access: &Access, req: Request) -
             search,
             limit,
             after,
+            expires,
         } => {
             let q = crate::report::ListQuery {
                 ca,
@@ -280,6 +281,7 @@ pub fn handle(signer: &Signer, caller: &Caller, access: &Access, req: Request) -
                 search,
                 limit,
                 after,
+                expires,
             };
             let page = crate::report::list(
                 signer.store(),
@@ -301,7 +303,12 @@ pub fn handle(signer: &Signer, caller: &Caller, access: &Access, req: Request) -
                 crate::now(),
             )?),
         }),
-        Request::CertExport { ca, status, search } => Ok(Response::Bytes {
+        Request::CertExport {
+            ca,
+            status,
+            search,
+            expires,
+        } => Ok(Response::Bytes {
             data: crate::report::export_csv(
                 signer.store(),
                 &crate::report::ListQuery {
@@ -310,6 +317,7 @@ pub fn handle(signer: &Signer, caller: &Caller, access: &Access, req: Request) -
                     search,
                     limit: None,
                     after: None,
+                    expires,
                 },
                 &scope(Permission::ReportExport)?,
                 crate::now(),

@@ -196,6 +196,7 @@ fn route(signer: &Signer, caller: &Caller, path: &str, query: &str) -> Result<Pa
         ["certs.csv"] => {
             let q = query::cert_query(query).map_err(Error::Invalid)?;
             let request = Request::CertExport {
+                expires: q.expires().map_err(Error::Invalid)?,
                 ca: q.ca,
                 status: q.status.as_deref().map(str::parse).transpose()?,
                 search: q.search,
@@ -216,6 +217,7 @@ fn route(signer: &Signer, caller: &Caller, path: &str, query: &str) -> Result<Pa
                 search: filter.search.clone(),
                 limit: Some(100),
                 after: filter.after.clone(),
+                expires: filter.expires().map_err(Error::Invalid)?,
             }
         }
         ["cert", ca, serial] => Request::CertShow {

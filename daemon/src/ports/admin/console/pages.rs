@@ -51,6 +51,11 @@ fn time(t: i64) -> String {
     proto::rfc3339(t)
 }
 
+/// `YYYY-MM-DD` of a time (UTC).
+fn date(t: i64) -> String {
+    proto::rfc3339(t).chars().take(10).collect()
+}
+
 /// Every CA the viewer may read, with its certificate counts and CRL, and the pending
 /// proposals they can see.
 pub fn overview(signer: &Signer, access: &Access) -> Result<String> {
@@ -119,9 +124,15 @@ pub fn overview(signer: &Signer, access: &Access) -> Result<String> {
                             td { (ca.status) }
                             td { (ca.spec.scope().iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) }
                             td.n { (counts.active) }
-                            td.n { (counts.expiring.days7) }
-                            td.n { (counts.expiring.days30) }
-                            td.n { (counts.expiring.days90) }
+                            @for (n, days) in [(counts.expiring.days7, 7), (counts.expiring.days30, 30), (counts.expiring.days90, 90)] {
+                                td.n {
+                                    @if n > 0 {
+                                        a href={ "/certs?ca=" (ca.spec.name) "&status=active&expires_until=" (date(now + days * 86_400)) } { (n) }
+                                    } @else {
+                                        (n)
+                                    }
+                                }
+                            }
                             td.n { (counts.expired) }
                             td.n { (counts.revoked) }
                             td.n { (counts.pending) }
@@ -184,7 +195,7 @@ fn issuance_chart(per_day: &[u64], today: i64) -> Markup {
     let total: u64 = per_day.iter().sum();
     let width = per_day.len() * W + 40;
     let first = today - per_day.len() as i64 + 1;
-    let label = |d: i64| proto::rfc3339(d * 86400)[..10].to_owned();
+    let label = |d: i64| date(d * 86400);
     html! {
         figure {
             svg xmlns="http://www.w3.org/2000/svg" role="img" width=(width) height=(H + 24)
@@ -299,30 +310,14 @@ pub fn certs(
     query: &super::query::CertQuery,
 ) -> String {
     let next = next.as_ref().map(|cursor| {
-        let mut link = String::from("/certs?");
-        for (k, v) in [
-            ("ca", &query.ca),
-            ("status", &query.status),
-            ("search", &query.search),
-        ] {
-            if let Some(v) = v {
-                link.push_str(&format!("{k}={}&", super::query::encode(v)));
-            }
-        }
-        link.push_str(&format!("after={}", super::query::encode(cursor)));
-        link
+        format!(
+            "/certs?{}after={}",
+            query.params(),
+            super::query::encode(cursor)
+        )
     });
     let chosen = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
-    let mut csv = String::from("/certs.csv?");
-    for (k, v) in [
-        ("ca", &query.ca),
-        ("status", &query.status),
-        ("search", &query.search),
-    ] {
-        if let Some(v) = v {
-            csv.push_str(&format!("{k}={}&", super::query::encode(v)));
-        }
-    }
+    let csv = format!("/certs.csv?{}", query.params());
     layout(
         "Certificates",
         html! {
@@ -345,6 +340,12 @@ pub fn certs(
                 " "
                 label for="search" { "Subject, SAN or serial " }
                 input id="search" name="search" type="search" value=(query.search.clone().unwrap_or_default());
+                " "
+                label for="expires_from" { "Expiring from " }
+                input id="expires_from" name="expires_from" type="date" value=(query.expires_from.clone().unwrap_or_default());
+                " "
+                label for="expires_until" { "until " }
+                input id="expires_until" name="expires_until" type="date" value=(query.expires_until.clone().unwrap_or_default());
                 " "
                 button type="submit" { "Search" }
             }

@@ -11,6 +11,37 @@ pub struct CertQuery {
     pub status: Option<String>,
     pub search: Option<String>,
     pub after: Option<String>,
+    /// The expiry range, `YYYY-MM-DD` days (both included).
+    pub expires_from: Option<String>,
+    pub expires_until: Option<String>,
+}
+
+impl CertQuery {
+    /// The filter (not the cursor) as query parameters, each followed by `&`: what a next
+    /// page or an export carries on.
+    pub fn params(&self) -> String {
+        let mut out = String::new();
+        for (k, v) in [
+            ("ca", &self.ca),
+            ("status", &self.status),
+            ("search", &self.search),
+            ("expires_from", &self.expires_from),
+            ("expires_until", &self.expires_until),
+        ] {
+            if let Some(v) = v {
+                out.push_str(&format!("{k}={}&", encode(v)));
+            }
+        }
+        out
+    }
+
+    /// The expiry range of the dates given.
+    pub fn expires(&self) -> Result<proto::admin::Expires, String> {
+        proto::admin::Expires::from_dates(
+            self.expires_from.as_deref(),
+            self.expires_until.as_deref(),
+        )
+    }
 }
 
 /// Parse `query` (without the `?`) into the values of `keys`. Empty values count as
@@ -39,13 +70,27 @@ pub fn parse(
 
 /// The parameters of the certificates page.
 pub fn cert_query(query: &str) -> Result<CertQuery, String> {
-    let mut m = parse(query, &["ca", "status", "search", "after"])?;
-    Ok(CertQuery {
+    let mut m = parse(
+        query,
+        &[
+            "ca",
+            "status",
+            "search",
+            "after",
+            "expires_from",
+            "expires_until",
+        ],
+    )?;
+    let q = CertQuery {
         ca: m.remove("ca"),
         status: m.remove("status"),
         search: m.remove("search"),
         after: m.remove("after"),
-    })
+        expires_from: m.remove("expires_from"),
+        expires_until: m.remove("expires_until"),
+    };
+    q.expires()?;
+    Ok(q)
 }
 
 /// The parameters of the audit page.
