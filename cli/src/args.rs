@@ -297,6 +297,9 @@ pub enum CertCommand {
         /// Case-insensitive substring of the subject, a SAN or the serial
         #[arg(long)]
         search: Option<String>,
+        /// CN or SAN starting with this, case-insensitive
+        #[arg(long)]
+        name: Option<String>,
         #[command(flatten)]
         expires: ExpiresArgs,
         /// Write here instead of standard output
@@ -337,6 +340,9 @@ pub struct ListArgs {
     /// Case-insensitive substring of the subject, a SAN or the serial (a scan, not an index)
     #[arg(long)]
     pub search: Option<String>,
+    /// CN or SAN starting with this, case-insensitive (indexed: instant at any size)
+    #[arg(long)]
+    pub name: Option<String>,
     #[command(flatten)]
     pub expires: ExpiresArgs,
     /// Rows per page (at most 1000)

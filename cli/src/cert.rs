@@ -30,10 +30,12 @@ pub async fn cert(s: &Session, c: &CertCommand) -> Result<()> {
             ca,
             status,
             search,
+            name,
             expires,
             output: o,
         } => {
             let req = Request::CertExport {
+                name: name.clone(),
                 ca: ca.clone(),
                 status: status.as_deref().map(str::parse).transpose()?,
                 search: search.clone(),
@@ -150,13 +152,14 @@ async fn cert_list(s: &Session, a: &ListArgs) -> Result<()> {
             limit: Some(a.limit - certs.len() as u32),
             after: after.clone(),
             expires,
+            name: a.name.clone(),
         };
         let Response::Certs { certs: page, next } = s.client.call(&req).await? else {
             return Err(Error::Transport("unexpected answer".into()));
         };
         certs.extend(page);
         // A search or an expiry range may return short pages (a scan's budget): follow on.
-        let scan = a.search.is_some() || !expires.is_any();
+        let scan = a.search.is_some() || a.name.is_some() || !expires.is_any();
         if !scan || next.is_none() || certs.len() >= a.limit as usize {
             break next;
         }

@@ -99,6 +99,9 @@ pub enum Request {
         /// Only certificates whose notAfter is in this range.
         #[serde(default, skip_serializing_if = "Expires::is_any")]
         expires: Expires,
+        /// Only certificates with a CN or SAN starting with this (case-insensitive; indexed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     /// One certificate by serial (hex); without a CA the serial must be unique.
     CertShow {
@@ -115,6 +118,9 @@ pub enum Request {
         search: Option<String>,
         #[serde(default, skip_serializing_if = "Expires::is_any")]
         expires: Expires,
+        /// Only certificates with a CN or SAN starting with this (case-insensitive; indexed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     /// Revoke a certificate on Intune's request (the castellan-mdm connector's identity
     /// only): `issuer` is the CA subject DN the signer sent in `successNotification`,
@@ -591,6 +597,7 @@ mod need_tests {
             limit: None,
             after: None,
             expires: Expires::default(),
+            name: None,
         };
         assert!(!serde_json::to_string(&r).unwrap().contains("expires"));
         let old: Request = serde_json::from_str(

@@ -539,6 +539,12 @@ impl San {
             }
         })
     }
+    /// The name without its type.
+    pub fn value(&self) -> &str {
+        match self {
+            San::Dns(v) | San::Email(v) | San::Upn(v) | San::Uri(v) => v,
+        }
+    }
     pub fn kind(&self) -> SanType {
         match self {
             San::Dns(_) => SanType::Dns,

@@ -122,7 +122,7 @@ pub fn run(options: &Options) -> Result<()> {
         .and_then(|rest| rest.split('"').next())
         .ok_or_else(|| Failure::new("no certificate in the active list"))?
         .to_owned();
-    let pages: [(&str, String); 9] = [
+    let pages: [(&str, String); 10] = [
         ("style sheet (baseline)", "/console.css".into()),
         ("overview", "/".into()),
         ("CA page (90-day chart)", format!("/ca/{ISSUING_CA}")),
@@ -132,6 +132,10 @@ pub fn run(options: &Options) -> Result<()> {
             format!("/certs?ca={ISSUING_CA}&status=active"),
         ),
         ("revoked", "/certs?status=revoked".into()),
+        (
+            "name starts with (the index)",
+            "/certs?name=device-099999".into(),
+        ),
         (
             "search (one request's scan budget)",
             "/certs?search=device-0999999".into(),

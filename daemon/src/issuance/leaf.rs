@@ -32,7 +32,7 @@ const EMAIL_ATTR: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.11354
 
 /// The text of a DirectoryString-like value (RFC 2985 §5.4.1 challengePassword): Windows and
 /// .NET clients send BMPString (UTF-16BE), others PrintableString, UTF8String or IA5String.
-fn directory_string(v: &der::Any) -> Option<String> {
+pub(crate) fn directory_string(v: &der::Any) -> Option<String> {
     use der::Tagged;
     match v.tag() {
         der::Tag::PrintableString | der::Tag::Utf8String | der::Tag::Ia5String => {

@@ -105,6 +105,9 @@ pub struct ListQuery {
     /// Only notAfter in this range: a narrower range of the expiry indexes for `active` and
     /// `expired`, a filter of the scanned rows otherwise (pending requests have none).
     pub expires: Expires,
+    /// Only certificates with a CN or SAN starting with this (case-insensitive): a walk of
+    /// the `by_name` index from the prefix, the other filters applied to its rows.
+    pub name: Option<String>,
 }
 
 /// The CAs a caller may see; everything else is left out as if it did not exist.
@@ -140,6 +143,7 @@ enum Source {
     Certs,
     ByExpiry,
     ByExpiryAll,
+    ByName,
     Revoked,
     Pending,
 }
@@ -150,6 +154,7 @@ impl Source {
             Source::Certs => "c",
             Source::ByExpiry => "e",
             Source::ByExpiryAll => "E",
+            Source::ByName => "n",
             Source::Revoked => "r",
             Source::Pending => "p",
         }
@@ -159,6 +164,7 @@ impl Source {
             Source::Certs => Table::Certs,
             Source::ByExpiry => Table::ByExpiry,
             Source::ByExpiryAll => Table::ByExpiryAll,
+            Source::ByName => Table::ByName,
             Source::Revoked => Table::Revoked,
             Source::Pending => Table::Pending,
         }
@@ -270,7 +276,22 @@ pub fn list(store: &Store, q: &ListQuery, scope: &Scope, now: i64) -> Result<Pag
     {
         return Err(Error::NotFound(Missing::Ca(ca.to_owned())));
     }
+    let name = match q.name.as_deref().map(str::to_lowercase) {
+        Some(n) if n.is_empty() || n.len() > MAX_SEARCH || n.contains('\0') => {
+            return Err(Error::Invalid(format!(
+                "--name: give 1 to {MAX_SEARCH} bytes without NUL"
+            )));
+        }
+        n => n,
+    };
     let source = match (q.status, q.ca.is_some()) {
+        // Pending requests have no certificate to be named by; a prefix picks the index.
+        (Some(Status::Pending), _) if name.is_some() => {
+            return Err(Error::Invalid(
+                "--name finds certificates, not pending requests".into(),
+            ));
+        }
+        _ if name.is_some() => Source::ByName,
         // A search reads every row anyway: `certs` in order is cheaper than index + point reads.
         (None | Some(Status::Active | Status::Expired), _) if needle.is_some() => Source::Certs,
         (None, _) => Source::Certs,
@@ -280,6 +301,7 @@ pub fn list(store: &Store, q: &ListQuery, scope: &Scope, now: i64) -> Result<Pag
         (Some(Status::Pending), _) => Source::Pending,
     };
     let prefix = match (source, &q.ca) {
+        (Source::ByName, _) => name.clone().unwrap_or_default(),
         (Source::Certs | Source::ByExpiry | Source::Revoked, Some(ca)) => format!("{ca}\0"),
         _ => String::new(),
     };
@@ -324,6 +346,30 @@ pub fn list(store: &Store, q: &ListQuery, scope: &Scope, now: i64) -> Result<Pag
     let mut pick = |k: &str, v: &[u8]| -> Result<Option<CertSummary>> {
         let head = match source {
             Source::Certs => serde_json::from_slice::<CertHead>(v)?,
+            Source::ByName => {
+                // NAME\0CA\0SERIAL; a name holds no NUL.
+                let mut parts = k.split('\0');
+                let (Some(this), Some(ca), Some(serial)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return Ok(None);
+                };
+                if q.ca.as_ref().is_some_and(|c| c != ca) {
+                    return Ok(None);
+                }
+                let Some(h) = r.get::<CertHead>(Table::Certs, &cert_key(ca, serial))? else {
+                    return Ok(None);
+                };
+                // A certificate with several names under the prefix is listed once: at the
+                // first of them in the index's order.
+                let first = crate::store::indexes::names(&h.subject, &h.sans)
+                    .into_iter()
+                    .find(|n| n.starts_with(&prefix));
+                if first.as_deref() != Some(this) {
+                    return Ok(None);
+                }
+                h
+            }
             Source::ByExpiry | Source::ByExpiryAll | Source::Revoked => {
                 let mut parts = k.split('\0');
                 let (ca, serial) = match source {
@@ -975,6 +1021,7 @@ mod tests {
                         tx.delete(Table::Counts, &k)?;
                     }
                 }
+                tx.clear(Table::ByName)?;
                 tx.put_meta(INDEX_META, &1u32)
             })
             .unwrap()
@@ -982,6 +1029,12 @@ mod tests {
         downgrade(&s);
         assert_eq!(total(&s), n);
         assert_eq!(stats(&s, &Scope::All, NOW).unwrap(), before);
+        // The name index too.
+        let q = ListQuery {
+            name: Some("dev-1".into()),
+            ..Default::default()
+        };
+        assert_eq!(all(&s, &q).len(), 10);
         // Issued by the new version before the backfill ran: still counted once.
         downgrade(&s);
         issue(&s, &rec("a", "7777", "CN=late", NOW + 10));
@@ -1011,6 +1064,79 @@ mod tests {
         )
         .unwrap();
         assert_eq!(none.iter().filter(|b| **b == b'\n').count(), 1);
+    }
+
+    #[test]
+    fn names_are_found_by_prefix_through_the_index_once_each() {
+        let (_d, s) = store();
+        add_ca(&s, "a");
+        add_ca(&s, "b");
+        let mut named = |ca: &str, serial: &str, subject: &str, sans: Vec<San>| {
+            let mut r = rec(ca, serial, subject, NOW + 1000);
+            r.sans = sans;
+            issue(&s, &r);
+        };
+        named(
+            "a",
+            "01",
+            "CN=Laptop-41,O=Fleet",
+            vec![San::Dns("laptop-41.corp".into())],
+        );
+        named("a", "02", "CN=laptop-410", vec![]);
+        named(
+            "b",
+            "03",
+            "O=Fleet",
+            vec![San::Email("Laptop-4@corp.example".into())],
+        );
+        named(
+            "a",
+            "04",
+            "CN=phone-1",
+            vec![San::Upn("laptop-41@corp".into())],
+        );
+        let find = |name: &str, ca: Option<&str>, limit: u32| {
+            let q = ListQuery {
+                name: Some(name.into()),
+                ca: ca.map(str::to_owned),
+                limit: Some(limit),
+                ..Default::default()
+            };
+            let mut v = serials(&all(&s, &q));
+            v.sort();
+            v
+        };
+        // CN, DNS, e-mail and UPN; case-insensitive; each certificate once, whatever the
+        // page size (01 has two names under the prefix).
+        for limit in [1, 2, 100] {
+            assert_eq!(find("LAPTOP-4", None, limit), ["01", "02", "03", "04"]);
+        }
+        assert_eq!(find("laptop-41", None, 1), ["01", "02", "04"]);
+        assert_eq!(find("laptop-41.", None, 10), ["01"]);
+        assert_eq!(find("laptop-4", Some("b"), 10), ["03"]);
+        assert!(find("o=fleet", None, 10).is_empty(), "only CNs and SANs");
+        assert!(find("zzz", None, 10).is_empty());
+        // With a status: revoked ones are still found by name.
+        revoke(&s, "a", "02");
+        let q = ListQuery {
+            name: Some("laptop-41".into()),
+            status: Some(Status::Revoked),
+            ..Default::default()
+        };
+        assert_eq!(serials(&all(&s, &q)), ["02"]);
+        for bad in ["", &"x".repeat(MAX_SEARCH + 1), "a\0b"] {
+            let q = ListQuery {
+                name: Some(bad.to_owned()),
+                ..Default::default()
+            };
+            assert!(list(&s, &q, &Scope::All, NOW).is_err(), "{bad:?}");
+        }
+        let q = ListQuery {
+            name: Some("x".into()),
+            status: Some(Status::Pending),
+            ..Default::default()
+        };
+        assert!(list(&s, &q, &Scope::All, NOW).is_err());
     }
 
     #[test]

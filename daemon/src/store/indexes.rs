@@ -12,7 +12,8 @@ use crate::{Error, Result};
 pub(crate) const INDEX_META: &str = "report-index";
 
 /// 1: expiry indexes and per-day counts of notAfter; 2: also certificates issued per day
-/// (`CA\0issued\0{day:08}`, never decremented: the console's issuance chart).
+/// (`CA\0issued\0{day:08}`, never decremented: the console's issuance chart) and the name
+/// index `by_name`.
 const INDEX_VERSION: u32 = 2;
 
 pub fn exp(t: i64) -> String {
@@ -47,6 +48,51 @@ fn is_issued_key(key: &str) -> bool {
     key.contains("\0issued\0")
 }
 
+/// Longest name indexed (a longer CN or SAN is indexed by its first this many bytes).
+const MAX_NAME: usize = 200;
+
+/// The names a certificate is found by (`by_name`): each CN of its subject and each SAN
+/// value, lowercased, without NULs, cut at [`MAX_NAME`] bytes; each once, sorted.
+pub fn names(subject: &str, sans: &[proto::model::San]) -> Vec<String> {
+    use std::str::FromStr;
+    let mut out: Vec<String> = Vec::new();
+    if let Ok(name) = x509_cert::name::Name::from_str(subject) {
+        for atv in name.iter() {
+            if atv.oid == const_oid::db::rfc4519::CN
+                && let Some(v) = crate::issuance::leaf::directory_string(&atv.value)
+            {
+                out.push(v);
+            }
+        }
+    }
+    for s in sans {
+        out.push(s.value().to_owned());
+    }
+    let mut out: Vec<String> = out
+        .into_iter()
+        .map(|n| {
+            let mut n = n.to_lowercase().replace('\0', "");
+            if n.len() > MAX_NAME {
+                let mut cut = MAX_NAME;
+                while !n.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                n.truncate(cut);
+            }
+            n
+        })
+        .filter(|n| !n.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `by_name` key.
+pub fn name_key(name: &str, ca: &str, serial: &str) -> String {
+    format!("{name}\0{ca}\0{serial}")
+}
+
 pub fn revoked_key(ca: &str) -> String {
     format!("{ca}\0revoked")
 }
@@ -69,6 +115,9 @@ pub fn index_issued(batch: &mut Batch, rec: &CertRecord) -> Result<()> {
     )?;
     batch.count(Table::Counts, &day_key(&rec.ca, day(rec.not_after)), 1);
     batch.count(Table::Counts, &issued_key(&rec.ca, day(rec.issued_at)), 1);
+    for name in names(&rec.subject, &rec.sans) {
+        batch.put(Table::ByName, &name_key(&name, &rec.ca, &rec.serial), &())?;
+    }
     Ok(())
 }
 
@@ -139,9 +188,10 @@ pub fn ensure_indexes(store: &Store) -> Result<()> {
             tx.clear(Table::ByExpiryAll)?;
             tx.clear(Table::Counts)?;
         }
-        // Recount what is missing from every certificate's head: the issuance counters
-        // always (rewritten whole, so rows counted since the upgrade are not counted
-        // twice), the status indexes only for a store that never had them.
+        tx.clear(Table::ByName)?;
+        // Rebuild what is missing from every certificate's head: the issuance counters and
+        // the name index always (rewritten whole, so rows written since the upgrade are
+        // not counted twice), the status indexes only for a store that never had them.
         let mut counts: BTreeMap<String, i64> = BTreeMap::new();
         let mut after: Option<String> = None;
         let mut n = 0usize;
@@ -154,6 +204,9 @@ pub fn ensure_indexes(store: &Store) -> Result<()> {
                 *counts
                     .entry(issued_key(&c.ca, day(c.issued_at.unwrap_or(c.not_before))))
                     .or_default() += 1;
+                for name in names(&c.subject, &c.sans) {
+                    tx.put(Table::ByName, &name_key(&name, &c.ca, &c.serial), &())?;
+                }
                 if indexed {
                     continue;
                 }

@@ -58,6 +58,9 @@ pub enum Table {
     ByExpiry,
     /// The same across CAs: `{not_after:020}\0CA\0SERIAL-HEX`.
     ByExpiryAll,
+    /// Report index: certificates by name, `{NAME}\0CA\0SERIAL-HEX`, NAME each lowercased
+    /// CN of the subject and each SAN value (see `report`); kept when revoked.
+    ByName,
     /// Report counters (JSON integers): `CA\0revoked`, and `CA\0day\0{day:08}` for the
     /// certificates not revoked whose notAfter falls on that day (days since the epoch).
     Counts,
@@ -80,12 +83,13 @@ impl Table {
             Table::Revoked => "revoked",
             Table::ByExpiry => "by_expiry",
             Table::ByExpiryAll => "by_expiry_all",
+            Table::ByName => "by_name",
             Table::Counts => "counts",
             Table::CrlEntries => "crl_entries",
             Table::Unnotified => "unnotified",
         })
     }
-    const ALL: [Table; 12] = [
+    const ALL: [Table; 13] = [
         Table::Unnotified,
         Table::Revoked,
         Table::Profiles,
@@ -96,6 +100,7 @@ impl Table {
         Table::Pending,
         Table::ByExpiry,
         Table::ByExpiryAll,
+        Table::ByName,
         Table::Counts,
         Table::CrlEntries,
     ];

@@ -326,6 +326,7 @@ pub fn describe(request: &Request) -> Described {
             status,
             search,
             expires,
+            name,
             ..
         }
         | Request::CertExport {
@@ -333,14 +334,18 @@ pub fn describe(request: &Request) -> Described {
             status,
             search,
             expires,
+            name,
         } => (
             format!(
-                "ca={} status={} search={}{}",
+                "ca={} status={} search={}{}{}",
                 ca.as_deref().unwrap_or("*"),
                 status
                     .map(|s| format!("{s:?}").to_lowercase())
                     .unwrap_or_default(),
                 search.as_deref().unwrap_or(""),
+                name.as_deref()
+                    .map(|n| format!(" name={n}"))
+                    .unwrap_or_default(),
                 match (expires.after, expires.before) {
                     (None, None) => String::new(),
                     (a, b) => format!(

@@ -274,6 +274,7 @@ pub fn handle(signer: &Signer, caller: &Caller, access: &Access, req: Request) -
             limit,
             after,
             expires,
+            name,
         } => {
             let q = crate::report::ListQuery {
                 ca,
@@ -282,6 +283,7 @@ pub fn handle(signer: &Signer, caller: &Caller, access: &Access, req: Request) -
                 limit,
                 after,
                 expires,
+                name,
             };
             let page = crate::report::list(
                 signer.store(),
@@ -308,6 +310,7 @@ pub fn handle(signer: &Signer, caller: &Caller, access: &Access, req: Request) -
             status,
             search,
             expires,
+            name,
         } => Ok(Response::Bytes {
             data: crate::report::export_csv(
                 signer.store(),
@@ -318,6 +321,7 @@ pub fn handle(signer: &Signer, caller: &Caller, access: &Access, req: Request) -
                     limit: None,
                     after: None,
                     expires,
+                    name,
                 },
                 &scope(Permission::ReportExport)?,
                 crate::now(),

@@ -197,6 +197,7 @@ fn route(signer: &Signer, caller: &Caller, path: &str, query: &str) -> Result<Pa
             let q = query::cert_query(query).map_err(Error::Invalid)?;
             let request = Request::CertExport {
                 expires: q.expires().map_err(Error::Invalid)?,
+                name: q.name,
                 ca: q.ca,
                 status: q.status.as_deref().map(str::parse).transpose()?,
                 search: q.search,
@@ -218,6 +219,7 @@ fn route(signer: &Signer, caller: &Caller, path: &str, query: &str) -> Result<Pa
                 limit: Some(100),
                 after: filter.after.clone(),
                 expires: filter.expires().map_err(Error::Invalid)?,
+                name: filter.name.clone(),
             }
         }
         ["cert", ca, serial] => Request::CertShow {

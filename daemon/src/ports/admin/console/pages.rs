@@ -338,7 +338,10 @@ pub fn certs(
                     }
                 }
                 " "
-                label for="search" { "Subject, SAN or serial " }
+                label for="name" { "Name starts with " }
+                input id="name" name="name" type="search" value=(query.name.clone().unwrap_or_default());
+                " "
+                label for="search" { "Subject, SAN or serial contains " }
                 input id="search" name="search" type="search" value=(query.search.clone().unwrap_or_default());
                 " "
                 label for="expires_from" { "Expiring from " }

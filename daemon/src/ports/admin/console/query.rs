@@ -10,6 +10,8 @@ pub struct CertQuery {
     pub ca: Option<String>,
     pub status: Option<String>,
     pub search: Option<String>,
+    /// A CN or SAN prefix (the name index).
+    pub name: Option<String>,
     pub after: Option<String>,
     /// The expiry range, `YYYY-MM-DD` days (both included).
     pub expires_from: Option<String>,
@@ -25,6 +27,7 @@ impl CertQuery {
             ("ca", &self.ca),
             ("status", &self.status),
             ("search", &self.search),
+            ("name", &self.name),
             ("expires_from", &self.expires_from),
             ("expires_until", &self.expires_until),
         ] {
@@ -76,6 +79,7 @@ pub fn cert_query(query: &str) -> Result<CertQuery, String> {
             "ca",
             "status",
             "search",
+            "name",
             "after",
             "expires_from",
             "expires_until",
@@ -85,6 +89,7 @@ pub fn cert_query(query: &str) -> Result<CertQuery, String> {
         ca: m.remove("ca"),
         status: m.remove("status"),
         search: m.remove("search"),
+        name: m.remove("name"),
         after: m.remove("after"),
         expires_from: m.remove("expires_from"),
         expires_until: m.remove("expires_until"),
