@@ -1071,7 +1071,7 @@ mod tests {
         let (_d, s) = store();
         add_ca(&s, "a");
         add_ca(&s, "b");
-        let mut named = |ca: &str, serial: &str, subject: &str, sans: Vec<San>| {
+        let named = |ca: &str, serial: &str, subject: &str, sans: Vec<San>| {
             let mut r = rec(ca, serial, subject, NOW + 1000);
             r.sans = sans;
             issue(&s, &r);
