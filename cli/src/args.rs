@@ -50,6 +50,9 @@ pub enum Command {
     /// Issued certificates
     #[command(subcommand)]
     Cert(CertCommand),
+    /// PKCS certificates: key pairs made by the signer, delivered as PKCS#12 files
+    #[command(subcommand)]
+    Pkcs12(Pkcs12Command),
     /// What an MDM administrator needs to enrol devices through a profile
     #[command(subcommand)]
     Export(ExportCommand),
@@ -360,6 +363,34 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum Pkcs12Command {
+    /// Have the signer make a key pair, issue its certificate through a pkcs profile, and
+    /// write both with the chain as a PKCS#12 file (the password is printed once)
+    Issue {
+        #[arg(long)]
+        profile: String,
+        /// RFC 4514 subject, e.g. "CN=Ada Lovelace,O=Example"
+        #[arg(long)]
+        subject: String,
+        /// TYPE:VALUE (dns, email, upn, uri); repeatable
+        #[arg(long)]
+        san: Vec<String>,
+        /// rsa-2048, rsa-3072, rsa-4096, ec-p256 or ec-p384 (the profile's first by default)
+        #[arg(long)]
+        key: Option<String>,
+        /// modern (AES-256, SHA-256) or compat (3DES, SHA-1: older Apple and Android)
+        #[arg(long)]
+        encoding: Option<String>,
+        /// The file's password, from a file only you can read (else the signer makes one)
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// The PKCS#12 file to create (never overwritten)
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ProfileCommand {
     /// Propose a SCEP profile on an issuing CA
     Create(Box<ProfileArgs>),
@@ -409,9 +440,21 @@ pub struct ProfileArgs {
     /// auto, or manual (requests wait for `castellan request approve`)
     #[arg(long, default_value = "auto")]
     pub approval: String,
-    /// static, one-time, signed, intune (Intune validates, through castellan-mdm) or webhook
+    /// static, one-time, signed, intune (Intune validates, through castellan-mdm) or webhook;
+    /// none for a pkcs profile
     #[arg(long)]
-    pub challenge: String,
+    pub challenge: Option<String>,
+    /// A pkcs profile: the signer makes key pairs of these types (rsa-2048, rsa-3072,
+    /// rsa-4096, ec-p256, ec-p384; the first is the default) and returns PKCS#12 files
+    #[arg(long, value_name = "TYPES")]
+    pub pkcs_keys: Option<String>,
+    /// A pkcs profile's default PKCS#12 encoding: modern or compat
+    #[arg(long, default_value = "modern")]
+    pub pkcs_encoding: String,
+    /// A pkcs profile keeps each private key encrypted to an escrow key in the token
+    /// (encryption keys only; not available yet)
+    #[arg(long)]
+    pub escrow: bool,
     /// The static challenge (or --secret-file)
     #[arg(long)]
     pub secret: Option<String>,

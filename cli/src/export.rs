@@ -108,6 +108,13 @@ impl Source {
         let Response::Profile { profile, scep_url } = s.client.call(&req).await? else {
             return Err(Error::Transport("unexpected answer".into()));
         };
+        if profile.pkcs.is_some() {
+            return Err(Error::Invalid(format!(
+                "profile {} is a pkcs profile: it has no SCEP for devices (use `castellan \
+                 pkcs12 issue`)",
+                profile.name
+            )));
+        }
         if scep_url.is_empty() {
             return Err(Error::Transport(
                 "the signer does not report the profile's SCEP URL: upgrade castellan-signer"
@@ -570,6 +577,8 @@ fn readme(src: &Source) -> String {
         ChallengeMode::Webhook => "webhook. castellan-mdm asks the profile's webhook about each              request; the
   challenge is whatever that service expects from devices."
             .to_owned(),
+        // `fetch` refuses pkcs profiles before this.
+        ChallengeMode::None => "none (a pkcs profile: no SCEP)".to_owned(),
     };
     let mut r = String::new();
     let _ = writeln!(r, "Castellan SCEP profile {}: settings for an MDM", p.name);

@@ -16,6 +16,7 @@ pub mod error;
 mod export;
 pub mod needs;
 pub mod officer;
+mod pkcs12;
 mod profile;
 mod proposal;
 mod request;
@@ -130,5 +131,6 @@ async fn dispatch(cli: &Cli) -> Result<()> {
         Command::Admin(a) => admin::admin(&s, a).await,
         Command::Role(r) => admin::role(&s, r).await,
         Command::Quorum(q) => admin::quorum(&s, q).await,
+        Command::Pkcs12(p) => pkcs12::pkcs12(&s, p).await,
     }
 }

@@ -38,6 +38,7 @@ pub const NEEDS: &[(&str, &str)] = &[
     ("cert get", "ca.read"),
     ("cert stats", "ca.read"),
     ("cert export", "report.export"),
+    ("pkcs12 issue", "pkcs12.issue"),
     ("export mobileconfig", "profile.read"),
     ("export bundle", "profile.read"),
     ("audit list", "audit.read"),

@@ -1,4 +1,4 @@
-//! `castellan profile …`: SCEP profiles (created by proposal).
+//! `castellan profile …`: SCEP and PKCS profiles (created by proposal).
 
 use proto::admin::{Request, Response};
 
@@ -16,44 +16,77 @@ fn profile_spec(a: &ProfileArgs) -> Result<proto::profile::ProfileSpec> {
     use proto::profile::{
         ApprovalMode, ChallengeMode, KeyPolicy, KeyUsageName, ProfileSpec, SanType,
     };
-    let challenge = match a.challenge.as_str() {
-        "static" => {
-            let secret = match (&a.secret, &a.secret_file) {
-                (Some(s), None) => s.clone(),
-                (None, Some(f)) => String::from_utf8(read(f, "secret file")?)
-                    .map_err(|_| Error::Invalid("the secret file is not text".into()))?
-                    .trim_end()
-                    .to_owned(),
-                _ => {
-                    return Err(Error::Invalid(
-                        "a static challenge needs --secret or --secret-file".into(),
-                    ));
-                }
-            };
-            if secret.len() < 8 {
-                return Err(Error::Invalid(
-                    "a static challenge must be at least 8 characters".into(),
-                ));
-            }
-            ChallengeMode::Static {
-                secret_hash: proto::profile::static_hash(&secret),
-            }
-        }
-        "one-time" => ChallengeMode::OneTime,
-        "intune" => ChallengeMode::Intune,
-        "webhook" => ChallengeMode::Webhook,
-        "signed" => ChallengeMode::Signed {
-            keys: a
-                .mdm_key
-                .iter()
-                .map(|f| Ok(proto::challenge::mdm_key_from_pem(&read(f, "MDM key")?)?))
+    let pkcs = match &a.pkcs_keys {
+        None => None,
+        Some(keys) => Some(proto::profile::PkcsPolicy {
+            key_types: keys
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(|k| Ok(proto::model::key_spec(k)?))
                 .collect::<Result<_>>()?,
-        },
-        other => {
+            encoding: a.pkcs_encoding.parse()?,
+            escrow: a.escrow,
+        }),
+    };
+    if pkcs.is_none() && a.escrow {
+        return Err(Error::Invalid(
+            "--escrow is for pkcs profiles (give --pkcs-keys)".into(),
+        ));
+    }
+    let challenge = match (a.challenge.as_deref(), &pkcs) {
+        (None, Some(_)) => ChallengeMode::None,
+        (Some(c), Some(_)) => {
             return Err(Error::Invalid(format!(
-                "--challenge {other:?}: use static, one-time, signed, intune or webhook"
+                "--challenge {c}: a pkcs profile has no SCEP, so no challenge"
             )));
         }
+        (None, None) => {
+            return Err(Error::Invalid(
+                "give --challenge (static, one-time, signed, intune or webhook), or --pkcs-keys \
+                 for a pkcs profile"
+                    .into(),
+            ));
+        }
+        (Some(c), None) => match c {
+            "static" => {
+                let secret = match (&a.secret, &a.secret_file) {
+                    (Some(s), None) => s.clone(),
+                    (None, Some(f)) => String::from_utf8(read(f, "secret file")?)
+                        .map_err(|_| Error::Invalid("the secret file is not text".into()))?
+                        .trim_end()
+                        .to_owned(),
+                    _ => {
+                        return Err(Error::Invalid(
+                            "a static challenge needs --secret or --secret-file".into(),
+                        ));
+                    }
+                };
+                if secret.len() < 8 {
+                    return Err(Error::Invalid(
+                        "a static challenge must be at least 8 characters".into(),
+                    ));
+                }
+                ChallengeMode::Static {
+                    secret_hash: proto::profile::static_hash(&secret),
+                }
+            }
+            "one-time" => ChallengeMode::OneTime,
+            "intune" => ChallengeMode::Intune,
+            "webhook" => ChallengeMode::Webhook,
+            "signed" => ChallengeMode::Signed {
+                keys: a
+                    .mdm_key
+                    .iter()
+                    .map(|f| Ok(proto::challenge::mdm_key_from_pem(&read(f, "MDM key")?)?))
+                    .collect::<Result<_>>()?,
+            },
+            other => {
+                return Err(Error::Invalid(format!(
+                    "--challenge {other:?}: use static, one-time, signed, intune or webhook"
+                )));
+            }
+        },
     };
     let list = |s: &str| -> Vec<String> {
         s.split(',')
@@ -93,6 +126,7 @@ fn profile_spec(a: &ProfileArgs) -> Result<proto::profile::ProfileSpec> {
         ra_layout: proto::profile::RaLayout::parse(&a.ra_layout)?,
         ra_windows_eku: a.ra_windows_eku,
         ca_chain: proto::profile::CaCertChain::parse(&a.ca_chain)?,
+        pkcs,
     };
     spec.check()?;
     Ok(spec)
@@ -114,7 +148,9 @@ pub fn profile_json(p: &proto::profile::ProfileSpec) -> serde_json::Value {
         ChallengeMode::Signed { .. } => "signed",
         ChallengeMode::Intune => "intune",
         ChallengeMode::Webhook => "webhook",
+        ChallengeMode::None => "none",
     });
+    v["kind"] = json!(if p.pkcs.is_some() { "pkcs" } else { "scep" });
     let mut warnings = Vec::new();
     if p.legacy_algorithms {
         warnings.push("legacy algorithms accepted: DES/3DES envelopes and SHA-1 signatures");

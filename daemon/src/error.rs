@@ -391,6 +391,9 @@ pub enum InternalError {
     /// A code path that cannot be reached was reached.
     #[error("unreachable: {0}")]
     Unreachable(&'static str),
+    /// Making a device's key pair or its PKCS#12 file failed.
+    #[error("PKCS#12: {0}")]
+    Pkcs12(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -150,5 +150,6 @@ pub fn profile(name: &str, layout: RaLayout, secret: &str) -> Result<ProfileSpec
         ra_layout: layout,
         ra_windows_eku: false,
         ca_chain: CaCertChain::Issuing,
+        pkcs: None,
     })
 }

@@ -110,6 +110,24 @@ pub enum Request {
     },
     /// Certificate counts by CA and status.
     CertStats,
+    /// Make a key pair, issue its certificate through a `pkcs` profile and return both, with
+    /// the chain, as a PKCS#12 file. Needs `pkcs12.issue` on the profile's CA.
+    Pkcs12Issue {
+        profile: String,
+        /// RFC 4514, e.g. `CN=Ada Lovelace,O=Example`.
+        subject: String,
+        #[serde(default)]
+        sans: Vec<crate::model::San>,
+        /// One of the profile's key types; its first when absent.
+        #[serde(default, with = "crate::model::text_opt")]
+        key: Option<hsm::KeySpec>,
+        /// The profile's encoding when absent.
+        #[serde(default)]
+        encoding: Option<crate::profile::P12Encoding>,
+        /// The file's password; the signer makes one (128 bits) when absent.
+        #[serde(default)]
+        password: Option<crate::Secret>,
+    },
     /// Every certificate matching a filter, as CSV (a header line, then one line per
     /// certificate in the listing's order; no cap). Needs `report.export`.
     CertExport {
@@ -192,6 +210,7 @@ impl Request {
             | Request::RequestApprove { .. }
             | Request::RequestReject { .. } => Need::Permission(P::RequestApprove),
             Request::CertExport { .. } => Need::Permission(P::ReportExport),
+            Request::Pkcs12Issue { .. } => Need::Permission(P::Pkcs12Issue),
             Request::CertRevoke { .. } | Request::MdmRevoke { .. } => {
                 Need::Permission(P::LeafRevoke)
             }
@@ -243,6 +262,16 @@ pub enum Response {
     Bytes {
         #[serde(with = "crate::b64")]
         data: Vec<u8>,
+    },
+    /// A PKCS#12 file made by the signer.
+    Pkcs12 {
+        ca: String,
+        serial: String,
+        #[serde(with = "crate::b64")]
+        p12: Vec<u8>,
+        /// The password the signer made (absent when the caller gave one): shown once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<crate::Secret>,
     },
     Proposal {
         proposal: Proposal,

@@ -83,6 +83,18 @@ pub fn utc(unix: i64) -> der::DateTime {
         .unwrap_or(der::DateTime::INFINITY)
 }
 
+/// A password on the wire: serialised as the string, never shown by `Debug` (requests and
+/// answers may be logged).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// Midnight UTC of a `YYYY-MM-DD` date, as Unix time (what an HTML date input sends).
 pub fn parse_date(s: &str) -> Result<i64, String> {
     let bad = || format!("{s:?} is not a date (YYYY-MM-DD)");

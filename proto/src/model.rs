@@ -318,6 +318,52 @@ pub fn hash_alg(s: &str) -> Result<HashAlg> {
     s.parse().map_err(Error::Invalid)
 }
 
+/// [`text`] for an optional value.
+pub mod text_opt {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: FromStr<Err = String>,
+        D: Deserializer<'de>,
+    {
+        Option::<String>::deserialize(d)?
+            .map(|v| v.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// [`text`] for a list.
+pub mod text_vec {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(ToString::to_string))
+    }
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        T: FromStr<Err = String>,
+        D: Deserializer<'de>,
+    {
+        Vec::<String>::deserialize(d)?
+            .into_iter()
+            .map(|v| v.parse().map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
 /// Serde for values written as their `Display` text and read with `FromStr` (key specs,
 /// hashes): the JSON is the text a user types.
 mod text {

@@ -63,6 +63,9 @@ pub enum ChallengeMode {
     /// A webhook decides, through castellan-mdm (an HMAC-signed HTTPS POST; only an
     /// explicit allow issues).
     Webhook,
+    /// No SCEP at all: a `pkcs` profile, whose certificates (and keys) admins with
+    /// `pkcs12.issue` ask for.
+    None,
 }
 
 impl ChallengeMode {
@@ -166,6 +169,76 @@ pub struct ProfileSpec {
     /// What GetCACert returns besides the RA certificates.
     #[serde(default, skip_serializing_if = "CaCertChain::is_issuing")]
     pub ca_chain: CaCertChain,
+    /// A `pkcs` profile: the signer makes each key pair and returns it with the certificate
+    /// and chain as a PKCS#12 file. Such a profile has no SCEP (`challenge` is `none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs: Option<PkcsPolicy>,
+}
+
+/// What a `pkcs` profile generates and how it seals it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PkcsPolicy {
+    /// The key types it generates; the first is the default. Within the profile's key
+    /// policy.
+    #[serde(with = "crate::model::text_vec")]
+    pub key_types: Vec<hsm::KeySpec>,
+    /// The default encoding of its files.
+    pub encoding: P12Encoding,
+    /// Keep a copy of each private key, encrypted to an escrow key in the token, for
+    /// quorum-approved recovery (encryption keys only).
+    #[serde(default)]
+    pub escrow: bool,
+}
+
+/// How a PKCS#12 file is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum P12Encoding {
+    /// PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) and an HMAC-SHA256 MAC: Windows 10 1709 and
+    /// later, current macOS, iOS and Android.
+    Modern,
+    /// pbeWithSHAAnd3-KeyTripleDES-CBC and an HMAC-SHA1 MAC: older Apple and Android.
+    Compat,
+}
+
+impl std::str::FromStr for P12Encoding {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "modern" => Ok(P12Encoding::Modern),
+            "compat" => Ok(P12Encoding::Compat),
+            _ => Err(Error::Invalid(format!(
+                "encoding {s:?}: use modern or compat"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for P12Encoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            P12Encoding::Modern => "modern",
+            P12Encoding::Compat => "compat",
+        })
+    }
+}
+
+impl KeyPolicy {
+    /// Does this policy accept keys of `spec`?
+    pub fn allows(&self, spec: hsm::KeySpec) -> bool {
+        use hsm::KeySpec as K;
+        let rsa = |bits: u32| {
+            self.rsa_max_bits != 0 && (self.rsa_min_bits..=self.rsa_max_bits).contains(&bits)
+        };
+        match spec {
+            K::Rsa2048 => rsa(2048),
+            K::Rsa3072 => rsa(3072),
+            K::Rsa4096 => rsa(4096),
+            K::EcP256 => self.ec_curves.iter().any(|c| c == "p256"),
+            K::EcP384 => self.ec_curves.iter().any(|c| c == "p384"),
+        }
+    }
 }
 
 pub use crate::model::RaLayout;
@@ -197,6 +270,50 @@ impl CaCertChain {
 }
 
 const SUBJECT_ATTRS: [&str; 7] = ["CN", "O", "OU", "C", "ST", "L", "E"];
+
+impl PkcsPolicy {
+    fn check(&self, spec: &ProfileSpec) -> Result<()> {
+        if self.key_types.is_empty() {
+            return Err(Error::Invalid(
+                "a pkcs profile generates at least one key type".into(),
+            ));
+        }
+        for k in &self.key_types {
+            if !spec.keys.allows(*k) {
+                return Err(Error::Invalid(format!(
+                    "key type {k} is outside the profile's key policy"
+                )));
+            }
+        }
+        if spec.approval == ApprovalMode::Manual {
+            return Err(Error::Invalid(
+                "a pkcs profile issues to an admin at once: manual approval is for SCEP".into(),
+            ));
+        }
+        if self.escrow
+            && !spec.key_usage.iter().any(|k| {
+                matches!(
+                    k,
+                    KeyUsageName::KeyEncipherment | KeyUsageName::KeyAgreement
+                )
+            })
+        {
+            return Err(Error::Invalid(
+                "escrow is for encryption keys: this profile's keys can only sign (add \
+                 key-encipherment or key-agreement to --key-usage, or drop --escrow)"
+                    .into(),
+            ));
+        }
+        if self.escrow {
+            // Escrow and quorum recovery are the next part of this work; until then no
+            // profile may promise a recoverable key.
+            return Err(Error::Invalid(
+                "key escrow is not available yet: create the profile without --escrow".into(),
+            ));
+        }
+        Ok(())
+    }
+}
 
 impl ProfileSpec {
     /// Checks that need no store.
@@ -249,6 +366,21 @@ impl ProfileSpec {
             && (secret_hash.len() != 64 || !secret_hash.bytes().all(|b| b.is_ascii_hexdigit()))
         {
             return Err(Error::Invalid("bad static challenge hash".into()));
+        }
+        match (&self.pkcs, &self.challenge) {
+            (None, ChallengeMode::None) => {
+                return Err(Error::Invalid(
+                    "a SCEP profile needs a challenge mode (challenge none is for pkcs profiles)"
+                        .into(),
+                ));
+            }
+            (Some(_), c) if *c != ChallengeMode::None => {
+                return Err(Error::Invalid(
+                    "a pkcs profile has no SCEP, so no challenge: leave --challenge out".into(),
+                ));
+            }
+            (Some(p), _) => p.check(self)?,
+            (None, _) => {}
         }
         Ok(())
     }

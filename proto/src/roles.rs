@@ -43,6 +43,9 @@ pub enum Permission {
     /// Approve or reject requests of manual-approval profiles.
     #[serde(rename = "request.approve")]
     RequestApprove,
+    /// Have the signer make a key pair and issue it through a pkcs profile (PKCS#12).
+    #[serde(rename = "pkcs12.issue")]
+    Pkcs12Issue,
     #[serde(rename = "audit.read")]
     AuditRead,
     #[serde(rename = "audit.export")]
@@ -54,7 +57,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 15] = [
         Permission::CaRead,
         Permission::CaCreate,
         Permission::CaDisable,
@@ -65,6 +68,7 @@ impl Permission {
         Permission::ProfileWrite,
         Permission::ChallengeIssue,
         Permission::RequestApprove,
+        Permission::Pkcs12Issue,
         Permission::AuditRead,
         Permission::AuditExport,
         Permission::RoleRead,
@@ -83,6 +87,7 @@ impl Permission {
             Permission::ProfileWrite => "profile.write",
             Permission::ChallengeIssue => "challenge.issue",
             Permission::RequestApprove => "request.approve",
+            Permission::Pkcs12Issue => "pkcs12.issue",
             Permission::AuditRead => "audit.read",
             Permission::AuditExport => "audit.export",
             Permission::RoleRead => "role.read",
@@ -447,7 +452,15 @@ mod tests {
     #[test]
     fn built_in_roles_grant_what_the_issue_names() {
         use Permission::*;
-        assert_eq!(BuiltinRole::Administrator.permissions().len(), 14);
+        // Administrator: everything (pkcs12.issue, of issue 13, only there).
+        assert_eq!(BuiltinRole::Administrator.permissions().len(), 15);
+        for r in BuiltinRole::ALL {
+            assert_eq!(
+                r.permissions().contains(&Pkcs12Issue),
+                r == BuiltinRole::Administrator,
+                "{r}"
+            );
+        }
         assert_eq!(
             BuiltinRole::HelpDesk.permissions(),
             [CaRead, LeafRevoke].into()

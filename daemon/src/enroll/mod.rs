@@ -18,6 +18,9 @@
 
 pub mod challenge;
 pub mod mdm;
+mod pkcs;
+
+pub use pkcs::{Pkcs12Issued, Pkcs12Request};
 
 use der::{Decode, Encode};
 use hsm::{HsmSigner, KeyId};
@@ -264,6 +267,7 @@ impl Enroll {
         let spec: ProfileSpec = snap
             .get(Table::Profiles, name)
             .map_err(fault)?
+            .filter(|s: &ProfileSpec| s.pkcs.is_none())
             .ok_or_else(not_found)?;
         let ca = snap
             .ca(spec.ca.as_str())
@@ -695,6 +699,7 @@ impl Enroll {
                 &one_time,
                 &nonce,
                 intune_csr,
+                "scep",
             )
             .inspect_err(|e| {
                 // Intune validated the request; it must hear that nothing came of it.
@@ -719,6 +724,7 @@ impl Enroll {
         one_time: &Option<String>,
         nonce: &Option<(String, i64)>,
         intune_csr: Option<&[u8]>,
+        actor: &str,
     ) -> Result<Issued, ScepError> {
         let ca_cert =
             Certificate::from_der(ca.cert.as_deref().unwrap_or_default()).map_err(internal)?;
@@ -781,7 +787,7 @@ impl Enroll {
             absent: vec![(Table::Certs, ck.clone())],
             audit: Some(
                 crate::store::Note::new(
-                    "scep",
+                    actor,
                     "issue",
                     format!(
                         "{serial} {} profile {} transaction {transaction_id}",
@@ -848,6 +854,8 @@ impl Enroll {
             .as_deref()
             .ok_or_else(|| ScepError::bad_request("the request has no challengePassword"))?;
         match &spec.challenge {
+            // `scep_profile` does not find pkcs profiles; this is the second lock.
+            ChallengeMode::None => Err(ScepError::bad_request("this profile has no SCEP")),
             ChallengeMode::Static { secret_hash } => {
                 let given = proto::profile::static_hash(challenge);
                 if constant_time_eq(given.as_bytes(), secret_hash.as_bytes()) {
@@ -1061,6 +1069,7 @@ impl Enroll {
                 &None,
                 &None,
                 None,
+                "scep",
             )
             .and_then(Issued::finish)
             .map_err(admin_error)?;

@@ -283,12 +283,31 @@ fn attr_name(oid: ObjectIdentifier) -> &'static str {
 
 /// Check a request against a profile: subject attributes, SAN types, no CA, EKUs, key.
 pub fn check_policy(req: &LeafRequest, spec: &ProfileSpec) -> Result<(), ScepError> {
-    if req.requested_ca {
+    check_names(
+        &req.subject,
+        &req.sans,
+        &req.requested_ekus,
+        req.requested_ca,
+        spec,
+    )?;
+    check_key(&req.spki, spec)
+}
+
+/// The policy checks that do not look at the key: subject attributes, SAN types, no CA,
+/// EKUs.
+pub fn check_names(
+    subject: &Name,
+    sans: &[San],
+    requested_ekus: &[ObjectIdentifier],
+    requested_ca: bool,
+    spec: &ProfileSpec,
+) -> Result<(), ScepError> {
+    if requested_ca {
         return Err(bad(
             "the request asks for a CA certificate (basicConstraints CA:TRUE): refused",
         ));
     }
-    for atv in req.subject.iter() {
+    for atv in subject.iter() {
         let n = attr_name(atv.oid);
         if !spec.subject_attrs.iter().any(|a| a == n) {
             return Err(bad(format!(
@@ -302,17 +321,17 @@ pub fn check_policy(req: &LeafRequest, spec: &ProfileSpec) -> Result<(), ScepErr
             )));
         }
     }
-    if req.subject.is_empty() && req.sans.is_empty() {
+    if subject.is_empty() && sans.is_empty() {
         return Err(bad("the request has neither a subject nor a SAN"));
     }
-    for s in &req.sans {
+    for s in sans {
         if !spec.san_types.contains(&s.kind()) {
             return Err(bad(format!(
                 "SAN {s} is of a type this profile does not allow"
             )));
         }
     }
-    for e in &req.requested_ekus {
+    for e in requested_ekus {
         if *e == ANY_EKU {
             return Err(bad("the request asks for the Any Purpose EKU: refused"));
         }
@@ -322,7 +341,7 @@ pub fn check_policy(req: &LeafRequest, spec: &ProfileSpec) -> Result<(), ScepErr
             )));
         }
     }
-    check_key(&req.spki, spec)
+    Ok(())
 }
 
 /// The extensions of a leaf certificate: basicConstraints CA:FALSE, keyUsage and EKUs

@@ -224,7 +224,7 @@ fn target(store: &Store, request: &Request) -> Result<Option<Target>> {
         | Request::CertShow { ca: Some(ca), .. }
         | Request::CertRevoke { ca, .. } => of_ca(ca, Missing::Ca(ca.clone())),
         Request::ProfileShow { name } => of_profile(name, Missing::Profile(name.clone())),
-        Request::ChallengeNew { profile, .. } => {
+        Request::ChallengeNew { profile, .. } | Request::Pkcs12Issue { profile, .. } => {
             of_profile(profile, Missing::Profile(profile.clone()))
         }
         Request::RequestApprove { id } | Request::RequestReject { id, .. } => {
@@ -358,6 +358,24 @@ pub fn describe(request: &Request) -> Described {
             None,
         ),
         Request::ChallengeNew { profile, .. } => (profile.clone(), None),
+        // Never the password.
+        Request::Pkcs12Issue {
+            profile,
+            subject,
+            key,
+            encoding,
+            ..
+        } => (
+            format!(
+                "{profile} {subject} key={} encoding={}",
+                key.map(|k| k.to_string())
+                    .unwrap_or_else(|| "default".into()),
+                encoding
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "default".into())
+            ),
+            None,
+        ),
         Request::RequestApprove { id } | Request::RequestReject { id, .. } => (id.clone(), None),
         Request::Propose { body, .. } => (body.operation.summary(), Some(body.id.clone())),
         Request::Approve { id, .. } | Request::Reject { id, .. } | Request::ProposalShow { id } => {

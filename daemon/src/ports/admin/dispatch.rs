@@ -327,6 +327,32 @@ pub fn handle(signer: &Signer, caller: &Caller, access: &Access, req: Request) -
                 crate::now(),
             )?,
         }),
+        Request::Pkcs12Issue {
+            profile,
+            subject,
+            sans,
+            key,
+            encoding,
+            password,
+        } => {
+            let issued = signer.enroll().issue_pkcs12(
+                officer,
+                crate::enroll::Pkcs12Request {
+                    profile,
+                    subject,
+                    sans,
+                    key,
+                    encoding,
+                    password,
+                },
+            )?;
+            Ok(Response::Pkcs12 {
+                ca: issued.ca,
+                serial: issued.serial,
+                p12: issued.p12,
+                password: issued.password.map(|p| proto::Secret(p.to_string())),
+            })
+        }
         Request::CertStats => Ok(Response::CertStats {
             cas: crate::report::stats(signer.store(), &scope(Permission::CaRead)?, crate::now())?,
         }),

@@ -1,0 +1,450 @@
+//! PKCS certificates: `castellan pkcs12 issue` through a `pkcs` profile, in both encodings,
+//! opened by `openssl pkcs12` and by Python's `cryptography` (an independent parser); the
+//! key matches the certificate, the chain is complete and verifies; the device key is
+//! nowhere in the signer's state or log; bad requests are refused with nothing issued.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use tests::{Appliance, openssl, openssl_ok, write_file};
+
+fn appliance() -> Appliance {
+    let mut a = Appliance::new(1, &["alice"]);
+    for (args, name) in [
+        (
+            vec![
+                "ca",
+                "create-root",
+                "root",
+                "--subject",
+                "CN=P12 Root",
+                "--key",
+                "ec-p256",
+            ],
+            "root",
+        ),
+        (
+            vec![
+                "ca",
+                "create-issuing",
+                "issuing",
+                "--parent",
+                "root",
+                "--subject",
+                "CN=P12 Issuing",
+                "--key",
+                "rsa-2048",
+            ],
+            "issuing",
+        ),
+    ] {
+        let mut args = args;
+        args.extend([
+            "--validity",
+            if name == "root" { "10y" } else { "5y" },
+            "--eku",
+            "client-auth,email-protection",
+        ]);
+        a.propose_and_run(&args);
+    }
+    a.propose_and_run(&[
+        "profile",
+        "create",
+        "users-pkcs",
+        "--ca",
+        "issuing",
+        "--pkcs-keys",
+        "ec-p256,rsa-2048",
+        "--subject-attrs",
+        "CN,O",
+        "--san-types",
+        "email",
+        "--eku",
+        "client-auth,email-protection",
+        "--key-usage",
+        "digital-signature,key-encipherment",
+    ]);
+    a.add_admin("desk", "help-desk", "*");
+    a
+}
+
+/// The number of certificates the signer has issued (leaves).
+fn issued(a: &Appliance) -> u64 {
+    let stats = a.cli_json("alice", &["cert", "stats", "--json"]);
+    stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["total"].as_u64().unwrap())
+        .sum()
+}
+
+fn field<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in {out}"))
+        .trim()
+}
+
+/// `openssl pkcs12` of `file` with `args`.
+fn p12(a: &Appliance, file: &Path, password: &str, args: &[&str]) -> String {
+    let pass = format!("pass:{password}");
+    let mut all = vec!["pkcs12", "-in", file.to_str().unwrap(), "-passin", &pass];
+    all.extend(args);
+    let out = openssl(a.dir(), &all);
+    assert!(out.ok(), "openssl pkcs12 {args:?}: {out:?}");
+    format!("{}{}", out.stdout, out.stderr)
+}
+
+#[test]
+fn pkcs12_files_in_both_encodings_open_everywhere_and_hold_the_key() {
+    let a = appliance();
+    let root = a.save_cert("root", "root.pem");
+    let issuing = a.save_cert("issuing", "issuing.pem");
+    for (key, encoding, algs) in [
+        (
+            "ec-p256",
+            "modern",
+            &[
+                "PBES2, PBKDF2, AES-256-CBC",
+                "PRF hmacWithSHA256",
+                "MAC: sha256",
+            ][..],
+        ),
+        (
+            "rsa-2048",
+            "compat",
+            &["pbeWithSHA1And3-KeyTripleDES-CBC", "MAC: sha1"][..],
+        ),
+    ] {
+        let file = a.path(&format!("ada-{encoding}.p12"));
+        let out = a.cli_ok(
+            "alice",
+            &[
+                "pkcs12",
+                "issue",
+                "--profile",
+                "users-pkcs",
+                "--subject",
+                "CN=Ada Lovelace,O=Example",
+                "--san",
+                "email:ada@example.org",
+                "--key",
+                key,
+                "--encoding",
+                encoding,
+                "-o",
+                file.to_str().unwrap(),
+            ],
+        );
+        let password = field(&out, "password:").to_owned();
+        assert!(password.len() >= 26, "{out}");
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+
+        // openssl: the algorithms of the encoding, no RC2, the MAC verifies.
+        let info = p12(&a, &file, &password, &["-info", "-noout"]);
+        for alg in algs {
+            assert!(info.contains(alg), "{encoding}: no {alg} in {info}");
+        }
+        assert!(!info.to_lowercase().contains("rc2"), "{info}");
+        // A wrong password: the MAC fails.
+        let wrong = openssl(
+            a.dir(),
+            &[
+                "pkcs12",
+                "-in",
+                file.to_str().unwrap(),
+                "-passin",
+                "pass:wrong",
+                "-noout",
+            ],
+        );
+        assert!(!wrong.ok(), "a wrong password was accepted");
+
+        // Key and certificates out; the key is the certificate's; the chain is complete.
+        let certs = a.path(&format!("certs-{encoding}.pem"));
+        let keyfile = a.path(&format!("key-{encoding}.pem"));
+        fs::write(&certs, p12(&a, &file, &password, &["-nokeys"])).unwrap();
+        fs::write(&keyfile, p12(&a, &file, &password, &["-nocerts", "-nodes"])).unwrap();
+        let pem = fs::read_to_string(&certs).unwrap();
+        assert_eq!(
+            pem.matches("-----BEGIN CERTIFICATE-----").count(),
+            3,
+            "{pem}"
+        );
+        assert!(pem.contains("friendlyName: Ada Lovelace"), "{pem}");
+        assert!(pem.contains("localKeyID:"), "{pem}");
+        let leaf = a.path(&format!("leaf-{encoding}.pem"));
+        openssl_ok(
+            a.dir(),
+            &[
+                "x509",
+                "-in",
+                certs.to_str().unwrap(),
+                "-out",
+                leaf.to_str().unwrap(),
+            ],
+        );
+        let from_cert = openssl_ok(
+            a.dir(),
+            &["x509", "-in", leaf.to_str().unwrap(), "-noout", "-pubkey"],
+        );
+        let from_key = openssl_ok(
+            a.dir(),
+            &["pkey", "-in", keyfile.to_str().unwrap(), "-pubout"],
+        );
+        assert_eq!(from_cert, from_key, "the key is not the certificate's");
+        let verified = openssl_ok(
+            a.dir(),
+            &[
+                "verify",
+                "-CAfile",
+                root.to_str().unwrap(),
+                "-untrusted",
+                issuing.to_str().unwrap(),
+                leaf.to_str().unwrap(),
+            ],
+        );
+        assert!(verified.contains(": OK"), "{verified}");
+        let text = openssl_ok(
+            a.dir(),
+            &["x509", "-in", leaf.to_str().unwrap(), "-noout", "-text"],
+        );
+        assert!(text.contains("email:ada@example.org"), "{text}");
+        assert!(text.contains("E-mail Protection"), "{text}");
+
+        // Python's cryptography reads the same file on its own.
+        let py = Command::new("python3")
+            .args([
+                "-c",
+                "import sys\n\
+                 from cryptography.hazmat.primitives.serialization import pkcs12, PublicFormat, Encoding\n\
+                 p = pkcs12.load_pkcs12(open(sys.argv[1], 'rb').read(), sys.argv[2].encode())\n\
+                 k = p.key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)\n\
+                 c = p.cert.certificate.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)\n\
+                 assert k == c, 'key and certificate differ'\n\
+                 print(p.cert.friendly_name.decode(), len(p.additional_certs), p.cert.certificate.subject.rfc4514_string())\n",
+                file.to_str().unwrap(),
+                &password,
+            ])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&py.stdout);
+        assert!(
+            py.status.success(),
+            "python: {said}{}",
+            String::from_utf8_lossy(&py.stderr)
+        );
+        let said = said.trim();
+        assert!(
+            said.starts_with("Ada Lovelace 2 ")
+                && said.contains("CN=Ada Lovelace")
+                && said.contains("O=Example"),
+            "{said}"
+        );
+
+        // The device key is nowhere in the signer's files or log: neither its secret
+        // (the EC scalar or the RSA private exponent) nor its PEM text.
+        let secret = secret_bytes(&a, &keyfile);
+        let b64_line: String = fs::read_to_string(&keyfile)
+            .unwrap()
+            .lines()
+            .find(|l| l.len() == 64 && !l.starts_with("-----"))
+            .unwrap()
+            .to_owned();
+        assert_not_in(&a.path("state"), &secret, &b64_line);
+        assert!(!a.log().contains(&b64_line));
+        assert!(!a.log().contains(&password), "the password is in the log");
+    }
+}
+
+/// The first 24 bytes of a key's secret, from `openssl pkey -text`: the EC private scalar
+/// (`priv:`) or the RSA private exponent (`privateExponent:`).
+fn secret_bytes(a: &Appliance, key: &Path) -> Vec<u8> {
+    let text = openssl_ok(
+        a.dir(),
+        &["pkey", "-in", key.to_str().unwrap(), "-noout", "-text"],
+    );
+    let mut hex = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with("priv:") || line.starts_with("privateExponent:") {
+            inside = true;
+            continue;
+        }
+        if inside {
+            if !line.starts_with(' ') {
+                break;
+            }
+            hex.push_str(&line.trim().replace(':', ""));
+        }
+    }
+    let bytes = hex::decode(&hex).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let bytes: Vec<u8> = bytes.into_iter().skip_while(|b| *b == 0).collect();
+    assert!(bytes.len() >= 24, "{text}");
+    bytes[..24].to_vec()
+}
+
+/// No file under `dir` holds `bytes` or `text`.
+fn assert_not_in(dir: &Path, bytes: &[u8], text: &str) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            assert_not_in(&path, bytes, text);
+            continue;
+        }
+        let data = fs::read(&path).unwrap();
+        assert!(
+            !data.windows(bytes.len()).any(|w| w == bytes),
+            "key bytes in {}",
+            path.display()
+        );
+        assert!(
+            !data.windows(text.len()).any(|w| w == text.as_bytes()),
+            "key text in {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn bad_pkcs12_requests_are_refused_and_issue_nothing() {
+    let a = appliance();
+    let before = issued(&a);
+    let out = |name: &str| a.path(name).to_str().unwrap().to_owned();
+    let base = |file: &str| -> Vec<String> {
+        [
+            "pkcs12",
+            "issue",
+            "--profile",
+            "users-pkcs",
+            "--subject",
+            "CN=Bob,O=Example",
+            "-o",
+            file,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let run = |who: &str, extra: &[&str], file: &str| {
+        let mut args = base(file);
+        match extra {
+            ["--subject", subject] => args[5] = subject.to_string(),
+            _ => args.extend(extra.iter().map(|s| s.to_string())),
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        a.cli(who, &args)
+    };
+    let loose = a.path("loose-password");
+    write_file(&loose, "correct horse\n", 0o644);
+    let empty = a.path("empty-password");
+    write_file(&empty, "\n", 0o600);
+    let f = out("refused.p12");
+    for (who, extra, needle) in [
+        (
+            "alice",
+            vec!["--subject", "CN=Bob,L=Paris"],
+            "subject attribute L",
+        ),
+        (
+            "alice",
+            vec!["--san", "dns:bob.example"],
+            "type this profile does not allow",
+        ),
+        ("alice", vec!["--key", "rsa-1024"], "rsa-1024"),
+        (
+            "alice",
+            vec!["--key", "ec-p384"],
+            "generates ec-p256, rsa-2048",
+        ),
+        ("alice", vec!["--key", "ec-p999"], "ec-p999"),
+        ("alice", vec!["--encoding", "rc2"], "modern or compat"),
+        ("alice", vec!["--subject", "CN=Bob,,="], "subject"),
+        (
+            "alice",
+            vec!["--password-file", loose.to_str().unwrap()],
+            "read by others",
+        ),
+        (
+            "alice",
+            vec!["--password-file", empty.to_str().unwrap()],
+            "is empty",
+        ),
+        ("desk", vec![], "pkcs12.issue"),
+    ] {
+        let r = run(who, &extra, &f);
+        assert!(!r.ok(), "{extra:?} was accepted: {r:?}");
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(said.contains(needle), "{extra:?}: {said}");
+        assert!(!Path::new(&f).exists(), "{extra:?} left a file");
+    }
+    // A SCEP profile is not a pkcs one.
+    a.create_static_profile("devices", "issuing", "device-secret", &[]);
+    let mut args = base(&f);
+    args[3] = "devices".into();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = a.cli("alice", &args);
+    assert!(!r.ok() && r.stderr.contains("SCEP profile"), "{r:?}");
+    // An existing file is not overwritten, and nothing is issued for it.
+    let taken = a.path("taken.p12");
+    fs::write(&taken, b"mine").unwrap();
+    let r = run("alice", &[], taken.to_str().unwrap());
+    assert!(!r.ok(), "{r:?}");
+    assert_eq!(fs::read(&taken).unwrap(), b"mine");
+    assert_eq!(issued(&a), before, "a refused request issued a certificate");
+
+    // A given password is used (and not printed).
+    let pw = a.path("good-password");
+    write_file(&pw, "correct horse battery staple\n", 0o600);
+    let file = a.path("bob.p12");
+    let r = run(
+        "alice",
+        &["--password-file", pw.to_str().unwrap()],
+        file.to_str().unwrap(),
+    );
+    assert!(r.ok(), "{r:?}");
+    assert!(!r.stdout.contains("password:"), "{}", r.stdout);
+    p12(&a, &file, "correct horse battery staple", &["-noout"]);
+    assert_eq!(issued(&a), before + 1);
+
+    // Profiles: escrow on a signing-only profile, SCEP challenge on a pkcs one.
+    for (extra, needle) in [
+        (
+            vec!["--key-usage", "digital-signature", "--escrow"],
+            "can only sign",
+        ),
+        (vec!["--escrow"], "not available yet"),
+        (vec!["--challenge", "one-time"], "no SCEP"),
+        (vec!["--pkcs-keys", "rsa-1024"], "rsa-1024"),
+        (
+            vec!["--pkcs-keys", "ec-p384", "--ec-curves", "p256"],
+            "outside the profile's key policy",
+        ),
+    ] {
+        let mut args = vec![
+            "profile",
+            "create",
+            "more-pkcs",
+            "--ca",
+            "issuing",
+            "--san-types",
+            "email",
+        ];
+        if !extra.contains(&"--pkcs-keys") {
+            args.extend(["--pkcs-keys", "ec-p256"]);
+        }
+        args.extend(extra.iter());
+        let r = a.cli("alice", &args);
+        assert!(!r.ok(), "{extra:?}: {r:?}");
+        assert!(
+            format!("{}{}", r.stdout, r.stderr).contains(needle),
+            "{extra:?}: {r:?}"
+        );
+    }
+}
