@@ -309,7 +309,7 @@ fn list_show_get_and_stats_over_hundreds_of_scep_certificates() {
     assert!(
         text.lines()
             .any(|l| l.split_whitespace().collect::<Vec<_>>()
-                == ["(all)", "244", "0", "6", "250", "2"]),
+                == ["(all)", "244", "0", "0", "6", "250", "2"]),
         "{text}"
     );
 
