@@ -102,7 +102,8 @@ impl Operation {
             Operation::DisableCa { name } => format!("disable CA {name}"),
             Operation::EnableCa { name } => format!("enable CA {name}"),
             Operation::CreateProfile { spec } => {
-                format!("create SCEP profile {} on CA {}", spec.name, spec.ca)
+                let kind = if spec.pkcs.is_some() { "pkcs" } else { "SCEP" };
+                format!("create {kind} profile {} on CA {}", spec.name, spec.ca)
             }
             Operation::RevokeCa { name, reason } => format!("revoke CA {name} ({reason})"),
             Operation::AddAdmin {

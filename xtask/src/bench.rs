@@ -153,6 +153,7 @@ impl Appliance {
             officers,
             cas: Vec::new(),
             scep: None,
+            pkcs: Vec::new(),
         };
         let mut appliance = Appliance {
             paths,
@@ -256,6 +257,7 @@ pub enum Bench {
     Crl(crate::bench_crl::Options),
     Store(StoreOptions),
     Console(crate::bench_console::Options),
+    Pkcs12(crate::bench_pkcs12::Options),
 }
 
 pub fn run(bench: &Bench) -> Result<()> {
@@ -265,6 +267,7 @@ pub fn run(bench: &Bench) -> Result<()> {
         Bench::Crl(options) => crate::bench_crl::run(options),
         Bench::Store(options) => run_store(options),
         Bench::Console(options) => crate::bench_console::run(options),
+        Bench::Pkcs12(options) => crate::bench_pkcs12::run(options),
     }
 }
 
@@ -355,6 +358,7 @@ pub(crate) fn fresh_appliance(
         officers,
         cas: cas.iter().map(|c| (*c).to_owned()).collect(),
         scep: None,
+        pkcs: Vec::new(),
     };
     Ok((paths, demo, http_port))
 }

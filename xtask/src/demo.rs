@@ -160,6 +160,8 @@ pub(crate) struct Demo {
     pub(crate) cas: Vec<String>,
     /// `None`: no edge (the benchmarks, or a demo.json from before SCEP).
     pub(crate) scep: Option<Scep>,
+    /// The PKCS profiles (none in a demo.json from before them).
+    pub(crate) pkcs: Vec<String>,
 }
 
 /// The edge and the SCEP profiles, as `demo.json` records them.
@@ -318,8 +320,11 @@ pub fn run(options: &Options) -> Result<()> {
                 officers,
                 cas: vec!["demo-root".into(), "demo-issuing".into()],
                 scep: None,
+                pkcs: Vec::new(),
             };
             create_cas(&paths, &demo)?;
+            create_pkcs_profile(&paths, &demo)?;
+            demo.pkcs.push(PKCS_PROFILE.into());
             if let Some(port) = http_port {
                 let edge_url = format!("http://127.0.0.1:{port}");
                 let profiles = create_profiles(&paths, &demo, &edge_url)?;
@@ -935,6 +940,43 @@ fn create_profiles(paths: &Paths, demo: &Demo, edge_url: &str) -> Result<Vec<Sce
     Ok(profiles)
 }
 
+/// The demo's PKCS profile on `demo-issuing`.
+const PKCS_PROFILE: &str = "users-pkcs";
+
+/// The PKCS profile [`PKCS_PROFILE`]: user certificates for client authentication and
+/// e-mail (S/MIME), EC P-256 or RSA-2048 keys made by the signer, delivered as PKCS#12.
+/// (Escrow, which the issue asks of it, is not built yet; the profile has none.)
+fn create_pkcs_profile(paths: &Paths, demo: &Demo) -> Result<()> {
+    let [alice, bob, ..] = demo.officers.as_slice() else {
+        return Err(Failure::new("the demo needs two officers"));
+    };
+    propose_and_approve(
+        paths,
+        demo,
+        alice,
+        bob,
+        &[
+            "profile",
+            "create",
+            PKCS_PROFILE,
+            "--ca",
+            "demo-issuing",
+            "--pkcs-keys",
+            "ec-p256,rsa-2048",
+            "--subject-attrs",
+            "CN,O,OU",
+            "--san-types",
+            "email,upn",
+            "--eku",
+            "client-auth,email-protection",
+            "--key-usage",
+            "digital-signature,key-encipherment",
+            "--json",
+        ],
+    )
+    .map(|_| ())
+}
+
 /// Run a proposing command as `proposer`, approve the proposal as `approver`, and check that
 /// it executed.
 pub(crate) fn propose_and_approve(
@@ -1057,6 +1099,22 @@ fn write_demo_json(paths: &Paths, demo: &Demo) -> Result<()> {
         "token_label": TOKEN_LABEL,
         "pin_file": paths.pin,
     });
+    if let Value::Object(map) = &mut value
+        && !demo.pkcs.is_empty()
+    {
+        let pkcs: Vec<Value> = demo
+            .pkcs
+            .iter()
+            .map(|p| {
+                json!({
+                    "profile": p,
+                    "ca": "demo-issuing",
+                    "issue": format!("castellan pkcs12 issue --profile {p} --subject 'CN=Ada Lovelace,O=Castellan Demo' --san email:ada@example.org -o ada.p12"),
+                })
+            })
+            .collect();
+        map.insert("pkcs".into(), Value::Array(pkcs));
+    }
     if let (Some(scep), Value::Object(map)) = (&demo.scep, &mut value) {
         let profiles: Vec<Value> = scep
             .profiles
@@ -1146,6 +1204,20 @@ fn read_demo_json(path: &Path) -> Result<Demo> {
             })
         }
     };
+    let pkcs = match value.get("pkcs") {
+        None => Vec::new(),
+        Some(list) => list
+            .as_array()
+            .ok_or_else(|| bad("`pkcs` is not a list"))?
+            .iter()
+            .map(|p| {
+                p["profile"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad("a `pkcs` entry has no profile"))
+            })
+            .collect::<Result<_>>()?,
+    };
     Ok(Demo {
         admin_url,
         admin_port,
@@ -1153,6 +1225,7 @@ fn read_demo_json(path: &Path) -> Result<Demo> {
         officers,
         cas,
         scep,
+        pkcs,
     })
 }
 
@@ -1171,6 +1244,13 @@ fn print_summary(paths: &Paths, demo: &Demo) {
     }
     println!("  officers    {} (quorum {QUORUM})", names.join(", "));
     println!("  CAs         {}", demo.cas.join(", "));
+    if !demo.pkcs.is_empty() {
+        println!(
+            "  PKCS        profile{} {} (castellan pkcs12 issue --profile NAME --subject ... -o FILE.p12)",
+            if demo.pkcs.len() == 1 { "" } else { "s" },
+            demo.pkcs.join(", ")
+        );
+    }
     if demo.scep.is_some() {
         println!(
             "  logs        {}, {}",
@@ -1328,6 +1408,7 @@ mod tests {
                     challenge: "00ff".into(),
                 }],
             }),
+            pkcs: vec!["users-pkcs".into()],
         };
         write_demo_json(&paths, &demo).unwrap();
         let mode = fs::metadata(&paths.json).unwrap().permissions().mode() & 0o777;
@@ -1337,6 +1418,7 @@ mod tests {
         assert_eq!(back.officers[0].key, demo.officers[0].key);
         assert_eq!(back.cas, demo.cas);
         assert_eq!(back.scep, demo.scep);
+        assert_eq!(back.pkcs, demo.pkcs);
         let raw: Value = serde_json::from_str(&fs::read_to_string(&paths.json).unwrap()).unwrap();
         assert_eq!(
             raw["scep"][0],
@@ -1358,6 +1440,7 @@ mod tests {
             "pin_file",
             "edge_url",
             "scep",
+            "pkcs",
         ] {
             assert!(raw.get(key).is_some(), "demo.json lacks {key}");
         }

@@ -9,6 +9,8 @@
 //! - `cargo xtask bench crl [-n N]`: a CRL of N revoked entries: build + HSM sign time and
 //!   memory next to `openssl ca -gencrl`, and revocation to served CRL; `var/bench-crl/`.
 //! - `cargo xtask bench store [-n N]`: report queries over N certificates (store-bench).
+//! - `cargo xtask bench pkcs12 [-n N]`: PKCS#12 issuances per second (RSA-2048, EC P-256)
+//!   next to openssl doing the same work with the same token key; `var/bench-pkcs12/`.
 //! - `cargo xtask bench console [-n N]`: the web console's page times over N certificates in
 //!   a real appliance, next to its style sheet as the baseline; `var/bench-console/`.
 //! - `cargo xtask bench scep [-n N] [--concurrency C] [--sessions S]`: SCEP enrolments per second
@@ -21,6 +23,7 @@
 mod bench;
 mod bench_console;
 mod bench_crl;
+mod bench_pkcs12;
 mod bench_scep;
 mod demo;
 mod demo_mdm;
@@ -61,6 +64,11 @@ commands:
         Report queries at scale (store-bench, release build, no HSM): N (default 1000000)
         certificates; status-filtered pages of 100, search, stats; bytes on disk per
         certificate.
+  bench pkcs12 [-n N]
+        PKCS#12 issuances per second on release binaries: a fresh appliance under
+        var/bench-pkcs12/ with a pkcs profile; N (default 20) `castellan pkcs12 issue` for
+        EC P-256 and for RSA-2048, next to openssl req -newkey + x509 -req (the same CA key
+        in the same token, pkcs11 engine) + pkcs12 -export. Writes results.json there.
   bench console [-n N]
         Web console page times on release binaries: a fresh appliance under
         var/bench-console/ whose issuing CA gets N (default 1000000) certificates written
@@ -218,7 +226,7 @@ fn parse_demo_args(args: &[String]) -> Result<demo::Options> {
 fn parse_bench_args(args: &[String]) -> Result<bench::Bench> {
     let Some((what, rest)) = args.split_first() else {
         return Err(Failure::new(format!(
-            "bench: say what to measure (`ca`, `scep`, `crl`, `store` or `console`)\n\n{USAGE}"
+            "bench: say what to measure (`ca`, `scep`, `crl`, `store`, `console` or `pkcs12`)\n\n{USAGE}"
         )));
     };
     let mut bench = match what.as_str() {
@@ -227,13 +235,14 @@ fn parse_bench_args(args: &[String]) -> Result<bench::Bench> {
         "crl" => bench::Bench::Crl(bench_crl::Options::default()),
         "store" => bench::Bench::Store(bench::StoreOptions::default()),
         "console" => bench::Bench::Console(bench_console::Options::default()),
+        "pkcs12" => bench::Bench::Pkcs12(bench_pkcs12::Options::default()),
         "-h" | "--help" => {
             print!("{USAGE}");
             std::process::exit(0);
         }
         other => {
             return Err(Failure::new(format!(
-                "bench: unknown benchmark `{other}` (there are `ca`, `scep`, `crl`, `store` and `console`)\n\n{USAGE}"
+                "bench: unknown benchmark `{other}` (there are `ca`, `scep`, `crl`, `store`, `console` and `pkcs12`)\n\n{USAGE}"
             )));
         }
     };
@@ -256,6 +265,7 @@ fn parse_bench_args(args: &[String]) -> Result<bench::Bench> {
             (bench::Bench::Crl(o), "-n") => (&mut o.n, 1..=100_000_000),
             (bench::Bench::Store(o), "-n") => (&mut o.n, 1..=100_000_000),
             (bench::Bench::Console(o), "-n") => (&mut o.n, 1..=100_000_000),
+            (bench::Bench::Pkcs12(o), "-n") => (&mut o.n, 1..=10_000),
             _ => {
                 return Err(Failure::new(format!(
                     "bench {what}: unknown argument `{arg}`\n\n{USAGE}"

@@ -787,6 +787,20 @@ impl Governance {
     ) -> Result<(Option<CaRecord>, String)> {
         use proto::profile::RaLayout;
         let mut ca = self.cas.ca(spec.ca.as_str())?;
+        if let Some(p) = &spec.pkcs {
+            // No SCEP, so no RA: the signer makes each device's key pair itself.
+            let keys: Vec<String> = p.key_types.iter().map(ToString::to_string).collect();
+            return Ok((
+                None,
+                format!(
+                    "pkcs profile {} created on CA {} (keys {}, encoding {})",
+                    spec.name,
+                    spec.ca,
+                    keys.join(", "),
+                    p.encoding
+                ),
+            ));
+        }
         let (layout, eku) = (spec.ra_layout, spec.ra_windows_eku);
         let made = match layout {
             RaLayout::Combined if !eku => {

@@ -287,13 +287,16 @@ pub fn ca(signer: &Signer, name: &str) -> Result<String> {
             h2 { "Issuance, last " (CHART_DAYS) " days" }
             (issuance_chart(&per_day, crate::report::day_of(now)))
             p { a href={ "/certs?ca=" (super::query::encode(name)) } { "This CA's certificates" } }
-            h2 { "SCEP profiles" }
+            h2 { "Profiles" }
             @if profiles.is_empty() {
                 p { "None." }
             } @else {
                 ul {
                     @for p in &profiles {
-                        li { (p.name) ": " code { (base) "/scep/" (p.name) } }
+                        @match &p.pkcs {
+                            None => { li { (p.name) " (SCEP): " code { (base) "/scep/" (p.name) } } }
+                            Some(k) => { li { (p.name) " (PKCS#12, keys made by the signer: " (k.key_types.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) "; " (k.encoding) "): " code { "castellan pkcs12 issue --profile " (p.name) } } }
+                        }
                     }
                 }
             }
