@@ -53,6 +53,9 @@ pub enum Command {
     /// PKCS certificates: key pairs made by the signer, delivered as PKCS#12 files
     #[command(subcommand)]
     Pkcs12(Pkcs12Command),
+    /// Escrowed keys: recovery by quorum
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// What an MDM administrator needs to enrol devices through a profile
     #[command(subcommand)]
     Export(ExportCommand),
@@ -360,6 +363,31 @@ pub struct ListArgs {
     /// CSV with a header line; the next cursor goes to stderr as `next: CURSOR`
     #[arg(long)]
     pub csv: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Propose the recovery of a certificate's escrowed key (a quorum approves it)
+    Recover {
+        /// Serial number in hex
+        serial: String,
+        #[arg(long)]
+        ca: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Fetch the key of an executed recovery you proposed, once, as a new PKCS#12 file with
+    /// a new password (printed once)
+    Fetch {
+        /// The recovery proposal's id
+        proposal: String,
+        /// modern or compat (the profile's by default)
+        #[arg(long)]
+        encoding: Option<String>,
+        /// The PKCS#12 file to create (never overwritten)
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

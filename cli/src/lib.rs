@@ -132,5 +132,6 @@ async fn dispatch(cli: &Cli) -> Result<()> {
         Command::Role(r) => admin::role(&s, r).await,
         Command::Quorum(q) => admin::quorum(&s, q).await,
         Command::Pkcs12(p) => pkcs12::pkcs12(&s, p).await,
+        Command::Key(k) => pkcs12::key(&s, k).await,
     }
 }

@@ -39,6 +39,8 @@ pub const NEEDS: &[(&str, &str)] = &[
     ("cert stats", "ca.read"),
     ("cert export", "report.export"),
     ("pkcs12 issue", "pkcs12.issue"),
+    ("key recover", "key.recover"),
+    ("key fetch", "key.recover"),
     ("export mobileconfig", "profile.read"),
     ("export bundle", "profile.read"),
     ("audit list", "audit.read"),

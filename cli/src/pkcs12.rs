@@ -1,12 +1,13 @@
 //! `castellan pkcs12 issue`: a key pair made by the signer, its certificate and the chain in
-//! a PKCS#12 file (a `pkcs` profile; permission `pkcs12.issue`).
+//! a PKCS#12 file (a `pkcs` profile; permission `pkcs12.issue`); `castellan key recover` and
+//! `key fetch`: an escrowed key back, after a quorum (permission `key.recover`).
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 use proto::admin::{Request, Response};
 
-use crate::args::Pkcs12Command;
+use crate::args::{KeyCommand, Pkcs12Command};
 use crate::session::Session;
 use crate::{Error, Result};
 
@@ -32,14 +33,43 @@ pub async fn pkcs12(s: &Session, c: &Pkcs12Command) -> Result<()> {
         encoding: encoding.as_deref().map(str::parse).transpose()?,
         password,
     };
-    // Refuse to overwrite before asking: the signer would issue a certificate in vain.
+    write_p12(s, &req, output).await
+}
+
+pub async fn key(s: &Session, c: &KeyCommand) -> Result<()> {
+    match c {
+        KeyCommand::Recover { serial, ca, json } => {
+            let serial = proto::model::Serial::parse(serial)?.into_hex();
+            let op = proto::governance::Operation::RecoverKey {
+                ca: proto::model::CaName::new(ca)?,
+                serial,
+            };
+            crate::proposal::propose(s, op, json.json).await
+        }
+        KeyCommand::Fetch {
+            proposal,
+            encoding,
+            output,
+        } => {
+            let req = Request::KeyFetch {
+                proposal: proposal.clone(),
+                encoding: encoding.as_deref().map(str::parse).transpose()?,
+            };
+            write_p12(s, &req, output).await
+        }
+    }
+}
+
+/// Send `req`, whose answer is a PKCS#12 file, into a new file `output` (mode 0600, never
+/// overwritten: refused before the request is sent); print the password the signer made.
+async fn write_p12(s: &Session, req: &Request, output: &std::path::Path) -> Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(output)
         .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", output.display())))?;
-    let answer = s.client.call(&req).await;
+    let answer = s.client.call(req).await;
     let (ca, serial, p12, password) = match answer {
         Ok(Response::Pkcs12 {
             ca,

@@ -71,6 +71,17 @@ pub enum Missing {
 pub enum Clash {
     #[error("a CA named {0} already exists")]
     CaExists(String),
+    #[error(
+        "key recovery {proposal} is {status}: its key is fetched once a quorum has approved it"
+    )]
+    RecoveryNotApproved {
+        proposal: String,
+        status: proto::governance::Status,
+    },
+    #[error(
+        "the key of recovery {0} was already fetched: a recovery gives its key once (propose another)"
+    )]
+    RecoveryFetched(String),
     #[error("an admin named {0} already exists")]
     AdminExists(String),
     #[error("this certificate is already registered, as admin {0}")]
@@ -188,6 +199,9 @@ pub enum Denied {
     /// Nobody approves (or proposes) a change of their own assignments.
     #[error("this proposal changes {0}'s own assignments: their approval cannot count")]
     OwnChange(String),
+    /// Only the officer who proposed a key recovery fetches its key.
+    #[error("recovery {proposal} was proposed by {proposer}: only they fetch its key")]
+    NotRecoveryProposer { proposal: String, proposer: String },
     /// A console form without this admin's token from a page of this signer.
     #[error("the form's CSRF token is missing or wrong: reload the page and submit it again")]
     Csrf,

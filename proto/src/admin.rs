@@ -128,6 +128,14 @@ pub enum Request {
         #[serde(default)]
         password: Option<crate::Secret>,
     },
+    /// The recovered key of an executed `recover-key` proposal, as a new PKCS#12 file with
+    /// a new password: for its proposer only, once. Needs `key.recover`.
+    KeyFetch {
+        proposal: String,
+        /// The certificate's profile's encoding when absent.
+        #[serde(default)]
+        encoding: Option<crate::profile::P12Encoding>,
+    },
     /// Every certificate matching a filter, as CSV (a header line, then one line per
     /// certificate in the listing's order; no cap). Needs `report.export`.
     CertExport {
@@ -211,6 +219,7 @@ impl Request {
             | Request::RequestReject { .. } => Need::Permission(P::RequestApprove),
             Request::CertExport { .. } => Need::Permission(P::ReportExport),
             Request::Pkcs12Issue { .. } => Need::Permission(P::Pkcs12Issue),
+            Request::KeyFetch { .. } => Need::Permission(P::KeyRecover),
             Request::CertRevoke { .. } | Request::MdmRevoke { .. } => {
                 Need::Permission(P::LeafRevoke)
             }

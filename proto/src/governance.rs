@@ -51,6 +51,13 @@ pub enum Operation {
     CreateProfile { spec: crate::profile::ProfileSpec },
     /// Revoke an issuing CA: it goes on its parent's CRL and signs nothing more.
     RevokeCa { name: CaName, reason: String },
+    /// Recover an escrowed private key: once executed, the proposer (and only they) fetches
+    /// it, once, as a new PKCS#12 file with a new password (`castellan key fetch`).
+    RecoverKey {
+        ca: CaName,
+        /// Lowercase hex.
+        serial: String,
+    },
     /// Register a new admin certificate with its first assignment.
     AddAdmin {
         name: String,
@@ -106,6 +113,9 @@ impl Operation {
                 format!("create {kind} profile {} on CA {}", spec.name, spec.ca)
             }
             Operation::RevokeCa { name, reason } => format!("revoke CA {name} ({reason})"),
+            Operation::RecoverKey { ca, serial } => {
+                format!("recover the escrowed key of certificate {serial} of CA {ca}")
+            }
             Operation::AddAdmin {
                 name, role, tags, ..
             } => format!("add admin {name} as {role} on {tags}"),
@@ -150,6 +160,7 @@ impl Operation {
             | Operation::RevokeCa { name, .. }
             | Operation::SetCaTags { name, .. } => Some(name),
             Operation::CreateProfile { spec } => Some(&spec.ca),
+            Operation::RecoverKey { ca, .. } => Some(ca),
             Operation::AddAdmin { .. }
             | Operation::Assign { .. }
             | Operation::Unassign { .. }

@@ -304,13 +304,6 @@ impl PkcsPolicy {
                     .into(),
             ));
         }
-        if self.escrow {
-            // Escrow and quorum recovery are the next part of this work; until then no
-            // profile may promise a recoverable key.
-            return Err(Error::Invalid(
-                "key escrow is not available yet: create the profile without --escrow".into(),
-            ));
-        }
         Ok(())
     }
 }

@@ -46,6 +46,9 @@ pub enum Permission {
     /// Have the signer make a key pair and issue it through a pkcs profile (PKCS#12).
     #[serde(rename = "pkcs12.issue")]
     Pkcs12Issue,
+    /// Propose and approve the recovery of an escrowed key, and fetch it once approved.
+    #[serde(rename = "key.recover")]
+    KeyRecover,
     #[serde(rename = "audit.read")]
     AuditRead,
     #[serde(rename = "audit.export")]
@@ -57,7 +60,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 16] = [
         Permission::CaRead,
         Permission::CaCreate,
         Permission::CaDisable,
@@ -69,6 +72,7 @@ impl Permission {
         Permission::ChallengeIssue,
         Permission::RequestApprove,
         Permission::Pkcs12Issue,
+        Permission::KeyRecover,
         Permission::AuditRead,
         Permission::AuditExport,
         Permission::RoleRead,
@@ -88,6 +92,7 @@ impl Permission {
             Permission::ChallengeIssue => "challenge.issue",
             Permission::RequestApprove => "request.approve",
             Permission::Pkcs12Issue => "pkcs12.issue",
+            Permission::KeyRecover => "key.recover",
             Permission::AuditRead => "audit.read",
             Permission::AuditExport => "audit.export",
             Permission::RoleRead => "role.read",
@@ -117,6 +122,7 @@ impl Permission {
             Operation::DisableCa { .. } | Operation::EnableCa { .. } => Permission::CaDisable,
             Operation::RevokeCa { .. } => Permission::CaRevoke,
             Operation::CreateProfile { .. } => Permission::ProfileWrite,
+            Operation::RecoverKey { .. } => Permission::KeyRecover,
             Operation::AddAdmin { .. }
             | Operation::Assign { .. }
             | Operation::Unassign { .. }
@@ -452,14 +458,16 @@ mod tests {
     #[test]
     fn built_in_roles_grant_what_the_issue_names() {
         use Permission::*;
-        // Administrator: everything (pkcs12.issue, of issue 13, only there).
-        assert_eq!(BuiltinRole::Administrator.permissions().len(), 15);
+        // Administrator: everything (pkcs12.issue and key.recover, of issue 13, only there).
+        assert_eq!(BuiltinRole::Administrator.permissions().len(), 16);
         for r in BuiltinRole::ALL {
-            assert_eq!(
-                r.permissions().contains(&Pkcs12Issue),
-                r == BuiltinRole::Administrator,
-                "{r}"
-            );
+            for p in [Pkcs12Issue, KeyRecover] {
+                assert_eq!(
+                    r.permissions().contains(&p),
+                    r == BuiltinRole::Administrator,
+                    "{r} {p:?}"
+                );
+            }
         }
         assert_eq!(
             BuiltinRole::HelpDesk.permissions(),

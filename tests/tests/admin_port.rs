@@ -19,7 +19,7 @@ fn unregistered_certificates_are_refused() {
     assert_eq!(
         lines[2],
         "permissions: ca.read, ca.create, ca.disable, ca.revoke, leaf.revoke, report.export, \
-         profile.read, profile.write, challenge.issue, request.approve, pkcs12.issue, audit.read, \
+         profile.read, profile.write, challenge.issue, request.approve, pkcs12.issue, key.recover, audit.read, \
          audit.export, role.read, role.write"
     );
 

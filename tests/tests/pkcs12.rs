@@ -313,6 +313,172 @@ fn assert_not_in(dir: &Path, bytes: &[u8], text: &str) {
     }
 }
 
+/// `pkcs12 issue` as `who` through `profile`: the file and its password.
+fn issue_p12(
+    a: &Appliance,
+    who: &str,
+    profile: &str,
+    cn: &str,
+    key: &str,
+) -> (std::path::PathBuf, String, String) {
+    let file = a.path(&format!("{cn}-{key}.p12"));
+    let out = a.cli_ok(
+        who,
+        &[
+            "pkcs12",
+            "issue",
+            "--profile",
+            profile,
+            "--subject",
+            &format!("CN={cn},O=Example"),
+            "--san",
+            &format!("email:{cn}@example.org"),
+            "--key",
+            key,
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    let serial = out
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no serial in {out}"))
+        .to_owned();
+    (file, field(&out, "password:").to_owned(), serial)
+}
+
+/// The SubjectPublicKeyInfo (PEM) of the key in a PKCS#12 file.
+fn p12_public_key(a: &Appliance, file: &Path, password: &str) -> String {
+    let key = a.path("p12-key.pem");
+    fs::write(&key, p12(a, file, password, &["-nocerts", "-nodes"])).unwrap();
+    let public = openssl_ok(a.dir(), &["pkey", "-in", key.to_str().unwrap(), "-pubout"]);
+    fs::remove_file(&key).unwrap();
+    public
+}
+
+#[test]
+fn escrowed_keys_come_back_once_to_the_proposer_after_a_quorum() {
+    let mut a = Appliance::new(2, &["alice", "bob"]);
+    a.propose_and_run(&[
+        "ca",
+        "create-root",
+        "root",
+        "--subject",
+        "CN=Escrow Root",
+        "--key",
+        "ec-p256",
+        "--validity",
+        "10y",
+        "--eku",
+        "client-auth,email-protection",
+    ]);
+    a.propose_and_run(&[
+        "ca",
+        "create-issuing",
+        "issuing",
+        "--parent",
+        "root",
+        "--subject",
+        "CN=Escrow Issuing",
+        "--key",
+        "ec-p256",
+        "--validity",
+        "5y",
+        "--eku",
+        "client-auth,email-protection",
+    ]);
+    for (name, escrow) in [("smime", true), ("plain", false)] {
+        let mut args = vec![
+            "profile",
+            "create",
+            name,
+            "--ca",
+            "issuing",
+            "--pkcs-keys",
+            "rsa-2048,ec-p256",
+            "--subject-attrs",
+            "CN,O",
+            "--san-types",
+            "email",
+            "--eku",
+            "email-protection",
+            "--key-usage",
+            "key-encipherment,digital-signature",
+        ];
+        if escrow {
+            args.push("--escrow");
+        }
+        a.propose_and_run(&args);
+    }
+    // The escrow key is in the token, made for decryption and never extractable.
+    let objects = a.pkcs11_tool(&["--list-objects", "--type", "privkey"]);
+    assert!(objects.stdout.contains("castellan-escrow"), "{objects}");
+    a.add_admin("desk", "help-desk", "*");
+
+    let (file, password, serial) = issue_p12(&a, "alice", "smime", "grace", "rsa-2048");
+    let original = p12_public_key(&a, &file, &password);
+
+    // Recovery is a proposal; until the quorum approves, nothing comes back.
+    let proposal = a.propose("alice", &["key", "recover", &serial, "--ca", "issuing"]);
+    let id = proposal["id"].as_str().unwrap().to_owned();
+    let early = a.path("early.p12");
+    let r = a.cli(
+        "alice",
+        &["key", "fetch", &id, "-o", early.to_str().unwrap()],
+    );
+    assert!(!r.ok() && r.stderr.contains("pending"), "{r}");
+    assert!(!early.exists());
+    // The help desk may neither propose nor fetch.
+    let r = a.cli("desk", &["key", "recover", &serial, "--ca", "issuing"]);
+    assert!(!r.ok() && r.stderr.contains("key.recover"), "{r}");
+    a.approve("bob", &id);
+
+    // Bob approved, but only alice, who asked, fetches it.
+    let bobs = a.path("bobs.p12");
+    let r = a.cli("bob", &["key", "fetch", &id, "-o", bobs.to_str().unwrap()]);
+    assert!(!r.ok() && r.stderr.contains("only they fetch"), "{r}");
+    let back = a.path("recovered.p12");
+    let out = a.cli_ok(
+        "alice",
+        &["key", "fetch", &id, "-o", back.to_str().unwrap()],
+    );
+    let new_password = field(&out, "password:").to_owned();
+    assert_ne!(new_password, password);
+    assert_eq!(
+        p12_public_key(&a, &back, &new_password),
+        original,
+        "not the same key"
+    );
+    // Once.
+    let again = a.path("again.p12");
+    let r = a.cli(
+        "alice",
+        &["key", "fetch", &id, "-o", again.to_str().unwrap()],
+    );
+    assert!(!r.ok() && r.stderr.contains("already fetched"), "{r}");
+    assert!(!again.exists());
+    // The audit trail: who asked, who approved, who fetched.
+    let audit = a.cli_ok("alice", &["audit", "list", "--limit", "1000", "--json"]);
+    assert!(audit.contains("key-recovered"), "{audit}");
+    assert!(audit.contains(&id), "{audit}");
+
+    // Nothing escrowed, nothing to recover; an unknown serial neither.
+    let (_, _, plain) = issue_p12(&a, "alice", "plain", "henry", "ec-p256");
+    for (serial, needle) in [
+        (plain.as_str(), "no escrowed key"),
+        ("0badc0de", "issued no certificate"),
+    ] {
+        let r = a.cli("alice", &["key", "recover", serial, "--ca", "issuing"]);
+        assert!(!r.ok(), "{serial}: {r}");
+        assert!(r.stderr.contains(needle), "{serial}: {r}");
+    }
+    // The escrowed row is not the key in clear: its secret is nowhere in the state.
+    let key = a.path("grace-key.pem");
+    fs::write(&key, p12(&a, &file, &password, &["-nocerts", "-nodes"])).unwrap();
+    let secret = secret_bytes(&a, &key);
+    assert_not_in(&a.path("state"), &secret, "-----BEGIN PRIVATE KEY-----");
+}
+
 #[test]
 fn bad_pkcs12_requests_are_refused_and_issue_nothing() {
     let a = appliance();
@@ -419,7 +585,6 @@ fn bad_pkcs12_requests_are_refused_and_issue_nothing() {
             vec!["--key-usage", "digital-signature", "--escrow"],
             "can only sign",
         ),
-        (vec!["--escrow"], "not available yet"),
         (vec!["--challenge", "one-time"], "no SCEP"),
         (vec!["--pkcs-keys", "rsa-1024"], "rsa-1024"),
         (

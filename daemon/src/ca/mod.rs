@@ -16,6 +16,8 @@ use crate::{Error, Result};
 use proto::admin::CaView;
 use proto::model::{CaKind, Eku};
 
+pub mod escrow;
+
 /// The CA service.
 #[derive(Debug)]
 pub struct Cas {

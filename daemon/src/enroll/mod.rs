@@ -700,6 +700,7 @@ impl Enroll {
                 &nonce,
                 intune_csr,
                 "scep",
+                None,
             )
             .inspect_err(|e| {
                 // Intune validated the request; it must hear that nothing came of it.
@@ -725,6 +726,7 @@ impl Enroll {
         nonce: &Option<(String, i64)>,
         intune_csr: Option<&[u8]>,
         actor: &str,
+        escrow: Option<&crate::ca::escrow::Escrowed>,
     ) -> Result<Issued, ScepError> {
         let ca_cert =
             Certificate::from_der(ca.cert.as_deref().unwrap_or_default()).map_err(internal)?;
@@ -812,6 +814,9 @@ impl Enroll {
                 },
             )
             .map_err(internal)?;
+        if let Some(sealed) = escrow {
+            batch.put(Table::Escrow, &ck, sealed).map_err(internal)?;
+        }
         if let Some(csr) = intune_csr {
             batch
                 .put(
@@ -1070,6 +1075,7 @@ impl Enroll {
                 &None,
                 None,
                 "scep",
+                None,
             )
             .and_then(Issued::finish)
             .map_err(admin_error)?;

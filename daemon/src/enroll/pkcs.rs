@@ -11,8 +11,11 @@ use x509_cert::name::Name;
 use zeroize::Zeroizing;
 
 use super::{Enroll, Issued, admin_error};
+use crate::ca::escrow;
 use crate::issuance::leaf::{self, LeafRequest};
 use crate::issuance::{keygen, pkcs12};
+use crate::store::Table;
+use crate::store::rows::CertRecord;
 use crate::{Error, Result};
 use proto::model::{CaStatus, San};
 use proto::profile::P12Encoding;
@@ -96,8 +99,20 @@ impl Enroll {
         // The names first, against the profile: nothing is generated for a refusal.
         leaf::check_names(&subject, &r.sans, &[], false, &spec).map_err(admin_error)?;
 
+        let escrow_key = match policy.escrow {
+            true => Some(self.cas.escrow_key(false)?.ok_or_else(|| {
+                Error::Internal(crate::error::InternalError::Pkcs12(
+                    "the profile escrows keys but the signer has no escrow key".into(),
+                ))
+            })?),
+            false => None,
+        };
         let device = keygen::generate(key)?;
         leaf::check_key(&device.spki, &spec).map_err(admin_error)?;
+        let sealed = escrow_key
+            .as_ref()
+            .map(|k| escrow::seal(k, &device.pkcs8))
+            .transpose()?;
         let req = LeafRequest {
             subject,
             sans: r.sans,
@@ -120,33 +135,160 @@ impl Enroll {
                 &None,
                 None,
                 officer,
+                sealed.as_ref(),
             )
             .and_then(Issued::finish)
             .map_err(admin_error)?;
 
-        let chain: Vec<Vec<u8>> = self
-            .cas
-            .chain(&ca)?
-            .iter()
-            .map(|c| c.to_der())
-            .collect::<std::result::Result<_, _>>()?;
-        let friendly_name = friendly_name(&req.subject, &req.sans, &rec.serial);
-        let p12 = pkcs12::build(
-            &pkcs12::Contents {
-                key: &device.pkcs8,
-                cert: &rec.der,
-                chain: &chain,
-                friendly_name: &friendly_name,
-            },
-            &password,
-            encoding,
-        )?;
+        let p12 = self.seal_pkcs12(&ca, &rec, &req.subject, &device.pkcs8, &password, encoding)?;
         tracing::info!(ca = %rec.ca, serial = %rec.serial, profile = %rec.profile, %encoding, key = %key, "PKCS#12 issued");
         Ok(Pkcs12Issued {
             ca: rec.ca,
             serial: rec.serial,
             p12,
             password: made.then_some(password),
+        })
+    }
+}
+
+impl Enroll {
+    /// The PKCS#12 file of a certificate and its key, with the CA's chain.
+    fn seal_pkcs12(
+        &self,
+        ca: &crate::store::rows::CaRecord,
+        rec: &CertRecord,
+        subject: &Name,
+        pkcs8: &[u8],
+        password: &str,
+        encoding: P12Encoding,
+    ) -> Result<Vec<u8>> {
+        let chain: Vec<Vec<u8>> = self
+            .cas
+            .chain(ca)?
+            .iter()
+            .map(|c| c.to_der())
+            .collect::<std::result::Result<_, _>>()?;
+        let friendly_name = friendly_name(subject, &rec.sans, &rec.serial);
+        pkcs12::build(
+            &pkcs12::Contents {
+                key: pkcs8,
+                cert: &rec.der,
+                chain: &chain,
+                friendly_name: &friendly_name,
+            },
+            password,
+            encoding,
+        )
+    }
+
+    /// The key of an executed `recover-key` proposal, for its proposer, once: opened with
+    /// the escrow key in the token, checked against the certificate, sealed in a new
+    /// PKCS#12 file under a new password. The fetch is recorded (and audited) before the
+    /// file is returned; a second fetch is refused.
+    pub fn recovered_pkcs12(
+        &self,
+        officer: &str,
+        proposal: &str,
+        encoding: Option<P12Encoding>,
+    ) -> Result<Pkcs12Issued> {
+        use proto::governance::{Operation, Status};
+        let p = self
+            .store
+            .proposal(proposal)?
+            .ok_or_else(|| Error::NotFound(crate::error::Missing::Proposal(proposal.into())))?;
+        let Operation::RecoverKey { ca, serial } = &p.body.operation else {
+            return Err(Error::Invalid(format!(
+                "proposal {proposal} is not a key recovery"
+            )));
+        };
+        let status = p.status_at(crate::now());
+        if status != Status::Executed {
+            return Err(Error::Conflict(crate::error::Clash::RecoveryNotApproved {
+                proposal: proposal.to_owned(),
+                status,
+            }));
+        }
+        if p.body.proposer != officer {
+            return Err(Error::Forbidden(
+                crate::error::Denied::NotRecoveryProposer {
+                    proposal: proposal.to_owned(),
+                    proposer: p.body.proposer.clone(),
+                },
+            ));
+        }
+        if self
+            .store
+            .get::<serde::de::IgnoredAny>(Table::Recoveries, proposal)?
+            .is_some()
+        {
+            return Err(Error::Conflict(crate::error::Clash::RecoveryFetched(
+                proposal.to_owned(),
+            )));
+        }
+        let key = crate::store::indexes::cert_key(ca.as_str(), serial);
+        let rec: CertRecord = self.store.get(Table::Certs, &key)?.ok_or_else(|| {
+            Error::NotFound(crate::error::Missing::Certificate {
+                ca: ca.to_string(),
+                serial: serial.clone(),
+            })
+        })?;
+        let sealed: escrow::Escrowed = self.store.get(Table::Escrow, &key)?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "certificate {serial} of CA {ca} has no escrowed key"
+            ))
+        })?;
+        let pkcs8 = escrow::open(&self.keys, &sealed)?;
+        if escrow::public_of(&pkcs8)? != escrow::cert_spki(&rec.der)? {
+            return Err(Error::Internal(crate::error::InternalError::Pkcs12(
+                format!("the escrowed key of {serial} is not its certificate's"),
+            )));
+        }
+        let ca_rec = self
+            .store
+            .ca(ca.as_str())?
+            .ok_or_else(|| Error::NotFound(crate::error::Missing::Ca(ca.to_string())))?;
+        let encoding = encoding
+            .or_else(|| {
+                self.cas
+                    .profile(&rec.profile)
+                    .ok()
+                    .and_then(|s| s.pkcs.map(|p| p.encoding))
+            })
+            .unwrap_or(P12Encoding::Modern);
+        let subject = Name::from_str(&rec.subject).unwrap_or_default();
+        let password = new_password()?;
+        let p12 = self.seal_pkcs12(&ca_rec, &rec, &subject, &pkcs8, &password, encoding)?;
+        let (ca_name, serial) = (ca.to_string(), serial.clone());
+        self.store.write(|tx| {
+            if tx
+                .get::<serde::de::IgnoredAny>(Table::Recoveries, proposal)?
+                .is_some()
+            {
+                return Err(Error::Conflict(crate::error::Clash::RecoveryFetched(
+                    proposal.to_owned(),
+                )));
+            }
+            tx.put(
+                Table::Recoveries,
+                proposal,
+                &serde_json::json!({ "by": officer, "at": crate::now() }),
+            )?;
+            tx.record(
+                crate::store::Note::new(
+                    officer,
+                    "key-recovered",
+                    format!("{serial}: escrowed key fetched as PKCS#12 ({encoding})"),
+                )
+                .ca(&ca_name)
+                .proposal(proposal),
+            )
+        })?;
+        tracing::info!(ca = %ca_name, %serial, %proposal, "escrowed key recovered");
+        Ok(Pkcs12Issued {
+            ca: ca_name,
+            serial,
+            p12,
+            password: Some(password),
         })
     }
 }

@@ -430,6 +430,30 @@ impl Governance {
                 }
             }
             Operation::CreateProfile { spec } => self.check_profile(spec)?,
+            Operation::RecoverKey { ca, serial } => {
+                self.cas.ca(ca.as_str())?;
+                let key = crate::store::indexes::cert_key(ca.as_str(), serial);
+                if self
+                    .store
+                    .get::<serde::de::IgnoredAny>(crate::store::Table::Certs, &key)?
+                    .is_none()
+                {
+                    return Err(Error::NotFound(Missing::Certificate {
+                        ca: ca.to_string(),
+                        serial: serial.clone(),
+                    }));
+                }
+                if self
+                    .store
+                    .get::<serde::de::IgnoredAny>(crate::store::Table::Escrow, &key)?
+                    .is_none()
+                {
+                    return Err(Error::Invalid(format!(
+                        "certificate {serial} of CA {ca} has no escrowed key (only pkcs \
+                         profiles with escrow keep one)"
+                    )));
+                }
+            }
             Operation::SetCaTags { name, add, remove } => {
                 let ca = self.cas.ca(name.as_str())?;
                 if add.is_empty() && remove.is_empty() {
@@ -741,6 +765,12 @@ impl Governance {
                 ca.status = CaStatus::Active;
                 Ok((Some(ca), format!("CA {name} enabled")))
             }
+            Operation::RecoverKey { ca, serial } => Ok((
+                None,
+                format!(
+                    "the escrowed key of {serial} (CA {ca}) may be fetched once by the proposer"
+                ),
+            )),
             Operation::CreateProfile { .. } => Err(Error::Internal(
                 crate::error::InternalError::Unreachable("a profile is made by create_profile"),
             )),
@@ -788,12 +818,22 @@ impl Governance {
         use proto::profile::RaLayout;
         let mut ca = self.cas.ca(spec.ca.as_str())?;
         if let Some(p) = &spec.pkcs {
-            // No SCEP, so no RA: the signer makes each device's key pair itself.
+            // No SCEP, so no RA: the signer makes each device's key pair itself. An
+            // escrowing profile needs the escrow key (made once, in the token).
+            let escrow = match p.escrow {
+                true => {
+                    let k = self.cas.escrow_key(true)?.ok_or_else(|| {
+                        Error::Internal(crate::error::InternalError::Unreachable("escrow key"))
+                    })?;
+                    format!(", keys escrowed to token key {}", k.key_id)
+                }
+                false => String::new(),
+            };
             let keys: Vec<String> = p.key_types.iter().map(ToString::to_string).collect();
             return Ok((
                 None,
                 format!(
-                    "pkcs profile {} created on CA {} (keys {}, encoding {})",
+                    "pkcs profile {} created on CA {} (keys {}, encoding {}{escrow})",
                     spec.name,
                     spec.ca,
                     keys.join(", "),

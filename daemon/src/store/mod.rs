@@ -61,6 +61,11 @@ pub enum Table {
     /// Report index: certificates by name, `{NAME}\0CA\0SERIAL-HEX`, NAME each lowercased
     /// CN of the subject and each SAN value (see `report`); kept when revoked.
     ByName,
+    /// Escrowed private keys of PKCS certificates, by `CA\0SERIAL-HEX` (`ca::escrow`),
+    /// written in the certificate's transaction.
+    Escrow,
+    /// Key recoveries fetched, by proposal id: each recovery is fetched once.
+    Recoveries,
     /// Report counters (JSON integers): `CA\0revoked`, and `CA\0day\0{day:08}` for the
     /// certificates not revoked whose notAfter falls on that day (days since the epoch).
     Counts,
@@ -84,12 +89,14 @@ impl Table {
             Table::ByExpiry => "by_expiry",
             Table::ByExpiryAll => "by_expiry_all",
             Table::ByName => "by_name",
+            Table::Escrow => "escrow",
+            Table::Recoveries => "recoveries",
             Table::Counts => "counts",
             Table::CrlEntries => "crl_entries",
             Table::Unnotified => "unnotified",
         })
     }
-    const ALL: [Table; 13] = [
+    const ALL: [Table; 15] = [
         Table::Unnotified,
         Table::Revoked,
         Table::Profiles,
@@ -101,6 +108,8 @@ impl Table {
         Table::ByExpiry,
         Table::ByExpiryAll,
         Table::ByName,
+        Table::Escrow,
+        Table::Recoveries,
         Table::Counts,
         Table::CrlEntries,
     ];

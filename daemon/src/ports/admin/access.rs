@@ -244,18 +244,19 @@ fn target(store: &Store, request: &Request) -> Result<Option<Target>> {
                 tags,
             })),
         },
-        Request::Approve { id, .. } | Request::Reject { id, .. } | Request::ProposalShow { id } => {
-            match store.proposal(id)? {
-                Some(p) => Ok(
-                    operation_scope(store, &p.body.operation)?.map(|(ca, tags)| Target {
-                        ca,
-                        tags,
-                        missing: Missing::Proposal(id.clone()),
-                    }),
-                ),
-                None => Ok(None),
-            }
-        }
+        Request::Approve { id, .. }
+        | Request::Reject { id, .. }
+        | Request::ProposalShow { id }
+        | Request::KeyFetch { proposal: id, .. } => match store.proposal(id)? {
+            Some(p) => Ok(
+                operation_scope(store, &p.body.operation)?.map(|(ca, tags)| Target {
+                    ca,
+                    tags,
+                    missing: Missing::Proposal(id.clone()),
+                }),
+            ),
+            None => Ok(None),
+        },
         _ => Ok(None),
     }
 }
@@ -381,6 +382,10 @@ pub fn describe(request: &Request) -> Described {
         Request::Approve { id, .. } | Request::Reject { id, .. } | Request::ProposalShow { id } => {
             (String::new(), Some(id.clone()))
         }
+        Request::KeyFetch { proposal, encoding } => (
+            encoding.map(|e| e.to_string()).unwrap_or_default(),
+            Some(proposal.clone()),
+        ),
         Request::MdmRevoke { issuer, serial } => (format!("{issuer} {serial}"), None),
         Request::AuditList {
             actor, action, ca, ..

@@ -353,6 +353,17 @@ pub fn handle(signer: &Signer, caller: &Caller, access: &Access, req: Request) -
                 password: issued.password.map(|p| proto::Secret(p.to_string())),
             })
         }
+        Request::KeyFetch { proposal, encoding } => {
+            let got = signer
+                .enroll()
+                .recovered_pkcs12(officer, &proposal, encoding)?;
+            Ok(Response::Pkcs12 {
+                ca: got.ca,
+                serial: got.serial,
+                p12: got.p12,
+                password: got.password.map(|p| proto::Secret(p.to_string())),
+            })
+        }
         Request::CertStats => Ok(Response::CertStats {
             cas: crate::report::stats(signer.store(), &scope(Permission::CaRead)?, crate::now())?,
         }),
