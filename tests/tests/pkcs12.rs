@@ -613,3 +613,85 @@ fn bad_pkcs12_requests_are_refused_and_issue_nothing() {
         );
     }
 }
+
+#[test]
+fn a_signer_killed_during_issuance_leaves_no_delivered_key_without_its_record() {
+    let mut a = appliance();
+    let alice = a.officer("alice").clone();
+    let (url, admin_ca, dir) = (a.url(), a.admin_ca(), a.path("crash"));
+    fs::create_dir_all(&dir).unwrap();
+    let watched = dir.clone();
+    // Issuances one after the other in a thread of their own; the signer is killed under
+    // them.
+    let worker = std::thread::spawn(move || {
+        (0..400)
+            .map(|i| {
+                let file = dir.join(format!("user-{i}.p12"));
+                let out = Command::new(tests::bin("castellan"))
+                    .arg("--admin")
+                    .arg(&url)
+                    .arg("--cert")
+                    .arg(&alice.cert)
+                    .arg("--key")
+                    .arg(&alice.key)
+                    .arg("--admin-ca")
+                    .arg(&admin_ca)
+                    .args([
+                        "pkcs12",
+                        "issue",
+                        "--profile",
+                        "users-pkcs",
+                        "--subject",
+                        &format!("CN=user-{i},O=Example"),
+                        "--key",
+                        "ec-p256",
+                        "-o",
+                    ])
+                    .arg(&file)
+                    .output()
+                    .unwrap();
+                (file, out)
+            })
+            .collect::<Vec<_>>()
+    });
+    // Kill it once a dozen files have been handed out, in the middle of the next ones.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while fs::read_dir(&watched)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+        })
+        .count()
+        < 12
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    a.crash();
+    let runs = worker.join().unwrap();
+    a.start();
+    let delivered: Vec<_> = runs.iter().filter(|(_, o)| o.status.success()).collect();
+    assert!(!delivered.is_empty(), "nothing was issued before the kill");
+    assert!(
+        delivered.len() < runs.len(),
+        "the kill came after the last issuance"
+    );
+    for (file, out) in &runs {
+        let said = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            assert!(!file.exists(), "a failed issuance left {}", file.display());
+            continue;
+        }
+        // Every file handed out: its certificate is in the store, and the file opens.
+        let serial = said.split_whitespace().nth(1).unwrap();
+        let shown = a.cli_json(
+            "alice",
+            &["cert", "show", serial, "--ca", "issuing", "--json"],
+        );
+        assert_eq!(shown["status"], "active", "{shown}");
+        p12(&a, file, field(&said, "password:"), &["-noout"]);
+    }
+    // The store opened after the kill and issues again.
+    issue_p12(&a, "alice", "users-pkcs", "after-crash", "ec-p256");
+}

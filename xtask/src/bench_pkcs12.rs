@@ -4,13 +4,14 @@
 //! 1. the appliance (token `castellan-bench-pkcs12`, alice/bob/carol, quorum 2), an RSA-2048
 //!    root and issuing CA and a pkcs profile `bench-pkcs` (EC P-256 and RSA-2048 keys, the
 //!    `modern` encoding), made through proposals;
-//! 2. for EC P-256 and RSA-2048, N (default 20) times one after the other: `castellan
-//!    pkcs12 issue` (the CLI process, its TLS handshake, key generation in the signer,
-//!    issuance with a signature in the token and a durable commit, the PKCS#12 file);
+//! 2. for EC P-256 and RSA-2048, one after the other for at least S seconds (default 5)
+//!    and 5 times: `castellan pkcs12 issue` (the CLI process, its TLS handshake, key
+//!    generation in the signer, issuance with a signature in the token and a durable
+//!    commit, the PKCS#12 file);
 //! 3. the same work with openssl, in the same run, as a script would do it: `openssl req
 //!    -newkey` (key and CSR), `openssl x509 -req` signing with the same issuing CA key in
 //!    the same token (pkcs11 engine), `openssl pkcs12 -export` (AES-256, the default),
-//!    N times each.
+//!    for as long.
 //!
 //! Prints issuances per second for each and the ratio; writes `var/bench-pkcs12/results.json`.
 
@@ -32,13 +33,13 @@ const PROFILE: &str = "bench-pkcs";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    /// Issuances per key type and per tool.
-    pub n: usize,
+    /// Seconds each tool runs per key type (at least 5 issuances).
+    pub seconds: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { n: 20 }
+        Options { seconds: 5 }
     }
 }
 
@@ -106,9 +107,12 @@ pub fn run(options: &Options) -> Result<()> {
         ),
         ("rsa-2048", &["-newkey", "rsa:2048"][..]),
     ] {
-        println!("\n=== {key}: {} issuances each", options.n);
+        println!("\n=== {key}: {} s each", options.seconds);
+        let budget = std::time::Duration::from_secs(options.seconds as u64);
         let started = Instant::now();
-        for i in 0..options.n {
+        let mut i = 0;
+        while i < 5 || started.elapsed() < budget {
+            i += 1;
             if stop.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(interrupted());
             }
@@ -133,20 +137,26 @@ pub fn run(options: &Options) -> Result<()> {
                 None,
             )?;
         }
-        let ours = options.n as f64 / started.elapsed().as_secs_f64();
+        let (ours_n, ours) = (i, i as f64 / started.elapsed().as_secs_f64());
         let started = Instant::now();
-        for i in 0..options.n {
-            openssl.issue(&work, &format!("openssl-{key}-{i}"), openssl_key)?;
+        let mut j = 0;
+        while j < 5 || started.elapsed() < budget {
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(interrupted());
+            }
+            j += 1;
+            openssl.issue(&work, &format!("openssl-{key}-{j}"), openssl_key)?;
         }
-        let theirs = options.n as f64 / started.elapsed().as_secs_f64();
+        let theirs = j as f64 / started.elapsed().as_secs_f64();
         println!(
-            "    castellan pkcs12 issue: {ours:.1}/s; openssl req + x509 -req (token key) + pkcs12 \
-             -export: {theirs:.1}/s; ratio {:.2}",
+            "    castellan pkcs12 issue: {ours:.1}/s ({ours_n}); openssl req + x509 -req (token \
+             key) + pkcs12 -export: {theirs:.1}/s ({j}); ratio {:.2}",
             ours / theirs
         );
         rows.push(json!({
             "key": key,
-            "n": options.n,
+            "castellan_issuances": ours_n,
+            "openssl_issuances": j,
             "castellan_per_second": ours,
             "openssl_per_second": theirs,
             "ratio": ours / theirs,

@@ -9,7 +9,7 @@
 //! - `cargo xtask bench crl [-n N]`: a CRL of N revoked entries: build + HSM sign time and
 //!   memory next to `openssl ca -gencrl`, and revocation to served CRL; `var/bench-crl/`.
 //! - `cargo xtask bench store [-n N]`: report queries over N certificates (store-bench).
-//! - `cargo xtask bench pkcs12 [-n N]`: PKCS#12 issuances per second (RSA-2048, EC P-256)
+//! - `cargo xtask bench pkcs12 [--seconds S]`: PKCS#12 issuances per second (RSA-2048, EC P-256)
 //!   next to openssl doing the same work with the same token key; `var/bench-pkcs12/`.
 //! - `cargo xtask bench console [-n N]`: the web console's page times over N certificates in
 //!   a real appliance, next to its style sheet as the baseline; `var/bench-console/`.
@@ -64,11 +64,12 @@ commands:
         Report queries at scale (store-bench, release build, no HSM): N (default 1000000)
         certificates; status-filtered pages of 100, search, stats; bytes on disk per
         certificate.
-  bench pkcs12 [-n N]
+  bench pkcs12 [--seconds S]
         PKCS#12 issuances per second on release binaries: a fresh appliance under
-        var/bench-pkcs12/ with a pkcs profile; N (default 20) `castellan pkcs12 issue` for
-        EC P-256 and for RSA-2048, next to openssl req -newkey + x509 -req (the same CA key
-        in the same token, pkcs11 engine) + pkcs12 -export. Writes results.json there.
+        var/bench-pkcs12/ with a pkcs profile; `castellan pkcs12 issue` for EC P-256 and for
+        RSA-2048 for S seconds each (default 5), next to openssl req -newkey + x509 -req
+        (the same CA key in the same token, pkcs11 engine) + pkcs12 -export for as long.
+        Writes results.json there.
   bench console [-n N]
         Web console page times on release binaries: a fresh appliance under
         var/bench-console/ whose issuing CA gets N (default 1000000) certificates written
@@ -265,7 +266,7 @@ fn parse_bench_args(args: &[String]) -> Result<bench::Bench> {
             (bench::Bench::Crl(o), "-n") => (&mut o.n, 1..=100_000_000),
             (bench::Bench::Store(o), "-n") => (&mut o.n, 1..=100_000_000),
             (bench::Bench::Console(o), "-n") => (&mut o.n, 1..=100_000_000),
-            (bench::Bench::Pkcs12(o), "-n") => (&mut o.n, 1..=10_000),
+            (bench::Bench::Pkcs12(o), "--seconds") => (&mut o.seconds, 1..=3600),
             _ => {
                 return Err(Failure::new(format!(
                     "bench {what}: unknown argument `{arg}`\n\n{USAGE}"
