@@ -219,6 +219,97 @@ fn pkcs12_files_in_both_encodings_open_everywhere_and_hold_the_key() {
         assert!(text.contains("email:ada@example.org"), "{text}");
         assert!(text.contains("E-mail Protection"), "{text}");
 
+        // The same layout as `openssl pkcs12 -export` writes for the same key and chain in
+        // the same encoding: the same objects (content types, bags, attributes,
+        // algorithms), in the same order.
+        let chain = a.path(&format!("chain-{encoding}.pem"));
+        let mut both = fs::read_to_string(&issuing).unwrap();
+        both.push_str(&fs::read_to_string(&root).unwrap());
+        fs::write(&chain, both).unwrap();
+        let theirs = a.path(&format!("openssl-{encoding}.p12"));
+        let mut export = vec![
+            "pkcs12",
+            "-export",
+            "-inkey",
+            keyfile.to_str().unwrap(),
+            "-in",
+            leaf.to_str().unwrap(),
+            "-certfile",
+            chain.to_str().unwrap(),
+            "-name",
+            "Ada Lovelace",
+            "-passout",
+            "pass:x",
+            "-out",
+            theirs.to_str().unwrap(),
+        ];
+        if encoding == "compat" {
+            export.extend([
+                "-keypbe",
+                "PBE-SHA1-3DES",
+                "-certpbe",
+                "PBE-SHA1-3DES",
+                "-macalg",
+                "sha1",
+            ]);
+        }
+        openssl_ok(a.dir(), &export);
+        // What openssl reports of each file (-info): every content type, bag and algorithm in
+        // order, and each bag's attributes; iteration counts and salt lengths aside (ours
+        // does 10,000 PBKDF2 rounds, openssl 2,048).
+        let layout = |f: &Path, pass: &str| -> Vec<String> {
+            let pass = format!("pass:{pass}");
+            let out = openssl(
+                a.dir(),
+                &[
+                    "pkcs12",
+                    "-in",
+                    f.to_str().unwrap(),
+                    "-passin",
+                    &pass,
+                    "-info",
+                    "-nodes",
+                ],
+            );
+            assert!(out.ok(), "{out}");
+            let info = out.stderr.lines().map(|l| {
+                let l = l.split(", Iteration").next().unwrap_or_default();
+                l.split(", salt length")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            });
+            let attributes = out
+                .stdout
+                .lines()
+                .filter(|l| {
+                    let t = l.trim_start();
+                    t.starts_with("Bag Attributes")
+                        || t.starts_with("Key Attributes")
+                        || t.starts_with("friendlyName")
+                        || t.starts_with("localKeyID")
+                })
+                .map(str::to_owned);
+            info.chain(attributes).collect()
+        };
+        let ours = layout(&file, &password);
+        assert!(
+            ours.iter()
+                .filter(|l| l.contains("Certificate bag"))
+                .count()
+                == 3
+                && ours.iter().any(|l| l.starts_with("Shrouded Keybag"))
+                && ours
+                    .iter()
+                    .any(|l| l.contains("friendlyName: Ada Lovelace")),
+            "{ours:#?}"
+        );
+        assert_eq!(
+            ours,
+            layout(&theirs, "x"),
+            "{encoding}: not openssl's layout"
+        );
+
         // Python's cryptography reads the same file on its own.
         let py = Command::new("python3")
             .args([
