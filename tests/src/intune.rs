@@ -772,11 +772,12 @@ impl Connector {
             .open(log)
             .unwrap();
         let offset = file.metadata().unwrap().len() as usize;
-        let mut child = std::process::Command::new(crate::bin("castellan-mdm"))
-            .arg("run")
+        let mut mdm = std::process::Command::new(crate::bin("castellan-mdm"));
+        mdm.arg("run")
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info");
+        let mut child = crate::dies_with_test(&mdm)
             .stdin(std::process::Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)

@@ -197,6 +197,39 @@ pub fn free_port() -> u16 {
     panic!("no free port in 20000..32000");
 }
 
+/// `cmd` under `setpriv --pdeathsig KILL` (util-linux): the process gets SIGKILL when the
+/// thread that started it (the test's) ends, however the test ends, even when the test
+/// process itself is killed and no destructor runs. Only that process: a child it forks
+/// does not inherit it, which is what the process groups and the `Drop`s are for.
+pub fn dies_with_test(cmd: &Command) -> Command {
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .args(["--pdeathsig", "KILL", "--"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped: it runs no more).
+pub fn process_gone(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // `PID (COMM) STATE ...`; COMM may hold spaces and parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
 /// Run a future to completion on a small runtime of its own.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -515,13 +548,14 @@ impl Appliance {
             .open(&self.edge_log)
             .unwrap();
         let offset = log.metadata().unwrap().len() as usize;
-        let mut child = Command::new(bin("castellan-edge"))
-            .arg("run")
+        let mut edge = Command::new(bin("castellan-edge"));
+        edge.arg("run")
             .arg("--signer-socket")
             .arg(&socket)
             .args(["--listen", &format!("127.0.0.1:{}", self.edge_port)])
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info");
+        let mut child = dies_with_test(&edge)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -674,7 +708,8 @@ impl Appliance {
         }
         // Its own process group, so that stopping it also stops what a wrapper (faketime
         // forks) started: a signal to the wrapper alone left signers running after the tests.
-        let mut child = cmd
+        // And killed with its test's thread, should nothing else stop it.
+        let mut child = dies_with_test(&cmd)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -737,6 +772,15 @@ impl Appliance {
         // Whatever is left of its group (a wrapper's child, or a signer that ignored TERM).
         signal_group(&child, "KILL");
         let _ = child.wait();
+    }
+
+    /// The process ids of the running signer and edge.
+    pub fn pids(&self) -> Vec<u32> {
+        self.child
+            .iter()
+            .chain(self.edge.iter())
+            .map(Child::id)
+            .collect()
     }
 
     /// Kill the signer with SIGKILL (a crash, or a power cut as far as the store can tell).

@@ -88,9 +88,9 @@ struct Browser {
 impl Browser {
     async fn start(home: &Path, profile: &Path, log: &Path) -> Browser {
         let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .env("HOME", home)
+        let mut chromedriver = Command::new("chromedriver");
+        chromedriver.arg(format!("--port={port}")).env("HOME", home);
+        let driver = tests::dies_with_test(&chromedriver)
             .stdin(Stdio::null())
             .stdout(fs::File::create(log).unwrap())
             .stderr(Stdio::inherit())
@@ -170,6 +170,19 @@ impl Browser {
 
     async fn source(&self) -> String {
         self.c().source().await.unwrap()
+    }
+
+    /// The page once it contains `needle` (a form's answer may still be loading when the
+    /// click returns); the last page seen after 15 s.
+    async fn page_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let page = self.source().await;
+            if page.contains(needle) || Instant::now() > deadline {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn quit(mut self) {
@@ -297,7 +310,7 @@ fn an_officer_finds_and_revokes_a_certificate_in_chromium() {
         assert!(page.contains("1 on this page"), "{page}");
         b.shot("certificates").await;
         b.click(&format!("a[href='/cert/issuing/{doomed}']")).await;
-        let page = b.source().await;
+        let page = b.page_with("CN=laptop-41").await;
         assert!(page.contains("CN=laptop-41"), "{page}");
         b.shot("certificate").await;
 
@@ -311,11 +324,9 @@ fn an_officer_finds_and_revokes_a_certificate_in_chromium() {
             .unwrap();
         b.click("input#confirm").await;
         b.click("form[action$='/revoke'] button[type=submit]").await;
-        let page = b.source().await;
-        assert!(
-            page.contains(&format!("revoked {doomed} of CA issuing (keyCompromise)")),
-            "{page}"
-        );
+        let done = format!("revoked {doomed} of CA issuing (keyCompromise)");
+        let page = b.page_with(&done).await;
+        assert!(page.contains(&done), "{page}");
         b.shot("revoked").await;
 
         // A page elsewhere posts a revocation of the other certificate: the browser sends
@@ -327,7 +338,7 @@ fn an_officer_finds_and_revokes_a_certificate_in_chromium() {
         );
         b.open(&forged).await;
         b.click("#go").await;
-        let page = b.source().await;
+        let page = b.page_with("CSRF token is missing or wrong").await;
         assert!(page.contains("CSRF token is missing or wrong"), "{page}");
         b.shot("csrf-refused").await;
 
@@ -349,7 +360,7 @@ fn an_officer_finds_and_revokes_a_certificate_in_chromium() {
         let (approve, reject) = (row("kiosk-1"), row("kiosk-2"));
         b.click(&format!("form[action='/request/{approve}/approve'] button"))
             .await;
-        let done = b.source().await;
+        let done = b.page_with("Issued certificate").await;
         assert!(done.contains("Issued certificate"), "{done}");
         b.open(&format!("{origin}/requests")).await;
         b.c()
@@ -361,11 +372,9 @@ fn an_officer_finds_and_revokes_a_certificate_in_chromium() {
             .unwrap();
         b.click(&format!("form[action='/request/{reject}/reject'] button"))
             .await;
-        let done = b.source().await;
-        assert!(
-            done.contains(&format!("request {reject} rejected")),
-            "{done}"
-        );
+        let rejected = format!("request {reject} rejected");
+        let done = b.page_with(&rejected).await;
+        assert!(done.contains(&rejected), "{done}");
         let page = b.open(&format!("{origin}/requests")).await;
         assert!(page.contains("None."), "{page}");
 
