@@ -17,6 +17,8 @@
 //!   of castellan-edge + castellan-signer in a fresh appliance under `var/bench-scep/`, next to
 //!   the HSM-bound limit (hsm-bench on the same token) and micromdm's scepserver; results in
 //!   `var/bench-scep/results.json`.
+//! - `cargo xtask fuzz [--target T] [--seconds N]`: every fuzz target on this stable toolchain,
+//!   seeded with real messages; executions, coverage, crashes.
 //! - `cargo xtask test [-- ARGS]`: install the test tools, then fmt, clippy, build and test the
 //!   workspace, stopping at the first failure with its exit code.
 
@@ -27,6 +29,7 @@ mod bench_pkcs12;
 mod bench_scep;
 mod demo;
 mod demo_mdm;
+mod fuzz;
 mod suite;
 mod tools;
 
@@ -46,6 +49,12 @@ commands:
         run reuses var/demo/; --fresh wipes it first. --mdm also runs castellan-mdm with an
         NDES-style challenge endpoint on https://127.0.0.1:8444/certsrv/mscep_admin/ for the
         one-time profile devices-dynamic (demo.json `mdm`). Runs until Ctrl-C.
+  fuzz [--target T] [--seconds N]
+        Run every fuzz target in fuzz/ (or T) for N seconds (default 60) on this stable
+        toolchain (cargo-fuzz, installed if missing; RUSTC_BOOTSTRAP=1; no sanitizer), its
+        corpus seeded with real messages (openssl CSRs and OCSP requests, the CLI's admin
+        requests, console queries); prints executions, exec/s, coverage and crashes, and
+        fails on a crash (inputs in fuzz/artifacts/T).
   bench ca [--runs N]
         Benchmark on release binaries (builds them): in a fresh appliance under
         var/bench-ca/, create root CAs of each key type (rsa-2048/3072/4096, ec-p256/384),
@@ -174,6 +183,7 @@ fn run(args: &[String]) -> Result<()> {
         "demo" => demo::run(&parse_demo_args(rest)?),
         "bench" => bench::run(&parse_bench_args(rest)?),
         "test" => suite::run(&parse_test_args(rest)?),
+        "fuzz" => fuzz::run(&parse_fuzz_args(rest)?),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
@@ -217,6 +227,39 @@ fn parse_demo_args(args: &[String]) -> Result<demo::Options> {
             _ => {
                 return Err(Failure::new(format!(
                     "demo: unknown argument `{arg}`\n\n{USAGE}"
+                )));
+            }
+        }
+    }
+    Ok(options)
+}
+
+fn parse_fuzz_args(args: &[String]) -> Result<fuzz::Options> {
+    let mut options = fuzz::Options::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| {
+            args.next()
+                .cloned()
+                .ok_or_else(|| Failure::new(format!("{flag} needs a value")))
+        };
+        match arg.as_str() {
+            "--target" => options.target = Some(value("--target")?),
+            "--seconds" => {
+                let v = value("--seconds")?;
+                options.seconds = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=86_400).contains(n))
+                    .ok_or_else(|| Failure::new(format!("--seconds: bad count `{v}` (1-86400)")))?;
+            }
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => {
+                return Err(Failure::new(format!(
+                    "fuzz: unknown argument `{other}`\n\n{USAGE}"
                 )));
             }
         }
