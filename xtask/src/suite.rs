@@ -51,7 +51,9 @@ pub struct Options {
 /// 3. `cargo clippy --workspace --all-targets -- -D warnings`;
 /// 4. `cargo build --workspace --bins --examples` (the integration tests run the real binaries,
 ///    and crl-bench);
-/// 5. `cargo test --workspace [ARGS]`.
+/// 5. `cargo test --workspace [ARGS]`;
+/// 6. a smoke run of every fuzz target, 5 s each (`cargo xtask fuzz --seconds 5`; skipped
+///    when test arguments narrow the run).
 pub fn run(options: &Options) -> Result<()> {
     println!(
         "==> checking test tools ({})",
@@ -83,6 +85,13 @@ pub fn run(options: &Options) -> Result<()> {
     let mut test = cargo(&["test", "--workspace"]);
     test.args(&options.cargo_test_args);
     tools::run_step(&mut test)?;
+    if options.cargo_test_args.is_empty() {
+        println!("==> fuzz smoke run: every target for 5 s");
+        crate::fuzz::run(&crate::fuzz::Options {
+            target: None,
+            seconds: 5,
+        })?;
+    }
     println!("==> all checks passed");
     Ok(())
 }
