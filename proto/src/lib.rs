@@ -83,6 +83,30 @@ pub fn utc(unix: i64) -> der::DateTime {
         .unwrap_or(der::DateTime::INFINITY)
 }
 
+/// The text of a DirectoryString-like value (a name attribute, RFC 2985 §5.4.1
+/// challengePassword): Windows and .NET clients send BMPString (UTF-16BE), others
+/// PrintableString, UTF8String or IA5String.
+pub fn directory_string(v: &der::Any) -> Option<String> {
+    use der::Tagged;
+    match v.tag() {
+        der::Tag::PrintableString | der::Tag::Utf8String | der::Tag::Ia5String => {
+            std::str::from_utf8(v.value()).ok().map(str::to_owned)
+        }
+        der::Tag::BmpString => {
+            let b = v.value();
+            if !b.len().is_multiple_of(2) {
+                return None;
+            }
+            let units: Vec<u16> = b
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            String::from_utf16(&units).ok()
+        }
+        _ => None,
+    }
+}
+
 /// A password on the wire: serialised as the string, never shown by `Debug` (requests and
 /// answers may be logged).
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

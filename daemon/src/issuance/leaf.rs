@@ -30,28 +30,7 @@ const UPN: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2
 const ANY_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
 const EMAIL_ATTR: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1");
 
-/// The text of a DirectoryString-like value (RFC 2985 §5.4.1 challengePassword): Windows and
-/// .NET clients send BMPString (UTF-16BE), others PrintableString, UTF8String or IA5String.
-pub(crate) fn directory_string(v: &der::Any) -> Option<String> {
-    use der::Tagged;
-    match v.tag() {
-        der::Tag::PrintableString | der::Tag::Utf8String | der::Tag::Ia5String => {
-            std::str::from_utf8(v.value()).ok().map(str::to_owned)
-        }
-        der::Tag::BmpString => {
-            let b = v.value();
-            if !b.len().is_multiple_of(2) {
-                return None;
-            }
-            let units: Vec<u16> = b
-                .chunks_exact(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                .collect();
-            String::from_utf16(&units).ok()
-        }
-        _ => None,
-    }
-}
+pub(crate) use proto::directory_string;
 
 /// What a device asked for, read from its CSR.
 #[derive(Debug, Clone)]

@@ -59,7 +59,7 @@ pub fn names(subject: &str, sans: &[proto::model::San]) -> Vec<String> {
     if let Ok(name) = x509_cert::name::Name::from_str(subject) {
         for atv in name.iter() {
             if atv.oid == const_oid::db::rfc4519::CN
-                && let Some(v) = crate::issuance::leaf::directory_string(&atv.value)
+                && let Some(v) = proto::directory_string(&atv.value)
             {
                 out.push(v);
             }
