@@ -327,6 +327,53 @@ written to var/bench-store/report.txt"
     Ok(())
 }
 
+/// What an appliance benchmark needs first: the demo and test tools, and the release build
+/// of the signer, the CLI and the edge (and `example` of the daemon); the binaries' directory.
+pub(crate) fn release_binaries(example: Option<&str>) -> Result<PathBuf> {
+    tools::ensure(&demo::DEMO_TOOLS)?;
+    tools::ensure(&crate::suite::TEST_TOOLS)?;
+    let root = crate::workspace_root();
+    let mut build = Command::new(crate::cargo());
+    build
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "daemon",
+            "-p",
+            "cli",
+            "-p",
+            "scep",
+            "--bins",
+        ])
+        .current_dir(&root);
+    if let Some(e) = example {
+        build.args(["--example", e]);
+    }
+    tools::run_step(&mut build)?;
+    Ok(demo::target_dir(&root).join("release"))
+}
+
+/// [`fresh_appliance`] with an RSA-2048 root and issuing CA made through proposals, and its
+/// signer running.
+pub(crate) fn appliance_with_cas(
+    dir: &Path,
+    bin_dir: PathBuf,
+    token: &str,
+    (root_ca, issuing_ca): (&str, &str),
+    stop: &AtomicBool,
+) -> Result<(Paths, Demo, u16, Service)> {
+    let root = crate::workspace_root();
+    let (paths, demo, http_port) =
+        fresh_appliance(&root, dir, bin_dir, token, &[root_ca, issuing_ca])?;
+    let mut signer = Service::signer(&paths, false)?;
+    if signer.wait_ready_line(stop)?.is_none() {
+        return Err(interrupted());
+    }
+    create_root_and_issuing(&paths, &demo, stop, root_ca, issuing_ca)?;
+    Ok((paths, demo, http_port, signer))
+}
+
 /// A fresh appliance for a benchmark in `dir` (deleted first), run with the binaries in
 /// `bin_dir`: token `token`, alice/bob/carol with quorum 2, the admin port and the edge's
 /// HTTP port free on 127.0.0.1. Returns its paths, its handle (naming `cas`) and the HTTP port.

@@ -44,42 +44,16 @@ impl Default for Options {
 }
 
 pub fn run(options: &Options) -> Result<()> {
-    crate::tools::ensure(&demo::DEMO_TOOLS)?;
-    crate::tools::ensure(&crate::suite::TEST_TOOLS)?;
     let root = crate::workspace_root();
-    let mut build = Command::new(crate::cargo());
-    build
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "daemon",
-            "-p",
-            "cli",
-            "-p",
-            "scep",
-            "--bins",
-            "--example",
-            "store-bench",
-        ])
-        .current_dir(&root);
-    crate::tools::run_step(&mut build)?;
-    let bin_dir = demo::target_dir(&root).join("release");
+    let bin_dir = crate::bench::release_binaries(Some("store-bench"))?;
     let store_bench = bin_dir.join("examples").join("store-bench");
     let stop = stop_flag()?;
 
     let dir = root.join("var").join("bench-console");
     println!("\n=== appliance");
-    let (paths, demo, _http_port) =
-        crate::bench::fresh_appliance(&root, &dir, bin_dir, TOKEN_LABEL, &[ROOT_CA, ISSUING_CA])?;
-    {
-        let mut signer = Service::signer(&paths, false)?;
-        if signer.wait_ready_line(&stop)?.is_none() {
-            return Err(interrupted());
-        }
-        crate::bench::create_root_and_issuing(&paths, &demo, &stop, ROOT_CA, ISSUING_CA)?;
-        signer.stop();
-    }
+    let (paths, demo, _http_port, mut signer) =
+        crate::bench::appliance_with_cas(&dir, bin_dir, TOKEN_LABEL, (ROOT_CA, ISSUING_CA), &stop)?;
+    signer.stop();
 
     println!("\n=== {} certificates for {ISSUING_CA}", options.n);
     let mut fill = Command::new(&store_bench);

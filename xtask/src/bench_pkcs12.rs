@@ -23,7 +23,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::bench::{interrupted, stop_flag};
-use crate::demo::{self, Paths, Service};
+use crate::demo::{self, Paths};
 use crate::{Context, Failure, Result};
 
 const TOKEN_LABEL: &str = "castellan-bench-pkcs12";
@@ -44,36 +44,14 @@ impl Default for Options {
 }
 
 pub fn run(options: &Options) -> Result<()> {
-    crate::tools::ensure(&demo::DEMO_TOOLS)?;
-    crate::tools::ensure(&crate::suite::TEST_TOOLS)?;
     let root = crate::workspace_root();
-    let mut build = Command::new(crate::cargo());
-    build
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "daemon",
-            "-p",
-            "cli",
-            "-p",
-            "scep",
-            "--bins",
-        ])
-        .current_dir(&root);
-    crate::tools::run_step(&mut build)?;
-    let bin_dir = demo::target_dir(&root).join("release");
+    let bin_dir = crate::bench::release_binaries(None)?;
     let stop = stop_flag()?;
 
     let dir = root.join("var").join("bench-pkcs12");
     println!("\n=== appliance");
-    let (paths, demo, _) =
-        crate::bench::fresh_appliance(&root, &dir, bin_dir, TOKEN_LABEL, &[ROOT_CA, ISSUING_CA])?;
-    let mut signer = Service::signer(&paths, false)?;
-    if signer.wait_ready_line(&stop)?.is_none() {
-        return Err(interrupted());
-    }
-    crate::bench::create_root_and_issuing(&paths, &demo, &stop, ROOT_CA, ISSUING_CA)?;
+    let (paths, demo, _, mut signer) =
+        crate::bench::appliance_with_cas(&dir, bin_dir, TOKEN_LABEL, (ROOT_CA, ISSUING_CA), &stop)?;
     let [alice, bob, ..] = demo.officers.as_slice() else {
         return Err(Failure::new("the appliance needs two officers"));
     };
