@@ -38,6 +38,34 @@ pub(crate) const TEST_TOOLS: Requirements = Requirements {
     ],
 };
 
+/// Python's `cryptography` (the PKCS#12 tests' independent parser): installed with pip if the
+/// `python3` on PATH lacks it.
+fn ensure_python_cryptography() -> Result<()> {
+    let probe = || {
+        Command::new("python3")
+            .args([
+                "-c",
+                "from cryptography.hazmat.primitives.serialization import pkcs12; pkcs12.load_pkcs12",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if probe() {
+        return Ok(());
+    }
+    println!("==> python3 lacks cryptography: python3 -m pip install cryptography");
+    tools::run_step(Command::new("python3").args(["-m", "pip", "install", "cryptography"]))?;
+    if probe() {
+        Ok(())
+    } else {
+        Err(crate::Failure::new(
+            "python3 still cannot import cryptography's pkcs12 after pip install",
+        ))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Options {
     /// Appended to `cargo test --workspace`.
@@ -60,6 +88,7 @@ pub fn run(options: &Options) -> Result<()> {
         TEST_TOOLS.programs.join(", ")
     );
     tools::ensure(&TEST_TOOLS)?;
+    ensure_python_cryptography()?;
 
     let root = crate::workspace_root();
     let cargo = |args: &[&str]| {
