@@ -175,22 +175,8 @@ async fn cert_list(s: &Session, a: &ListArgs) -> Result<()> {
         let mut out = String::from(
             "ca,serial,request,status,subject,sans,profile,not_before,not_after,revoked_at\n",
         );
-        let t = |t: Option<i64>| t.map(proto::rfc3339).unwrap_or_default();
         for c in &certs {
-            let sans: Vec<String> = c.sans.iter().map(|s| s.to_string()).collect();
-            let fields = [
-                c.ca.clone(),
-                c.serial.clone().unwrap_or_default(),
-                c.request.clone().unwrap_or_default(),
-                c.status.to_string(),
-                c.subject.clone(),
-                sans.join(" "),
-                c.profile.clone(),
-                t(c.not_before),
-                t(c.not_after),
-                t(c.revoked_at),
-            ];
-            let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            let line: Vec<String> = c.csv_fields().iter().map(|f| csv_field(f)).collect();
             out.push_str(&line.join(","));
             out.push('\n');
         }

@@ -515,6 +515,27 @@ pub struct CertSummary {
     pub revoked_at: Option<i64>,
 }
 
+impl CertSummary {
+    /// The columns of a CSV line (`cert list --csv`, `cert export`): ca, serial, request,
+    /// status, subject, SANs (space-separated), profile, notBefore, notAfter, revokedAt.
+    pub fn csv_fields(&self) -> [String; 10] {
+        let t = |t: Option<i64>| t.map(crate::rfc3339).unwrap_or_default();
+        let sans: Vec<String> = self.sans.iter().map(ToString::to_string).collect();
+        [
+            self.ca.clone(),
+            self.serial.clone().unwrap_or_default(),
+            self.request.clone().unwrap_or_default(),
+            self.status.to_string(),
+            self.subject.clone(),
+            sans.join(" "),
+            self.profile.clone(),
+            t(self.not_before),
+            t(self.not_after),
+            t(self.revoked_at),
+        ]
+    }
+}
+
 /// `cert show` and `cert get`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertDetail {

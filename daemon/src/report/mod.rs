@@ -567,21 +567,7 @@ pub fn export_csv(store: &Store, q: &ListQuery, scope: &Scope, now: i64) -> Resu
     loop {
         let page = list(store, &q, scope, now)?;
         for c in &page.certs {
-            let t = |t: Option<i64>| t.map(proto::rfc3339).unwrap_or_default();
-            let sans: Vec<String> = c.sans.iter().map(ToString::to_string).collect();
-            let fields = [
-                c.ca.clone(),
-                c.serial.clone().unwrap_or_default(),
-                c.request.clone().unwrap_or_default(),
-                c.status.to_string(),
-                c.subject.clone(),
-                sans.join(" "),
-                c.profile.clone(),
-                t(c.not_before),
-                t(c.not_after),
-                t(c.revoked_at),
-            ];
-            for (i, f) in fields.iter().enumerate() {
+            for (i, f) in c.csv_fields().iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
