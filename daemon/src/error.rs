@@ -218,6 +218,7 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
+            e if e.is_temporary() => 503,
             Error::Config(_)
             | Error::Hsm(_)
             | Error::Store(_)
@@ -227,8 +228,9 @@ impl Error {
     }
 }
 
-/// How the store (or a file the signer keeps beside it) failed: always an internal error
-/// (HTTP 500, exit 1; at start-up exit 78), never the request's fault.
+/// How the store (or a file the signer keeps beside it) failed: never the request's fault.
+/// An I/O failure is temporary (HTTP 503; at start-up exit 75), anything else internal
+/// (HTTP 500, exit 1; at start-up exit 78).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -264,6 +266,38 @@ pub enum StoreError {
     CrlReader,
     #[error("worker failed: {0}")]
     Worker(String),
+    /// The store is down after an I/O error and refuses writes until it is reopened
+    /// (automatically, within seconds of the cause going away).
+    #[error("the store is refusing writes after an I/O error, until it is reopened: {0}")]
+    Unavailable(String),
+    /// The store stayed down longer than the signer waits: it exits for systemd to restart it.
+    #[error("the store could not be reopened for {secs} s: {cause}")]
+    GaveUp { secs: u64, cause: String },
+}
+
+impl Error {
+    /// An I/O failure of the store or of a file beside it (a full disk, EIO, a failed
+    /// fsync), or a refusal because of one: a temporary condition, not the request's fault.
+    pub fn is_io(&self) -> bool {
+        match self {
+            Error::Store(StoreError::Db(redb::Error::Io(_) | redb::Error::PreviousIo))
+            | Error::Store(StoreError::File { .. })
+            | Error::Store(StoreError::Unavailable(_))
+            | Error::Store(StoreError::GaveUp { .. }) => true,
+            Error::Store(StoreError::Group(e)) => e.is_io(),
+            _ => false,
+        }
+    }
+
+    /// A condition that passes without anyone acting: the store's disk (it heals), the
+    /// token gone or its session lost (it is found again). HTTP 503.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Error::Hsm(e) => e.is_unavailable(),
+            Error::Store(StoreError::Group(e)) => e.is_temporary(),
+            e => e.is_io(),
+        }
+    }
 }
 
 macro_rules! store_err {

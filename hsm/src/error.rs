@@ -45,6 +45,19 @@ pub enum Error {
     Unsupported(String),
 }
 
+impl Error {
+    /// The token is gone, or its session or login was lost and could not be restored yet:
+    /// a temporary condition (the next operation looks for the token again).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::TokenNotFound { .. } => true,
+            #[cfg(feature = "pkcs11")]
+            Error::Pkcs11 { source, .. } => crate::token::recoverable(source),
+            _ => false,
+        }
+    }
+}
+
 /// Why a PIN could not be obtained.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

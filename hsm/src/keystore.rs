@@ -34,4 +34,24 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     fn check_key(&self, id: &KeyId) -> Result<KeyAttributes>;
     /// Let an existing RSA key decrypt (a CA that becomes its own SCEP RA).
     fn allow_decrypt(&self, id: &KeyId) -> Result<()>;
+    /// Whether the store is reachable (a token can be removed); a store in memory always is.
+    fn health(&self) -> TokenHealth {
+        TokenHealth {
+            up: true,
+            down_since: None,
+            losses: 0,
+            recoveries: 0,
+        }
+    }
+}
+
+/// A key store's reachability, for the metrics and the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenHealth {
+    pub up: bool,
+    /// Since when (Unix seconds) it has been unreachable.
+    pub down_since: Option<i64>,
+    /// Times its sessions were lost, and times it was found again, since start.
+    pub losses: u64,
+    pub recoveries: u64,
 }

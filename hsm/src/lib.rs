@@ -29,7 +29,7 @@ pub use key::{
     HashAlg, KeyAttributes, KeyId, KeySpec, KeyUse, RsaPadding, ec_spki, ecdsa_raw_to_der,
     rsa_spki, signature_algorithm,
 };
-pub use keystore::KeyStore;
+pub use keystore::{KeyStore, TokenHealth};
 pub use pin::{PinSource, check_private, read_private_file};
 pub use signer::{HsmSignature, HsmSigner, PublicKey};
 

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -42,6 +43,14 @@ pub struct Hsm {
     idle: Mutex<Vec<Session>>,
     /// Private/public key handles by (CKA_ID, class); cleared on recovery.
     handles: RwLock<HashMap<(KeyId, bool), ObjectHandle>>,
+    /// Since when (Unix seconds) the token has been unreachable: the last recovery failed.
+    down_since: Mutex<Option<i64>>,
+    /// Sessions lost (and recoveries that brought the token back) since start.
+    losses: AtomicU64,
+    recoveries: AtomicU64,
+    /// Set by the first recovery: from then on a key found again has its attributes
+    /// checked again (the token that came back may not be the one that left).
+    recovered: AtomicBool,
 }
 
 impl std::fmt::Debug for Hsm {
@@ -51,7 +60,7 @@ impl std::fmt::Debug for Hsm {
 }
 
 /// Errors after which a fresh session and login may succeed.
-fn recoverable(e: &cryptoki::error::Error) -> bool {
+pub(crate) fn recoverable(e: &cryptoki::error::Error) -> bool {
     matches!(
         e,
         cryptoki::error::Error::Pkcs11(
@@ -59,6 +68,8 @@ fn recoverable(e: &cryptoki::error::Error) -> bool {
                 | RvError::SessionClosed
                 | RvError::DeviceRemoved
                 | RvError::TokenNotPresent
+                | RvError::TokenNotRecognized
+                | RvError::SlotIdInvalid
                 | RvError::UserNotLoggedIn
                 | RvError::DeviceError,
             _
@@ -96,6 +107,10 @@ impl Hsm {
             slot: RwLock::new(slot),
             idle: Mutex::new(Vec::new()),
             handles: RwLock::new(HashMap::new()),
+            down_since: Mutex::new(None),
+            losses: AtomicU64::new(0),
+            recoveries: AtomicU64::new(0),
+            recovered: AtomicBool::new(false),
         };
         // Open one session now so that a wrong PIN fails at start-up, not at the first request.
         let s = hsm.open_session()?;
@@ -129,7 +144,11 @@ impl Hsm {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match idle {
             Some(s) => Ok(s),
-            None => self.open_session(),
+            None => {
+                let s = self.open_session()?;
+                self.came_back();
+                Ok(s)
+            }
         }
     }
 
@@ -137,19 +156,62 @@ impl Hsm {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(s);
     }
 
-    /// Drop every pooled session, find the token again (its slot may have changed) and log in.
-    fn recover(&self) -> Result<()> {
-        tracing::warn!(token = %self.label, "PKCS#11 session lost; reopening and logging in again");
+    /// Drop every pooled session, find the token again (its slot may have changed) and log
+    /// in. While that fails the token is *down* ([`Hsm::health`]); each later operation tries
+    /// again, so service resumes by itself when the token returns.
+    fn recover(&self, cause: &cryptoki::error::Error) -> Result<()> {
+        let mut down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        if down.is_none() {
+            tracing::warn!(token = %self.label, error = %cause, "PKCS#11 session lost; reopening and logging in again");
+            self.losses.fetch_add(1, Ordering::Relaxed);
+        }
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.handles
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
-        let slot = find_slot(&self.ctx, &self.label)?;
-        *self.slot.write().unwrap_or_else(|p| p.into_inner()) = slot;
-        let s = self.open_session()?;
-        self.put_back(s);
-        Ok(())
+        self.recovered.store(true, Ordering::Relaxed);
+        let reopened = find_slot(&self.ctx, &self.label).and_then(|slot| {
+            *self.slot.write().unwrap_or_else(|p| p.into_inner()) = slot;
+            self.open_session()
+        });
+        match reopened {
+            Ok(s) => {
+                self.put_back(s);
+                if let Some(since) = down.take() {
+                    tracing::warn!(token = %self.label, down_secs = now() - since, "the token is back: signing resumes");
+                }
+                self.recoveries.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                if down.is_none() {
+                    tracing::error!(token = %self.label, error = %e, "the token is unavailable: every operation that needs it fails until it returns");
+                    *down = Some(now());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A session opened: if the token was down, it is back.
+    fn came_back(&self) {
+        let mut down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(since) = down.take() {
+            tracing::warn!(token = %self.label, down_secs = now() - since, "the token is back: signing resumes");
+            self.recoveries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the token is reachable, and how often it was lost and found again.
+    pub fn health(&self) -> crate::TokenHealth {
+        let down = *self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        crate::TokenHealth {
+            up: down.is_none(),
+            down_since: down,
+            losses: self.losses.load(Ordering::Relaxed),
+            recoveries: self.recoveries.load(Ordering::Relaxed),
+        }
     }
 
     /// Run `f` on a session of this worker's own. On a recoverable error the
@@ -165,7 +227,7 @@ impl Hsm {
                 Ok(s) => s,
                 Err(Error::Pkcs11 { source, .. }) if !retried && recoverable(&source) => {
                     retried = true;
-                    self.recover()?;
+                    self.recover(&source)?;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -178,7 +240,7 @@ impl Hsm {
                 Err(e) if !retried && recoverable(&e) => {
                     drop(session);
                     retried = true;
-                    self.recover()?;
+                    self.recover(&e)?;
                 }
                 Err(source) => {
                     self.put_back(session);
@@ -322,6 +384,12 @@ impl Hsm {
         })?;
         match found.as_slice() {
             [h] => {
+                if private && self.recovered.load(Ordering::Relaxed) {
+                    let attrs = self.with_session("C_GetAttributeValue", |_, s| {
+                        s.get_attributes(*h, &KEY_ATTRIBUTES)
+                    })?;
+                    sound(id, key_attributes(attrs))?;
+                }
                 self.handles
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
@@ -396,54 +464,15 @@ impl Hsm {
 
     /// Read the security attributes of a private key.
     pub fn attributes(&self, id: &KeyId) -> Result<KeyAttributes> {
-        let wanted = [
-            AttributeType::Token,
-            AttributeType::Private,
-            AttributeType::Sensitive,
-            AttributeType::AlwaysSensitive,
-            AttributeType::Extractable,
-            AttributeType::NeverExtractable,
-            AttributeType::Local,
-        ];
         let attrs = self.with_key(id, true, "C_GetAttributeValue", |s, h| {
-            s.get_attributes(h, &wanted)
+            s.get_attributes(h, &KEY_ATTRIBUTES)
         })?;
-        let mut a = KeyAttributes {
-            token: false,
-            private: false,
-            sensitive: false,
-            always_sensitive: false,
-            extractable: true,
-            never_extractable: false,
-            local: false,
-        };
-        for attr in attrs {
-            match attr {
-                Attribute::Token(v) => a.token = v,
-                Attribute::Private(v) => a.private = v,
-                Attribute::Sensitive(v) => a.sensitive = v,
-                Attribute::AlwaysSensitive(v) => a.always_sensitive = v,
-                Attribute::Extractable(v) => a.extractable = v,
-                Attribute::NeverExtractable(v) => a.never_extractable = v,
-                Attribute::Local(v) => a.local = v,
-                _ => {}
-            }
-        }
-        Ok(a)
+        Ok(key_attributes(attrs))
     }
 
     /// Read the attributes and refuse a key that could have been outside the token.
     pub fn check_key(&self, id: &KeyId) -> Result<KeyAttributes> {
-        let a = self.attributes(id)?;
-        let problems = a.problems();
-        if problems.is_empty() {
-            Ok(a)
-        } else {
-            Err(Error::KeyAttributes {
-                id: id.to_string(),
-                problems: problems.join(", "),
-            })
-        }
+        sound(id, self.attributes(id)?)
     }
 
     /// Sign `data` with the private key `id`, returning the signature as X.509/CMS
@@ -558,6 +587,61 @@ fn logged_in(s: &Session) -> Result<bool, cryptoki::error::Error> {
     ))
 }
 
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The private-key attributes the start-up check reads.
+const KEY_ATTRIBUTES: [AttributeType; 7] = [
+    AttributeType::Token,
+    AttributeType::Private,
+    AttributeType::Sensitive,
+    AttributeType::AlwaysSensitive,
+    AttributeType::Extractable,
+    AttributeType::NeverExtractable,
+    AttributeType::Local,
+];
+
+fn key_attributes(attrs: Vec<Attribute>) -> KeyAttributes {
+    let mut a = KeyAttributes {
+        token: false,
+        private: false,
+        sensitive: false,
+        always_sensitive: false,
+        extractable: true,
+        never_extractable: false,
+        local: false,
+    };
+    for attr in attrs {
+        match attr {
+            Attribute::Token(v) => a.token = v,
+            Attribute::Private(v) => a.private = v,
+            Attribute::Sensitive(v) => a.sensitive = v,
+            Attribute::AlwaysSensitive(v) => a.always_sensitive = v,
+            Attribute::Extractable(v) => a.extractable = v,
+            Attribute::NeverExtractable(v) => a.never_extractable = v,
+            Attribute::Local(v) => a.local = v,
+            _ => {}
+        }
+    }
+    a
+}
+
+/// Refuse a key that could have been outside the token.
+fn sound(id: &KeyId, a: KeyAttributes) -> Result<KeyAttributes> {
+    let problems = a.problems();
+    if problems.is_empty() {
+        Ok(a)
+    } else {
+        Err(Error::KeyAttributes {
+            id: id.to_string(),
+            problems: problems.join(", "),
+        })
+    }
+}
+
 fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Slot> {
     let slots = ctx
         .get_slots_with_initialized_token()
@@ -605,5 +689,8 @@ impl crate::KeyStore for Hsm {
     }
     fn allow_decrypt(&self, id: &KeyId) -> Result<()> {
         Hsm::allow_decrypt(self, id)
+    }
+    fn health(&self) -> crate::TokenHealth {
+        Hsm::health(self)
     }
 }

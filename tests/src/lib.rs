@@ -791,6 +791,21 @@ impl Appliance {
         }
     }
 
+    /// Wait up to `timeout` for the signer to exit by itself; its exit code (None: it
+    /// still runs, or a signal ended it).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.start();
@@ -1458,4 +1473,61 @@ pub fn ca_names(a: &Appliance) -> Vec<String> {
         .iter()
         .map(|c| c["name"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// A tmpfs of `megabytes` mounted over `dir` (which keeps its contents: they are copied in)
+/// while this lives; unmounted (the contents copied back) when dropped. Tests run as root.
+#[derive(Debug)]
+pub struct SmallDisk {
+    dir: PathBuf,
+    saved: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(dir: &Path, megabytes: u32) -> Result<SmallDisk, String> {
+        let saved = dir.with_extension("saved");
+        fs::rename(dir, &saved).map_err(|e| e.to_string())?;
+        fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m,mode=0700")])
+            .arg("tmpfs")
+            .arg(dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !mounted.status.success() {
+            let _ = fs::remove_dir(dir);
+            let _ = fs::rename(&saved, dir);
+            return Err(String::from_utf8_lossy(&mounted.stderr).into_owned());
+        }
+        run(Command::new("cp").arg("-a").arg(saved.join(".")).arg(dir)).expect_ok();
+        Ok(SmallDisk {
+            dir: dir.to_owned(),
+            saved,
+        })
+    }
+
+    /// Write a file of zeros until the filesystem is full; returns its path.
+    pub fn fill(&self) -> PathBuf {
+        let path = self.dir.join("filler");
+        let mut f = fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        // Whatever a partial page left: byte by byte to the last one.
+        while f.write_all(&[0]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(self.dir.join("filler"));
+        let _ = Command::new("cp")
+            .arg("-a")
+            .arg(self.dir.join("."))
+            .arg(&self.saved)
+            .status();
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = fs::remove_dir(&self.dir);
+        let _ = fs::rename(&self.saved, &self.dir);
+    }
 }

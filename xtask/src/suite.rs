@@ -77,8 +77,8 @@ pub struct Options {
 /// 1. install missing test tools (Debian packages, as root);
 /// 2. `cargo fmt --all -- --check`;
 /// 3. `cargo clippy --workspace --all-targets -- -D warnings`;
-/// 4. `cargo build --workspace --bins --examples` (the integration tests run the real binaries,
-///    and crl-bench);
+/// 4. `cargo build --workspace --lib --bins --examples` (the integration tests run the real
+///    binaries, crl-bench, and load the fault-injecting PKCS#11 module `p11fault`);
 /// 5. `cargo test --workspace [ARGS]`;
 /// 6. a smoke run of every fuzz target, 5 s each (`cargo xtask fuzz --seconds 5`; skipped
 ///    when test arguments narrow the run).
@@ -108,6 +108,7 @@ pub fn run(options: &Options) -> Result<()> {
     tools::run_step(&mut cargo(&[
         "build",
         "--workspace",
+        "--lib",
         "--bins",
         "--examples",
     ]))?;

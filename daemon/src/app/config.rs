@@ -54,6 +54,10 @@ pub struct Config {
     /// 10,000 unsigned entries).
     #[serde(default)]
     pub audit: crate::audit::AuditTiming,
+    /// How the store heals after an I/O error (default: the signer exits for systemd to
+    /// restart it if the store stays down 300 s).
+    #[serde(default)]
+    pub store: StoreSection,
     /// Where the CRL watchdog writes its metrics (Prometheus text format), e.g. node_exporter's
     /// textfile directory; default `STATE/metrics.prom`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +69,36 @@ pub struct Config {
     /// request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mdm: Option<MdmSection>,
+}
+
+/// `[store]`: healing after an I/O error (a full disk, EIO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StoreSection {
+    /// Longest the store may refuse writes (while it is reopened every few seconds) before
+    /// the signer exits with 75 for systemd to restart it (10 to 86400; default 300).
+    #[serde(default = "default_give_up")]
+    pub give_up_secs: u64,
+}
+
+fn default_give_up() -> u64 {
+    300
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            give_up_secs: default_give_up(),
+        }
+    }
+}
+
+impl StoreSection {
+    pub fn timing(&self) -> crate::app::tasks::HealTiming {
+        crate::app::tasks::HealTiming {
+            give_up: std::time::Duration::from_secs(self.give_up_secs),
+        }
+    }
 }
 
 /// The castellan-mdm connector, as the signer meets it.
@@ -281,6 +315,11 @@ pub fn load(state_dir: Option<&Path>, config: Option<&Path>) -> Result<Loaded> {
     {
         return Err(Error::Config(ConfigError::Rule(
             "[audit] checkpoint-secs must be 1 to 86400 and checkpoint-entries 1 to 10000000",
+        )));
+    }
+    if !(10..=86_400).contains(&config.store.give_up_secs) {
+        return Err(Error::Config(ConfigError::Rule(
+            "[store] give-up-secs must be 10 to 86400",
         )));
     }
     if let Some(m) = &config.mdm {

@@ -140,6 +140,7 @@ pub fn init_with(
         proposal_ttl_hours: 24,
         crl: Default::default(),
         audit: Default::default(),
+        store: Default::default(),
         metrics_file: None,
         public_url: opts.public_url.clone(),
         hsm: opts.hsm.clone(),

@@ -85,3 +85,64 @@ pub async fn audit_checkpointer(signer: Arc<Signer>, timing: crate::audit::Audit
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
+
+/// How the signer heals its store (config `[store]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealTiming {
+    /// Longest the store may stay down before the signer exits for systemd to restart it.
+    pub give_up: std::time::Duration,
+}
+
+/// The store healer: when the store goes down after an I/O error, reopen it with back-off
+/// (0.25 s doubling to 5 s) until it takes writes again. Returns (for the signer to exit
+/// with [`crate::app::EX_TEMPFAIL`]) only if it stayed down longer than `give_up`.
+pub async fn store_healer(signer: Arc<Signer>, timing: HealTiming) -> crate::Error {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(250);
+    const MOST: std::time::Duration = std::time::Duration::from_secs(5);
+    let mut wait = FIRST;
+    loop {
+        if signer.store().down_for().is_none() {
+            wait = FIRST;
+            signer.store().went_down().await;
+            // The metrics say so at once, not at the publisher's next round.
+            signer.revocation().dirty().notify.notify_one();
+        }
+        tokio::time::sleep(wait).await;
+        let s = signer.clone();
+        let healed =
+            tokio::task::spawn_blocking(move || s.store().heal(std::time::Duration::from_secs(2)))
+                .await;
+        match healed {
+            Ok(Ok(crate::store::health::Healed::Reopened(_))) => {
+                signer.revocation().dirty().notify.notify_one();
+            }
+            Ok(Ok(crate::store::health::Healed::Up)) => {}
+            Ok(Err(e)) => {
+                let down = signer.store().down_for().unwrap_or_default();
+                tracing::warn!(error = %e, down_secs = down.as_secs(), "the store cannot be reopened yet");
+                if down >= timing.give_up {
+                    return crate::Error::Store(crate::error::StoreError::GaveUp {
+                        secs: down.as_secs(),
+                        cause: e.to_string(),
+                    });
+                }
+                wait = (wait * 2).min(MOST);
+            }
+            Err(e) => tracing::error!(error = %e, "the store healer failed"),
+        }
+    }
+}
+
+/// Watches the store's and the token's health every second; on a change the CRL publisher
+/// rewrites the metrics file at once (it also does at each of its rounds).
+pub async fn health_watch(signer: Arc<Signer>) {
+    let mut last = None;
+    loop {
+        let now = (signer.store().status(), signer.keys().store().health());
+        if last.as_ref().is_some_and(|l| *l != now) {
+            signer.revocation().dirty().notify.notify_one();
+        }
+        last = Some(now);
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}

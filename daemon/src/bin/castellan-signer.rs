@@ -277,14 +277,17 @@ fn run(w: Where) -> i32 {
         };
         tokio::spawn(daemon::app::tasks::crl_publisher(signer.clone()));
         tokio::spawn(daemon::app::tasks::intune_sweeper(signer.clone()));
+        tokio::spawn(daemon::app::tasks::health_watch(signer.clone()));
         tokio::spawn(daemon::app::tasks::audit_checkpointer(
             signer.clone(),
             loaded.config.audit,
         ));
+        let healer = daemon::app::tasks::store_healer(signer.clone(), loaded.config.store.timing());
         let serve = async {
             tokio::select! {
                 r = server::serve(listener, signer.clone(), connector) => r,
                 r = sock_task => r,
+                e = healer => Err(e),
             }
         };
         let mut term =

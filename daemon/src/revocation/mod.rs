@@ -78,11 +78,51 @@ impl CrlCache {
             })
         };
         std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let path = self.file(ca);
-        let tmp = path.with_extension("crl.tmp");
-        std::fs::write(&tmp, der).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        replace_file(&self.file(ca), der).map_err(io)
     }
+}
+
+/// Replace a file by writing a temporary beside it and renaming it over the old one: a
+/// reader sees the old file or the new one. On failure (a full disk) the temporary is
+/// removed and the old file stays.
+fn replace_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+}
+
+/// The store's and the token's health, in the metrics file.
+fn health_metrics(store: &crate::store::health::StoreStatus, token: &hsm::TokenHealth) -> String {
+    let mut text = String::from(
+        "# HELP castellan_store_up 0 while the store refuses writes after an I/O error (it is reopened automatically).\n\
+         # TYPE castellan_store_up gauge\n\
+         # HELP castellan_store_io_failures_total I/O failures that took the store down, since start.\n\
+         # TYPE castellan_store_io_failures_total counter\n\
+         # HELP castellan_store_reopens_total Times the store was reopened after an I/O failure, since start.\n\
+         # TYPE castellan_store_reopens_total counter\n\
+         # HELP castellan_token_up 0 while the PKCS#11 token is unreachable (removed, failed, or its login lost).\n\
+         # TYPE castellan_token_up gauge\n\
+         # HELP castellan_token_losses_total Times the token's sessions were lost, since start.\n\
+         # TYPE castellan_token_losses_total counter\n\
+         # HELP castellan_token_recoveries_total Times the token was found again and logged in, since start.\n\
+         # TYPE castellan_token_recoveries_total counter\n",
+    );
+    for (name, value) in [
+        ("store_up", u64::from(store.up)),
+        ("store_io_failures_total", store.failures),
+        ("store_reopens_total", store.reopens),
+        ("token_up", u64::from(token.up)),
+        ("token_losses_total", token.losses),
+        ("token_recoveries_total", token.recoveries),
+    ] {
+        text.push_str(&format!("castellan_{name} {value}\n"));
+    }
+    text
 }
 
 /// Largest piece of a published object in one signing-socket reply (base64 and JSON keep
@@ -540,6 +580,24 @@ impl Revocation {
     /// threshold or falls due for re-publication, so the publisher wakes exactly then
     /// instead of on a fixed tick.
     pub fn crl_watchdog(&self) -> Result<Watch> {
+        // The store's and the token's health are written even when the store cannot be read.
+        let crls = self.crl_metrics();
+        let mut text = health_metrics(&self.store.status(), &self.keys.store().health());
+        let watch = crls.map(|(crl_text, watch)| {
+            text.push_str(&crl_text);
+            watch
+        });
+        let path = &self.crls.metrics;
+        replace_file(path, text.as_bytes()).map_err(|e| {
+            Error::Store(StoreError::File {
+                what: format!("metrics file {}", path.display()),
+                source: e,
+            })
+        })?;
+        watch
+    }
+
+    fn crl_metrics(&self) -> Result<(String, Watch)> {
         let timing = self.timing;
         let now = crate::now();
         let mut alarms = Vec::new();
@@ -601,17 +659,7 @@ impl Revocation {
                 u8::from(stale)
             ));
         }
-        let path = &self.crls.metrics;
-        let tmp = path.with_extension("prom.tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| {
-                Error::Store(StoreError::File {
-                    what: format!("metrics file {}", path.display()),
-                    source: e,
-                })
-            })?;
-        Ok(Watch { alarms, next_check })
+        Ok((text, Watch { alarms, next_check }))
     }
 
     /// `/crl/<ca>.crl` for the edge, in pieces of at most [`CHUNK`] bytes from `offset`.

@@ -8,10 +8,12 @@
 //! previous hash and the entry's JSON.
 
 pub mod commit;
+pub mod health;
 pub mod indexes;
 pub mod rows;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -286,15 +288,38 @@ impl Batch {
     }
 }
 
-/// The store.
-#[derive(Debug)]
+/// The store. After an I/O error (a full disk, EIO, a failed fsync) redb refuses every
+/// later write until the file is closed and opened again: [`Store::heal`] does that, and
+/// until it has, every write fails closed ([`health`]).
 pub struct Store {
-    db: Database,
+    /// Opens the file again (the path, or a test's storage backend).
+    opener: Opener,
+    /// `None` while the store is being reopened.
+    db: RwLock<Option<Arc<Database>>>,
+    health: health::Health,
+}
+
+/// How to open the store's file again, and how to tell first whether that can work.
+struct Opener {
+    open: Box<dyn Fn() -> std::result::Result<Database, redb::DatabaseError> + Send + Sync>,
+    /// Whether the file's disk takes writes again ([`health::PROBE_BYTES`] written and
+    /// synced): until it does the open file stays, and answers reads.
+    probe: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("health", &self.health.status())
+            .finish()
+    }
 }
 
 /// A read transaction (a snapshot) with typed accessors.
 pub struct Reader {
     tx: redb::ReadTransaction,
+    /// Keeps the database open (a reopen waits for it) while the snapshot lives.
+    _db: Arc<Database>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -416,6 +441,16 @@ fn all<T: DeserializeOwned>(
 /// cache; it bounds what a scan over millions of rows (a CRL build, a report) keeps resident.
 const CACHE_BYTES: usize = 128 * 1024 * 1024;
 
+fn opener(path: PathBuf) -> Opener {
+    let mut probe = path.clone().into_os_string();
+    probe.push(".probe");
+    let probe = PathBuf::from(probe);
+    Opener {
+        open: Box::new(move || builder().open(&path)),
+        probe: Box::new(move || health::probe_space(&probe)),
+    }
+}
+
 fn builder() -> redb::Builder {
     let mut b = Database::builder();
     b.set_cache_size(CACHE_BYTES);
@@ -438,6 +473,26 @@ impl Store {
             )));
         }
         let db = builder().create(path)?;
+        Store::init(db, opener(path.to_owned()))
+    }
+
+    /// A new store on a test's storage backend (which it reopens on).
+    #[cfg(test)]
+    pub(crate) fn on_backend(disk: Arc<health::faulty::Disk>) -> Result<Store> {
+        let reopen = disk.clone();
+        let open = move || builder().create_with_backend(health::faulty::Handle(reopen.clone()));
+        let db = open()?;
+        let probe = move || health::faulty::Handle(disk.clone()).probe();
+        Store::init(
+            db,
+            Opener {
+                open: Box::new(open),
+                probe: Box::new(probe),
+            },
+        )
+    }
+
+    fn init(db: Database, opener: Opener) -> Result<Store> {
         let tx = db.begin_write()?;
         tx.open_table(META)?;
         tx.open_table(CAS)?;
@@ -448,7 +503,7 @@ impl Store {
             tx.open_table(t.def())?;
         }
         tx.commit()?;
-        Ok(Store { db })
+        Ok(Store::with(db, opener))
     }
 
     /// Open an existing store.
@@ -466,23 +521,56 @@ impl Store {
         }
         tx.open_table(CHECKPOINTS)?;
         tx.commit()?;
-        Ok(Store { db })
+        Ok(Store::with(db, opener(path.to_owned())))
+    }
+
+    fn with(db: Database, opener: Opener) -> Store {
+        Store {
+            opener,
+            db: RwLock::new(Some(Arc::new(db))),
+            health: health::Health::default(),
+        }
+    }
+
+    /// The open database, or why there is none (it is being reopened after an I/O error).
+    fn db(&self) -> Result<Arc<Database>> {
+        let db = self
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        db.ok_or_else(|| Error::Store(StoreError::Unavailable(self.health.cause())))
+    }
+
+    /// Run a write: an I/O error marks the store failed (every write refused until
+    /// [`Store::heal`] has reopened it).
+    fn watch<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            if e.is_io() {
+                self.health.failed(e);
+            }
+        }
+        r
     }
 
     /// Apply several batches in one write transaction (one fsync for all of them).
     /// Each batch succeeds or is refused on its own; the outer error is a store failure.
     pub fn commit_batches(&self, batches: &[Batch]) -> Result<Vec<Result<()>>> {
-        let mut tx = Tx {
-            tx: self.db.begin_write()?,
-        };
-        let results = batches.iter().map(|b| tx.apply(b)).collect();
-        tx.tx.commit()?;
-        Ok(results)
+        self.watch(self.health.writable().and_then(|()| {
+            let db = self.db()?;
+            let mut tx = Tx {
+                tx: db.begin_write()?,
+            };
+            let results = batches.iter().map(|b| tx.apply(b)).collect();
+            tx.tx.commit()?;
+            Ok(results)
+        }))
     }
 
     /// Read one JSON row.
     pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         get(&tx.open_table(table.def())?, key)
     }
 
@@ -503,29 +591,36 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, T)>> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         scan(&tx.open_table(table.def())?, prefix, after, limit)
     }
 
     /// A read transaction: one consistent snapshot for several reads (reports).
     pub fn reader(&self) -> Result<Reader> {
+        let db = self.db()?;
         Ok(Reader {
-            tx: self.db.begin_read()?,
+            tx: db.begin_read()?,
+            _db: db,
         })
     }
 
     /// Run `f` in one write transaction; commit (durably) only if it succeeds.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx) -> Result<T>) -> Result<T> {
-        let mut tx = Tx {
-            tx: self.db.begin_write()?,
-        };
-        let out = f(&mut tx)?;
-        tx.tx.commit()?;
-        Ok(out)
+        self.watch(self.health.writable().and_then(|()| {
+            let db = self.db()?;
+            let mut tx = Tx {
+                tx: db.begin_write()?,
+            };
+            let out = f(&mut tx)?;
+            tx.tx.commit()?;
+            Ok(out)
+        }))
     }
 
     pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         get(&tx.open_table(META)?, key)
     }
 
@@ -540,22 +635,26 @@ impl Store {
     }
 
     pub fn ca(&self, name: &str) -> Result<Option<CaRecord>> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         get(&tx.open_table(CAS)?, name)
     }
 
     pub fn cas(&self) -> Result<Vec<CaRecord>> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         all(&tx.open_table(CAS)?)
     }
 
     pub fn proposal(&self, id: &str) -> Result<Option<Proposal>> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         get(&tx.open_table(PROPOSALS)?, id)
     }
 
     pub fn proposals(&self) -> Result<Vec<Proposal>> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let mut v: Vec<Proposal> = all(&tx.open_table(PROPOSALS)?)?;
         v.sort_by_key(|p| p.body.created_at);
         Ok(v)
@@ -563,7 +662,8 @@ impl Store {
 
     /// Every audit entry in order.
     pub fn audit(&self) -> Result<Vec<AuditEntry>> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(AUDIT)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -580,7 +680,8 @@ impl Store {
 
     /// The audit entries with sequence numbers in `range`, as stored.
     pub fn audit_bytes(&self, range: std::ops::Range<u64>) -> Result<Vec<Vec<u8>>> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(AUDIT)?;
         let mut out = Vec::new();
         for row in t.range(range)? {
@@ -600,7 +701,8 @@ impl Store {
         scan: usize,
         keep: impl Fn(&AuditEntry) -> bool,
     ) -> Result<(Vec<AuditEntry>, Option<u64>, bool)> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(AUDIT)?;
         let from = after.map_or(0, |a| a.saturating_add(1));
         let mut out = Vec::new();
@@ -623,14 +725,16 @@ impl Store {
 
     /// How many audit entries there are.
     pub fn audit_len(&self) -> Result<u64> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(AUDIT)?;
         Ok(t.last()?.map_or(0, |(k, _)| k.value() + 1))
     }
 
     /// The latest signed checkpoint, if any.
     pub fn last_checkpoint(&self) -> Result<Option<String>> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(CHECKPOINTS)?;
         Ok(t.last()?
             .map(|(_, v)| String::from_utf8_lossy(v.value()).into_owned()))
@@ -638,7 +742,8 @@ impl Store {
 
     /// Every signed checkpoint, by size.
     pub fn checkpoints(&self) -> Result<Vec<String>> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(CHECKPOINTS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -656,7 +761,8 @@ impl Store {
     /// Check the audit hash chain from entry `from` on (the entries before it are covered
     /// by a signed checkpoint); returns the number of entries.
     pub fn verify_audit_from(&self, from: u64) -> Result<usize> {
-        let tx = self.db.begin_read()?;
+        let db = self.db()?;
+        let tx = db.begin_read()?;
         let t = tx.open_table(AUDIT)?;
         let start = from.saturating_sub(1);
         let mut prev: Option<String> = (start == 0 && from == 0).then(String::new);

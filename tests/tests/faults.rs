@@ -1,0 +1,351 @@
+//! Faults that heal without a person: the signer's state directory on a small filesystem
+//! that fills up and is freed again, and a PKCS#11 token whose sessions are lost, that
+//! fails, and that is removed and put back (through `p11fault`, a module that forwards to
+//! SoftHSM2 and injects the faults). Real signer, edge and scepclient throughout.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tests::{Appliance, InitOptions, SmallDisk, bin_dir, http, openssl_ok, scepclient, write_file};
+
+const SECRET: &str = "faults-secret-1";
+
+fn appliance() -> Appliance {
+    Appliance::init_with(
+        1,
+        &["alice"],
+        &InitOptions {
+            socket: true,
+            socket_uid: None,
+        },
+    )
+}
+
+/// Put a top-level key in signer.toml (before its first section).
+fn set_top(a: &Appliance, key: &str, value: &str) {
+    let path = a.state.join("signer.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    write_file(&path, format!("{key} = {value}\n{text}"), 0o600);
+}
+
+fn metrics(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Wait up to 20 s for the metrics file to hold `line`.
+fn await_metric(path: &Path, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !metrics(path).lines().any(|l| l == line) {
+        assert!(
+            Instant::now() < deadline,
+            "the metrics never said {line:?}:\n{}",
+            metrics(path)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The serial of the certificate scepclient saved in `dir`.
+fn serial(a: &Appliance, dir: &Path) -> String {
+    openssl_ok(
+        a.dir(),
+        &[
+            "x509",
+            "-noout",
+            "-serial",
+            "-in",
+            dir.join("cert.pem").to_str().unwrap(),
+        ],
+    )
+    .trim()
+    .trim_start_matches("serial=")
+    .to_ascii_lowercase()
+}
+
+struct Enrolments {
+    dir: PathBuf,
+    n: usize,
+    /// Certificates received (their directories).
+    received: Vec<PathBuf>,
+    /// What the last scepclient run printed.
+    last: String,
+}
+
+impl Enrolments {
+    fn new(a: &Appliance) -> Enrolments {
+        Enrolments {
+            dir: a.path("clients"),
+            n: 0,
+            received: Vec::new(),
+            last: String::new(),
+        }
+    }
+
+    /// One scepclient enrolment; whether it received a certificate.
+    fn once(&mut self, a: &Appliance) -> bool {
+        self.n += 1;
+        let d = self.dir.join(format!("e{}", self.n));
+        let out = scepclient(
+            &d,
+            &a.scep_url("devices"),
+            Some(SECRET),
+            &format!("fault-{}", self.n),
+        );
+        let ok = out.ok() && d.join("cert.pem").exists();
+        self.last = format!("{}{}", out.stdout, out.stderr);
+        if ok {
+            self.received.push(d);
+        }
+        ok
+    }
+
+    /// Enrol until one succeeds (up to `limit`); the time it took.
+    fn until_success(&mut self, a: &Appliance, limit: Duration) -> Duration {
+        let t0 = Instant::now();
+        while !self.once(a) {
+            assert!(
+                t0.elapsed() < limit,
+                "no enrolment succeeded within {limit:?}; signer log:\n{}",
+                a.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        t0.elapsed()
+    }
+
+    /// Every certificate received is in the store, once; the store holds no other.
+    fn all_stored_once(&self, a: &Appliance) {
+        let mut seen = BTreeSet::new();
+        for d in &self.received {
+            let serial = serial(a, d);
+            let shown = a.cli_json(
+                "alice",
+                &["cert", "show", &serial, "--ca", "issuing", "--json"],
+            );
+            assert_eq!(shown["status"], "active", "{shown}");
+            assert!(
+                seen.insert(serial.clone()),
+                "serial {serial} was received twice"
+            );
+        }
+        let listed = a.cli_json(
+            "alice",
+            &[
+                "cert", "list", "--ca", "issuing", "--limit", "1000", "--json",
+            ],
+        );
+        let stored: Vec<String> = listed["certs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["serial"].as_str().unwrap().to_owned())
+            .collect();
+        let unique: BTreeSet<&String> = stored.iter().collect();
+        assert_eq!(unique.len(), stored.len(), "a serial is in the store twice");
+        assert_eq!(
+            stored.len(),
+            self.received.len(),
+            "the store holds a certificate no client received (a refused write was kept)"
+        );
+    }
+}
+
+#[test]
+fn a_full_disk_fails_closed_and_the_store_heals_when_space_returns() {
+    let mut a = appliance();
+    let prom = a.path("metrics.prom");
+    set_top(
+        &a,
+        "metrics-file",
+        &format!("{:?}", prom.display().to_string()),
+    );
+    a.set_config("store", "give-up-secs", "10");
+    let disk = match SmallDisk::mount(&a.state, 32) {
+        Ok(d) => d,
+        Err(e) => {
+            panic!("mounting a tmpfs for the state directory failed (tests run as root): {e}")
+        }
+    };
+    a.start();
+    a.start_edge();
+    a.create_root_and_issuing("CN=Faults Root", "issuing", "CN=Faults Issuing");
+    a.create_static_profile("devices", "issuing", SECRET, &["--legacy-algorithms"]);
+    let mut e = Enrolments::new(&a);
+    e.until_success(&a, Duration::from_secs(30));
+    await_metric(&prom, "castellan_store_up 1");
+    let crl_before = http(a.edge_port, "GET", "/crl/issuing.crl", None);
+    assert_eq!(crl_before.status, 200);
+
+    // The disk fills up: enrolments go on until the store needs space it cannot get.
+    let filler = disk.fill();
+    let mut failed = false;
+    for _ in 0..200 {
+        if !e.once(&a) {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "200 enrolments succeeded on a full disk");
+    eprintln!("scepclient on a full disk: {}", e.last);
+    assert!(
+        a.log().contains("store write failed"),
+        "the log does not say the store failed:\n{}",
+        a.log()
+    );
+    await_metric(&prom, "castellan_store_up 0");
+    // Writes fail closed with the reason, 503 on the admin port (CLI exit 1), nothing changed.
+    let issued = e.received.len();
+    let first = serial(&a, &e.received[0]);
+    let refused = a.cli("alice", &["cert", "revoke", &first, "--ca", "issuing"]);
+    assert!(!refused.ok(), "a revocation was accepted on a full disk");
+    assert!(
+        refused.stderr.contains("refusing writes"),
+        "the refusal does not say why: {}",
+        refused.stderr
+    );
+    // Reads that the open store answers go on, and the edge serves the CRL it has.
+    assert!(
+        !e.once(&a),
+        "an enrolment succeeded while the disk was full"
+    );
+    let crl = http(a.edge_port, "GET", "/crl/issuing.crl", None);
+    assert_eq!(crl.status, 200, "the edge stopped serving the CRL");
+    assert_eq!(crl.body, crl_before.body);
+
+    // Space returns: the signer reopens its store by itself.
+    std::fs::remove_file(&filler).unwrap();
+    let healed = e.until_success(&a, Duration::from_secs(60));
+    eprintln!(
+        "MEASURE space returned -> first successful enrolment: {} ms",
+        healed.as_millis()
+    );
+    await_metric(&prom, "castellan_store_up 1");
+    await_metric(&prom, "castellan_store_reopens_total 1");
+    assert!(a.log().contains("the store was reopened"), "{}", a.log());
+    let audit = a.cli_ok("alice", &["audit", "list", "--json"]);
+    assert!(audit.contains("store-reopened"), "{audit}");
+    let shown = a.cli_json(
+        "alice",
+        &["cert", "show", &first, "--ca", "issuing", "--json"],
+    );
+    assert_eq!(
+        shown["status"], "active",
+        "the refused revocation took effect: {shown}"
+    );
+    assert_eq!(e.received.len(), issued + 1);
+    e.all_stored_once(&a);
+
+    // Full again, for longer than give-up-secs: the signer exits 75 for systemd to restart it.
+    let filler = disk.fill();
+    let mut failed = false;
+    for _ in 0..200 {
+        if !e.once(&a) {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "200 enrolments succeeded on a full disk");
+    let code = a.wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(75), "signer log:\n{}", a.log());
+    assert!(a.log().contains("could not be reopened"), "{}", a.log());
+    std::fs::remove_file(&filler).unwrap();
+    a.start();
+    e.until_success(&a, Duration::from_secs(30));
+    e.all_stored_once(&a);
+    a.stop_edge();
+    a.stop();
+    drop(disk);
+}
+
+/// The fault module, with `CASTELLAN_P11FAULT` pointing at `control`.
+fn start_on_fault_module(a: &mut Appliance, control: &Path) {
+    let module = bin_dir().join("libcastellan_p11fault.so");
+    assert!(
+        module.is_file(),
+        "{} is missing: cargo build --workspace --lib (cargo xtask test does it)",
+        module.display()
+    );
+    a.set_config(
+        "hsm",
+        "module",
+        &format!("{:?}", module.display().to_string()),
+    );
+    write_file(control, "", 0o644);
+    a.start_wrapped(&["env", &format!("CASTELLAN_P11FAULT={}", control.display())]);
+}
+
+#[test]
+fn the_token_heals_after_lost_sessions_a_device_error_and_removal() {
+    let mut a = appliance();
+    let prom = a.path("metrics.prom");
+    set_top(
+        &a,
+        "metrics-file",
+        &format!("{:?}", prom.display().to_string()),
+    );
+    let control = a.path("p11fault");
+    start_on_fault_module(&mut a, &control);
+    a.start_edge();
+    a.create_root_and_issuing("CN=Token Root", "issuing", "CN=Token Issuing");
+    a.create_static_profile("devices", "issuing", SECRET, &["--legacy-algorithms"]);
+    let mut e = Enrolments::new(&a);
+    e.until_success(&a, Duration::from_secs(30));
+    await_metric(&prom, "castellan_token_up 1");
+
+    // Every session closed under the signer: the next enrolment logs in again and succeeds.
+    write_file(&control, "close-sessions\n", 0o644);
+    assert!(
+        e.once(&a),
+        "an enrolment after lost sessions failed:\n{}",
+        a.log()
+    );
+    assert!(a.log().contains("PKCS#11 session lost"), "{}", a.log());
+
+    // A device error on one call: retried on a fresh session, the enrolment succeeds.
+    write_file(&control, "fail 0x30 1\n", 0o644);
+    assert!(
+        e.once(&a),
+        "an enrolment after one CKR_DEVICE_ERROR failed:\n{}",
+        a.log()
+    );
+    write_file(&control, "", 0o644);
+
+    // The token is removed: enrolments fail, the edge keeps serving the CRL, the metrics say so.
+    let crl_before = http(a.edge_port, "GET", "/crl/issuing.crl", None);
+    write_file(&control, "removed\n", 0o644);
+    assert!(!e.once(&a), "an enrolment succeeded without a token");
+    assert!(!e.once(&a), "an enrolment succeeded without a token");
+    assert!(
+        a.log().contains("the token is unavailable"),
+        "the log does not say the token is gone:\n{}",
+        a.log()
+    );
+    await_metric(&prom, "castellan_token_up 0");
+    let crl = http(a.edge_port, "GET", "/crl/issuing.crl", None);
+    assert_eq!(crl.status, 200);
+    assert_eq!(crl.body, crl_before.body);
+    eprintln!("scepclient without a token: {}", e.last);
+
+    // The token is back: service resumes without a restart.
+    write_file(&control, "", 0o644);
+    let back = e.until_success(&a, Duration::from_secs(30));
+    eprintln!(
+        "MEASURE token returned -> first successful enrolment: {} ms",
+        back.as_millis()
+    );
+    assert!(a.log().contains("the token is back"), "{}", a.log());
+    await_metric(&prom, "castellan_token_up 1");
+    let m = metrics(&prom);
+    let losses: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("castellan_token_losses_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(losses >= 3, "{m}");
+    e.all_stored_once(&a);
+    a.stop_edge();
+    a.stop();
+}
