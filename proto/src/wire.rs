@@ -187,6 +187,9 @@ pub enum Refusal {
     OutOfRange,
     /// The signer failed inside (token or store); the detail is in its log.
     Internal,
+    /// The signer cannot answer for now and heals by itself (its token is gone or its store
+    /// is reopening after an I/O error): ask again later (HTTP 503 with Retry-After).
+    Unavailable,
 }
 
 /// Frame errors.

@@ -188,7 +188,12 @@ fn a_full_disk_fails_closed_and_the_store_heals_when_space_returns() {
         }
     }
     assert!(failed, "200 enrolments succeeded on a full disk");
-    eprintln!("scepclient on a full disk: {}", e.last);
+    // The device is asked to come back later, not refused.
+    assert!(
+        e.last.contains("503") && e.last.contains("store"),
+        "scepclient on a full disk: {}",
+        e.last
+    );
     assert!(
         a.log().contains("store write failed"),
         "the log does not say the store failed:\n{}",
@@ -326,7 +331,11 @@ fn the_token_heals_after_lost_sessions_a_device_error_and_removal() {
     let crl = http(a.edge_port, "GET", "/crl/issuing.crl", None);
     assert_eq!(crl.status, 200);
     assert_eq!(crl.body, crl_before.body);
-    eprintln!("scepclient without a token: {}", e.last);
+    assert!(
+        e.last.contains("503") && e.last.contains("token is unavailable"),
+        "scepclient without a token: {}",
+        e.last
+    );
 
     // The token is back: service resumes without a restart.
     write_file(&control, "", 0o644);

@@ -390,7 +390,39 @@ impl Enroll {
         })
     }
 
+    /// Instead of a refusal for the signer's own failure: if its store is down or its token
+    /// gone, conditions that heal by themselves, the device is told to come back later
+    /// (HTTP 503 with Retry-After) rather than given a FAILURE.
+    fn unavailable(&self) -> Option<Reply> {
+        let store = self.store.status();
+        let token = self.keys.store().health();
+        let why = match (store.up, token.up) {
+            (true, true) => return None,
+            (false, _) => {
+                "the CA's store is refusing writes after an I/O error and is being reopened; try again shortly"
+            }
+            (true, false) => "the CA's HSM token is unavailable; try again shortly",
+        };
+        Some(Reply::Refused {
+            reason: Refusal::Unavailable,
+            message: why.into(),
+        })
+    }
+
     fn pki_operation(&self, profile: &str, bytes: &[u8]) -> Reply {
+        match self.pki_reply(profile, bytes) {
+            Reply::Refused {
+                reason: Refusal::Internal,
+                message,
+            } => self.unavailable().unwrap_or(Reply::Refused {
+                reason: Refusal::Internal,
+                message,
+            }),
+            other => other,
+        }
+    }
+
+    fn pki_reply(&self, profile: &str, bytes: &[u8]) -> Reply {
         let (spec, ca, snap) = match self.scep_profile(profile) {
             Ok(x) => x,
             Err(r) => return r,
@@ -427,7 +459,9 @@ impl Enroll {
             sender_nonce: msg.sender_nonce.clone(),
             requester,
         };
-        // 2-6. Every refusal from here on is a signed FAILURE.
+        // 2-6. Every refusal from here on is a signed FAILURE, but for the signer's own
+        // failure while its store or token is down: then the device is asked to come back.
+        let temporary = |e: &ScepError| if e.internal { self.unavailable() } else { None };
         let refused = |e: ScepError| {
             tracing::info!(profile, transaction = %msg.transaction_id, fail_info = ?e.info, reason = %e.text, "SCEP request refused");
             Outcome::Failure {
@@ -437,7 +471,10 @@ impl Enroll {
         };
         let (outcome, issued) = match self.decide(&snap, &spec, &ca, &ra, &msg) {
             Ok(x) => x,
-            Err(e) => (refused(e), None),
+            Err(e) => match temporary(&e) {
+                Some(later) => return later,
+                None => (refused(e), None),
+            },
         };
         let rep = |outcome: &Outcome| {
             certrep::cert_rep::<_, hsm::HsmSignature>(
@@ -466,6 +503,9 @@ impl Enroll {
                     None => Ok(()),
                 });
             if let Err(e) = done {
+                if let Some(later) = temporary(&e) {
+                    return later;
+                }
                 reply = rep(&refused(e));
             }
         }

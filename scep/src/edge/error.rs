@@ -157,10 +157,9 @@ pub fn raw_answer(e: &Error) -> Vec<u8> {
     let status = e.status();
     let mut reason = e.public_reason().into_owned();
     reason.push('\n');
-    let retry = if status == StatusCode::SERVICE_UNAVAILABLE {
-        "Retry-After: 1\r\n"
-    } else {
-        ""
+    let retry = match retry_after(status) {
+        Some(secs) => format!("Retry-After: {secs}\r\n"),
+        None => String::new(),
     };
     format!(
         "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{retry}Connection: close\r\n\r\n{reason}",
@@ -171,6 +170,12 @@ pub fn raw_answer(e: &Error) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Seconds a client is told to wait before it asks again, for a status that says "later"
+/// (503: the edge is busy, the signer unreachable, its token gone or its store reopening).
+pub fn retry_after(status: StatusCode) -> Option<u32> {
+    (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1)
+}
+
 /// A refusal must carry a 4xx or 5xx status; anything else is the signer's bug.
 /// The HTTP status of a signer's refusal: the one place a [`Refusal`] becomes a number.
 fn refused_status(reason: Refusal) -> StatusCode {
@@ -179,6 +184,7 @@ fn refused_status(reason: Refusal) -> StatusCode {
         Refusal::NotFound => StatusCode::NOT_FOUND,
         Refusal::Changed => StatusCode::CONFLICT,
         Refusal::OutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
+        Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -216,6 +222,10 @@ mod tests {
         assert_eq!(
             r(Refusal::Internal).status(),
             StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            r(Refusal::Unavailable).status(),
+            StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(
             Error::Signer(SignerError::Timeout).public_reason(),

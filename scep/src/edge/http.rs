@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -586,6 +586,10 @@ impl Edge {
                 if matches!(e, Error::MethodNotAllowed) {
                     resp.headers_mut()
                         .insert(ALLOW, HeaderValue::from_static("GET, POST"));
+                }
+                if let Some(secs) = super::error::retry_after(status) {
+                    resp.headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from(secs));
                 }
                 resp
             }
