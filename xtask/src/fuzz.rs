@@ -6,7 +6,8 @@
 //! Each target's corpus (`fuzz/corpus/T`, not committed) is seeded first with real messages
 //! made here by the tools that make them in the field: CSRs from `openssl req` (EC and RSA,
 //! with a challengePassword), OCSP requests from `openssl ocsp -reqout` (with and without a
-//! nonce), the JSON admin requests the CLI sends, and console query strings. Then every
+//! nonce), the JSON admin requests the CLI sends, console query strings, and the real
+//! messages committed in `fuzz/seeds/` (micromdm scepclient's PKIMessages). Then every
 //! target runs for N seconds (default 60); the report gives executions, executions per
 //! second, coverage (libFuzzer's `cov`) and crashes (files in `fuzz/artifacts/T`), and the
 //! command fails if any target crashed.
@@ -264,6 +265,15 @@ fn seed(fuzz: &Path) -> Result<()> {
         ("search", "search=CN%3Ddevice-1%2CO%3DFuzz&status=revoked"),
     ] {
         fs::write(query.join(format!("{name}.txt")), q).context("write a seed")?;
+    }
+    // Committed real messages (fuzz/seeds/README.md): micromdm scepclient's PKIMessages.
+    if let Ok(targets) = fs::read_dir(fuzz.join("seeds")) {
+        for target in targets.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
+            let into = corpus(&target.file_name().to_string_lossy())?;
+            for file in fs::read_dir(target.path()).context("list fuzz/seeds")?.flatten() {
+                fs::copy(file.path(), into.join(file.file_name())).context("copy a seed")?;
+            }
+        }
     }
     let _ = fs::remove_dir_all(&work);
     Ok(())
