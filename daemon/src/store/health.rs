@@ -7,7 +7,7 @@
 //! while the open file answers them, and [`Store::heal`] (run by the signer's healer task,
 //! with back-off) closes the file, opens it again (redb's repair pass runs then) and proves
 //! that a write commits, with an audit entry `store-reopened`. A signer that cannot heal
-//! within its limit exits with [`crate::app::EX_TEMPFAIL`], for systemd to restart it.
+//! within its limit exits with 75 (EX_TEMPFAIL), for systemd to restart it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -260,6 +260,7 @@ pub(crate) mod faulty {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::sync::atomic::Ordering;
 

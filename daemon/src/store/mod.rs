@@ -545,10 +545,10 @@ impl Store {
     /// Run a write: an I/O error marks the store failed (every write refused until
     /// [`Store::heal`] has reopened it).
     fn watch<T>(&self, r: Result<T>) -> Result<T> {
-        if let Err(e) = &r {
-            if e.is_io() {
-                self.health.failed(e);
-            }
+        if let Err(e) = &r
+            && e.is_io()
+        {
+            self.health.failed(e);
         }
         r
     }
