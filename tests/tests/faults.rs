@@ -317,8 +317,34 @@ fn the_token_heals_after_lost_sessions_a_device_error_and_removal() {
     );
     write_file(&control, "", 0o644);
 
-    // The token is removed: enrolments fail, the edge keeps serving the CRL, the metrics say so.
+    // The token is removed: enrolments fail, the edge keeps serving the CRL, the signer its
+    // pre-signed OCSP answers, and the metrics say so.
     let crl_before = http(a.edge_port, "GET", "/crl/issuing.crl", None);
+    let (issuing, root) = (
+        a.save_cert("issuing", "issuing.pem"),
+        a.save_cert("root", "root.pem"),
+    );
+    let first = serial(&a, &e.received[0]);
+    let ocsp = |a: &Appliance| {
+        let url = format!("{}/ocsp", a.edge_url());
+        let hex = format!("0x{first}");
+        let args = [
+            "ocsp",
+            "-no_nonce",
+            "-issuer",
+            issuing.to_str().unwrap(),
+            "-serial",
+            &hex,
+            "-url",
+            &url,
+            "-CAfile",
+            root.to_str().unwrap(),
+        ];
+        let o = tests::openssl(a.dir(), &args);
+        format!("{}{}", o.stdout, o.stderr)
+    };
+    let answer = ocsp(&a);
+    assert!(answer.contains(": good"), "{answer}");
     write_file(&control, "removed\n", 0o644);
     assert!(!e.once(&a), "an enrolment succeeded without a token");
     assert!(!e.once(&a), "an enrolment succeeded without a token");
@@ -331,6 +357,11 @@ fn the_token_heals_after_lost_sessions_a_device_error_and_removal() {
     let crl = http(a.edge_port, "GET", "/crl/issuing.crl", None);
     assert_eq!(crl.status, 200);
     assert_eq!(crl.body, crl_before.body);
+    let answer = ocsp(&a);
+    assert!(
+        answer.contains(": good") && answer.contains("Response verify OK"),
+        "no OCSP answer without the token: {answer}"
+    );
     assert!(
         e.last.contains("503") && e.last.contains("token is unavailable"),
         "scepclient without a token: {}",

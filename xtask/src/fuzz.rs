@@ -270,7 +270,10 @@ fn seed(fuzz: &Path) -> Result<()> {
     if let Ok(targets) = fs::read_dir(fuzz.join("seeds")) {
         for target in targets.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
             let into = corpus(&target.file_name().to_string_lossy())?;
-            for file in fs::read_dir(target.path()).context("list fuzz/seeds")?.flatten() {
+            for file in fs::read_dir(target.path())
+                .context("list fuzz/seeds")?
+                .flatten()
+            {
                 fs::copy(file.path(), into.join(file.file_name())).context("copy a seed")?;
             }
         }
