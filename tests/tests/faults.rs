@@ -200,6 +200,9 @@ fn a_full_disk_fails_closed_and_the_store_heals_when_space_returns() {
         a.log()
     );
     await_metric(&prom, "castellan_store_up 0");
+    let (status, _, page) = a.get("alice", "/");
+    assert_eq!(status, 200, "the console stopped answering: {page}");
+    assert!(page.contains("refusing writes since"), "{page}");
     // Writes fail closed with the reason, 503 on the admin port (CLI exit 1), nothing changed.
     let issued = e.received.len();
     let first = serial(&a, &e.received[0]);
@@ -377,6 +380,11 @@ fn the_token_heals_after_lost_sessions_a_device_error_and_removal() {
     );
     assert!(a.log().contains("the token is back"), "{}", a.log());
     await_metric(&prom, "castellan_token_up 1");
+    // (The admin port's TLS key is in the token too: while it was gone no handshake could
+    // complete. Now the console shows what happened.)
+    let (status, _, page) = a.get("alice", "/");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Token: up (sessions lost"), "{page}");
     let m = metrics(&prom);
     let losses: u64 = m
         .lines()

@@ -153,6 +153,12 @@ pub fn index_unrevoked(tx: &mut Tx, rec: &CertRecord) -> Result<()> {
     Ok(())
 }
 
+/// A new store is indexed from its start: its first report writes nothing (it may be asked
+/// for while its disk is full).
+pub(super) fn mark_indexed(tx: &mut Tx) -> Result<()> {
+    tx.put_meta(INDEX_META, &INDEX_VERSION)
+}
+
 /// Build the indexes of a store written before they existed, or the counters a newer
 /// version added (once, in one write transaction; issuances wait for it). A no-op on an
 /// indexed store.

@@ -473,7 +473,9 @@ impl Store {
             )));
         }
         let db = builder().create(path)?;
-        Store::init(db, opener(path.to_owned()))
+        let store = Store::init(db, opener(path.to_owned()))?;
+        store.write(indexes::mark_indexed)?;
+        Ok(store)
     }
 
     /// A new store on a test's storage backend (which it reopens on).

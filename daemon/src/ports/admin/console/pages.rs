@@ -157,8 +157,33 @@ pub fn overview(signer: &Signer, access: &Access) -> Result<String> {
                 a href="/requests" { "Requests awaiting approval" } ": "
                 (stats.iter().map(|s| s.pending).sum::<u64>()) "."
             }
+            (health(&signer.store().status(), &signer.keys().store().health()))
         },
     ))
+}
+
+/// The store's and the token's health: one line each, marked while either is down.
+fn health(store: &crate::store::health::StoreStatus, token: &hsm::TokenHealth) -> Markup {
+    html! {
+        p {
+            "Store: "
+            @if store.up {
+                "up"
+            } @else {
+                span.warn {
+                    "refusing writes since " (time(store.down_since.unwrap_or_default()))
+                    " (" (store.cause.as_deref().unwrap_or("")) "), reopening automatically"
+                }
+            }
+            " (I/O failures " (store.failures) ", reopened " (store.reopens) "). Token: "
+            @if token.up {
+                "up"
+            } @else {
+                span.warn { "unavailable since " (time(token.down_since.unwrap_or_default())) ", retried at every request" }
+            }
+            " (sessions lost " (token.losses) ", recovered " (token.recoveries) ")."
+        }
+    }
 }
 
 /// The OCSP responder of a CA: its certificate's end, or when it will be made.
@@ -678,6 +703,46 @@ mod tests {
     use proto::model::San;
 
     const HOSTILE: &str = "CN=<script>alert(1)</script>\"' onload=x&amp;";
+
+    #[test]
+    fn health_marks_a_down_store_and_a_missing_token() {
+        use crate::store::health::StoreStatus;
+        let up = StoreStatus {
+            up: true,
+            down_since: None,
+            cause: None,
+            failures: 1,
+            reopens: 1,
+        };
+        let token = hsm::TokenHealth {
+            up: true,
+            down_since: None,
+            losses: 2,
+            recoveries: 2,
+        };
+        let fine = health(&up, &token).into_string();
+        assert!(!fine.contains("warn"), "{fine}");
+        assert!(
+            fine.contains("Store: up (I/O failures 1, reopened 1)"),
+            "{fine}"
+        );
+        let down = StoreStatus {
+            up: false,
+            down_since: Some(1_767_225_600),
+            cause: Some(HOSTILE.into()),
+            ..up
+        };
+        let gone = hsm::TokenHealth {
+            up: false,
+            down_since: Some(1_767_225_600),
+            ..token
+        };
+        let bad = health(&down, &gone).into_string();
+        assert!(bad.contains("refusing writes since 2026-01-01"), "{bad}");
+        assert!(bad.contains("unavailable since 2026-01-01"), "{bad}");
+        assert_eq!(bad.matches("class=\"warn\"").count(), 2, "{bad}");
+        assert_escaped(&bad);
+    }
 
     /// No hostile markup survives: the tag, the quote that would end an attribute.
     fn assert_escaped(page: &str) {
