@@ -214,15 +214,38 @@ impl Hsm {
         }
     }
 
-    /// Run `f` on a session of this worker's own. On a recoverable error the
-    /// session is discarded, the token reopened, and `f` runs once more.
+    /// Run `f` on a session of this worker's own. On a recoverable error the session is
+    /// discarded, the token found again and logged in, and `f` runs once more, with the
+    /// same input: only for operations that may safely run twice (a signature over the
+    /// same bytes, a decryption, a lookup). See [`Hsm::once`] for the others.
     pub fn with_session<T>(
         &self,
         op: &'static str,
+        f: impl FnMut(&Hsm, &Session) -> Result<T, cryptoki::error::Error>,
+    ) -> Result<T> {
+        self.session_op(op, true, f)
+    }
+
+    /// Run `f` once: after a recoverable error the token is reopened for the next
+    /// operation, but `f` is not run again, for it may have taken effect (a key pair
+    /// generated before the answer was lost).
+    fn once<T>(
+        &self,
+        op: &'static str,
+        f: impl FnMut(&Hsm, &Session) -> Result<T, cryptoki::error::Error>,
+    ) -> Result<T> {
+        self.session_op(op, false, f)
+    }
+
+    fn session_op<T>(
+        &self,
+        op: &'static str,
+        retry: bool,
         mut f: impl FnMut(&Hsm, &Session) -> Result<T, cryptoki::error::Error>,
     ) -> Result<T> {
         let mut retried = false;
         loop {
+            // No session yet: nothing ran, so trying again is always safe.
             let session = match self.take() {
                 Ok(s) => s,
                 Err(Error::Pkcs11 { source, .. }) if !retried && recoverable(&source) => {
@@ -237,9 +260,18 @@ impl Hsm {
                     self.put_back(session);
                     return Ok(v);
                 }
-                Err(e) if !retried && recoverable(&e) => {
+                // A broken session never goes back to the pool.
+                Err(e) if recoverable(&e) => {
                     drop(session);
+                    if retried {
+                        return Err(Error::Pkcs11 { op, source: e });
+                    }
                     retried = true;
+                    if !retry {
+                        // For the next operation; this one's error stands.
+                        let _ = self.recover(&e);
+                        return Err(Error::Pkcs11 { op, source: e });
+                    }
                     self.recover(&e)?;
                 }
                 Err(source) => {
@@ -344,7 +376,7 @@ impl Hsm {
             t.push(Attribute::EcParams(params));
             (Mechanism::EccKeyPairGen, t)
         };
-        let (_pub, _priv) = self.with_session("C_GenerateKeyPair", |_, s| {
+        let (_pub, _priv) = self.once("C_GenerateKeyPair", |_, s| {
             s.generate_key_pair(&mechanism, &public, &private)
         })?;
         tracing::info!(key = %id, %spec, label, "generated key pair in the token");

@@ -10,14 +10,18 @@
 //!     token is closed first (a token that comes back has none);
 //!   - `close-sessions`: every session of the real token is closed once (its handles become
 //!     invalid: the real module then answers `CKR_SESSION_HANDLE_INVALID` itself);
-//!   - `fail 0xRV N`: the next N calls on a session answer the return value RV (for
-//!     example `0x30`, CKR_DEVICE_ERROR).
+//!   - `fail 0xRV N [C_Name]`: the next N calls on a session (or only of the function
+//!     C_Name) answer the return value RV (for example `0x30`, CKR_DEVICE_ERROR) without
+//!     reaching the token;
+//!   - `lose 0xRV N [C_Name]`: the same, but each call reaches the token first and takes
+//!     effect there: the answer is lost on the way back (a key pair generated, a signature
+//!     made, and the caller told it failed).
 //!
 //! Everything else is the real module's own answer.
 
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use cryptoki_sys::*;
@@ -70,9 +74,12 @@ static CONTROL: Mutex<Control> = Mutex::new(Control {
     seen: String::new(),
     fault: Fault::None,
 });
-/// Calls left that answer `FAIL_RV`.
+/// Calls left that answer `FAIL_RV`, whether they reach the token first, and which
+/// function they are (empty: any call on a session).
 static FAIL_LEFT: AtomicU64 = AtomicU64::new(0);
 static FAIL_RV: AtomicU64 = AtomicU64::new(0);
+static FAIL_AFTER: AtomicBool = AtomicBool::new(false);
+static FAIL_FN: Mutex<String> = Mutex::new(String::new());
 
 fn close_all_real_sessions() {
     let Some(r) = real() else { return };
@@ -106,13 +113,17 @@ fn fault() -> Fault {
         if line == "close-sessions" || (was == Fault::Removed && c.fault == Fault::None) {
             close_all_real_sessions();
         }
-        if let Some(rest) = line.strip_prefix("fail ") {
-            let mut parts = rest.split_whitespace();
-            let rv = parts
+        let mut words = line.split_whitespace();
+        let mode = words.next().unwrap_or("");
+        if mode == "fail" || mode == "lose" {
+            let rv = words
                 .next()
                 .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok());
-            let n = parts.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+            let n = words.next().and_then(|n| n.parse().ok()).unwrap_or(1);
             if let Some(rv) = rv {
+                *FAIL_FN.lock().unwrap_or_else(|p| p.into_inner()) =
+                    words.next().unwrap_or("").to_owned();
+                FAIL_AFTER.store(mode == "lose", Ordering::SeqCst);
                 FAIL_RV.store(rv, Ordering::SeqCst);
                 FAIL_LEFT.store(n, Ordering::SeqCst);
             }
@@ -122,28 +133,53 @@ fn fault() -> Fault {
     c.fault
 }
 
-/// The answer a call on a session gets instead of the real one, if any.
-fn session_fault() -> Option<CK_RV> {
+/// What happens to a call on a session instead of the real answer.
+enum Injected {
+    /// Answer this without reaching the token.
+    Instead(CK_RV),
+    /// Reach the token, then answer this.
+    After(CK_RV),
+}
+
+fn session_fault(name: &str) -> Option<Injected> {
     if fault() == Fault::Removed {
-        return Some(CKR_DEVICE_REMOVED);
+        return Some(Injected::Instead(CKR_DEVICE_REMOVED));
+    }
+    {
+        let only = FAIL_FN.lock().unwrap_or_else(|p| p.into_inner());
+        if !only.is_empty() && *only != name {
+            return None;
+        }
     }
     FAIL_LEFT
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .ok()
-        .map(|_| FAIL_RV.load(Ordering::SeqCst) as CK_RV)
+        .map(|_| {
+            let rv = FAIL_RV.load(Ordering::SeqCst) as CK_RV;
+            if FAIL_AFTER.load(Ordering::SeqCst) {
+                Injected::After(rv)
+            } else {
+                Injected::Instead(rv)
+            }
+        })
 }
 
 /// A wrapper for a call on a session: the fault's answer, or the real module's.
 macro_rules! on_session {
     ($name:ident ( $($arg:ident : $ty:ty),* )) => {
         unsafe extern "C" fn $name($($arg: $ty),*) -> CK_RV {
-            if let Some(rv) = session_fault() {
+            let injected = session_fault(stringify!($name));
+            if let Some(Injected::Instead(rv)) = injected {
                 return rv;
             }
-            match real().and_then(|r| r.$name) {
+            let rv = match real().and_then(|r| r.$name) {
                 // SAFETY: the caller's arguments, passed on unchanged.
                 Some(f) => unsafe { f($($arg),*) },
                 None => CKR_FUNCTION_NOT_SUPPORTED,
+            };
+            match injected {
+                Some(Injected::After(lost)) => lost,
+                _ => rv,
             }
         }
     };

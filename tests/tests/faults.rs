@@ -397,3 +397,53 @@ fn the_token_heals_after_lost_sessions_a_device_error_and_removal() {
     a.stop_edge();
     a.stop();
 }
+
+/// Private keys in the token.
+fn private_keys(a: &Appliance) -> usize {
+    let out = a.pkcs11_tool(&["--list-objects", "--type", "privkey"]);
+    out.stdout.matches("Private Key Object").count()
+}
+
+#[test]
+fn a_key_pair_whose_answer_was_lost_is_not_generated_twice() {
+    let mut a = appliance();
+    let control = a.path("p11fault");
+    start_on_fault_module(&mut a, &control);
+    let before = private_keys(&a);
+    // The token generates the root's key pair, and the answer is lost on the way back.
+    write_file(&control, "lose 0x30 1 C_GenerateKeyPair\n", 0o644);
+    let args = [
+        "ca",
+        "create-root",
+        "root",
+        "--subject",
+        "CN=Lost Root",
+        "--key",
+        "ec-p256",
+        "--validity",
+        "10y",
+        "--eku",
+        "client-auth",
+        "--json",
+    ];
+    let lost = a.cli("alice", &args);
+    let said = format!("{}{}", lost.stdout, lost.stderr);
+    assert!(
+        !said.contains("\"executed\"") && said.contains("C_GenerateKeyPair"),
+        "a root was created on a lost answer, or the failure was not reported: {said}"
+    );
+    assert!(a.log().contains("C_GenerateKeyPair"), "{}", a.log());
+    // Made once in the token (a retry would have made a second pair), used by no CA.
+    assert_eq!(private_keys(&a), before + 1, "the generation was retried");
+    assert!(
+        a.ca_list().as_array().unwrap().is_empty(),
+        "{}",
+        a.ca_list()
+    );
+    // The token is fine again: the same request now succeeds.
+    write_file(&control, "", 0o644);
+    a.propose("alice", &args[..args.len() - 1]);
+    assert_eq!(a.ca_list().as_array().unwrap().len(), 1);
+    assert_eq!(private_keys(&a), before + 2);
+    a.stop();
+}
