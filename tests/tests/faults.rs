@@ -175,8 +175,6 @@ fn a_full_disk_fails_closed_and_the_store_heals_when_space_returns() {
     let mut e = Enrolments::new(&a);
     e.until_success(&a, Duration::from_secs(30));
     await_metric(&prom, "castellan_store_up 1");
-    let crl_before = http(a.edge_port, "GET", "/crl/issuing.crl", None);
-    assert_eq!(crl_before.status, 200);
 
     // The disk fills up: enrolments go on until the store needs space it cannot get.
     let filler = disk.fill();
@@ -200,6 +198,9 @@ fn a_full_disk_fails_closed_and_the_store_heals_when_space_returns() {
         a.log()
     );
     await_metric(&prom, "castellan_store_up 0");
+    // Nothing is published while the store is down: the edge serves the CRL it has.
+    let crl_before = http(a.edge_port, "GET", "/crl/issuing.crl", None);
+    assert_eq!(crl_before.status, 200);
     let (status, _, page) = a.get("alice", "/");
     assert_eq!(status, 200, "the console stopped answering: {page}");
     assert!(page.contains("refusing writes since"), "{page}");
@@ -322,7 +323,6 @@ fn the_token_heals_after_lost_sessions_a_device_error_and_removal() {
 
     // The token is removed: enrolments fail, the edge keeps serving the CRL, the signer its
     // pre-signed OCSP answers, and the metrics say so.
-    let crl_before = http(a.edge_port, "GET", "/crl/issuing.crl", None);
     let (issuing, root) = (
         a.save_cert("issuing", "issuing.pem"),
         a.save_cert("root", "root.pem"),
@@ -350,6 +350,8 @@ fn the_token_heals_after_lost_sessions_a_device_error_and_removal() {
     assert!(answer.contains(": good"), "{answer}");
     write_file(&control, "removed\n", 0o644);
     assert!(!e.once(&a), "an enrolment succeeded without a token");
+    let crl_before = http(a.edge_port, "GET", "/crl/issuing.crl", None);
+    assert_eq!(crl_before.status, 200);
     assert!(!e.once(&a), "an enrolment succeeded without a token");
     assert!(
         a.log().contains("the token is unavailable"),

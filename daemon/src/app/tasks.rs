@@ -11,8 +11,13 @@ pub async fn crl_publisher(publisher: Arc<Signer>) {
     loop {
         let s = publisher.clone();
         let next_check = tokio::task::spawn_blocking(move || {
-            let dirty = s.revocation().dirty().take();
-            match s.revocation().crls_due(&dirty) {
+            // While the store refuses writes no CRL can be recorded: publication waits for
+            // the reopen (the health watch wakes this task then); the metrics are written.
+            let due = match s.store().down_for() {
+                Some(_) => Ok(Vec::new()),
+                None => s.revocation().crls_due(&s.revocation().dirty().take()),
+            };
+            match due {
                 Ok(due) => {
                     for ca in due {
                         if let Err(e) = s.revocation().publish_crl(&ca) {
@@ -64,6 +69,11 @@ pub async fn audit_checkpointer(signer: Arc<Signer>, timing: crate::audit::Audit
     let mut last = std::time::Instant::now();
     let mut first = true;
     loop {
+        if signer.store().down_for().is_some() {
+            // Nothing can be signed into the store now; the healer reopens it.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
         let s = signer.clone();
         let due = first || last.elapsed().as_secs() >= timing.checkpoint_secs;
         let run = tokio::task::spawn_blocking(move || {
