@@ -791,6 +791,44 @@ impl Appliance {
         }
     }
 
+    /// The serials (lower-case hex) of every certificate `ca` issued, as `cert list` gives
+    /// them; panics if one is listed twice.
+    pub fn serials(&self, ca: &str) -> Vec<String> {
+        let listed = self.cli_json(
+            "alice",
+            &["cert", "list", "--ca", ca, "--limit", "1000", "--json"],
+        );
+        let serials: Vec<String> = listed["certs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["serial"].as_str().unwrap().to_owned())
+            .collect();
+        let unique: std::collections::BTreeSet<&String> = serials.iter().collect();
+        assert_eq!(
+            unique.len(),
+            serials.len(),
+            "a serial is in the store twice"
+        );
+        serials
+    }
+
+    /// Every certificate received (`DIR/cert.pem`, scepclient's output) is active in the
+    /// store of `ca`, and no two carry the same serial. Returns the store's serials.
+    pub fn assert_received_stored_once(&self, ca: &str, received: &[PathBuf]) -> Vec<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for dir in received {
+            let serial = cert_serial(self.dir(), &dir.join("cert.pem"));
+            let shown = self.cli_json("alice", &["cert", "show", &serial, "--ca", ca, "--json"]);
+            assert_eq!(shown["status"], "active", "{shown}");
+            assert!(
+                seen.insert(serial.clone()),
+                "two clients got serial {serial}"
+            );
+        }
+        self.serials(ca)
+    }
+
     /// Wait up to `timeout` for the signer to exit by itself; its exit code (None: it
     /// still runs, or a signal ended it).
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
@@ -1286,6 +1324,17 @@ pub fn scepclient(dir: &Path, url: &str, challenge: Option<&str>, cn: &str) -> O
     let mut out = run(&mut c);
     out.what = format!("scepclient {url} -cn {cn} in {}", dir.display());
     out
+}
+
+/// A PEM certificate's serial, lower-case hex, as openssl prints it.
+pub fn cert_serial(dir: &Path, cert: &Path) -> String {
+    openssl_ok(
+        dir,
+        &["x509", "-noout", "-serial", "-in", cert.to_str().unwrap()],
+    )
+    .trim()
+    .trim_start_matches("serial=")
+    .to_ascii_lowercase()
 }
 
 /// Certificate text as `openssl x509 -noout -text` prints it.

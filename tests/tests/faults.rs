@@ -4,11 +4,12 @@
 //! SoftHSM2 and injects the faults). Real signer, edge and scepclient throughout.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tests::{Appliance, InitOptions, SmallDisk, bin_dir, http, openssl_ok, scepclient, write_file};
+use tests::{
+    Appliance, InitOptions, SmallDisk, bin_dir, cert_serial, http, scepclient, write_file,
+};
 
 const SECRET: &str = "faults-secret-1";
 
@@ -49,19 +50,7 @@ fn await_metric(path: &Path, line: &str) {
 
 /// The serial of the certificate scepclient saved in `dir`.
 fn serial(a: &Appliance, dir: &Path) -> String {
-    openssl_ok(
-        a.dir(),
-        &[
-            "x509",
-            "-noout",
-            "-serial",
-            "-in",
-            dir.join("cert.pem").to_str().unwrap(),
-        ],
-    )
-    .trim()
-    .trim_start_matches("serial=")
-    .to_ascii_lowercase()
+    cert_serial(a.dir(), &dir.join("cert.pem"))
 }
 
 struct Enrolments {
@@ -117,38 +106,24 @@ impl Enrolments {
 
     /// Every certificate received is in the store, once; the store holds no other.
     fn all_stored_once(&self, a: &Appliance) {
-        let mut seen = BTreeSet::new();
-        for d in &self.received {
-            let serial = serial(a, d);
-            let shown = a.cli_json(
-                "alice",
-                &["cert", "show", &serial, "--ca", "issuing", "--json"],
-            );
-            assert_eq!(shown["status"], "active", "{shown}");
-            assert!(
-                seen.insert(serial.clone()),
-                "serial {serial} was received twice"
-            );
-        }
-        let listed = a.cli_json(
-            "alice",
-            &[
-                "cert", "list", "--ca", "issuing", "--limit", "1000", "--json",
-            ],
-        );
-        let stored: Vec<String> = listed["certs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["serial"].as_str().unwrap().to_owned())
-            .collect();
-        let unique: BTreeSet<&String> = stored.iter().collect();
-        assert_eq!(unique.len(), stored.len(), "a serial is in the store twice");
+        let stored = a.assert_received_stored_once("issuing", &self.received);
         assert_eq!(
             stored.len(),
             self.received.len(),
             "the store holds a certificate no client received (a refused write was kept)"
         );
+    }
+
+    /// Fill the disk, then enrol until an enrolment is refused (the store needed space it
+    /// could not get); the filler file.
+    fn fill_until_refused(&mut self, a: &Appliance, disk: &SmallDisk) -> PathBuf {
+        let filler = disk.fill();
+        for _ in 0..200 {
+            if !self.once(a) {
+                return filler;
+            }
+        }
+        panic!("200 enrolments succeeded on a full disk");
     }
 }
 
@@ -177,15 +152,7 @@ fn a_full_disk_fails_closed_and_the_store_heals_when_space_returns() {
     await_metric(&prom, "castellan_store_up 1");
 
     // The disk fills up: enrolments go on until the store needs space it cannot get.
-    let filler = disk.fill();
-    let mut failed = false;
-    for _ in 0..200 {
-        if !e.once(&a) {
-            failed = true;
-            break;
-        }
-    }
-    assert!(failed, "200 enrolments succeeded on a full disk");
+    let filler = e.fill_until_refused(&a, &disk);
     // The device is asked to come back later, not refused.
     assert!(
         e.last.contains("503") && e.last.contains("store"),
@@ -247,15 +214,7 @@ fn a_full_disk_fails_closed_and_the_store_heals_when_space_returns() {
     e.all_stored_once(&a);
 
     // Full again, for longer than give-up-secs: the signer exits 75 for systemd to restart it.
-    let filler = disk.fill();
-    let mut failed = false;
-    for _ in 0..200 {
-        if !e.once(&a) {
-            failed = true;
-            break;
-        }
-    }
-    assert!(failed, "200 enrolments succeeded on a full disk");
+    let filler = e.fill_until_refused(&a, &disk);
     let code = a.wait_exit(Duration::from_secs(60));
     assert_eq!(code, Some(75), "signer log:\n{}", a.log());
     assert!(a.log().contains("could not be reopened"), "{}", a.log());
