@@ -46,6 +46,8 @@ pub const EDGE_READY_MARKER: &str = "castellan-edge ready";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// `castellan-signer` exit code for an unusable configuration (sysexits EX_CONFIG).
 pub const EX_CONFIG: i32 = 78;
+/// castellan-signer's exit code for what a restart may heal (sysexits.h EX_TEMPFAIL).
+pub const EX_TEMPFAIL: i32 = 75;
 
 /// `target/debug` of this workspace (or `$CARGO_TARGET_DIR/debug`).
 pub fn bin_dir() -> PathBuf {

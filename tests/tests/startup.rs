@@ -1,12 +1,12 @@
 //! Start-up: the signer finds everything again after a restart, and refuses to start
-//! (exit 78, EX_CONFIG) on an exposed PIN file, a bad config, or a CA key that is missing or
+//! (exit 78, EX_CONFIG; 75, EX_TEMPFAIL, for a token no slot holds) on an exposed PIN file, a bad config, or a CA key that is missing or
 //! not provably generated in the token.
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use tests::{Appliance, EX_CONFIG, verify};
+use tests::{Appliance, EX_CONFIG, EX_TEMPFAIL, verify};
 
 fn chmod(path: &std::path::Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
@@ -134,10 +134,19 @@ fn exposed_pin_file_and_bad_config_refuse_to_start() {
         .expect_refused(EX_CONFIG, &["must not be writable"]);
     chmod(&config, 0o600);
 
-    // A token label that does not exist.
-    fs::write(&config, good.replace(&a.token_label, "no-such-token")).unwrap();
-    a.run_expect_exit()
-        .expect_refused(EX_CONFIG, &["no-such-token"]);
+    // A token label that no slot holds: a token may be missing only for now (an HSM still
+    // starting after a power cut), so the exit is 75 and systemd tries again.
+    let label = format!("token-label = \"{}\"", a.token_label);
+    assert!(good.contains(&label), "{good}");
+    fs::write(
+        &config,
+        good.replace(&label, "token-label = \"no-such-token\""),
+    )
+    .unwrap();
+    a.run_expect_exit().expect_refused(
+        EX_TEMPFAIL,
+        &["no PKCS#11 token labelled \"no-such-token\""],
+    );
     fs::write(&config, &good).unwrap();
 
     assert!(a.check_config().expect_ok().contains("configuration ok"));

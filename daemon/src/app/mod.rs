@@ -14,12 +14,13 @@ pub const EX_CONFIG: i32 = 78;
 /// signer (`Restart=on-failure`), and it starts once the cause is gone.
 pub const EX_TEMPFAIL: i32 = 75;
 
-/// The exit code of `castellan-signer` for an error: 75 for an I/O failure of the store
-/// (a full disk; restarting may fix it), 78 when it cannot start with this configuration,
-/// token or store; 1 otherwise. The one mapping of errors to exit codes.
+/// The exit code of `castellan-signer` for an error: 75 for what a restart may heal (an I/O
+/// failure of the store, a token not present or not answering: an HSM still starting after a
+/// power cut), 78 when it cannot start with this configuration, PIN, token or store; 1
+/// otherwise. The one mapping of errors to exit codes.
 pub fn exit_code(e: &Error) -> i32 {
     match e {
-        e if e.is_io() => EX_TEMPFAIL,
+        e if e.is_temporary() => EX_TEMPFAIL,
         Error::Config(_) | Error::Hsm(_) | Error::Store(_) => EX_CONFIG,
         _ => 1,
     }
