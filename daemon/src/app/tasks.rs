@@ -5,12 +5,17 @@ use std::sync::Arc;
 use crate::engine::Signer;
 
 /// The CRL publisher: publishes at start, on every revocation (coalesced), and on
-/// schedule, and runs the CRL watchdog. Runs until the runtime stops.
+/// schedule, and runs the CRL watchdog. A publication that fails (its file cannot be
+/// written: a full disk) is retried after 0.5 s, doubling to 30 s, not at every wake: each
+/// try costs a signature in the token. Runs until the runtime stops.
 pub async fn crl_publisher(publisher: Arc<Signer>) {
     let coalesce = std::time::Duration::from_millis(publisher.revocation().timing().coalesce_ms);
+    const FIRST_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+    let mut retry = FIRST_RETRY;
     loop {
         let s = publisher.clone();
-        let next_check = tokio::task::spawn_blocking(move || {
+        let round = tokio::task::spawn_blocking(move || {
+            let mut failed = false;
             // While the store refuses writes no CRL can be recorded: publication waits for
             // the reopen (the health watch wakes this task then); the metrics are written.
             let due = match s.store().down_for() {
@@ -23,22 +28,29 @@ pub async fn crl_publisher(publisher: Arc<Signer>) {
                         if let Err(e) = s.revocation().publish_crl(&ca) {
                             tracing::error!(ca = %ca, error = %e, "CRL publication failed; retrying");
                             s.revocation().dirty().mark(&ca);
+                            failed = true;
                         }
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "cannot list CRLs due"),
             }
-            match s.revocation().crl_watchdog() {
+            let next_check = match s.revocation().crl_watchdog() {
                 Ok(w) => w.next_check,
                 Err(e) => {
                     tracing::error!(error = %e, "CRL watchdog failed");
                     None
                 }
-            }
+            };
+            (next_check, failed)
         })
-        .await
-        .ok()
-        .flatten();
+        .await;
+        let (next_check, failed) = round.unwrap_or((None, false));
+        if failed {
+            tokio::time::sleep(retry).await;
+            retry = (retry * 2).min(std::time::Duration::from_secs(30));
+        } else {
+            retry = FIRST_RETRY;
+        }
         // Wake on a revocation, when the next CRL crosses a threshold, or at the
         // latest after 30 s (the clock may jump).
         tokio::select! {
