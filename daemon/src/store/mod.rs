@@ -558,15 +558,7 @@ impl Store {
     /// Apply several batches in one write transaction (one fsync for all of them).
     /// Each batch succeeds or is refused on its own; the outer error is a store failure.
     pub fn commit_batches(&self, batches: &[Batch]) -> Result<Vec<Result<()>>> {
-        self.watch(self.health.writable().and_then(|()| {
-            let db = self.db()?;
-            let mut tx = Tx {
-                tx: db.begin_write()?,
-            };
-            let results = batches.iter().map(|b| tx.apply(b)).collect();
-            tx.tx.commit()?;
-            Ok(results)
-        }))
+        self.write(|tx| Ok(batches.iter().map(|b| tx.apply(b)).collect()))
     }
 
     /// Read one JSON row.
